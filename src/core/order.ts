@@ -1,0 +1,68 @@
+import canonicalizeModule from 'canonicalize'
+
+// The package is CommonJS whose export *is* the function; its typings describe an ES default export instead.
+const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined
+import { compareClocks } from './clock.js'
+import type { Entry, Json, MultiWriterEntry } from './types.js'
+
+/**
+ * Compares two JSON values by their RFC 8785 canonical form: the last tiebreak of the malla order,
+ * reached only when two copies share clock, author and TTL. The plain serialisation is tried first
+ * because equal copies almost always serialise identically.
+ */
+export function compareData(a: Json, b: Json): number {
+  if (a === b) return 0
+  const plainA = JSON.stringify(a)
+  const plainB = JSON.stringify(b)
+  if (plainA === plainB) return 0
+  return compareStrings(canonicalize(a) ?? 'null', canonicalize(b) ?? 'null')
+}
+
+/** Code-unit order, the same order RFC 8785 uses for keys and JavaScript uses for `<`. */
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+/** True when two values are the same JSON (key order ignored). */
+export function sameData(a: Json, b: Json): boolean {
+  return compareData(a, b) === 0
+}
+
+/**
+ * The malla total order between two copies of one key, both carrying a `clock`:
+ * clock, then author, then bleachTTL (a fresher copy of the same write), then canonical data.
+ * Any two distinct entries compare unequal, so "keep the greater" is commutative, associative and idempotent.
+ */
+export function compareMallaEntries(a: Entry, b: Entry): number {
+  return (
+    compareClocks(a.clock as string, b.clock as string) ||
+    compareStrings(a.author, b.author) ||
+    a.bleachTTL - b.bleachTTL ||
+    compareData(a.data, b.data)
+  )
+}
+
+/**
+ * Whether a remote copy replaces the local one. Between two malla entries, the total order decides;
+ * if either lacks a clock, LibreMesh's rule applies: the remote wins only with a strictly higher bleachTTL.
+ */
+export function remoteWins(remote: Entry, local: Entry | undefined): boolean {
+  if (local === undefined) return true
+  if (remote.clock !== undefined && local.clock !== undefined) return compareMallaEntries(remote, local) > 0
+  return local.bleachTTL < remote.bleachTTL
+}
+
+/**
+ * LibreMesh's multi-writer rule: more `changes` wins, then the higher `fortune`. Where the Lua code
+ * keeps its local copy on a full tie (so two routers can disagree forever), malla breaks the tie by
+ * author and canonical data, which every malla node computes alike; a Lua router is unaffected.
+ */
+export function remoteWinsMultiWriter(remote: MultiWriterEntry, local: MultiWriterEntry | undefined): boolean {
+  if (local === undefined) return true
+  return (
+    (remote.changes - local.changes ||
+      remote.fortune - local.fortune ||
+      compareStrings(remote.author, local.author) ||
+      compareData(remote.data, local.data)) > 0
+  )
+}

@@ -1,0 +1,124 @@
+import * as v from 'valibot'
+import { CLOCK_PATTERN } from './clock.js'
+import { badInput } from './errors.js'
+import type { Entry, Json, MultiWriterEntry, MultiWriterTable, Table, TypeName } from './types.js'
+
+/**
+ * The one place where bytes from outside (HTTP bodies, files, CLI stdin) become typed tables.
+ * Everything past this module trusts its input. It accepts what real LibreMesh routers send:
+ * `[]` for an empty table (json-c), removed entries without a `data` field, extra entry fields.
+ */
+
+export const TYPE_NAME_PATTERN = /^[A-Za-z0-9_-]+$/
+export const MAX_TYPE_NAME_LENGTH = 200
+export const MAX_KEY_LENGTH = 4096
+const INT32 = { min: -(2 ** 31), max: 2 ** 31 - 1 }
+
+export function parseTypeName(name: unknown): TypeName {
+  if (typeof name !== 'string' || !TYPE_NAME_PATTERN.test(name) || name.length > MAX_TYPE_NAME_LENGTH) {
+    throw badInput(`bad type name ${JSON.stringify(name)}: expected 1-${MAX_TYPE_NAME_LENGTH} characters of [A-Za-z0-9_-]`)
+  }
+  return name as TypeName
+}
+
+export function isTypeName(name: unknown): name is TypeName {
+  return typeof name === 'string' && TYPE_NAME_PATTERN.test(name) && name.length <= MAX_TYPE_NAME_LENGTH
+}
+
+const int32 = v.pipe(v.number(), v.integer(), v.minValue(INT32.min), v.maxValue(INT32.max))
+
+const EntrySchema = v.looseObject({
+  data: v.optional(v.unknown()),
+  author: v.string(),
+  bleachTTL: int32,
+  clock: v.optional(v.pipe(v.string(), v.regex(CLOCK_PATTERN, 'clock must be a decimal integer string'))),
+})
+
+const MultiWriterEntrySchema = v.looseObject({
+  data: v.optional(v.unknown()),
+  author: v.string(),
+  changes: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  fortune: v.pipe(v.number(), v.finite()),
+})
+
+function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string {
+  return issues.map((i) => `${v.getDotPath(i) ? `${v.getDotPath(i)}: ` : ''}${i.message}`).join('; ')
+}
+
+/** Parses JSON text, turning a syntax error into a BAD_INPUT error that says where. */
+export function parseJsonText(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch (e) {
+    throw badInput(`${what} is not valid JSON: ${(e as Error).message}`, { cause: e })
+  }
+}
+
+function objectKeys(value: unknown, what: string): Record<string, unknown> {
+  // json-c writes an empty object as an empty array.
+  if (Array.isArray(value) && value.length === 0) return {}
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw badInput(`${what} must be a JSON object of key → entry`)
+  }
+  return value as Record<string, unknown>
+}
+
+function parseEntries<E>(
+  value: unknown,
+  what: string,
+  schema: v.GenericSchema<unknown, Record<string, unknown>>,
+): Map<string, E> {
+  const source = objectKeys(value, what)
+  const table = new Map<string, E>()
+  for (const key of Object.keys(source)) {
+    if (key.length > MAX_KEY_LENGTH) throw badInput(`${what}: a key is longer than ${MAX_KEY_LENGTH} characters`)
+    const result = v.safeParse(schema, source[key])
+    if (!result.success) throw badInput(`${what}: entry ${JSON.stringify(key)}: ${describeIssues(result.issues)}`)
+    const entry = result.output
+    // LibreMesh drops nil values, so a removed entry arrives without `data`.
+    table.set(key, (entry.data === undefined ? { ...entry, data: null } : entry) as E)
+  }
+  return table
+}
+
+/** A LibreMesh table (`{key: {data, author, bleachTTL, ...}}` or `[]`), validated. */
+export function parseTable(value: unknown, what = 'table'): Table {
+  return parseEntries<Entry>(value, what, EntrySchema)
+}
+
+export function parseMultiWriterTable(value: unknown, what = 'table'): MultiWriterTable {
+  return parseEntries<MultiWriterEntry>(value, what, MultiWriterEntrySchema)
+}
+
+/** `{key: data}` as `insert` takes it on stdin. */
+export function parseInsertValues(value: unknown, what = 'insert input'): Array<[string, Json]> {
+  if (Array.isArray(value) && value.length === 0) return []
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw badInput(`${what} must be a JSON object of key → data`)
+  }
+  return Object.keys(value).map((key) => {
+    if (key.length > MAX_KEY_LENGTH) throw badInput(`${what}: a key is longer than ${MAX_KEY_LENGTH} characters`)
+    return [key, (value as Record<string, Json>)[key] as Json]
+  })
+}
+
+/** `["key", ...]` as `remove` takes it on stdin. */
+export function parseKeyList(value: unknown, what = 'remove input'): string[] {
+  const result = v.safeParse(v.array(v.pipe(v.string(), v.maxLength(MAX_KEY_LENGTH))), value)
+  if (!result.success) throw badInput(`${what} must be a JSON array of key strings`)
+  return result.output
+}
+
+/** A bleachTTL given by a person (CLI flag, query string): a positive integer. */
+export function parseTtl(value: unknown): number {
+  const n = typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : value
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > INT32.max) {
+    throw badInput(`bad TTL ${JSON.stringify(value)}: expected a positive integer`)
+  }
+  return n
+}
+
+/** Serialises a table the way the wire and the data files carry it: one JSON object. */
+export function serializeTable(table: ReadonlyMap<string, object>): string {
+  return JSON.stringify(Object.fromEntries(table))
+}

@@ -1,0 +1,140 @@
+import type { WriteClock } from './clock.js'
+import { remoteWins, remoteWinsMultiWriter, sameData } from './order.js'
+import type { Entry, Json, MultiWriterEntry, MultiWriterTable, Table } from './types.js'
+
+/**
+ * The pure CRDT operations on one table, in the style of LibreMesh's `_merge`/`_bleach`/`_insert`:
+ * they change the table in memory and report what changed; loading, saving, locking and hooks live elsewhere.
+ */
+export interface Changes {
+  /** Keys whose entry appeared, disappeared, or changed data or author: what hooks and sync react to. */
+  readonly keys: string[]
+  /** True when anything at all changed, a TTL included: the table must be saved. */
+  readonly touched: boolean
+}
+
+export const DEFAULT_TTL = 30
+
+interface EntryLike {
+  readonly data: Json
+  readonly author: string
+}
+
+/** A change that matters to hooks: LibreMesh's "substantial" change (a TTL alone does not count). */
+export function isSubstantial(before: EntryLike | undefined, after: EntryLike | undefined): boolean {
+  if (before === undefined || after === undefined) return before !== after
+  return before.author !== after.author || !sameData(before.data, after.data)
+}
+
+export interface WriteContext {
+  readonly author: string
+  readonly clock: WriteClock
+}
+
+/** Writes each key as a fresh entry by this node: LibreMesh's insert, plus malla's clock. */
+export function insertEntries(
+  table: Table,
+  values: Iterable<readonly [string, Json]>,
+  ttl: number,
+  ctx: WriteContext,
+): Changes {
+  const keys: string[] = []
+  let touched = false
+  for (const [key, data] of values) {
+    const before = table.get(key)
+    const entry: Entry = { data, author: ctx.author, bleachTTL: ttl, clock: ctx.clock.tick() }
+    table.set(key, entry)
+    touched = true
+    if (isSubstantial(before, entry)) keys.push(key)
+  }
+  return { keys, touched }
+}
+
+/**
+ * LibreMesh's remove: a key that holds data is overwritten with `data: null` and a fresh TTL, so the
+ * removal spreads like any write and fades later through bleach. Absent or already removed keys are left alone.
+ */
+export function removeKeys(table: Table, keys: Iterable<string>, ttl: number, ctx: WriteContext): Changes {
+  const present: Array<readonly [string, Json]> = []
+  for (const key of keys) {
+    const entry = table.get(key)
+    if (entry !== undefined && entry.data !== null) present.push([key, null])
+  }
+  return insertEntries(table, present, ttl, ctx)
+}
+
+/** Merges a remote table into the local one, key by key (see `remoteWins`); expired remote entries are ignored. */
+export function mergeTable(table: Table, remote: Table, clock?: WriteClock): Changes {
+  const keys: string[] = []
+  let touched = false
+  for (const [key, theirs] of remote) {
+    if (theirs.bleachTTL <= 0) continue
+    clock?.observe(theirs.clock)
+    const ours = table.get(key)
+    if (!remoteWins(theirs, ours)) continue
+    table.set(key, theirs)
+    touched = true
+    if (isSubstantial(ours, theirs)) keys.push(key)
+  }
+  return { keys, touched }
+}
+
+/** LibreMesh's bleach: entries with bleachTTL below 2 are dropped, every other TTL goes down by one. */
+export function bleachTable(table: Table): Changes {
+  const keys: string[] = []
+  for (const [key, entry] of table) {
+    if (entry.bleachTTL < 2) {
+      table.delete(key)
+      keys.push(key)
+    } else {
+      table.set(key, { ...entry, bleachTTL: entry.bleachTTL - 1 })
+    }
+  }
+  return { keys, touched: table.size > 0 || keys.length > 0 }
+}
+
+export interface MultiWriterContext {
+  readonly author: string
+  /** Seconds since the epoch, for `lastModified` (informative only, as in LibreMesh). */
+  readonly nowSeconds: () => number
+  /** Uniform in [0, 1), for `fortune`. */
+  readonly random: () => number
+}
+
+/**
+ * LibreMesh's multi-writer insert: a key whose data differs gets `changes + 1` (0 when new) and a new
+ * random `fortune` in 1..100000; writing the data a key already holds changes nothing.
+ */
+export function insertMultiWriter(
+  table: MultiWriterTable,
+  values: Iterable<readonly [string, Json]>,
+  ctx: MultiWriterContext,
+): Changes {
+  const keys: string[] = []
+  for (const [key, data] of values) {
+    const before = table.get(key)
+    if (before !== undefined && sameData(before.data, data)) continue
+    table.set(key, {
+      data,
+      author: ctx.author,
+      changes: before === undefined ? 0 : before.changes + 1,
+      fortune: 1 + Math.floor(ctx.random() * 100000),
+      lastModified: Math.floor(ctx.nowSeconds()),
+    })
+    keys.push(key)
+  }
+  return { keys, touched: keys.length > 0 }
+}
+
+export function mergeMultiWriter(table: MultiWriterTable, remote: MultiWriterTable): Changes {
+  const keys: string[] = []
+  let touched = false
+  for (const [key, theirs] of remote) {
+    const ours = table.get(key)
+    if (!remoteWinsMultiWriter(theirs, ours)) continue
+    table.set(key, theirs)
+    touched = true
+    if (isSubstantial(ours, theirs)) keys.push(key)
+  }
+  return { keys, touched }
+}

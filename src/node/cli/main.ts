@@ -1,0 +1,228 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { hostname } from 'node:os'
+import { join, resolve } from 'node:path'
+import { isMallaError, MallaError, type ErrorCode } from '../../core/errors.js'
+import { parseInsertValues, parseJsonText, parseKeyList, parseTtl, parseTypeName } from '../../core/schema.js'
+import type { Flavour, Json } from '../../core/types.js'
+import { DEFAULTS, PeerDaemon } from '../daemon/peer-daemon.js'
+import { runLab, TOPOLOGIES, type Topology } from '../lab/lab.js'
+import { lineLogger, type LogLevel } from '../log.js'
+import { daemonBackend, dataDirBackend, type TableBackend } from './table-backend.js'
+
+/** Exit statuses, as LibreMesh's `shared-state` uses them where it has one (22 bad input, 165 lock failed). */
+const EXIT: Record<ErrorCode, number> = { BAD_INPUT: 22, TOO_LARGE: 22, LOCK_FAILED: 165, STORAGE: 74, PEER: 69, NOT_FOUND: 66 }
+
+const DEFAULT_URL = `http://127.0.0.1:${DEFAULTS.port}`
+
+function integer(min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value)
+    if (!/^[0-9]+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`)
+    return n
+  }
+}
+
+const seconds = (value: string): number => {
+  const n = Number(value)
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number of seconds')
+  return Math.round(n * 1000)
+}
+
+const baseUrl = (value: string): string => {
+  if (!/^http:\/\/(\[[^\]]+\]|[^/\s:]+)(:\d+)?\/?$/.test(value)) {
+    throw new InvalidArgumentError('expected a base URL such as http://10.5.0.1:8080 or http://[fe80::1%25br-lan]')
+  }
+  return value.replace(/\/+$/, '')
+}
+
+const collect = <T>(parse: (v: string) => T) => (value: string, previous: T[] = []): T[] => [...previous, parse(value)]
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) return ''
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) chunks.push(chunk)
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+/** Reads JSON from stdin; undefined when stdin is empty (LibreMesh's CLI then does nothing). */
+async function stdinJson(): Promise<unknown> {
+  const text = await readStdin()
+  return text.trim() === '' ? undefined : parseJsonText(text, 'stdin')
+}
+
+interface TargetOptions {
+  url?: string
+  data?: string
+  name?: string
+  multiwriter?: boolean
+}
+
+function backendOf(opts: TargetOptions): TableBackend {
+  if (opts.url !== undefined && opts.data !== undefined) throw new MallaError('BAD_INPUT', 'give --url or --data, not both')
+  return opts.data !== undefined ? dataDirBackend(resolve(opts.data), opts.name) : daemonBackend(opts.url ?? process.env.MALLA_URL ?? DEFAULT_URL)
+}
+
+const flavourOf = (opts: TargetOptions): Flavour => (opts.multiwriter ? 'multiwriter' : 'ttl')
+
+function tableCommand(program: Command, name: string, summary: string): Command {
+  return program
+    .command(name)
+    .summary(summary)
+    .argument('<type>', 'data type (table) name, [A-Za-z0-9_-]+')
+    .option('--url <url>', `a running daemon (default: $MALLA_URL or ${DEFAULT_URL})`)
+    .option('--data <dir>', 'act on a data directory instead of a daemon (locks and writes it as the daemon does)')
+    .option('--name <name>', 'author name for writes with --data (default: this host name)')
+}
+
+function print(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : text + '\n')
+}
+
+export function buildProgram(): Command {
+  const program = new Command('malla')
+    .description('Peer-to-peer for community mesh networks: LibreMesh-compatible shared-state, a router daemon, and a local lab.')
+    .showHelpAfterError('(add --help for usage)')
+
+  program
+    .command('peer')
+    .summary('run the router daemon')
+    .description(
+      'Serve POST /cgi-bin/shared-state/<type> (and -multiwriter), keep tables in DIR/<type>.json, bleach periodically, ' +
+        'sync with --peer neighbours periodically and after each change, and run hooks from HOOKS/<type>/.',
+    )
+    .option('--port <port>', 'TCP port', integer(0, 65535), DEFAULTS.port)
+    .option('--host <address>', 'address to listen on', DEFAULTS.host)
+    .option('--data <dir>', 'data directory', './malla-data')
+    .option('--name <name>', 'this router\'s name, written as author', hostname())
+    .option('--peer <base-url>', 'a neighbour, e.g. http://10.5.0.2:8080 (repeatable)', collect(baseUrl), [] as string[])
+    .option('--hooks <dir>', 'hooks directory (default: DATA/hooks)')
+    .option('--bleach-interval <seconds>', 'how often every table is bleached', seconds, DEFAULTS.bleachIntervalMs)
+    .option('--sync-interval <seconds>', 'how often every table is synced with every peer', seconds, DEFAULTS.syncIntervalMs)
+    .option('--timeout <seconds>', 'per request to a peer', seconds, DEFAULTS.requestTimeoutMs)
+    .option('--hook-timeout <seconds>', 'a hook running longer is killed', seconds, DEFAULTS.hookTimeoutMs)
+    .option('--max-body <bytes>', 'largest request body accepted', integer(1024, 1024 ** 3), DEFAULTS.maxBodyBytes)
+    .addOption(new Option('--quiet', 'log warnings and errors only').conflicts('verbose'))
+    .option('--verbose', 'log every request and sync')
+    .action(async (o) => {
+      const level: LogLevel = o.quiet ? 'warn' : o.verbose ? 'debug' : 'info'
+      const log = lineLogger({ level, name: o.name })
+      const dataDir = resolve(o.data)
+      const daemon = new PeerDaemon({
+        port: o.port,
+        host: o.host,
+        dataDir,
+        name: o.name,
+        peers: o.peer,
+        hooksDir: resolve(o.hooks ?? join(dataDir, 'hooks')),
+        bleachIntervalMs: o.bleachInterval,
+        syncIntervalMs: o.syncInterval,
+        syncDebounceMs: DEFAULTS.syncDebounceMs,
+        requestTimeoutMs: o.timeout,
+        hookTimeoutMs: o.hookTimeout,
+        maxBodyBytes: o.maxBody,
+        log,
+      })
+      await daemon.start()
+      await new Promise<void>((done) => {
+        const stop = (signal: string) => {
+          log.info('stopping', { signal })
+          daemon.stop().then(done, done)
+        }
+        process.once('SIGINT', () => stop('SIGINT'))
+        process.once('SIGTERM', () => stop('SIGTERM'))
+      })
+    })
+
+  tableCommand(program, 'get', 'print a table as JSON')
+    .option('--multiwriter', 'the multi-writer table of that name')
+    .action(async (type: string, o: TargetOptions) => print(await backendOf(o).get(flavourOf(o), parseTypeName(type))))
+
+  tableCommand(program, 'insert', 'write {key: data, ...} from stdin')
+    .option('--ttl <n>', 'bleachTTL of the new entries (default 30)', (v) => parseTtl(v))
+    .option('--multiwriter', 'the multi-writer table of that name')
+    .action(async (type: string, o: TargetOptions & { ttl?: number }) => {
+      const t = parseTypeName(type)
+      const input = await stdinJson()
+      if (input === undefined) return
+      await backendOf(o).insert(flavourOf(o), t, parseInsertValues(input, 'stdin'), o.ttl)
+    })
+
+  tableCommand(program, 'remove', 'remove ["key", ...] from stdin (written as data: null, faded by bleach)')
+    .option('--ttl <n>', 'bleachTTL of the removal records (default 30)', (v) => parseTtl(v))
+    .action(async (type: string, o: TargetOptions & { ttl?: number }) => {
+      const t = parseTypeName(type)
+      const input = await stdinJson()
+      if (input === undefined) return
+      await backendOf(o).remove(t, parseKeyList(input, 'stdin'), o.ttl)
+    })
+
+  tableCommand(program, 'bleach', 'decrement every TTL, drop entries below 2').action(async (type: string, o: TargetOptions) => {
+    await backendOf(o).bleach(parseTypeName(type))
+  })
+
+  tableCommand(program, 'sync', 'sync a table with endpoint URLs (with --url and no URL: with the daemon\'s peers)')
+    .argument('[urls...]', 'full endpoint URLs, e.g. http://10.5.0.2/cgi-bin/shared-state/TYPE')
+    .option('--multiwriter', 'the multi-writer table of that name')
+    .option('--timeout <seconds>', 'per request', seconds, DEFAULTS.requestTimeoutMs)
+    .action(async (type: string, urls: string[], o: TargetOptions & { timeout: number }) => {
+      for (const u of urls) if (!/^https?:\/\//.test(u)) throw new MallaError('BAD_INPUT', `not an endpoint URL: ${u}`)
+      const outcomes = await backendOf(o).sync(flavourOf(o), parseTypeName(type), urls, o.timeout)
+      for (const r of outcomes) if (r.skipped) process.stderr.write(`malla: sync ${r.url}: ${r.skipped}\n`)
+      if (outcomes.length > 0 && outcomes.every((r) => r.skipped)) process.exitCode = EXIT.PEER
+    })
+
+  tableCommand(program, 'reqsync', 'merge a remote table from stdin and print the merged table (what the endpoint does)')
+    .option('--multiwriter', 'the multi-writer table of that name')
+    .action(async (type: string, o: TargetOptions) => {
+      const t = parseTypeName(type)
+      print(await backendOf(o).reqsync(flavourOf(o), t, (await stdinJson()) ?? {}))
+    })
+
+  tableCommand(program, 'dump', 'print every entry on its own line: {"key", "data", "author", "bleachTTL", ...}')
+    .option('--multiwriter', 'the multi-writer table of that name')
+    .action(async (type: string, o: TargetOptions) => {
+      const table = JSON.parse(await backendOf(o).get(flavourOf(o), parseTypeName(type))) as Record<string, Record<string, Json>>
+      const lines = Object.keys(table)
+        .sort()
+        .map((key) => JSON.stringify({ key, ...table[key] }))
+      if (lines.length > 0) print(lines.join('\n'))
+    })
+
+  program
+    .command('lab')
+    .summary('run a local mesh of daemons on 127.0.0.1')
+    .description('Start N daemons on 127.0.0.1 (ports P, P+1, ...) wired as the topology says; print one line per router; stop them all on SIGINT/SIGTERM.')
+    .option('--routers <n>', 'number of routers', integer(1, 200), 3)
+    .addOption(new Option('--topology <shape>', 'how routers are linked').choices(TOPOLOGIES).default('chain'))
+    .option('--base-port <port>', 'port of the first router', integer(1, 65535), DEFAULTS.port)
+    .option('--data <dir>', 'keep the routers\' data here (default: a temporary directory, removed at exit)')
+    .option('--bleach-interval <seconds>', 'passed to every router', seconds)
+    .option('--sync-interval <seconds>', 'passed to every router', seconds)
+    .option('--verbose', 'show every router\'s debug log')
+    .action(async (o) => {
+      await runLab({
+        routers: o.routers,
+        topology: o.topology as Topology,
+        basePort: o.basePort,
+        dataDir: o.data === undefined ? undefined : resolve(o.data),
+        bleachIntervalMs: o.bleachInterval,
+        syncIntervalMs: o.syncInterval,
+        verbose: Boolean(o.verbose),
+      })
+    })
+
+  return program
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv)
+  } catch (e) {
+    const code: ErrorCode = isMallaError(e) ? e.code : 'STORAGE'
+    process.stderr.write(`malla: ${(e as Error).message}\n`)
+    process.exitCode = EXIT[code]
+  }
+}
+
+await main(process.argv)

@@ -1,0 +1,230 @@
+import { watch, type FSWatcher } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { isMallaError } from '../../core/errors.js'
+import type { Logger } from '../../core/log.js'
+import { isTypeName } from '../../core/schema.js'
+import type { Flavour, TypeName } from '../../core/types.js'
+import { Replica } from '../../replica/replica.js'
+import { refKey, type TableRef } from '../../storage/table-store.js'
+import { endpointUrl, syncTable, type SyncOutcome } from '../../sync/full-table-sync.js'
+import { FileStore } from '../storage/file-store.js'
+import { nodeHttpPoster } from '../transport/node-http-poster.js'
+import { HookRunner } from './hook-runner.js'
+import { handleRequest } from './http-routes.js'
+
+export interface PeerDaemonOptions {
+  readonly port: number
+  /** Address to listen on; `::` (every interface) on a router, `127.0.0.1` in a lab. */
+  readonly host: string
+  readonly dataDir: string
+  /** Written as `author`; LibreMesh uses the hostname. */
+  readonly name: string
+  /** Neighbours' base URLs; `/cgi-bin/shared-state/<type>` is appended. */
+  readonly peers: readonly string[]
+  readonly hooksDir: string
+  readonly bleachIntervalMs: number
+  readonly syncIntervalMs: number
+  /** Delay that gathers changes arriving together into one sync round. */
+  readonly syncDebounceMs: number
+  readonly requestTimeoutMs: number
+  readonly hookTimeoutMs: number
+  readonly maxBodyBytes: number
+  readonly log: Logger
+}
+
+export const DEFAULTS = {
+  port: 8080,
+  host: '::',
+  bleachIntervalMs: 120_000,
+  syncIntervalMs: 60_000,
+  syncDebounceMs: 5,
+  requestTimeoutMs: 3000,
+  hookTimeoutMs: 10_000,
+  maxBodyBytes: 1024 * 1024,
+} as const
+
+/**
+ * `malla peer`: a router's shared-state daemon. It serves LibreMesh's endpoint, keeps tables durably in
+ * LibreMesh's file layout, bleaches periodically, syncs each table with its peers periodically and after
+ * every substantial change, and runs hooks. Files changed by another process (the CLI with `--data`)
+ * are noticed and treated like local changes.
+ */
+export class PeerDaemon {
+  readonly replica: Replica
+  private readonly store: FileStore
+  private readonly hooks: HookRunner
+  private readonly server: Server
+  private readonly timers: NodeJS.Timeout[] = []
+  private readonly watchers: FSWatcher[] = []
+  private readonly syncState = new Map<string, { running: Promise<void> | undefined; again: boolean; timer?: NodeJS.Timeout }>()
+  private stopped = false
+  private address: AddressInfo | undefined
+
+  constructor(private readonly options: PeerDaemonOptions) {
+    const log = options.log
+    this.store = new FileStore(options.dataDir, { log })
+    this.replica = new Replica({ store: this.store, author: options.name, log })
+    this.hooks = new HookRunner({ dir: options.hooksDir, timeoutMs: options.hookTimeoutMs, log })
+    this.server = createServer((req, res) => {
+      void handleRequest(
+        {
+          replica: this.replica,
+          name: options.name,
+          maxBodyBytes: options.maxBodyBytes,
+          log,
+          peers: () => options.peers,
+          syncNow: (ref, urls) => this.syncNow(ref, urls),
+        },
+        req,
+        res,
+      )
+    })
+    // Slow or stalled clients must not hold sockets forever.
+    this.server.requestTimeout = 30_000
+    this.server.headersTimeout = 10_000
+    this.server.keepAliveTimeout = 5_000
+  }
+
+  /** Base URL clients use, e.g. `http://127.0.0.1:8080/`. */
+  get url(): string {
+    if (!this.address) throw new Error('daemon not started')
+    const host = this.address.family === 'IPv6' ? `[${this.address.address === '::' ? '::1' : this.address.address}]` : this.address.address
+    return `http://${host}:${this.address.port}/`
+  }
+
+  async start(): Promise<string> {
+    const { log } = this.options
+    await mkdir(this.options.dataDir, { recursive: true })
+    this.replica.on('change', (event) => {
+      log.info('changed', { type: event.type, flavour: event.flavour === 'ttl' ? undefined : event.flavour, keys: event.keys.length, origin: event.origin })
+      const ref: TableRef = { flavour: event.flavour, type: event.type }
+      this.hooks.trigger(event.type, async () => (await this.replica.read(ref)).text)
+      this.scheduleSync(ref, this.options.syncDebounceMs)
+    })
+    // Load every table now, so a corrupt file is moved aside at start and not on the first request.
+    for (const ref of await this.replica.list()) await this.replica.read(ref)
+    this.watchDataDir()
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off('error', reject)
+        resolve()
+      })
+    })
+    this.address = this.server.address() as AddressInfo
+    this.timers.push(setInterval(() => void this.bleachAll(), this.options.bleachIntervalMs))
+    if (this.options.peers.length > 0) this.timers.push(setInterval(() => void this.syncAll(), this.options.syncIntervalMs))
+    log.info('listening', { url: this.url, name: this.options.name, data: this.options.dataDir, peers: this.options.peers.join(',') || undefined })
+    return this.url
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    for (const t of this.timers) clearInterval(t)
+    for (const s of this.syncState.values()) clearTimeout(s.timer)
+    for (const w of this.watchers) w.close()
+    this.server.closeAllConnections()
+    await new Promise<void>((resolve) => this.server.close(() => resolve()))
+    await Promise.allSettled([...this.syncState.values()].map((s) => s.running))
+    await this.hooks.idle()
+  }
+
+  /** Bleaches every TTL table once (LibreMesh's cron does this every 2 minutes). */
+  async bleachAll(): Promise<void> {
+    for (const ref of await this.replica.list('ttl')) {
+      try {
+        const snap = await this.replica.bleach(ref.type)
+        this.options.log.debug('bleached', { type: ref.type, entries: snap.table.size, dropped: snap.changed.length })
+      } catch (e) {
+        this.options.log.error('bleach failed', { type: ref.type, error: (e as Error).message })
+      }
+    }
+  }
+
+  /** Syncs every table with every peer (the periodic anti-entropy round). */
+  async syncAll(): Promise<void> {
+    for (const ref of await this.replica.list()) this.scheduleSync(ref, 0)
+  }
+
+  /** Syncs one table now with the given endpoint URLs, or with every peer. Failures are reported per URL. */
+  async syncNow(ref: TableRef, urls?: readonly string[]): Promise<SyncOutcome[]> {
+    const targets = urls ?? this.options.peers.map((base) => endpointUrl(base, ref))
+    const results = await Promise.allSettled(
+      targets.map((url) => syncTable(this.replica, ref, url, { poster: nodeHttpPoster, timeoutMs: this.options.requestTimeoutMs })),
+    )
+    return results.map((r, i) => {
+      const url = targets[i] as string
+      if (r.status === 'fulfilled') {
+        const o = r.value
+        if (o.skipped) this.options.log.warn('sync answer unusable', { type: ref.type, url, reason: o.skipped })
+        else this.options.log.debug('synced', { type: ref.type, url, changed: o.keys.length, sent: o.bytesSent, received: o.bytesReceived })
+        return o
+      }
+      const message = isMallaError(r.reason) ? r.reason.message : String(r.reason)
+      this.options.log.warn('sync failed', { type: ref.type, url, error: message })
+      return { url, keys: [], skipped: message, bytesSent: 0, bytesReceived: 0 }
+    })
+  }
+
+  /**
+   * Runs one sync round of a table with all peers after `delayMs`. Rounds of one table never overlap:
+   * a change during a round asks for exactly one more round afterwards, so bursts cost two rounds, not N.
+   */
+  private scheduleSync(ref: TableRef, delayMs: number): void {
+    if (this.stopped || this.options.peers.length === 0) return
+    const key = refKey(ref)
+    let state = this.syncState.get(key)
+    if (state === undefined) {
+      state = { running: undefined, again: false }
+      this.syncState.set(key, state)
+    }
+    if (state.running) {
+      state.again = true
+      return
+    }
+    if (state.timer) return
+    const s = state
+    s.timer = setTimeout(() => {
+      s.timer = undefined
+      s.running = this.syncNow(ref)
+        .then(() => {})
+        .finally(() => {
+          s.running = undefined
+          if (s.again) {
+            s.again = false
+            this.scheduleSync(ref, this.options.syncDebounceMs)
+          }
+        })
+    }, delayMs)
+  }
+
+  /** Notices tables written by another process (the CLI with `--data`), so hooks and sync follow at once. */
+  private watchDataDir(): void {
+    const pending = new Map<string, NodeJS.Timeout>()
+    const watchOne = (dir: string, flavour: Flavour) => {
+      if (this.stopped) return
+      try {
+        const w = watch(dir, (_event, file) => {
+          const name = typeof file === 'string' && file.endsWith('.json') ? file.slice(0, -5) : ''
+          if (!isTypeName(name)) return
+          const ref: TableRef = { flavour, type: name as TypeName }
+          clearTimeout(pending.get(refKey(ref)))
+          pending.set(refKey(ref), setTimeout(() => {
+            pending.delete(refKey(ref))
+            this.replica.refresh(ref).catch((e: Error) => this.options.log.error('refresh failed', { table: refKey(ref), error: e.message }))
+          }, 20))
+        })
+        w.on('error', (e) => this.options.log.warn('data directory watch failed', { dir, error: e.message }))
+        this.watchers.push(w)
+      } catch (e) {
+        this.options.log.debug('data directory not watched', { dir, error: (e as Error).message })
+      }
+    }
+    watchOne(this.options.dataDir, 'ttl')
+    void mkdir(join(this.options.dataDir, 'multiwriter'), { recursive: true }).then(() => watchOne(join(this.options.dataDir, 'multiwriter'), 'multiwriter'))
+  }
+}

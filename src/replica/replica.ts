@@ -1,0 +1,270 @@
+import { createNanoEvents, type Emitter, type Unsubscribe } from 'nanoevents'
+import { WriteClock } from '../core/clock.js'
+import { isMallaError, MallaError } from '../core/errors.js'
+import type { Logger } from '../core/log.js'
+import { silentLogger } from '../core/log.js'
+import { parseJsonText, parseMultiWriterTable, parseTable, serializeTable } from '../core/schema.js'
+import {
+  bleachTable,
+  type Changes,
+  DEFAULT_TTL,
+  insertEntries,
+  insertMultiWriter,
+  isSubstantial,
+  mergeMultiWriter,
+  mergeTable,
+  removeKeys,
+} from '../core/table-ops.js'
+import type { Flavour, Json, MultiWriterTable, Table, TypeName } from '../core/types.js'
+import { refKey, type TableRef, type TableStore } from '../storage/table-store.js'
+
+/** A substantial change to one table, after it is durable. */
+export interface ChangeEvent {
+  readonly flavour: Flavour
+  readonly type: TypeName
+  readonly keys: readonly string[]
+  /** 'local' for this replica's own writes and merges, 'external' for writes found on disk (another process). */
+  readonly origin: 'local' | 'external'
+}
+
+export interface ReplicaEvents {
+  change(event: ChangeEvent): void
+}
+
+/** A table as it stood right after an operation, as a map and as the JSON text that was saved. */
+export interface Snapshot<E = Table> {
+  readonly table: ReadonlyMap<string, E extends Map<string, infer V> ? V : never>
+  readonly text: string
+  /** Keys this operation changed substantially (see `isSubstantial`). */
+  readonly changed: readonly string[]
+}
+
+export interface ReplicaOptions {
+  readonly store: TableStore
+  /** This node's name, written as `author` (LibreMesh uses the hostname). */
+  readonly author: string
+  readonly now?: () => number
+  readonly random?: () => number
+  readonly log?: Logger
+}
+
+type AnyTable = Map<string, { readonly data: Json; readonly author: string }>
+type Op = (table: AnyTable) => Changes
+
+interface Pending {
+  readonly op: Op
+  /** False for reads, which need no lock: stores replace tables atomically, so a read never sees half a write. */
+  readonly write: boolean
+  readonly resolve: (s: Snapshot<AnyTable>) => void
+  readonly reject: (e: unknown) => void
+}
+
+interface Slot {
+  readonly ref: TableRef
+  table: AnyTable
+  version: string | undefined
+  pending: Pending[]
+  draining: boolean
+}
+
+const PARSERS: Record<Flavour, (value: unknown, what: string) => AnyTable> = {
+  ttl: parseTable,
+  multiwriter: parseMultiWriterTable,
+}
+
+/**
+ * A node's copy of its tables, kept in a `TableStore`. Each operation runs against the freshest stored
+ * copy (another process may have written it), is saved durably, and only then resolves and emits `change`.
+ * Operations on one table are queued and committed in groups: one lock, one load check and one save serve
+ * every operation that arrived meanwhile, which keeps a busy router's disk writes bounded.
+ */
+export class Replica {
+  readonly author: string
+  private readonly store: TableStore
+  private readonly clock: WriteClock
+  private readonly random: () => number
+  private readonly now: () => number
+  private readonly log: Logger
+  private readonly slots = new Map<string, Slot>()
+  private readonly emitter: Emitter<ReplicaEvents> = createNanoEvents<ReplicaEvents>()
+
+  constructor(options: ReplicaOptions) {
+    this.store = options.store
+    this.author = options.author
+    this.now = options.now ?? Date.now
+    this.clock = new WriteClock(this.now)
+    this.random = options.random ?? Math.random
+    this.log = options.log ?? silentLogger
+  }
+
+  on<E extends keyof ReplicaEvents>(event: E, callback: ReplicaEvents[E]): Unsubscribe {
+    return this.emitter.on(event, callback)
+  }
+
+  /** Tables held, of one flavour or all. */
+  async list(flavour?: Flavour): Promise<TableRef[]> {
+    const refs = await this.store.list()
+    return flavour === undefined ? refs : refs.filter((r) => r.flavour === flavour)
+  }
+
+  /** The table as stored now (reloaded first if another writer changed it). */
+  async get(type: TypeName): Promise<Snapshot> {
+    return this.read({ flavour: 'ttl', type }) as Promise<Snapshot>
+  }
+
+  async insert(type: TypeName, values: Iterable<readonly [string, Json]>, ttl = DEFAULT_TTL): Promise<Snapshot> {
+    const ctx = { author: this.author, clock: this.clock }
+    return this.run({ flavour: 'ttl', type }, (t) => insertEntries(t as Table, values, ttl, ctx)) as Promise<Snapshot>
+  }
+
+  async remove(type: TypeName, keys: Iterable<string>, ttl = DEFAULT_TTL): Promise<Snapshot> {
+    const ctx = { author: this.author, clock: this.clock }
+    return this.run({ flavour: 'ttl', type }, (t) => removeKeys(t as Table, keys, ttl, ctx)) as Promise<Snapshot>
+  }
+
+  /** Merges a remote table and returns the merged one: what the HTTP endpoint answers. */
+  async merge(type: TypeName, remote: Table): Promise<Snapshot> {
+    return this.run({ flavour: 'ttl', type }, (t) => mergeTable(t as Table, remote, this.clock)) as Promise<Snapshot>
+  }
+
+  async bleach(type: TypeName): Promise<Snapshot> {
+    return this.run({ flavour: 'ttl', type }, (t) => bleachTable(t as Table)) as Promise<Snapshot>
+  }
+
+  async getMultiWriter(type: TypeName): Promise<Snapshot<MultiWriterTable>> {
+    return this.read({ flavour: 'multiwriter', type }) as Promise<Snapshot<MultiWriterTable>>
+  }
+
+  async insertMultiWriter(type: TypeName, values: Iterable<readonly [string, Json]>): Promise<Snapshot<MultiWriterTable>> {
+    const ctx = { author: this.author, random: this.random, nowSeconds: () => this.now() / 1000 }
+    return this.run({ flavour: 'multiwriter', type }, (t) =>
+      insertMultiWriter(t as MultiWriterTable, values, ctx),
+    ) as Promise<Snapshot<MultiWriterTable>>
+  }
+
+  async mergeMultiWriter(type: TypeName, remote: MultiWriterTable): Promise<Snapshot<MultiWriterTable>> {
+    return this.run({ flavour: 'multiwriter', type }, (t) =>
+      mergeMultiWriter(t as MultiWriterTable, remote),
+    ) as Promise<Snapshot<MultiWriterTable>>
+  }
+
+  /** Reads an operation's table without touching it: runs through the same queue so it sees every earlier write. */
+  read(ref: TableRef): Promise<Snapshot<AnyTable>> {
+    return this.run(ref, () => ({ keys: [], touched: false }), false)
+  }
+
+  /**
+   * Re-reads a table if another writer changed it, emitting `change` for what differs.
+   * The daemon calls this when it sees the file change, so hooks and sync react to CLI writes at once.
+   */
+  async refresh(ref: TableRef): Promise<void> {
+    await this.read(ref)
+  }
+
+  private slot(ref: TableRef): Slot {
+    const key = refKey(ref)
+    let slot = this.slots.get(key)
+    if (slot === undefined) {
+      slot = { ref, table: new Map(), version: undefined, pending: [], draining: false }
+      this.slots.set(key, slot)
+    }
+    return slot
+  }
+
+  private run(ref: TableRef, op: Op, write = true): Promise<Snapshot<AnyTable>> {
+    const slot = this.slot(ref)
+    return new Promise((resolve, reject) => {
+      slot.pending.push({ op, write, resolve, reject })
+      if (!slot.draining) void this.drain(slot)
+    })
+  }
+
+  private async drain(slot: Slot): Promise<void> {
+    slot.draining = true
+    try {
+      while (slot.pending.length > 0) {
+        const batch = slot.pending.splice(0)
+        await this.commit(slot, batch)
+      }
+    } finally {
+      slot.draining = false
+    }
+  }
+
+  private async commit(slot: Slot, batch: Pending[]): Promise<void> {
+    let release: (() => Promise<void>) | undefined
+    const keys = new Set<string>()
+    try {
+      if (batch.some((p) => p.write)) release = await this.store.lock(slot.ref)
+      const external = await this.reloadIfChanged(slot)
+      const done: Array<{ p: Pending; changed?: readonly string[]; error?: unknown }> = []
+      let touched = false
+      for (const p of batch) {
+        try {
+          const changes = p.op(slot.table)
+          touched ||= changes.touched
+          for (const k of changes.keys) keys.add(k)
+          done.push({ p, changed: changes.keys })
+        } catch (error) {
+          done.push({ p, error })
+        }
+      }
+      const text = serializeTable(slot.table)
+      if (touched) {
+        try {
+          slot.version = await this.store.save(slot.ref, text)
+        } catch (error) {
+          // The stored copy is intact: go back to it, so memory never holds what the disk refused.
+          slot.version = undefined
+          await this.reloadIfChanged(slot).catch(() => {})
+          throw error
+        }
+      }
+      await release?.()
+      release = undefined
+      const table = new Map(slot.table)
+      for (const d of done) (d.changed ? d.p.resolve({ table, text, changed: d.changed }) : d.p.reject(d.error))
+      if (external.length > 0) this.emit(slot.ref, external, 'external')
+      if (keys.size > 0) this.emit(slot.ref, [...keys], 'local')
+    } catch (error) {
+      if (release) await release().catch(() => {})
+      const wrapped = isMallaError(error) ? error : new MallaError('STORAGE', `cannot write ${refKey(slot.ref)}: ${(error as Error).message}`, { cause: error })
+      this.log.error('table operation failed', { table: refKey(slot.ref), error: wrapped.message })
+      for (const p of batch) p.reject(wrapped)
+    }
+  }
+
+  /** Loads the stored copy when its version differs from ours; returns the keys that changed substantially. */
+  private async reloadIfChanged(slot: Slot): Promise<string[]> {
+    const version = await this.store.version(slot.ref)
+    if (version === slot.version) return []
+    const stored = await this.store.load(slot.ref)
+    let fresh: AnyTable
+    try {
+      fresh = stored.text === undefined || stored.text.trim() === '' ? new Map() : PARSERS[slot.ref.flavour](parseJsonText(stored.text, 'stored table'), 'stored table')
+    } catch (error) {
+      const aside = await this.store.quarantine(slot.ref, (error as Error).message)
+      this.log.error('corrupt table moved aside', { table: refKey(slot.ref), to: aside, error: (error as Error).message })
+      fresh = new Map()
+    }
+    for (const entry of fresh.values()) this.clock.observe((entry as { clock?: string }).clock)
+    const changed: string[] = []
+    const firstLoad = slot.version === undefined && slot.table.size === 0
+    if (!firstLoad) {
+      for (const [key, entry] of fresh) if (isSubstantial(slot.table.get(key), entry)) changed.push(key)
+      for (const key of slot.table.keys()) if (!fresh.has(key)) changed.push(key)
+    }
+    slot.table = fresh
+    slot.version = stored.version
+    return changed
+  }
+
+  private emit(ref: TableRef, keys: string[], origin: ChangeEvent['origin']): void {
+    const event: ChangeEvent = { flavour: ref.flavour, type: ref.type, keys, origin }
+    try {
+      this.emitter.emit('change', event)
+    } catch (error) {
+      this.log.error('change listener failed', { table: refKey(ref), error: (error as Error).message })
+    }
+  }
+}

@@ -1,0 +1,37 @@
+import type { Flavour, TypeName } from '../core/types.js'
+
+/** Which table: its flavour (each has its own endpoint and file location) and its type name. */
+export interface TableRef {
+  readonly flavour: Flavour
+  readonly type: TypeName
+}
+
+export const refKey = (ref: TableRef): string => `${ref.flavour}/${ref.type}`
+
+/** What a store holds for one table: its text as last saved (undefined if never saved) and a version token. */
+export interface StoredTable {
+  readonly text: string | undefined
+  readonly version: string
+}
+
+/**
+ * Keeps tables as text. Adapters know nothing of entries; the replica validates what `load` returns.
+ * Every adapter passes the suite in `test/conformance/table-store-suite.ts`.
+ */
+export interface TableStore {
+  /** Every table saved so far. */
+  list(): Promise<TableRef[]>
+  load(ref: TableRef): Promise<StoredTable>
+  /** Durably replaces a table's text (it survives a crash once this resolves) and returns the new version. */
+  save(ref: TableRef, text: string): Promise<string>
+  /**
+   * A token that changes whenever the table's text changes, whoever wrote it (another process sharing
+   * the same files, say); cheap to read, so a replica can check it before trusting its cached copy.
+   */
+  version(ref: TableRef): Promise<string>
+  /** Exclusive write access to one table across every user of the same storage; resolves to the release. */
+  lock(ref: TableRef): Promise<() => Promise<void>>
+  /** Moves unreadable content aside (keeping it for a person to inspect) and leaves the table empty. */
+  quarantine(ref: TableRef, reason: string): Promise<string>
+  close?(): Promise<void>
+}

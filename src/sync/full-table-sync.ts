@@ -1,0 +1,109 @@
+import { isMallaError, MallaError } from '../core/errors.js'
+import { parseMultiWriterTable, parseTable } from '../core/schema.js'
+import type { Replica } from '../replica/replica.js'
+import type { TableRef } from '../storage/table-store.js'
+import { gunzip, gzip, isGzip } from '../transport/gzip.js'
+import type { HttpPoster } from '../transport/http-poster.js'
+
+/**
+ * LibreMesh's sync, as a client: POST the whole local table to a neighbour's endpoint, merge the
+ * whole table it answers. One round trip leaves both sides with the same table.
+ */
+
+export const ENDPOINT_PATHS = {
+  ttl: '/cgi-bin/shared-state/',
+  multiwriter: '/cgi-bin/shared-state-multiwriter/',
+} as const
+
+/** A neighbour's endpoint for one table, from its base URL (`http://[fe80::1%25br-lan]`, `http://10.0.0.1:8080/`). */
+export function endpointUrl(base: string, ref: TableRef): string {
+  return `${base.replace(/\/+$/, '')}${ENDPOINT_PATHS[ref.flavour]}${ref.type}`
+}
+
+export interface ExchangeOptions {
+  readonly poster: HttpPoster
+  /** Per request, connect to last byte; LibreMesh's uclient-fetch uses 3 s. */
+  readonly timeoutMs?: number
+  /** Largest reply accepted, after decompression. */
+  readonly maxReplyBytes?: number
+}
+
+export const DEFAULT_TIMEOUT_MS = 3000
+export const DEFAULT_MAX_REPLY_BYTES = 16 * 1024 * 1024
+
+/** What the neighbour answered: a table to merge, or nothing usable (a LibreMesh router's empty 200, say). */
+export type ExchangeReply =
+  | { readonly kind: 'table'; readonly value: unknown; readonly bytesSent: number; readonly bytesReceived: number }
+  | { readonly kind: 'empty'; readonly reason: string; readonly bytesSent: number; readonly bytesReceived: number }
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/**
+ * One POST of a table's text. `?gzip` in the URL compresses both bodies, as LibreMesh's CGI expects.
+ * Real routers report errors as an empty 200, and may answer anything on failure: an empty or non-JSON
+ * answer is "no data", never an empty table. HTTP error statuses (malla daemons use them) throw PEER.
+ */
+export async function exchangeTable(url: string, text: string, options: ExchangeOptions): Promise<ExchangeReply> {
+  const maxReplyBytes = options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES
+  // LibreMesh's CGI compresses when the query string contains "gzip" anywhere.
+  const compressed = (url.split('#')[0]?.split('?')[1] ?? '').includes('gzip')
+  const plain = encoder.encode(text)
+  const body = compressed ? await gzip(plain) : plain
+  const reply = await options.poster.post({
+    url,
+    body,
+    headers: { 'content-type': 'application/json' },
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    maxReplyBytes,
+  })
+  const sizes = { bytesSent: body.byteLength, bytesReceived: reply.body.byteLength }
+  if (reply.status < 200 || reply.status > 299) {
+    const detail = decoder.decode(reply.body.subarray(0, 300)).trim()
+    throw new MallaError('PEER', `POST ${url} answered HTTP ${reply.status}${detail ? `: ${detail}` : ''}`)
+  }
+  let bytes = reply.body
+  if (isGzip(bytes)) {
+    try {
+      bytes = await gunzip(bytes, maxReplyBytes)
+    } catch (e) {
+      return { kind: 'empty', reason: `undecodable gzip answer: ${(e as Error).message}`, ...sizes }
+    }
+  }
+  const answer = decoder.decode(bytes).trim()
+  if (answer === '') return { kind: 'empty', reason: 'empty answer (a LibreMesh router reports errors this way)', ...sizes }
+  try {
+    return { kind: 'table', value: JSON.parse(answer), ...sizes }
+  } catch {
+    return { kind: 'empty', reason: `answer is not JSON: ${JSON.stringify(answer.slice(0, 80))}`, ...sizes }
+  }
+}
+
+export interface SyncOutcome {
+  readonly url: string
+  /** Keys that changed substantially here by merging the answer. */
+  readonly keys: readonly string[]
+  /** Why nothing was merged, when nothing was. */
+  readonly skipped?: string
+  readonly bytesSent: number
+  readonly bytesReceived: number
+}
+
+/** Syncs one table with one neighbour endpoint URL and merges what it answers into the replica. */
+export async function syncTable(replica: Replica, ref: TableRef, url: string, options: ExchangeOptions): Promise<SyncOutcome> {
+  const local = await replica.read(ref)
+  const reply = await exchangeTable(url, local.text, options)
+  const sizes = { bytesSent: reply.bytesSent, bytesReceived: reply.bytesReceived }
+  if (reply.kind === 'empty') return { url, keys: [], skipped: reply.reason, ...sizes }
+  try {
+    const what = `answer from ${url}`
+    const merged =
+      ref.flavour === 'ttl'
+        ? await replica.merge(ref.type, parseTable(reply.value, what))
+        : await replica.mergeMultiWriter(ref.type, parseMultiWriterTable(reply.value, what))
+    return { url, keys: merged.changed, ...sizes }
+  } catch (e) {
+    if (isMallaError(e, 'BAD_INPUT')) return { url, keys: [], skipped: e.message, ...sizes }
+    throw e
+  }
+}
