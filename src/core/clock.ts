@@ -9,8 +9,16 @@
  */
 export const CLOCK_PATTERN = /^(0|[1-9][0-9]{0,15})$/
 
-/** Largest clock value accepted: beyond 2^53 a JavaScript number loses integer precision. */
+/**
+ * Largest clock value a node issues: beyond 2^53 a JavaScript number loses integer precision.
+ * Entries must carry a clock strictly below it (see `isValidClock`), so a node can always write after them.
+ */
 export const MAX_CLOCK = Number.MAX_SAFE_INTEGER
+
+/** A wire clock: a canonical decimal string below MAX_CLOCK. */
+export function isValidClock(clock: string): boolean {
+  return CLOCK_PATTERN.test(clock) && Number(clock) < MAX_CLOCK
+}
 
 export class WriteClock {
   private last = 0

@@ -1,5 +1,5 @@
 import * as v from 'valibot'
-import { CLOCK_PATTERN } from './clock.js'
+import { isValidClock } from './clock.js'
 import { badInput } from './errors.js'
 import type { Entry, Json, MultiWriterEntry, MultiWriterTable, Table, TypeName } from './types.js'
 
@@ -31,7 +31,7 @@ const EntrySchema = v.looseObject({
   data: v.optional(v.unknown()),
   author: v.string(),
   bleachTTL: int32,
-  clock: v.optional(v.pipe(v.string(), v.regex(CLOCK_PATTERN, 'clock must be a decimal integer string'))),
+  clock: v.optional(v.pipe(v.string(), v.check(isValidClock, 'clock must be a decimal integer string below 2^53 - 1'))),
 })
 
 const MultiWriterEntrySchema = v.looseObject({

@@ -86,6 +86,8 @@ export class Replica {
   private readonly now: () => number
   private readonly log: Logger
   private readonly slots = new Map<string, Slot>()
+  /** The JSON text of tables already serialised (saved or asked for), so it is built once per version. */
+  private readonly texts = new WeakMap<AnyTable, string>()
   private readonly emitter: Emitter<ReplicaEvents> = createNanoEvents<ReplicaEvents>()
 
   constructor(options: ReplicaOptions) {
@@ -114,12 +116,14 @@ export class Replica {
 
   async insert(type: TypeName, values: Iterable<readonly [string, Json]>, ttl = DEFAULT_TTL): Promise<Snapshot> {
     const ctx = { author: this.author, clock: this.clock }
-    return this.run({ flavour: 'ttl', type }, (t) => insertEntries(t as Table, values, ttl, ctx)) as Promise<Snapshot>
+    const list = [...values]
+    return this.run({ flavour: 'ttl', type }, (t) => insertEntries(t as Table, list, ttl, ctx)) as Promise<Snapshot>
   }
 
   async remove(type: TypeName, keys: Iterable<string>, ttl = DEFAULT_TTL): Promise<Snapshot> {
     const ctx = { author: this.author, clock: this.clock }
-    return this.run({ flavour: 'ttl', type }, (t) => removeKeys(t as Table, keys, ttl, ctx)) as Promise<Snapshot>
+    const list = [...keys]
+    return this.run({ flavour: 'ttl', type }, (t) => removeKeys(t as Table, list, ttl, ctx)) as Promise<Snapshot>
   }
 
   /** Merges a remote table and returns the merged one: what the HTTP endpoint answers. */
@@ -137,8 +141,9 @@ export class Replica {
 
   async insertMultiWriter(type: TypeName, values: Iterable<readonly [string, Json]>): Promise<Snapshot<MultiWriterTable>> {
     const ctx = { author: this.author, random: this.random, nowSeconds: () => this.now() / 1000 }
+    const list = [...values]
     return this.run({ flavour: 'multiwriter', type }, (t) =>
-      insertMultiWriter(t as MultiWriterTable, values, ctx),
+      insertMultiWriter(t as MultiWriterTable, list, ctx),
     ) as Promise<Snapshot<MultiWriterTable>>
   }
 
@@ -191,39 +196,59 @@ export class Replica {
     }
   }
 
+  /**
+   * Applies a batch under one lock and one save. Tables handed out in snapshots are never mutated: a write
+   * batch works on a copy, which replaces the slot's table only once saved. So a failure at any point (an
+   * operation throwing, a value that will not serialise, a full disk) leaves memory exactly as the disk is.
+   */
   private async commit(slot: Slot, batch: Pending[]): Promise<void> {
     let release: (() => Promise<void>) | undefined
-    const keys = new Set<string>()
     try {
-      if (batch.some((p) => p.write)) release = await this.store.lock(slot.ref)
+      const writes = batch.filter((p) => p.write)
+      if (writes.length > 0) release = await this.store.lock(slot.ref)
       const external = await this.reloadIfChanged(slot)
-      const done: Array<{ p: Pending; changed?: readonly string[]; error?: unknown }> = []
+      const failed = new Map<Pending, unknown>()
+      let work = slot.table
+      let results = new Map<Pending, readonly string[]>()
       let touched = false
-      for (const p of batch) {
-        try {
-          const changes = p.op(slot.table)
-          touched ||= changes.touched
-          for (const k of changes.keys) keys.add(k)
-          done.push({ p, changed: changes.keys })
-        } catch (error) {
-          done.push({ p, error })
+      if (writes.length > 0) {
+        // An operation that throws part-way is dropped and the others are replayed on a fresh copy.
+        for (;;) {
+          work = new Map(slot.table)
+          results = new Map()
+          touched = false
+          const thrower = batch.find((p) => {
+            if (failed.has(p)) return false
+            try {
+              const changes = p.op(work)
+              touched ||= changes.touched
+              results.set(p, changes.keys)
+              return false
+            } catch (error) {
+              failed.set(p, error)
+              return true
+            }
+          })
+          if (thrower === undefined) break
         }
+      } else {
+        for (const p of batch) results.set(p, [])
       }
-      const text = serializeTable(slot.table)
       if (touched) {
-        try {
-          slot.version = await this.store.save(slot.ref, text)
-        } catch (error) {
-          // The stored copy is intact: go back to it, so memory never holds what the disk refused.
-          slot.version = undefined
-          await this.reloadIfChanged(slot).catch(() => {})
-          throw error
-        }
+        const text = serializeTable(work)
+        slot.version = await this.store.save(slot.ref, text)
+        slot.table = work
+        this.texts.set(work, text)
       }
       await release?.()
       release = undefined
-      const table = new Map(slot.table)
-      for (const d of done) (d.changed ? d.p.resolve({ table, text, changed: d.changed }) : d.p.reject(d.error))
+      const keys = new Set<string>()
+      for (const changed of results.values()) for (const k of changed) keys.add(k)
+      for (const p of batch) {
+        const changed = results.get(p)
+        if (changed === undefined) p.reject(failed.get(p))
+        else p.resolve(this.snapshot(slot.table, changed))
+      }
       if (external.length > 0) this.emit(slot.ref, external, 'external')
       if (keys.size > 0) this.emit(slot.ref, [...keys], 'local')
     } catch (error) {
@@ -231,6 +256,23 @@ export class Replica {
       const wrapped = isMallaError(error) ? error : new MallaError('STORAGE', `cannot write ${refKey(slot.ref)}: ${(error as Error).message}`, { cause: error })
       this.log.error('table operation failed', { table: refKey(slot.ref), error: wrapped.message })
       for (const p of batch) p.reject(wrapped)
+    }
+  }
+
+  /** A snapshot of a table that is never mutated again; its text is computed once, when first asked for. */
+  private snapshot(table: AnyTable, changed: readonly string[]): Snapshot<AnyTable> {
+    const texts = this.texts
+    return {
+      table,
+      changed,
+      get text() {
+        let text = texts.get(table)
+        if (text === undefined) {
+          text = serializeTable(table)
+          texts.set(table, text)
+        }
+        return text
+      },
     }
   }
 
@@ -261,10 +303,13 @@ export class Replica {
 
   private emit(ref: TableRef, keys: string[], origin: ChangeEvent['origin']): void {
     const event: ChangeEvent = { flavour: ref.flavour, type: ref.type, keys, origin }
-    try {
-      this.emitter.emit('change', event)
-    } catch (error) {
-      this.log.error('change listener failed', { table: refKey(ref), error: (error as Error).message })
+    // Each listener on its own: one that throws must not hide the change from the others.
+    for (const listener of [...(this.emitter.events.change ?? [])]) {
+      try {
+        listener(event)
+      } catch (error) {
+        this.log.error('change listener failed', { table: refKey(ref), error: (error as Error).message })
+      }
     }
   }
 }

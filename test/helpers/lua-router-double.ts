@@ -1,0 +1,97 @@
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { gunzipSync, gzipSync } from 'node:zlib'
+
+/**
+ * A stand-in for a LibreMesh router running the original Lua shared-state CGI, for CI, where the Lua
+ * code cannot run. It reproduces the behaviour recorded from the real thing (shared/seed/lua-wire-examples.md):
+ * TTL-only merge keeping remote entries whole, json-c output (`[]` for an empty table, `\/` escaped,
+ * removed entries without `data`), errors as an empty 200, unparsable JSON merged as an empty table,
+ * `?gzip` both ways, a chunked-friendly reader, and no Content-Length on answers.
+ */
+export class LuaRouterDouble {
+  readonly tables = new Map<string, Record<string, Record<string, unknown>>>()
+  /** 'normal', or a fault to act out. */
+  mode: 'normal' | 'empty-200' | 'hang' | 'garbage' = 'normal'
+  requests = 0
+  private server: Server | undefined
+
+  constructor(readonly name = 'W1') {}
+
+  async start(): Promise<string> {
+    this.server = createServer((req, res) => {
+      this.requests++
+      const chunks: Buffer[] = []
+      req.on('data', (c: Buffer) => chunks.push(c))
+      req.on('end', () => {
+        if (this.mode === 'hang') return
+        res.writeHead(200, { 'content-type': 'application/json', connection: 'close' })
+        if (this.mode === 'garbage') return res.end('<html>502 bad gateway</html>')
+        const m = /^\/cgi-bin\/shared-state\/([a-zA-Z0-9_-]*)(\?.*)?$/.exec(req.url ?? '')
+        if (req.method !== 'POST' || !m || this.mode === 'empty-200') return res.end()
+        const gzip = (m[2] ?? '').includes('gzip')
+        let body = Buffer.concat(chunks)
+        if (gzip) body = gunzipSync(body)
+        let remote: unknown
+        try {
+          remote = JSON.parse(body.toString() || 'null')
+        } catch {
+          remote = null // luci.jsonc gives nil, merged as an empty table
+        }
+        const local = this.tables.get(m[1] as string) ?? {}
+        try {
+          for (const [key, rv] of Object.entries((remote ?? {}) as Record<string, Record<string, unknown>>)) {
+            if (typeof rv.bleachTTL !== 'number') throw new Error('attempt to compare nil with number') // Lua fails: empty 200
+            if (rv.bleachTTL <= 0) continue
+            const lv = local[key]
+            if (lv === undefined || (lv.bleachTTL as number) < rv.bleachTTL) local[key] = jsoncRoundTrip(rv)
+          }
+        } catch {
+          return res.end()
+        }
+        this.tables.set(m[1] as string, local)
+        const text = jsoncStringify(local) + '\n'
+        res.end(gzip ? gzipSync(text) : text)
+      })
+    })
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve))
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`
+  }
+
+  /** The Lua CLI's insert: `{data, author: hostname, bleachTTL: 30}`, no clock. */
+  insert(type: string, values: Record<string, unknown>, ttl = 30): void {
+    const t = this.tables.get(type) ?? {}
+    for (const [k, data] of Object.entries(values)) t[k] = jsoncRoundTrip({ bleachTTL: ttl, data, author: this.name })
+    this.tables.set(type, t)
+  }
+
+  /** The Lua CLI's bleach. */
+  bleach(type: string): void {
+    const t = this.tables.get(type) ?? {}
+    for (const [k, v] of Object.entries(t)) {
+      if ((v.bleachTTL as number) < 2) delete t[k]
+      else v.bleachTTL = (v.bleachTTL as number) - 1
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections()
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()))
+  }
+}
+
+/** What a value looks like after luci.jsonc parsed and re-serialised it: nulls dropped, `{}` as `[]`. */
+function jsoncRoundTrip(value: Record<string, unknown>): Record<string, unknown> {
+  return JSON.parse(jsoncStringify(value)) as Record<string, unknown>
+}
+
+function jsoncStringify(value: unknown): string {
+  if (value === null || value === undefined) return 'null'
+  if (Array.isArray(value)) return `[${value.map(jsoncStringify).join(',')}]`
+  if (typeof value === 'object') {
+    const fields = Object.entries(value).filter(([, v]) => v !== null && v !== undefined)
+    if (fields.length === 0) return '[]'
+    return `{${fields.map(([k, v]) => `${JSON.stringify(k)}:${jsoncStringify(v)}`).join(',')}}`
+  }
+  return JSON.stringify(value).replace(/\//g, '\\/')
+}

@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { runCli, startDaemon, tempDir } from '../helpers/processes.js'
+
+async function insert(base: string, type: string, values: Record<string, unknown>): Promise<Response> {
+  return fetch(`${base}/malla/v1/tables/${type}/insert`, { method: 'POST', body: JSON.stringify(values), signal: AbortSignal.timeout(10_000) })
+}
+
+test('kill -9 during a burst of writes loses nothing that was acknowledged', async (t) => {
+  const dir = await tempDir(t)
+  const d = await startDaemon(t, ['--data', dir, '--name', 'K'])
+  const acked: string[] = []
+  let stop = false
+  // Four writers in a loop, each key written once; the daemon is killed while they run.
+  const writers = Array.from({ length: 4 }, async (_, w) => {
+    for (let i = 0; !stop && i < 5000; i++) {
+      const key = `w${w}-${i}`
+      try {
+        const res = await insert(d.base, 'burst', { [key]: { i, pad: 'x'.repeat(100) } })
+        if (res.status === 200) acked.push(key)
+      } catch {
+        return // the daemon died mid-request: this write was never acknowledged
+      }
+    }
+  })
+  while (acked.length < 200) await new Promise((r) => setTimeout(r, 5))
+  d.child.kill('SIGKILL')
+  stop = true
+  await Promise.all(writers)
+  await d.stop()
+  assert.ok(acked.length >= 200)
+
+  const again = await startDaemon(t, ['--data', dir, '--name', 'K'])
+  const table = JSON.parse((await runCli(['get', 'burst', '--url', again.base])).stdout)
+  const missing = acked.filter((k) => table[k] === undefined)
+  assert.deepEqual(missing, [], `${missing.length} of ${acked.length} acknowledged writes lost`)
+  // The restarted daemon can write again (a lock left by the killed one is taken over).
+  assert.equal((await insert(again.base, 'burst', { after: 1 })).status, 200)
+  const leftovers = (await readdir(dir)).filter((f) => f.includes('.tmp-'))
+  assert.deepEqual(leftovers.length <= 1, true, `at most the one half-written temp file of the killed save: ${leftovers}`)
+})
+
+test('a corrupt table file is moved aside at start, logged, and the daemon serves the rest', async (t) => {
+  const dir = await tempDir(t)
+  await writeFile(join(dir, 'broken.json'), '{"k":{"data":1,"author":"A","bleachT')
+  await writeFile(join(dir, 'wrongshape.json'), '{"k":5}')
+  await writeFile(join(dir, 'good.json'), '{"k":{"data":1,"author":"A","bleachTTL":7}}')
+  const d = await startDaemon(t, ['--data', dir])
+  await d.waitForLog(/corrupt table moved aside table=ttl\/broken/)
+  await d.waitForLog(/corrupt table moved aside table=ttl\/wrongshape/)
+  const files = await readdir(dir)
+  const aside = files.find((f) => /^broken\.json\.corrupt-/.test(f))
+  assert.ok(aside, `moved aside: ${files}`)
+  assert.equal(await readFile(join(dir, aside), 'utf8'), '{"k":{"data":1,"author":"A","bleachT', 'kept byte for byte')
+  assert.equal((await runCli(['get', 'broken', '--url', d.base])).stdout.trim(), '{}')
+  assert.equal(JSON.parse((await runCli(['get', 'good', '--url', d.base])).stdout).k.bleachTTL, 7)
+})
+
+test('a full disk (ENOSPC) gives a clear error, keeps the old file intact, and the daemon recovers', async (t) => {
+  // One cleanup, in order: the daemon, then the mount, then the directory (node runs `after` hooks first-in, first-out).
+  const dir = await mkdtemp(join(tmpdir(), 'malla-enospc-'))
+  const mnt = join(dir, 'small')
+  await mkdir(mnt)
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=192k', 'tmpfs', mnt])
+  let d: Awaited<ReturnType<typeof startDaemon>> | undefined
+  t.after(async () => {
+    await d?.stop('SIGKILL')
+    execFileSync('umount', [mnt])
+    await rm(dir, { recursive: true, force: true })
+  })
+  d = await startDaemon(t, ['--data', mnt, '--name', 'F'])
+  const blob = 'y'.repeat(8000)
+  let lastGood = ''
+  let refused: Response | undefined
+  for (let i = 0; i < 100 && !refused; i++) {
+    const res = await insert(d.base, 'big', { [`k${i}`]: blob })
+    if (res.status === 200) lastGood = (await res.text()).trim()
+    else refused = res
+  }
+  assert.ok(refused, 'the disk filled up')
+  assert.equal(refused.status, 507)
+  const error = (await refused.json()).error
+  assert.equal(error.code, 'STORAGE')
+  assert.match(error.message, /ENOSPC/)
+  const onDisk = await readFile(join(mnt, 'big.json'), 'utf8')
+  assert.deepEqual(JSON.parse(onDisk), JSON.parse(lastGood), 'the file holds exactly the last acknowledged table')
+  assert.deepEqual((await readdir(mnt)).filter((f) => f.includes('.tmp-')), [], 'no temp file left behind')
+  assert.deepEqual(JSON.parse((await runCli(['get', 'big', '--url', d.base])).stdout), JSON.parse(lastGood), 'memory is not ahead of the disk')
+  // Room again (a table removed by hand): writes work again.
+  await runCli(['bleach', 'big', '--url', d.base])
+  execFileSync('sh', ['-c', `printf '{}' > ${join(mnt, 'big.json')}`])
+  assert.equal((await insert(d.base, 'big', { small: 1 })).status, 200)
+})
+
+test('hooks get the whole table on stdin after substantial changes; failing and hanging hooks never block the daemon', async (t) => {
+  const dir = await tempDir(t)
+  const hooks = join(dir, 'hooks', 'demo')
+  await mkdir(hooks, { recursive: true })
+  const out = join(dir, 'hook-out')
+  await writeFile(join(hooks, '10-record'), `#!/bin/sh\ncat >> ${out}\necho >> ${out}\n`, { mode: 0o755 })
+  await writeFile(join(hooks, '20-fail'), '#!/bin/sh\necho "no route" >&2\nexit 3\n', { mode: 0o755 })
+  await writeFile(join(hooks, '30-hang'), '#!/bin/sh\nsleep 60\n', { mode: 0o755 })
+  await writeFile(join(hooks, 'README'), 'not executable: ignored\n', { mode: 0o644 })
+  const d = await startDaemon(t, ['--data', join(dir, 'data'), '--hooks', join(dir, 'hooks'), '--hook-timeout', '0.5'])
+
+  await runCli(['insert', 'demo', '--url', d.base], '{"a":1}')
+  // While 30-hang runs, the daemon answers at once.
+  const t0 = Date.now()
+  assert.equal((await runCli(['get', 'demo', '--url', d.base])).code, 0)
+  assert.ok(Date.now() - t0 < 3000)
+  await d.waitForLog(/hook failed type=demo hook=\S+20-fail code=3 .*stderr="no route"/)
+  await d.waitForLog(/hook killed after timeout type=demo hook=\S+30-hang/)
+  const runs = (await readFile(out, 'utf8')).trim().split('\n')
+  assert.equal(runs.length, 1)
+  assert.deepEqual(Object.keys(JSON.parse(runs[0] as string)), ['a'])
+
+  // A TTL-only change (bleach without drops) is not substantial: no hook round.
+  await runCli(['bleach', 'demo', '--url', d.base])
+  await runCli(['insert', 'demo', '--url', d.base], '{"b":2}')
+  await d.waitForLog(/hook killed after timeout.*/)
+  await new Promise((r) => setTimeout(r, 300))
+  const lines = (await readFile(out, 'utf8')).trim().split('\n')
+  assert.equal(lines.length, 2, 'one more round, for the insert only')
+  assert.deepEqual(Object.keys(JSON.parse(lines[1] as string)).sort(), ['a', 'b'])
+})

@@ -1,0 +1,348 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { isMallaError } from '../../src/core/errors.js'
+import { parseTable, serializeTable } from '../../src/core/schema.js'
+import type { Entry, Json, Table, TypeName } from '../../src/core/types.js'
+import { type ChangeEvent, Replica } from '../../src/replica/replica.js'
+import { MemoryStore } from '../../src/storage/memory-store.js'
+import type { StoredTable, TableRef, TableStore } from '../../src/storage/table-store.js'
+
+const TYPE = 'demo' as TypeName
+const REF: TableRef = { flavour: 'ttl', type: TYPE }
+const NOW = 1_700_000_000_000
+
+/** A MemoryStore that counts saves and quarantines and can be told to refuse saves, like a full disk. */
+class InstrumentedStore implements TableStore {
+  readonly inner = new MemoryStore()
+  saves = 0
+  failSaves = false
+  readonly quarantined: Array<{ ref: TableRef; reason: string }> = []
+
+  list(): Promise<TableRef[]> {
+    return this.inner.list()
+  }
+  load(ref: TableRef): Promise<StoredTable> {
+    return this.inner.load(ref)
+  }
+  async save(ref: TableRef, text: string): Promise<string> {
+    if (this.failSaves) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })
+    this.saves++
+    return this.inner.save(ref, text)
+  }
+  version(ref: TableRef): Promise<string> {
+    return this.inner.version(ref)
+  }
+  lock(ref: TableRef): Promise<() => Promise<void>> {
+    return this.inner.lock(ref)
+  }
+  quarantine(ref: TableRef, reason: string): Promise<string> {
+    this.quarantined.push({ ref, reason })
+    return this.inner.quarantine(ref, reason)
+  }
+}
+
+function setup(author = 'node-A'): { store: InstrumentedStore; replica: Replica; events: ChangeEvent[] } {
+  const store = new InstrumentedStore()
+  const replica = new Replica({ store, author, now: () => NOW, random: () => 0.5 })
+  const events: ChangeEvent[] = []
+  replica.on('change', (e) => events.push({ ...e, keys: [...e.keys].sort() }))
+  return { store, replica, events }
+}
+
+const storedTable = async (store: TableStore, ref: TableRef = REF): Promise<Table> => {
+  const { text } = await store.load(ref)
+  return text === undefined ? new Map() : parseTable(JSON.parse(text))
+}
+const dataOf = (table: ReadonlyMap<string, Entry>): Record<string, Json> =>
+  Object.fromEntries([...table].map(([k, e]) => [k, e.data]))
+
+describe('Replica operations', () => {
+  it('resolves an insert with the saved table, its text and the keys it changed', async () => {
+    const { store, replica } = setup()
+    const snap = await replica.insert(TYPE, [['a', 1], ['b', { x: 'y' }]])
+    assert.deepEqual(snap.changed, ['a', 'b'])
+    assert.deepEqual(snap.table.get('a'), { data: 1, author: 'node-A', bleachTTL: 30, clock: String(NOW) })
+    assert.deepEqual(snap.table.get('b'), { data: { x: 'y' }, author: 'node-A', bleachTTL: 30, clock: String(NOW + 1) })
+    assert.equal(snap.text, serializeTable(snap.table))
+    assert.equal((await store.load(REF)).text, snap.text)
+  })
+
+  it('reads back the same table and text with get', async () => {
+    const { replica } = setup()
+    const written = await replica.insert(TYPE, [['k', 'v']], 5)
+    const read = await replica.get(TYPE)
+    assert.equal(read.text, written.text)
+    assert.deepEqual(read.table, written.table)
+    assert.deepEqual(read.changed, [])
+    assert.equal(read.table.get('k')?.bleachTTL, 5)
+  })
+
+  it('gets an empty table that was never written, without saving anything', async () => {
+    const { store, replica } = setup()
+    const snap = await replica.get(TYPE)
+    assert.equal(snap.table.size, 0)
+    assert.equal(snap.text, '{}')
+    assert.equal(store.saves, 0)
+    assert.deepEqual(await store.list(), [])
+  })
+
+  it('removes, merges and bleaches through the store', async () => {
+    const { store, replica } = setup()
+    await replica.insert(TYPE, [['a', 1], ['b', 2]], 2)
+    const removed = await replica.remove(TYPE, ['a', 'absent'], 3)
+    assert.deepEqual(removed.changed, ['a'])
+    assert.deepEqual(removed.table.get('a'), { data: null, author: 'node-A', bleachTTL: 3, clock: String(NOW + 2) })
+    assert.equal(removed.table.has('absent'), false)
+
+    const remote: Table = new Map([['c', { data: 'far', author: 'W2', bleachTTL: 9 }]])
+    const merged = await replica.merge(TYPE, remote)
+    assert.deepEqual(merged.changed, ['c'])
+    assert.deepEqual(dataOf(merged.table), { a: null, b: 2, c: 'far' })
+
+    const bleached = await replica.bleach(TYPE)
+    assert.deepEqual(bleached.changed, [])
+    assert.deepEqual([...bleached.table].map(([k, e]) => [k, e.bleachTTL]), [['a', 2], ['b', 1], ['c', 8]])
+    const again = await replica.bleach(TYPE)
+    assert.deepEqual(again.changed, ['b'])
+    assert.deepEqual(await storedTable(store), again.table)
+  })
+
+  it('orders its own writes after every clock it merged', async () => {
+    const { replica } = setup()
+    await replica.merge(TYPE, new Map([['k', { data: 'remote', author: 'zzz', bleachTTL: 30, clock: String(NOW + 1_000_000) }]]))
+    const snap = await replica.insert(TYPE, [['k', 'local']])
+    assert.equal(snap.table.get('k')?.data, 'local')
+    assert.equal(snap.table.get('k')?.clock, String(NOW + 1_000_001))
+  })
+
+  it('keeps multi-writer tables apart from TTL tables of the same name', async () => {
+    const { store, replica } = setup()
+    await replica.insert(TYPE, [['k', 'ttl']])
+    const snap = await replica.insertMultiWriter(TYPE, [['k', 'mw']])
+    assert.deepEqual(snap.table.get('k'), { data: 'mw', author: 'node-A', changes: 0, fortune: 50001, lastModified: NOW / 1000 })
+    assert.equal((await replica.get(TYPE)).table.get('k')?.data, 'ttl')
+    assert.deepEqual((await store.list()).map((r) => r.flavour).sort(), ['multiwriter', 'ttl'])
+  })
+})
+
+describe('Replica change events', () => {
+  it('emits one local change per commit with the substantial keys, before the operation resolves', async () => {
+    const { replica, events } = setup()
+    await replica.insert(TYPE, [['a', 1], ['b', 2]])
+    assert.deepEqual(events, [{ flavour: 'ttl', type: TYPE, keys: ['a', 'b'], origin: 'local' }])
+    await replica.remove(TYPE, ['a'])
+    assert.deepEqual(events.slice(1), [{ flavour: 'ttl', type: TYPE, keys: ['a'], origin: 'local' }])
+  })
+
+  it('emits nothing for changes that are not substantial', async () => {
+    const { store, replica, events } = setup()
+    await replica.insert(TYPE, [['a', 1]])
+    events.length = 0
+    const savesBefore = store.saves
+    await replica.insert(TYPE, [['a', 1]]) // same data, same author: TTL and clock refreshed
+    await replica.bleach(TYPE) // TTL only
+    await replica.remove(TYPE, ['absent'])
+    await replica.merge(TYPE, new Map([['a', { data: 99, author: 'W2', bleachTTL: 1 }]])) // loses: no clock, lower TTL
+    await replica.get(TYPE)
+    assert.deepEqual(events, [])
+    // The first two changed the table and were saved; the others changed nothing and saved nothing.
+    assert.equal(store.saves, savesBefore + 2)
+  })
+
+  it('stops calling a listener after it unsubscribes', async () => {
+    const { replica, events } = setup()
+    const calls: ChangeEvent[] = []
+    const off = replica.on('change', (e) => calls.push(e))
+    await replica.insert(TYPE, [['a', 1]])
+    off()
+    await replica.insert(TYPE, [['b', 1]])
+    assert.equal(calls.length, 1)
+    assert.equal(events.length, 2)
+  })
+
+  // A throwing listener (say, the daemon's own) must not hide the change from later ones (its SSE streams).
+  it('still delivers a change to later listeners when an earlier one throws, and the operation succeeds', async () => {
+    const store = new MemoryStore()
+    const replica = new Replica({ store, author: 'node-A', now: () => NOW })
+    replica.on('change', () => {
+      throw new Error('listener bug')
+    })
+    const seen: ChangeEvent[] = []
+    replica.on('change', (e) => seen.push(e))
+    const snap = await replica.insert(TYPE, [['a', 1]])
+    assert.deepEqual(snap.changed, ['a'])
+    assert.deepEqual(seen, [{ flavour: 'ttl', type: TYPE, keys: ['a'], origin: 'local' }])
+  })
+})
+
+describe('Replica group commit', () => {
+  it('applies 100 inserts issued without awaiting, in few saves, each resolving with its key', async () => {
+    const { store, replica, events } = setup()
+    const pending = Array.from({ length: 100 }, (_, i) => replica.insert(TYPE, [[`k${i}`, i]]))
+    const snaps = await Promise.all(pending)
+    snaps.forEach((snap, i) => {
+      assert.deepEqual(snap.changed, [`k${i}`])
+      assert.equal(snap.table.get(`k${i}`)?.data, i)
+    })
+    const stored = await storedTable(store)
+    assert.equal(stored.size, 100)
+    for (let i = 0; i < 100; i++) assert.equal(stored.get(`k${i}`)?.data, i)
+    // One commit for the first, one for the 99 that queued meanwhile.
+    assert.ok(store.saves <= 2, `${store.saves} saves`)
+    assert.equal(events.length, store.saves)
+    const reported = events.flatMap((e) => e.keys)
+    assert.equal(reported.length, 100)
+    assert.equal(new Set(reported).size, 100)
+    // Every write got its own clock.
+    assert.equal(new Set([...stored.values()].map((e) => e.clock)).size, 100)
+  })
+
+  it('applies queued operations in the order they were issued', async () => {
+    const { store, replica } = setup()
+    const ops = [
+      replica.insert(TYPE, [['k', 'first']]),
+      replica.insert(TYPE, [['k', 'second']]),
+      replica.remove(TYPE, ['k']),
+      replica.insert(TYPE, [['j', 'kept']]),
+      replica.remove(TYPE, ['j']),
+      replica.insert(TYPE, [['j', 'back']]),
+    ]
+    const last = (await Promise.all(ops)).at(-1)
+    assert.deepEqual(dataOf(last?.table ?? new Map()), { k: null, j: 'back' })
+    assert.deepEqual(dataOf(await storedTable(store)), { k: null, j: 'back' })
+  })
+})
+
+describe('Replica and other writers of the same store', () => {
+  it('detects an external write on the next read and reports it with origin "external"', async () => {
+    const { store, replica, events } = setup()
+    await replica.insert(TYPE, [['mine', 1], ['shared', 'old']])
+    events.length = 0
+    // Another process (the CLI, a Lua script) rewrites the table behind the replica's back.
+    const theirs = await storedTable(store)
+    theirs.set('shared', { data: 'new', author: 'cli', bleachTTL: 30 })
+    theirs.set('added', { data: true, author: 'cli', bleachTTL: 30 })
+    await store.save(REF, serializeTable(theirs))
+    const snap = await replica.get(TYPE)
+    assert.deepEqual(dataOf(snap.table), { mine: 1, shared: 'new', added: true })
+    assert.deepEqual(events, [{ flavour: 'ttl', type: TYPE, keys: ['added', 'shared'], origin: 'external' }])
+  })
+
+  it('reports an external removal of keys, and builds the next write on the external copy', async () => {
+    const { store, replica, events } = setup()
+    await replica.insert(TYPE, [['a', 1], ['b', 2]])
+    events.length = 0
+    await store.save(REF, serializeTable(new Map([['b', { data: 2, author: 'node-A', bleachTTL: 30 }]])))
+    const snap = await replica.insert(TYPE, [['c', 3]])
+    assert.deepEqual(dataOf(snap.table), { b: 2, c: 3 })
+    assert.deepEqual(events, [
+      { flavour: 'ttl', type: TYPE, keys: ['a'], origin: 'external' },
+      { flavour: 'ttl', type: TYPE, keys: ['c'], origin: 'local' },
+    ])
+  })
+
+  it('emits no external change when the stored copy is its own', async () => {
+    const { replica, events } = setup()
+    await replica.insert(TYPE, [['a', 1]])
+    await replica.refresh(REF)
+    await replica.get(TYPE)
+    assert.deepEqual(events.map((e) => e.origin), ['local'])
+  })
+
+  it('sees writes made by a second replica on the same store', async () => {
+    const store = new MemoryStore()
+    const a = new Replica({ store, author: 'A', now: () => NOW })
+    const b = new Replica({ store, author: 'B', now: () => NOW })
+    await a.insert(TYPE, [['x', 'from A']])
+    await b.insert(TYPE, [['y', 'from B']])
+    const seen: ChangeEvent[] = []
+    a.on('change', (e) => seen.push(e))
+    assert.deepEqual(dataOf((await a.get(TYPE)).table), { x: 'from A', y: 'from B' })
+    assert.deepEqual(seen, [{ flavour: 'ttl', type: TYPE, keys: ['y'], origin: 'external' }])
+    // B's clock observed A's write, so B's rewrite of x wins everywhere.
+    await b.insert(TYPE, [['x', 'from B']])
+    assert.equal((await a.get(TYPE)).table.get('x')?.author, 'B')
+  })
+})
+
+describe('Replica failures', () => {
+  it('rejects with STORAGE when the store refuses to save, leaving memory as the disk holds it', async () => {
+    const { store, replica, events } = setup()
+    const before = await replica.insert(TYPE, [['a', 1]])
+    events.length = 0
+    store.failSaves = true
+    await assert.rejects(replica.insert(TYPE, [['b', 2], ['a', 'changed']]), (e: unknown) => {
+      assert.ok(isMallaError(e, 'STORAGE'), String(e))
+      assert.match((e as Error).message, /ENOSPC/)
+      return true
+    })
+    assert.deepEqual(events, [])
+    store.failSaves = false
+    const after = await replica.get(TYPE)
+    assert.deepEqual(after.table, before.table)
+    assert.equal(after.text, before.text)
+    // The refused write does not come back with the next successful one.
+    const next = await replica.insert(TYPE, [['c', 3]])
+    assert.deepEqual(dataOf(next.table), { a: 1, c: 3 })
+    assert.deepEqual(dataOf(await storedTable(store)), { a: 1, c: 3 })
+  })
+
+  it('rejects every operation of a batch whose save failed', async () => {
+    const { store, replica } = setup()
+    await replica.insert(TYPE, [['a', 1]])
+    store.failSaves = true
+    const results = await Promise.allSettled([
+      replica.insert(TYPE, [['x', 1]]),
+      replica.insert(TYPE, [['y', 2]]),
+      replica.remove(TYPE, ['a']),
+    ])
+    for (const r of results) {
+      assert.equal(r.status, 'rejected')
+      assert.ok(isMallaError((r as PromiseRejectedResult).reason, 'STORAGE'))
+    }
+    store.failSaves = false
+    assert.deepEqual(dataOf((await replica.get(TYPE)).table), { a: 1 })
+  })
+
+  // An operation that throws part-way (here its input iterable) must leave nothing behind in memory or on disk.
+  it('leaves no trace of an operation that threw part-way', async () => {
+    const { store, replica } = setup()
+    await replica.insert(TYPE, [['a', 1]])
+    function* values(): Generator<[string, Json]> {
+      yield ['half', 'written']
+      throw new Error('input stream broke')
+    }
+    await assert.rejects(replica.insert(TYPE, values()), /input stream broke/)
+    assert.deepEqual(dataOf((await replica.get(TYPE)).table), { a: 1 })
+    await replica.insert(TYPE, [['b', 2]])
+    assert.deepEqual(dataOf(await storedTable(store)), { a: 1, b: 2 })
+  })
+
+  it('moves corrupt stored text aside and starts the table empty', async () => {
+    for (const corrupt of ['{bad', '{"x":5}', '"just a string"']) {
+      const { store, replica } = setup()
+      await store.inner.save(REF, corrupt)
+      const snap = await replica.get(TYPE)
+      assert.equal(snap.table.size, 0, corrupt)
+      assert.equal(snap.text, '{}')
+      assert.equal(store.quarantined.length, 1, corrupt)
+      assert.deepEqual(store.quarantined[0]?.ref, REF)
+      assert.equal((await store.load(REF)).text, undefined)
+      // The table is usable again.
+      const next = await replica.insert(TYPE, [['k', 'v']])
+      assert.deepEqual(dataOf(next.table), { k: 'v' })
+      assert.deepEqual(dataOf(await storedTable(store)), { k: 'v' })
+      assert.equal(store.quarantined.length, 1)
+    }
+  })
+
+  it('reads an empty or blank stored text as an empty table without quarantining it', async () => {
+    const { store, replica } = setup()
+    await store.inner.save(REF, '  \n')
+    assert.equal((await replica.get(TYPE)).table.size, 0)
+    assert.deepEqual(store.quarantined, [])
+    await store.inner.save(REF, '[]\n')
+    assert.equal((await replica.get(TYPE)).table.size, 0)
+    assert.deepEqual(store.quarantined, [])
+  })
+})
