@@ -86,8 +86,6 @@ export class Replica {
   private readonly now: () => number
   private readonly log: Logger
   private readonly slots = new Map<string, Slot>()
-  /** The JSON text of tables already serialised (saved or asked for), so it is built once per version. */
-  private readonly texts = new WeakMap<AnyTable, string>()
   private readonly emitter: Emitter<ReplicaEvents> = createNanoEvents<ReplicaEvents>()
 
   constructor(options: ReplicaOptions) {
@@ -234,11 +232,11 @@ export class Replica {
       } else {
         for (const p of batch) results.set(p, [])
       }
+      let text: string | undefined
       if (touched) {
-        const text = serializeTable(work)
+        text = serializeTable(work)
         slot.version = await this.store.save(slot.ref, text)
         slot.table = work
-        this.texts.set(work, text)
       }
       await release?.()
       release = undefined
@@ -247,7 +245,7 @@ export class Replica {
       for (const p of batch) {
         const changed = results.get(p)
         if (changed === undefined) p.reject(failed.get(p))
-        else p.resolve(this.snapshot(slot.table, changed))
+        else p.resolve(snapshotOf(slot.table, changed, text))
       }
       if (external.length > 0) this.emit(slot.ref, external, 'external')
       if (keys.size > 0) this.emit(slot.ref, [...keys], 'local')
@@ -256,23 +254,6 @@ export class Replica {
       const wrapped = isMallaError(error) ? error : new MallaError('STORAGE', `cannot write ${refKey(slot.ref)}: ${(error as Error).message}`, { cause: error })
       this.log.error('table operation failed', { table: refKey(slot.ref), error: wrapped.message })
       for (const p of batch) p.reject(wrapped)
-    }
-  }
-
-  /** A snapshot of a table that is never mutated again; its text is computed once, when first asked for. */
-  private snapshot(table: AnyTable, changed: readonly string[]): Snapshot<AnyTable> {
-    const texts = this.texts
-    return {
-      table,
-      changed,
-      get text() {
-        let text = texts.get(table)
-        if (text === undefined) {
-          text = serializeTable(table)
-          texts.set(table, text)
-        }
-        return text
-      },
     }
   }
 
@@ -311,5 +292,21 @@ export class Replica {
         this.log.error('change listener failed', { table: refKey(ref), error: (error as Error).message })
       }
     }
+  }
+}
+
+/**
+ * A snapshot of a table that is never mutated again. Its text is the one just saved, or is built when first
+ * asked for; it lives only as long as the snapshot, so an idle router does not hold every table twice.
+ */
+function snapshotOf(table: AnyTable, changed: readonly string[], saved: string | undefined): Snapshot<AnyTable> {
+  let text = saved
+  return {
+    table,
+    changed,
+    get text() {
+      text ??= serializeTable(table)
+      return text
+    },
   }
 }

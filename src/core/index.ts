@@ -1,0 +1,7 @@
+export { MallaError, isMallaError, type ErrorCode } from './errors.js'
+export type { Entry, Flavour, Json, MultiWriterEntry, MultiWriterTable, Table, TypeName } from './types.js'
+export { WriteClock, compareClocks, isValidClock } from './clock.js'
+export { compareMallaEntries, remoteWins, remoteWinsMultiWriter, jsonEqual } from './order.js'
+export { DEFAULT_TTL, bleachTable, insertEntries, insertMultiWriter, isSubstantial, mergeMultiWriter, mergeTable, removeKeys, type Changes } from './table-ops.js'
+export { parseTable, parseMultiWriterTable, parseTypeName, isTypeName, serializeTable } from './schema.js'
+export { silentLogger, type Logger } from './log.js'

@@ -1,0 +1,8 @@
+export * from '../core/index.js'
+export { Replica, type ChangeEvent, type Snapshot } from '../replica/replica.js'
+export { MemoryStore } from '../storage/memory-store.js'
+export type { TableRef, TableStore } from '../storage/table-store.js'
+export { FileStore } from './storage/file-store.js'
+export { PeerDaemon, DEFAULTS, type PeerDaemonOptions } from './daemon/peer-daemon.js'
+export { nodeHttpPoster } from './transport/node-http-poster.js'
+export { syncTable, endpointUrl } from '../sync/full-table-sync.js'
