@@ -1,6 +1,6 @@
 import type { WriteClock } from './clock.js'
 import { remoteWins, remoteWinsMultiWriter, sameData } from './order.js'
-import type { Entry, Json, MultiWriterEntry, MultiWriterTable, Table } from './types.js'
+import type { Entry, Json, MultiWriterTable, Table } from './types.js'
 
 /**
  * The pure CRDT operations on one table, in the style of LibreMesh's `_merge`/`_bleach`/`_insert`:

@@ -25,6 +25,8 @@ export interface ChangeEvent {
   readonly keys: readonly string[]
   /** 'local' for this replica's own writes and merges, 'external' for writes found on disk (another process). */
   readonly origin: 'local' | 'external'
+  /** The table right after the change (never mutated later): listeners read the changed entries from it. */
+  readonly table: ReadonlyMap<string, object>
 }
 
 export interface ReplicaEvents {
@@ -247,8 +249,8 @@ export class Replica {
         if (changed === undefined) p.reject(failed.get(p))
         else p.resolve(snapshotOf(slot.table, changed, text))
       }
-      if (external.length > 0) this.emit(slot.ref, external, 'external')
-      if (keys.size > 0) this.emit(slot.ref, [...keys], 'local')
+      if (external.length > 0) this.emit(slot.ref, external, 'external', slot.table)
+      if (keys.size > 0) this.emit(slot.ref, [...keys], 'local', slot.table)
     } catch (error) {
       if (release) await release().catch(() => {})
       const wrapped = isMallaError(error) ? error : new MallaError('STORAGE', `cannot write ${refKey(slot.ref)}: ${(error as Error).message}`, { cause: error })
@@ -282,8 +284,8 @@ export class Replica {
     return changed
   }
 
-  private emit(ref: TableRef, keys: string[], origin: ChangeEvent['origin']): void {
-    const event: ChangeEvent = { flavour: ref.flavour, type: ref.type, keys, origin }
+  private emit(ref: TableRef, keys: string[], origin: ChangeEvent['origin'], table: ReadonlyMap<string, object>): void {
+    const event: ChangeEvent = { flavour: ref.flavour, type: ref.type, keys, origin, table }
     // Each listener on its own: one that throws must not hide the change from the others.
     for (const listener of [...(this.emitter.events.change ?? [])]) {
       try {

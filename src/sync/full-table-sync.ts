@@ -1,5 +1,5 @@
 import { isMallaError, MallaError } from '../core/errors.js'
-import { parseMultiWriterTable, parseTable } from '../core/schema.js'
+import { parseMultiWriterTable, parseTable, serializeTable } from '../core/schema.js'
 import type { Replica } from '../replica/replica.js'
 import type { TableRef } from '../storage/table-store.js'
 import { gunzip, gzip, isGzip } from '../transport/gzip.js'
@@ -29,12 +29,36 @@ export interface ExchangeOptions {
 }
 
 export const DEFAULT_TIMEOUT_MS = 3000
+
+/**
+ * malla's capability header: every malla endpoint answer carries `x-malla: 1`, so a node learns from its
+ * first ordinary (LibreMesh) sync whether a neighbour speaks malla. LibreMesh routers ignore unknown headers.
+ */
+export const MALLA_HEADER = 'x-malla'
+export const MALLA_PROTOCOL_VERSION = '1'
+/**
+ * Sent with a partial table to ask a malla neighbour for a delta answer (`push`: only its corrections for the
+ * keys sent, not its whole table). A partial table is still a valid LibreMesh sync, merged key by key.
+ */
+export const MALLA_SYNC_HEADER = 'x-malla-sync'
 export const DEFAULT_MAX_REPLY_BYTES = 16 * 1024 * 1024
 
 /** What the neighbour answered: a table to merge, or nothing usable (a LibreMesh router's empty 200, say). */
+interface ReplyFacts {
+  readonly bytesSent: number
+  readonly bytesReceived: number
+  /** The neighbour answered with malla's capability header. */
+  readonly malla: boolean
+}
+
 export type ExchangeReply =
-  | { readonly kind: 'table'; readonly value: unknown; readonly bytesSent: number; readonly bytesReceived: number }
-  | { readonly kind: 'empty'; readonly reason: string; readonly bytesSent: number; readonly bytesReceived: number }
+  | ({ readonly kind: 'table'; readonly value: unknown } & ReplyFacts)
+  | ({ readonly kind: 'empty'; readonly reason: string } & ReplyFacts)
+
+export interface ExchangeRequest {
+  /** Ask a malla neighbour for only its corrections to the entries sent (see MALLA_SYNC_HEADER). */
+  readonly push?: boolean
+}
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -44,7 +68,7 @@ const decoder = new TextDecoder()
  * Real routers report errors as an empty 200, and may answer anything on failure: an empty or non-JSON
  * answer is "no data", never an empty table. HTTP error statuses (malla daemons use them) throw PEER.
  */
-export async function exchangeTable(url: string, text: string, options: ExchangeOptions): Promise<ExchangeReply> {
+export async function exchangeTable(url: string, text: string, options: ExchangeOptions, request: ExchangeRequest = {}): Promise<ExchangeReply> {
   const maxReplyBytes = options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES
   // LibreMesh's CGI compresses when the query string contains "gzip" anywhere.
   const compressed = (url.split('#')[0]?.split('?')[1] ?? '').includes('gzip')
@@ -53,11 +77,11 @@ export async function exchangeTable(url: string, text: string, options: Exchange
   const reply = await options.poster.post({
     url,
     body,
-    headers: { 'content-type': 'application/json' },
+    headers: request.push ? { 'content-type': 'application/json', [MALLA_SYNC_HEADER]: 'push' } : { 'content-type': 'application/json' },
     timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     maxReplyBytes,
   })
-  const sizes = { bytesSent: body.byteLength, bytesReceived: reply.body.byteLength }
+  const sizes = { bytesSent: body.byteLength, bytesReceived: reply.body.byteLength, malla: reply.headers.get(MALLA_HEADER) !== undefined }
   if (reply.status < 200 || reply.status > 299) {
     const detail = decoder.decode(reply.body.subarray(0, 300)).trim()
     throw new MallaError('PEER', `POST ${url} answered HTTP ${reply.status}${detail ? `: ${detail}` : ''}`)
@@ -87,13 +111,40 @@ export interface SyncOutcome {
   readonly skipped?: string
   readonly bytesSent: number
   readonly bytesReceived: number
+  /** The neighbour speaks malla (it answered with the capability header). */
+  readonly malla: boolean
+}
+
+/** The outcome of an exchange that failed outright (no answer, timeout, HTTP error). */
+export function failedOutcome(url: string, error: unknown): SyncOutcome {
+  return { url, keys: [], skipped: error instanceof Error ? error.message : String(error), bytesSent: 0, bytesReceived: 0, malla: false }
 }
 
 /** Syncs one table with one neighbour endpoint URL and merges what it answers into the replica. */
 export async function syncTable(replica: Replica, ref: TableRef, url: string, options: ExchangeOptions): Promise<SyncOutcome> {
   const local = await replica.read(ref)
   const reply = await exchangeTable(url, local.text, options)
-  const sizes = { bytesSent: reply.bytesSent, bytesReceived: reply.bytesReceived }
+  return mergeReply(replica, ref, url, reply)
+}
+
+/**
+ * Pushes some entries of a table to a malla neighbour, which merges them and answers only where its copy
+ * is better than the one pushed; those corrections are merged here. A change thus costs its own size on
+ * each link, whatever the table's size.
+ */
+export async function pushEntries(
+  replica: Replica,
+  ref: TableRef,
+  url: string,
+  entries: ReadonlyMap<string, object>,
+  options: ExchangeOptions,
+): Promise<SyncOutcome> {
+  const reply = await exchangeTable(url, serializeTable(entries), options, { push: true })
+  return mergeReply(replica, ref, url, reply)
+}
+
+async function mergeReply(replica: Replica, ref: TableRef, url: string, reply: ExchangeReply): Promise<SyncOutcome> {
+  const sizes = { bytesSent: reply.bytesSent, bytesReceived: reply.bytesReceived, malla: reply.malla }
   if (reply.kind === 'empty') return { url, keys: [], skipped: reply.reason, ...sizes }
   try {
     const what = `answer from ${url}`

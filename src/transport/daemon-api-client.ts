@@ -37,6 +37,11 @@ export class DaemonApiClient {
     return this.call('POST', this.url(flavour, type, 'sync'), urls)
   }
 
+  /** The daemon's name and what it knows of its neighbours. */
+  info(): Promise<string> {
+    return this.call('GET', `${this.baseUrl.replace(/\/+$/, '')}/malla/v1/info`)
+  }
+
   private async call(method: 'GET' | 'POST', url: string, body?: unknown): Promise<string> {
     let res: Response
     try {

@@ -14,6 +14,8 @@ export class LuaRouterDouble {
   /** 'normal', or a fault to act out. */
   mode: 'normal' | 'empty-200' | 'hang' | 'garbage' = 'normal'
   requests = 0
+  /** Requests that carried malla's push header (a malla node must never send one to a LibreMesh router). */
+  pushRequests = 0
   private server: Server | undefined
 
   constructor(readonly name = 'W1') {}
@@ -21,6 +23,7 @@ export class LuaRouterDouble {
   async start(): Promise<string> {
     this.server = createServer((req, res) => {
       this.requests++
+      if (req.headers['x-malla-sync'] !== undefined) this.pushRequests++
       const chunks: Buffer[] = []
       req.on('data', (c: Buffer) => chunks.push(c))
       req.on('end', () => {

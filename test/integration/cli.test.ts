@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { CLI, runCli, startDaemon, tempDir } from '../helpers/processes.js'
 
-const COMMANDS = ['peer', 'get', 'insert', 'remove', 'bleach', 'sync', 'reqsync', 'dump', 'lab']
+const COMMANDS = ['peer', 'get', 'insert', 'remove', 'bleach', 'sync', 'reqsync', 'dump', 'watch', 'peers', 'lab']
 
 test('--help works on every command', async () => {
   const top = await runCli(['--help'])
@@ -152,8 +152,16 @@ test('the page at / and the change stream show a router\'s tables live', async (
   let text = ''
   const deadline = Date.now() + 5000
   while (!text.includes('event: change') && Date.now() < deadline) text += new TextDecoder().decode((await reader.read()).value)
-  const data = JSON.parse((/data: (.*)/.exec(text) as RegExpExecArray)[1] as string)
-  assert.deepEqual({ ...data, keys: [...data.keys].sort() }, { flavour: 'ttl', type: 'live', keys: ['x', 'y'], origin: 'local' })
+  const data = JSON.parse((/event: change\ndata: (.*)/.exec(text) as RegExpExecArray)[1] as string)
+  assert.match(data.cursor, /^\w+\.1$/)
+  assert.deepEqual({ ...data, cursor: undefined, keys: [...data.keys].sort() }, {
+    cursor: undefined,
+    flavour: 'ttl',
+    type: 'live',
+    keys: ['x', 'y'],
+    origin: 'local',
+    entries: { x: { ...data.entries.x, data: 1, author: 'pagey' }, y: { ...data.entries.y, data: 2, author: 'pagey' } },
+  })
   const list = await (await fetch(`${d.base}/malla/v1/tables`)).json()
   assert.deepEqual(list, [{ flavour: 'ttl', type: 'live', size: 2 }])
 })

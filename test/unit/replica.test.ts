@@ -41,11 +41,15 @@ class InstrumentedStore implements TableStore {
   }
 }
 
-function setup(author = 'node-A'): { store: InstrumentedStore; replica: Replica; events: ChangeEvent[] } {
+/** An event without its table snapshot (checked separately), keys sorted: what the assertions compare. */
+type EventSummary = Omit<ChangeEvent, 'table'>
+const summary = ({ table: _table, ...e }: ChangeEvent): EventSummary => ({ ...e, keys: [...e.keys].sort() })
+
+function setup(author = 'node-A'): { store: InstrumentedStore; replica: Replica; events: EventSummary[] } {
   const store = new InstrumentedStore()
   const replica = new Replica({ store, author, now: () => NOW, random: () => 0.5 })
-  const events: ChangeEvent[] = []
-  replica.on('change', (e) => events.push({ ...e, keys: [...e.keys].sort() }))
+  const events: EventSummary[] = []
+  replica.on('change', (e) => events.push(summary(e)))
   return { store, replica, events }
 }
 
@@ -149,6 +153,17 @@ describe('Replica change events', () => {
     assert.equal(store.saves, savesBefore + 2)
   })
 
+  it('carries the table as it stood right after the change, unaffected by later writes', async () => {
+    const { replica } = setup()
+    const tables: Array<ReadonlyMap<string, object>> = []
+    replica.on('change', (e) => tables.push(e.table))
+    await replica.insert(TYPE, [['a', 1]])
+    await replica.insert(TYPE, [['a', 2], ['b', 3]])
+    assert.deepEqual([...tables[0]!.keys()], ['a'])
+    assert.equal((tables[0]!.get('a') as Entry).data, 1)
+    assert.equal((tables[1]!.get('a') as Entry).data, 2)
+  })
+
   it('stops calling a listener after it unsubscribes', async () => {
     const { replica, events } = setup()
     const calls: ChangeEvent[] = []
@@ -167,8 +182,8 @@ describe('Replica change events', () => {
     replica.on('change', () => {
       throw new Error('listener bug')
     })
-    const seen: ChangeEvent[] = []
-    replica.on('change', (e) => seen.push(e))
+    const seen: EventSummary[] = []
+    replica.on('change', (e) => seen.push(summary(e)))
     const snap = await replica.insert(TYPE, [['a', 1]])
     assert.deepEqual(snap.changed, ['a'])
     assert.deepEqual(seen, [{ flavour: 'ttl', type: TYPE, keys: ['a'], origin: 'local' }])
@@ -255,8 +270,8 @@ describe('Replica and other writers of the same store', () => {
     const b = new Replica({ store, author: 'B', now: () => NOW })
     await a.insert(TYPE, [['x', 'from A']])
     await b.insert(TYPE, [['y', 'from B']])
-    const seen: ChangeEvent[] = []
-    a.on('change', (e) => seen.push(e))
+    const seen: EventSummary[] = []
+    a.on('change', (e) => seen.push(summary(e)))
     assert.deepEqual(dataOf((await a.get(TYPE)).table), { x: 'from A', y: 'from B' })
     assert.deepEqual(seen, [{ flavour: 'ttl', type: TYPE, keys: ['y'], origin: 'external' }])
     // B's clock observed A's write, so B's rewrite of x wins everywhere.

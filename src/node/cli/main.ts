@@ -8,6 +8,8 @@ import type { Flavour, Json } from '../../core/types.js'
 import { DEFAULTS, PeerDaemon } from '../daemon/peer-daemon.js'
 import { runLab, TOPOLOGIES, type Topology } from '../lab/lab.js'
 import { lineLogger, type LogLevel } from '../log.js'
+import { followChanges } from '../../transport/change-feed-client.js'
+import { DaemonApiClient } from '../../transport/daemon-api-client.js'
 import { daemonBackend, dataDirBackend, type TableBackend } from './table-backend.js'
 
 /** Exit statuses, as LibreMesh's `shared-state` uses them where it has one (22 bad input, 165 lock failed). */
@@ -187,6 +189,34 @@ export function buildProgram(): Command {
         .sort()
         .map((key) => JSON.stringify({ key, ...table[key] }))
       if (lines.length > 0) print(lines.join('\n'))
+    })
+
+  program
+    .command('watch')
+    .summary('print the changes of some tables as JSON lines, live, resuming after reconnects')
+    .argument('[types...]', 'data types to follow (all when none)')
+    .option('--url <url>', `a running daemon (default: $MALLA_URL or ${DEFAULT_URL})`)
+    .option('--since <cursor>', 'start after this cursor (the "cursor" of a line printed earlier)')
+    .action(async (types: string[], o: { url?: string; since?: string }) => {
+      for (const t of types) parseTypeName(t)
+      const controller = new AbortController()
+      process.once('SIGINT', () => controller.abort())
+      process.once('SIGTERM', () => controller.abort())
+      await followChanges(o.url ?? process.env.MALLA_URL ?? DEFAULT_URL, (e) => print(JSON.stringify(e)), {
+        types,
+        since: o.since,
+        signal: controller.signal,
+        onRetry: (error, delayMs) => process.stderr.write(`malla: watch: ${error.message}; retrying in ${delayMs} ms\n`),
+      })
+    })
+
+  program
+    .command('peers')
+    .summary('list a daemon\'s neighbours, one JSON line each: {"base", "malla", "lastOkAt", "lastError"}')
+    .option('--url <url>', `a running daemon (default: $MALLA_URL or ${DEFAULT_URL})`)
+    .action(async (o: { url?: string }) => {
+      const info = JSON.parse(await new DaemonApiClient(o.url ?? process.env.MALLA_URL ?? DEFAULT_URL).info()) as { neighbours: unknown[] }
+      if (info.neighbours.length > 0) print(info.neighbours.map((n) => JSON.stringify(n)).join('\n'))
     })
 
   program

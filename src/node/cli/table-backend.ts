@@ -3,7 +3,7 @@ import { MallaError } from '../../core/errors.js'
 import { parseMultiWriterTable, parseTable } from '../../core/schema.js'
 import type { Flavour, Json, TypeName } from '../../core/types.js'
 import { Replica } from '../../replica/replica.js'
-import { syncTable, type SyncOutcome } from '../../sync/full-table-sync.js'
+import { failedOutcome, syncTable, type SyncOutcome } from '../../sync/full-table-sync.js'
 import { DaemonApiClient } from '../../transport/daemon-api-client.js'
 import { FileStore } from '../storage/file-store.js'
 import { nodeHttpPoster } from '../transport/node-http-poster.js'
@@ -41,13 +41,7 @@ export function dataDirBackend(dir: string, name = hostname()): TableBackend {
       const ref = { flavour, type }
       return Promise.all(
         urls.map((url) =>
-          syncTable(replica, ref, url, { poster: nodeHttpPoster, timeoutMs }).catch((e: Error) => ({
-            url,
-            keys: [],
-            skipped: e.message,
-            bytesSent: 0,
-            bytesReceived: 0,
-          })),
+          syncTable(replica, ref, url, { poster: nodeHttpPoster, timeoutMs }).catch((e: unknown) => failedOutcome(url, e)),
         ),
       )
     },

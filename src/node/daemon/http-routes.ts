@@ -10,21 +10,27 @@ import {
   parseTable,
   parseTtl,
   parseTypeName,
+  serializeTable,
 } from '../../core/schema.js'
-import type { Flavour } from '../../core/types.js'
+import type { Flavour, MultiWriterTable, Table } from '../../core/types.js'
+import type { ChangeLog, LoggedChange } from '../../replica/change-log.js'
 import type { Replica } from '../../replica/replica.js'
 import type { TableRef } from '../../storage/table-store.js'
-import type { SyncOutcome } from '../../sync/full-table-sync.js'
+import { MALLA_HEADER, MALLA_PROTOCOL_VERSION, MALLA_SYNC_HEADER, type SyncOutcome } from '../../sync/full-table-sync.js'
+import type { NeighbourInfo } from '../../sync/neighbour-sync.js'
 import { readBody } from './http-body.js'
 import { renderTablesPage } from './tables-page.js'
 
 /** What the routes need from the daemon. */
 export interface RouteContext {
   readonly replica: Replica
+  /** Recent changes with resume cursors, for the live feed. */
+  readonly changes: ChangeLog
   readonly name: string
   readonly maxBodyBytes: number
   readonly log: Logger
-  peers(): readonly string[]
+  /** What the daemon knows of each neighbour. */
+  neighbours(): readonly NeighbourInfo[]
   /** Syncs one table now with the given endpoint URLs, or with every peer when none are given. */
   syncNow(ref: TableRef, urls?: readonly string[]): Promise<SyncOutcome[]>
 }
@@ -64,7 +70,7 @@ export async function handleRequest(ctx: RouteContext, req: IncomingMessage, res
     }
     if (pathname === '/malla/v1/info') {
       requireMethod(req, 'GET')
-      return sendJson(res, 200, { name: ctx.name, peers: ctx.peers() })
+      return sendJson(res, 200, { name: ctx.name, neighbours: ctx.neighbours() })
     }
     if (pathname === '/malla/v1/events') {
       requireMethod(req, 'GET')
@@ -104,17 +110,31 @@ async function libremeshEndpoint(
   requireMethod(req, 'POST')
   const type = parseTypeName(rawType)
   const gzipped = query.includes('gzip')
-  const text = await readBody(req, ctx.maxBodyBytes, gzipped)
+  const received = await readBody(req, ctx.maxBodyBytes, gzipped)
   // An empty body asks for our table without offering anything (LibreMesh merges "nothing" too).
-  const value = text.trim() === '' ? {} : parseJsonText(text, 'body')
+  const value = received.trim() === '' ? {} : parseJsonText(received, 'body')
+  const remote: ReadonlyMap<string, object> = flavour === 'ttl' ? parseTable(value, 'body') : parseMultiWriterTable(value, 'body')
   const snapshot =
     flavour === 'ttl'
-      ? await ctx.replica.merge(type, parseTable(value, 'body'))
-      : await ctx.replica.mergeMultiWriter(type, parseMultiWriterTable(value, 'body'))
-  const body = Buffer.from(snapshot.text + '\n')
-  res.writeHead(200, { 'content-type': 'application/json' })
+      ? await ctx.replica.merge(type, remote as Table)
+      : await ctx.replica.mergeMultiWriter(type, remote as MultiWriterTable)
+  // A malla push gets only our corrections: our copy of each key sent wherever it is not the copy sent.
+  const push = req.headers[MALLA_SYNC_HEADER] === 'push'
+  const text = push ? serializeTable(corrections(remote, snapshot.table)) : snapshot.text
+  const body = Buffer.from(text + '\n')
+  res.writeHead(200, { 'content-type': 'application/json', [MALLA_HEADER]: MALLA_PROTOCOL_VERSION })
   res.end(gzipped ? gzipSync(body) : body)
-  ctx.log.debug('served sync', { flavour, type, from: req.socket.remoteAddress, changed: snapshot.changed.length, ms: Date.now() - started })
+  ctx.log.debug(push ? 'served push' : 'served sync', { flavour, type, from: req.socket.remoteAddress, keys: remote.size, changed: snapshot.changed.length, ms: Date.now() - started })
+}
+
+function corrections(sent: ReadonlyMap<string, object>, merged: ReadonlyMap<string, object>): Map<string, object> {
+  const out = new Map<string, object>()
+  for (const [key, entry] of sent) {
+    const ours = merged.get(key)
+    // A merge keeps the remote entry object itself when it wins, so identity means "same copy".
+    if (ours !== undefined && ours !== entry) out.set(key, ours)
+  }
+  return out
 }
 
 async function apiEndpoint(
@@ -164,14 +184,28 @@ async function apiEndpoint(
   }
 }
 
+/**
+ * Server-sent events, one per substantial change, each with its resume cursor as the event id. A client
+ * that reconnects with `Last-Event-ID` (EventSource does) or `?since=CURSOR` first gets what it missed, or a
+ * `reset` event when that is no longer kept (it then re-reads the tables and continues from the new cursor).
+ */
 function changeStream(ctx: RouteContext, req: IncomingMessage, res: ServerResponse, params: URLSearchParams): void {
   const wanted = params.get('types')?.split(',').filter(Boolean)
+  const since = params.get('since') ?? req.headers['last-event-id']
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
-  res.write(': malla change stream\n\n')
-  const off = ctx.replica.on('change', (event) => {
-    if (wanted && !wanted.includes(event.type)) return
-    res.write(`event: change\ndata: ${JSON.stringify(event)}\n\n`)
-  })
+  const send = (c: LoggedChange) => {
+    if (wanted && !wanted.includes(c.type)) return
+    const data = { cursor: c.cursor, flavour: c.flavour, type: c.type, origin: c.origin, keys: Object.keys(c.entries), entries: c.entries }
+    res.write(`id: ${c.cursor}\nevent: change\ndata: ${JSON.stringify(data)}\n\n`)
+  }
+  // Subscribing and replaying happen in one synchronous step, so no change can fall between them.
+  const off = ctx.changes.subscribe(send)
+  const replay = typeof since === 'string' && since !== '' ? ctx.changes.since(since) : undefined
+  if (replay?.kind === 'replay') replay.changes.forEach(send)
+  else {
+    const event = replay ? 'reset' : 'hello'
+    res.write(`id: ${ctx.changes.cursor}\nevent: ${event}\ndata: ${JSON.stringify({ cursor: ctx.changes.cursor })}\n\n`)
+  }
   const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000)
   req.socket.setTimeout(0)
   res.on('close', () => {

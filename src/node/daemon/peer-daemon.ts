@@ -3,13 +3,14 @@ import { mkdir } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { isMallaError } from '../../core/errors.js'
 import type { Logger } from '../../core/log.js'
 import { isTypeName } from '../../core/schema.js'
 import type { Flavour, TypeName } from '../../core/types.js'
+import { ChangeLog } from '../../replica/change-log.js'
 import { Replica } from '../../replica/replica.js'
 import { refKey, type TableRef } from '../../storage/table-store.js'
-import { endpointUrl, syncTable, type SyncOutcome } from '../../sync/full-table-sync.js'
+import type { SyncOutcome } from '../../sync/full-table-sync.js'
+import { NeighbourSync, type NeighbourInfo } from '../../sync/neighbour-sync.js'
 import { FileStore } from '../storage/file-store.js'
 import { nodeHttpPoster } from '../transport/node-http-poster.js'
 import { HookRunner } from './hook-runner.js'
@@ -54,12 +55,13 @@ export const DEFAULTS = {
  */
 export class PeerDaemon {
   readonly replica: Replica
+  readonly changes: ChangeLog
   private readonly store: FileStore
   private readonly hooks: HookRunner
   private readonly server: Server
   private readonly timers: NodeJS.Timeout[] = []
   private readonly watchers: FSWatcher[] = []
-  private readonly syncState = new Map<string, { running: Promise<void> | undefined; again: boolean; timer?: NodeJS.Timeout }>()
+  private readonly sync: NeighbourSync
   private stopped = false
   private address: AddressInfo | undefined
 
@@ -67,15 +69,25 @@ export class PeerDaemon {
     const log = options.log
     this.store = new FileStore(options.dataDir, { log })
     this.replica = new Replica({ store: this.store, author: options.name, log })
+    this.changes = new ChangeLog(this.replica)
     this.hooks = new HookRunner({ dir: options.hooksDir, timeoutMs: options.hookTimeoutMs, log })
+    this.sync = new NeighbourSync({
+      replica: this.replica,
+      poster: nodeHttpPoster,
+      peers: options.peers,
+      timeoutMs: options.requestTimeoutMs,
+      debounceMs: options.syncDebounceMs,
+      log,
+    })
     this.server = createServer((req, res) => {
       void handleRequest(
         {
           replica: this.replica,
+          changes: this.changes,
           name: options.name,
           maxBodyBytes: options.maxBodyBytes,
           log,
-          peers: () => options.peers,
+          neighbours: () => this.sync.info(),
           syncNow: (ref, urls) => this.syncNow(ref, urls),
         },
         req,
@@ -86,6 +98,11 @@ export class PeerDaemon {
     this.server.requestTimeout = 30_000
     this.server.headersTimeout = 10_000
     this.server.keepAliveTimeout = 5_000
+  }
+
+  /** What the daemon knows of each peer (for `/malla/v1/info` and the CLI). */
+  neighbours(): NeighbourInfo[] {
+    return this.sync.info()
   }
 
   /** Base URL clients use, e.g. `http://127.0.0.1:8080/`. */
@@ -102,8 +119,8 @@ export class PeerDaemon {
       log.info('changed', { type: event.type, flavour: event.flavour === 'ttl' ? undefined : event.flavour, keys: event.keys.length, origin: event.origin })
       const ref: TableRef = { flavour: event.flavour, type: event.type }
       this.hooks.trigger(event.type, async () => (await this.replica.read(ref)).text)
-      this.scheduleSync(ref, this.options.syncDebounceMs)
     })
+    this.sync.start()
     // Load every table now, so a corrupt file is moved aside at start and not on the first request.
     for (const ref of await this.replica.list()) await this.replica.read(ref)
     this.watchDataDir()
@@ -116,7 +133,7 @@ export class PeerDaemon {
     })
     this.address = this.server.address() as AddressInfo
     this.timers.push(setInterval(() => void this.bleachAll(), this.options.bleachIntervalMs))
-    if (this.options.peers.length > 0) this.timers.push(setInterval(() => void this.syncAll(), this.options.syncIntervalMs))
+    if (this.options.peers.length > 0) this.timers.push(setInterval(() => void this.sync.antiEntropy(), this.options.syncIntervalMs))
     log.info('listening', { url: this.url, name: this.options.name, data: this.options.dataDir, peers: this.options.peers.join(',') || undefined })
     return this.url
   }
@@ -125,11 +142,11 @@ export class PeerDaemon {
     if (this.stopped) return
     this.stopped = true
     for (const t of this.timers) clearInterval(t)
-    for (const s of this.syncState.values()) clearTimeout(s.timer)
     for (const w of this.watchers) w.close()
     this.server.closeAllConnections()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
-    await Promise.allSettled([...this.syncState.values()].map((s) => s.running))
+    await this.sync.stop()
+    this.changes.close()
     await this.hooks.idle()
   }
 
@@ -145,61 +162,9 @@ export class PeerDaemon {
     }
   }
 
-  /** Syncs every table with every peer (the periodic anti-entropy round). */
-  async syncAll(): Promise<void> {
-    for (const ref of await this.replica.list()) this.scheduleSync(ref, 0)
-  }
-
   /** Syncs one table now with the given endpoint URLs, or with every peer. Failures are reported per URL. */
-  async syncNow(ref: TableRef, urls?: readonly string[]): Promise<SyncOutcome[]> {
-    const targets = urls ?? this.options.peers.map((base) => endpointUrl(base, ref))
-    const results = await Promise.allSettled(
-      targets.map((url) => syncTable(this.replica, ref, url, { poster: nodeHttpPoster, timeoutMs: this.options.requestTimeoutMs })),
-    )
-    return results.map((r, i) => {
-      const url = targets[i] as string
-      if (r.status === 'fulfilled') {
-        const o = r.value
-        if (o.skipped) this.options.log.warn('sync answer unusable', { type: ref.type, url, reason: o.skipped })
-        else this.options.log.debug('synced', { type: ref.type, url, changed: o.keys.length, sent: o.bytesSent, received: o.bytesReceived })
-        return o
-      }
-      const message = isMallaError(r.reason) ? r.reason.message : String(r.reason)
-      this.options.log.warn('sync failed', { type: ref.type, url, error: message })
-      return { url, keys: [], skipped: message, bytesSent: 0, bytesReceived: 0 }
-    })
-  }
-
-  /**
-   * Runs one sync round of a table with all peers after `delayMs`. Rounds of one table never overlap:
-   * a change during a round asks for exactly one more round afterwards, so bursts cost two rounds, not N.
-   */
-  private scheduleSync(ref: TableRef, delayMs: number): void {
-    if (this.stopped || this.options.peers.length === 0) return
-    const key = refKey(ref)
-    let state = this.syncState.get(key)
-    if (state === undefined) {
-      state = { running: undefined, again: false }
-      this.syncState.set(key, state)
-    }
-    if (state.running) {
-      state.again = true
-      return
-    }
-    if (state.timer) return
-    const s = state
-    s.timer = setTimeout(() => {
-      s.timer = undefined
-      s.running = this.syncNow(ref)
-        .then(() => {})
-        .finally(() => {
-          s.running = undefined
-          if (s.again) {
-            s.again = false
-            this.scheduleSync(ref, this.options.syncDebounceMs)
-          }
-        })
-    }, delayMs)
+  syncNow(ref: TableRef, urls?: readonly string[]): Promise<SyncOutcome[]> {
+    return this.sync.syncNow(ref, urls)
   }
 
   /** Notices tables written by another process (the CLI with `--data`), so hooks and sync follow at once. */

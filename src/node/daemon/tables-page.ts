@@ -54,7 +54,11 @@ events.addEventListener('change', (e) => {
   show(change.flavour, change.type).catch((err) => (status.textContent = String(err)))
 })
 events.onerror = () => (status.textContent = 'reconnecting…')
-events.onopen = () => showAll().catch((err) => (status.textContent = String(err)))
+// On the first connection and whenever the router could not replay what was missed: read everything again.
+const reload = () => showAll().catch((err) => (status.textContent = String(err)))
+events.addEventListener('hello', reload)
+events.addEventListener('reset', reload)
+events.onopen = () => (status.textContent = 'live')
 </script></body></html>
 `
 }

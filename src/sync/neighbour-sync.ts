@@ -1,0 +1,164 @@
+import type { Logger } from '../core/log.js'
+import type { Replica } from '../replica/replica.js'
+import { refKey, type TableRef } from '../storage/table-store.js'
+import type { HttpPoster } from '../transport/http-poster.js'
+import { endpointUrl, failedOutcome, pushEntries, syncTable, type SyncOutcome } from './full-table-sync.js'
+
+export interface NeighbourSyncOptions {
+  readonly replica: Replica
+  readonly poster: HttpPoster
+  /** Neighbours' base URLs (`http://10.13.0.1`, `http://[fe80::1%25br-lan]:8080`). */
+  readonly peers: readonly string[]
+  readonly timeoutMs: number
+  /** Changes arriving within this delay go out together. */
+  readonly debounceMs: number
+  readonly log: Logger
+}
+
+/** What this node knows of one neighbour. */
+export interface NeighbourInfo {
+  readonly base: string
+  /** Whether it answered with malla's capability header; undefined until it answered at all. */
+  readonly malla: boolean | undefined
+  readonly lastOkAt: number | undefined
+  readonly lastError: string | undefined
+}
+
+interface Neighbour {
+  base: string
+  malla: boolean | undefined
+  lastOkAt: number | undefined
+  lastError: string | undefined
+}
+
+interface TableRound {
+  dirty: Set<string>
+  timer: ReturnType<typeof setTimeout> | undefined
+  running: Promise<void> | undefined
+  again: boolean
+}
+
+/**
+ * Keeps a node's tables in step with its neighbours:
+ * - after a substantial change, the changed entries go to every neighbour within `debounceMs`: as a delta
+ *   push to malla neighbours (only those entries; they forward what was new to them, and stop where
+ *   nothing is), as LibreMesh's full-table POST to the others;
+ * - `antiEntropy()` (called periodically by the owner) syncs whole tables with everyone, so lost pushes
+ *   and partitions heal.
+ * Rounds of one table never overlap: changes during a round are sent by exactly one more round.
+ */
+export class NeighbourSync {
+  private readonly neighbours: Neighbour[]
+  private readonly rounds = new Map<string, TableRound>()
+  private readonly refs = new Map<string, TableRef>()
+  private off: (() => void) | undefined
+  private stopped = false
+
+  constructor(private readonly options: NeighbourSyncOptions) {
+    this.neighbours = options.peers.map((base) => ({ base, malla: undefined, lastOkAt: undefined, lastError: undefined }))
+  }
+
+  start(): void {
+    this.off = this.options.replica.on('change', (event) => {
+      this.markDirty({ flavour: event.flavour, type: event.type }, event.keys)
+    })
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    this.off?.()
+    for (const r of this.rounds.values()) clearTimeout(r.timer)
+    await Promise.allSettled([...this.rounds.values()].map((r) => r.running))
+  }
+
+  info(): NeighbourInfo[] {
+    return this.neighbours.map((n) => ({ ...n }))
+  }
+
+  /** Full-table sync of one table with the given endpoint URLs, or with every neighbour. */
+  async syncNow(ref: TableRef, urls?: readonly string[]): Promise<SyncOutcome[]> {
+    if (urls !== undefined) return Promise.all(urls.map((url) => this.exchange(ref, url, undefined, undefined)))
+    return Promise.all(this.neighbours.map((n) => this.exchange(ref, endpointUrl(n.base, ref), n, undefined)))
+  }
+
+  /** Syncs every table with every neighbour: the periodic repair of whatever pushes missed. */
+  async antiEntropy(): Promise<void> {
+    if (this.neighbours.length === 0) return
+    for (const ref of await this.options.replica.list()) await this.syncNow(ref)
+  }
+
+  private markDirty(ref: TableRef, keys: readonly string[]): void {
+    if (this.stopped || this.neighbours.length === 0) return
+    const key = refKey(ref)
+    this.refs.set(key, ref)
+    let round = this.rounds.get(key)
+    if (round === undefined) {
+      round = { dirty: new Set(), timer: undefined, running: undefined, again: false }
+      this.rounds.set(key, round)
+    }
+    for (const k of keys) round.dirty.add(k)
+    this.schedule(ref, round)
+  }
+
+  private schedule(ref: TableRef, round: TableRound): void {
+    if (round.running) {
+      round.again = true
+      return
+    }
+    if (round.timer !== undefined || this.stopped) return
+    round.timer = setTimeout(() => {
+      round.timer = undefined
+      const keys = round.dirty
+      round.dirty = new Set()
+      round.running = this.sendChanges(ref, keys).finally(() => {
+        round.running = undefined
+        if (round.again) {
+          round.again = false
+          if (round.dirty.size > 0) this.schedule(ref, round)
+        }
+      })
+    }, this.options.debounceMs)
+  }
+
+  private async sendChanges(ref: TableRef, keys: ReadonlySet<string>): Promise<void> {
+    const snapshot = await this.options.replica.read(ref)
+    const entries = new Map<string, object>()
+    // Keys dropped by bleach have nothing to send: bleach is every node's own business.
+    for (const k of keys) {
+      const entry = snapshot.table.get(k)
+      if (entry !== undefined) entries.set(k, entry)
+    }
+    if (entries.size === 0) return
+    await Promise.all(this.neighbours.map((n) => this.exchange(ref, endpointUrl(n.base, ref), n, n.malla ? entries : undefined)))
+  }
+
+  /** One exchange: a push of `entries` when given (malla neighbours), else a full-table sync. */
+  private async exchange(ref: TableRef, url: string, n: Neighbour | undefined, entries: ReadonlyMap<string, object> | undefined): Promise<SyncOutcome> {
+    const { log, replica, poster, timeoutMs } = this.options
+    const how = entries ? 'push' : 'sync'
+    let outcome: SyncOutcome
+    try {
+      outcome = entries
+        ? await pushEntries(replica, ref, url, entries, { poster, timeoutMs })
+        : await syncTable(replica, ref, url, { poster, timeoutMs })
+    } catch (e) {
+      outcome = failedOutcome(url, e)
+      log.warn(`${how} failed`, { type: ref.type, url, error: outcome.skipped })
+      if (n) {
+        n.lastError = outcome.skipped
+        // Whatever it missed is repaired by a full sync once it answers again, which also re-learns what it speaks.
+        n.malla = undefined
+      }
+      return outcome
+    }
+    if (outcome.skipped) log.warn('sync answer unusable', { type: ref.type, url, reason: outcome.skipped })
+    else log.debug(how === 'push' ? 'pushed' : 'synced', { type: ref.type, url, changed: outcome.keys.length, sent: outcome.bytesSent, received: outcome.bytesReceived })
+    if (n) {
+      n.lastOkAt = Date.now()
+      n.lastError = undefined
+      if (n.malla !== outcome.malla) log.info(outcome.malla ? 'neighbour speaks malla' : 'neighbour speaks LibreMesh only', { peer: n.base })
+      n.malla = outcome.malla
+    }
+    return outcome
+  }
+}

@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { LuaRouterDouble } from '../helpers/lua-router-double.js'
+import { runCli, startDaemon, tempDir } from '../helpers/processes.js'
+
+test('between malla daemons a change travels as a small delta push, whatever the table size', async (t) => {
+  const c = await startDaemon(t, ['--data', await tempDir(t), '--name', 'C', '--verbose'])
+  const b = await startDaemon(t, ['--data', await tempDir(t), '--name', 'B', '--verbose', '--peer', c.base, '--max-body', String(8 * 1024 * 1024)])
+  const a = await startDaemon(t, ['--data', await tempDir(t), '--name', 'A', '--verbose', '--peer', b.base])
+  // C must also accept B's first full-table sync of 2,000 entries.
+  const big = Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`host-${i}`, { ip: `10.0.${i >> 8}.${i & 255}`, pad: 'x'.repeat(150) }]))
+  assert.equal((await runCli(['insert', 'hosts', '--url', a.base], JSON.stringify(big))).code, 0)
+  await c.waitForLog(/changed type=hosts keys=2000/)
+  await a.waitForLog(/neighbour speaks malla peer=/)
+  await b.waitForLog(/neighbour speaks malla peer=/)
+
+  await runCli(['insert', 'hosts', '--url', a.base], '{"new-host":"10.9.9.9"}')
+  await c.waitForLog(/changed type=hosts keys=1 /)
+  const pushed = await a.waitForLog(/ pushed type=hosts .*sent=\d+/)
+  const sent = Number((/sent=(\d+)/.exec(pushed) as RegExpExecArray)[1])
+  assert.ok(sent < 2048, `one entry pushed in ${sent} bytes`)
+  await c.waitForLog(/served push flavour=ttl type=hosts .*keys=1 changed=1/)
+  const atC = JSON.parse((await runCli(['get', 'hosts', '--url', c.base])).stdout)
+  assert.equal(atC['new-host'].data, '10.9.9.9')
+  assert.equal(Object.keys(atC).length, 2001)
+})
+
+test('a LibreMesh router gets full-table syncs, never a push it could not answer as one', async (t) => {
+  const lua = new LuaRouterDouble('W1')
+  const luaBase = await lua.start()
+  t.after(() => lua.stop())
+  lua.insert('hosts', { w1: 'x' })
+  const m = await startDaemon(t, ['--data', await tempDir(t), '--name', 'M', '--peer', luaBase])
+  await runCli(['insert', 'hosts', '--url', m.base], '{"m1":1}')
+  await m.waitForLog(/neighbour speaks LibreMesh only/)
+  await runCli(['insert', 'hosts', '--url', m.base], '{"m2":2}')
+  await m.waitForLog(/changed type=hosts keys=1 origin=local/)
+  for (let i = 0; i < 100 && lua.tables.get('hosts')?.m2 === undefined; i++) await new Promise((r) => setTimeout(r, 20))
+  assert.equal(lua.tables.get('hosts')?.m2?.data, 2)
+  assert.equal(lua.pushRequests, 0)
+  const peers = (await runCli(['peers', '--url', m.base])).stdout.trim().split('\n').map((l) => JSON.parse(l))
+  assert.deepEqual(peers.map((p) => [p.base, p.malla]), [[luaBase, false]])
+})
