@@ -18,6 +18,8 @@ export interface NeighbourSyncOptions {
 /** What this node knows of one neighbour. */
 export interface NeighbourInfo {
   readonly base: string
+  /** 'static' for `--peer`, 'discovered' for neighbours found on a link (ff02::1). */
+  readonly source: 'static' | 'discovered'
   /** Whether it answered with malla's capability header; undefined until it answered at all. */
   readonly malla: boolean | undefined
   readonly lastOkAt: number | undefined
@@ -26,6 +28,7 @@ export interface NeighbourInfo {
 
 interface Neighbour {
   base: string
+  source: 'static' | 'discovered'
   malla: boolean | undefined
   lastOkAt: number | undefined
   lastError: string | undefined
@@ -55,7 +58,27 @@ export class NeighbourSync {
   private stopped = false
 
   constructor(private readonly options: NeighbourSyncOptions) {
-    this.neighbours = options.peers.map((base) => ({ base, malla: undefined, lastOkAt: undefined, lastError: undefined }))
+    this.neighbours = options.peers.map((base) => ({ base, source: 'static' as const, malla: undefined, lastOkAt: undefined, lastError: undefined }))
+  }
+
+  /**
+   * Adds a neighbour found at run time (discovery) and syncs every table with it at once, so a node that
+   * joins catches up without waiting for the next anti-entropy round. Adding a known base does nothing.
+   */
+  addNeighbour(base: string, source: 'static' | 'discovered' = 'discovered'): void {
+    if (this.stopped || this.neighbours.some((n) => n.base === base)) return
+    const n: Neighbour = { base, source, malla: undefined, lastOkAt: undefined, lastError: undefined }
+    this.neighbours.push(n)
+    this.options.log.info('neighbour added', { peer: base, source })
+    void this.options.replica.list().then((refs) => Promise.all(refs.map((ref) => this.exchange(ref, endpointUrl(base, ref), n, undefined))))
+  }
+
+  /** Forgets a neighbour (one discovery no longer sees); static peers stay. */
+  removeNeighbour(base: string): void {
+    const i = this.neighbours.findIndex((n) => n.base === base && n.source === 'discovered')
+    if (i < 0) return
+    this.neighbours.splice(i, 1)
+    this.options.log.info('neighbour removed', { peer: base })
   }
 
   start(): void {

@@ -105,6 +105,15 @@ export class PeerDaemon {
     return this.sync.info()
   }
 
+  /** Adds or forgets a neighbour found at run time (discovery). */
+  addNeighbour(base: string): void {
+    this.sync.addNeighbour(base, 'discovered')
+  }
+
+  removeNeighbour(base: string): void {
+    this.sync.removeNeighbour(base)
+  }
+
   /** Base URL clients use, e.g. `http://127.0.0.1:8080/`. */
   get url(): string {
     if (!this.address) throw new Error('daemon not started')
@@ -133,7 +142,7 @@ export class PeerDaemon {
     })
     this.address = this.server.address() as AddressInfo
     this.timers.push(setInterval(() => void this.bleachAll(), this.options.bleachIntervalMs))
-    if (this.options.peers.length > 0) this.timers.push(setInterval(() => void this.sync.antiEntropy(), this.options.syncIntervalMs))
+    this.timers.push(setInterval(() => void this.sync.antiEntropy(), this.options.syncIntervalMs))
     log.info('listening', { url: this.url, name: this.options.name, data: this.options.dataDir, peers: this.options.peers.join(',') || undefined })
     return this.url
   }
