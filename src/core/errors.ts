@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'STORAGE' // the disk refused a write (ENOSPC, EACCES...); the previous copy is intact
   | 'PEER' // a peer did not answer, answered garbage, or timed out
   | 'NOT_FOUND'
+  | 'BUSY' // a peer asked for more work than its budget allows; retry later
 
 export class MallaError extends Error {
   constructor(

@@ -3,6 +3,7 @@ import type { Replica } from '../replica/replica.js'
 import { refKey, type TableRef } from '../storage/table-store.js'
 import type { HttpPoster } from '../transport/http-poster.js'
 import { endpointUrl, failedOutcome, pushEntries, syncTable, type SyncOutcome } from './full-table-sync.js'
+import { reconcileTable } from './reconcile-client.js'
 
 export interface NeighbourSyncOptions {
   readonly replica: Replica
@@ -104,10 +105,20 @@ export class NeighbourSync {
     return Promise.all(this.neighbours.map((n) => this.exchange(ref, endpointUrl(n.base, ref), n, undefined)))
   }
 
-  /** Syncs every table with every neighbour: the periodic repair of whatever pushes missed. */
+  /**
+   * Brings every table in step with every neighbour: the periodic repair of whatever pushes missed (lost
+   * messages, partitions, restarts). malla neighbours reconcile by digests and exchange only what differs;
+   * the others get LibreMesh's full-table sync.
+   */
   async antiEntropy(): Promise<void> {
     if (this.neighbours.length === 0) return
-    for (const ref of await this.options.replica.list()) await this.syncNow(ref)
+    for (const ref of await this.options.replica.list()) {
+      await Promise.all(
+        this.neighbours.map((n) =>
+          n.malla ? this.exchange(ref, `${n.base}/malla/v1/reconcile`, n, 'reconcile') : this.exchange(ref, endpointUrl(n.base, ref), n, undefined),
+        ),
+      )
+    }
   }
 
   private markDirty(ref: TableRef, keys: readonly string[]): void {
@@ -155,15 +166,26 @@ export class NeighbourSync {
     await Promise.all(this.neighbours.map((n) => this.exchange(ref, endpointUrl(n.base, ref), n, n.malla ? entries : undefined)))
   }
 
-  /** One exchange: a push of `entries` when given (malla neighbours), else a full-table sync. */
-  private async exchange(ref: TableRef, url: string, n: Neighbour | undefined, entries: ReadonlyMap<string, object> | undefined): Promise<SyncOutcome> {
+  /**
+   * One exchange with a neighbour: a push of `entries` when given, a reconciliation by digests when asked
+   * (both for malla neighbours only), else LibreMesh's full-table sync.
+   */
+  private async exchange(
+    ref: TableRef,
+    url: string,
+    n: Neighbour | undefined,
+    what: ReadonlyMap<string, object> | 'reconcile' | undefined,
+  ): Promise<SyncOutcome> {
     const { log, replica, poster, timeoutMs } = this.options
-    const how = entries ? 'push' : 'sync'
+    const how = what === undefined ? 'sync' : what === 'reconcile' ? 'reconcile' : 'push'
     let outcome: SyncOutcome
     try {
-      outcome = entries
-        ? await pushEntries(replica, ref, url, entries, { poster, timeoutMs })
-        : await syncTable(replica, ref, url, { poster, timeoutMs })
+      outcome =
+        what === 'reconcile' && n
+          ? await reconcileTable(replica, ref, n.base, { poster, timeoutMs })
+          : what instanceof Map
+            ? await pushEntries(replica, ref, url, what, { poster, timeoutMs })
+            : await syncTable(replica, ref, url, { poster, timeoutMs })
     } catch (e) {
       outcome = failedOutcome(url, e)
       log.warn(`${how} failed`, { type: ref.type, url, error: outcome.skipped })
@@ -175,7 +197,7 @@ export class NeighbourSync {
       return outcome
     }
     if (outcome.skipped) log.warn('sync answer unusable', { type: ref.type, url, reason: outcome.skipped })
-    else log.debug(how === 'push' ? 'pushed' : 'synced', { type: ref.type, url, changed: outcome.keys.length, sent: outcome.bytesSent, received: outcome.bytesReceived })
+    else log.debug({ push: 'pushed', reconcile: 'reconciled', sync: 'synced' }[how], { type: ref.type, url, changed: outcome.keys.length, sent: outcome.bytesSent, received: outcome.bytesReceived })
     if (n) {
       n.lastOkAt = Date.now()
       n.lastError = undefined

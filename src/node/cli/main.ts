@@ -13,7 +13,7 @@ import { DaemonApiClient } from '../../transport/daemon-api-client.js'
 import { daemonBackend, dataDirBackend, type TableBackend } from './table-backend.js'
 
 /** Exit statuses, as LibreMesh's `shared-state` uses them where it has one (22 bad input, 165 lock failed). */
-const EXIT: Record<ErrorCode, number> = { BAD_INPUT: 22, TOO_LARGE: 22, LOCK_FAILED: 165, STORAGE: 74, PEER: 69, NOT_FOUND: 66 }
+const EXIT: Record<ErrorCode, number> = { BAD_INPUT: 22, TOO_LARGE: 22, LOCK_FAILED: 165, STORAGE: 74, PEER: 69, NOT_FOUND: 66, BUSY: 75 }
 
 const DEFAULT_URL = `http://127.0.0.1:${DEFAULTS.port}`
 

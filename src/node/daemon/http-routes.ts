@@ -12,12 +12,14 @@ import {
   parseTypeName,
   serializeTable,
 } from '../../core/schema.js'
-import type { Flavour, MultiWriterTable, Table } from '../../core/types.js'
+import type { Entry, Flavour, MultiWriterTable, Table } from '../../core/types.js'
 import type { ChangeLog, LoggedChange } from '../../replica/change-log.js'
 import type { Replica } from '../../replica/replica.js'
 import type { TableRef } from '../../storage/table-store.js'
 import { MALLA_HEADER, MALLA_PROTOCOL_VERSION, MALLA_SYNC_HEADER, type SyncOutcome } from '../../sync/full-table-sync.js'
 import type { NeighbourInfo } from '../../sync/neighbour-sync.js'
+import { answerSummary, parseReconcileEntries, parseReconcileRequest, pick } from '../../sync/reconcile.js'
+import type { WorkBudget } from '../../sync/work-budget.js'
 import { readBody } from './http-body.js'
 import { renderTablesPage } from './tables-page.js'
 
@@ -27,6 +29,8 @@ export interface RouteContext {
   /** Recent changes with resume cursors, for the live feed. */
   readonly changes: ChangeLog
   readonly name: string
+  /** Work each neighbour may ask for (reconciliation). */
+  readonly budget: WorkBudget
   readonly maxBodyBytes: number
   readonly log: Logger
   /** What the daemon knows of each neighbour. */
@@ -42,6 +46,7 @@ const STATUS: Record<ErrorCode, number> = {
   LOCK_FAILED: 503,
   STORAGE: 507,
   PEER: 502,
+  BUSY: 429,
 }
 
 const LIBREMESH_PATH = /^\/cgi-bin\/(shared-state|shared-state-multiwriter)\/([^/]*)$/
@@ -67,6 +72,10 @@ export async function handleRequest(ctx: RouteContext, req: IncomingMessage, res
       requireMethod(req, 'GET')
       const refs = await ctx.replica.list()
       return sendJson(res, 200, await Promise.all(refs.map(async (r) => ({ ...r, size: (await ctx.replica.read(r)).table.size }))))
+    }
+    if (pathname === '/malla/v1/reconcile') {
+      requireMethod(req, 'POST')
+      return await reconcileEndpoint(ctx, req, res)
     }
     if (pathname === '/malla/v1/info') {
       requireMethod(req, 'GET')
@@ -126,6 +135,48 @@ async function libremeshEndpoint(
   res.end(gzipped ? gzipSync(body) : body)
   ctx.log.debug(push ? 'served push' : 'served sync', { flavour, type, from: req.socket.remoteAddress, keys: remote.size, changed: snapshot.changed.length, ms: Date.now() - started })
 }
+
+/**
+ * Delta anti-entropy between malla nodes (src/sync/reconcile.ts). Every request is charged to the asking
+ * address's work budget; bad input is charged a penalty, so garbage soon gets 429 instead of more work.
+ */
+async function reconcileEndpoint(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const who = req.socket.remoteAddress ?? 'unknown'
+  ctx.budget.charge(who, 1)
+  let parsed: ReturnType<typeof parseReconcileRequest>
+  try {
+    const text = await readBody(req, ctx.maxBodyBytes, false)
+    parsed = parseReconcileRequest(parseJsonText(text, 'body'))
+  } catch (e) {
+    if (isMallaError(e, 'BAD_INPUT') || isMallaError(e, 'TOO_LARGE')) ctx.budget.penalize(who, BAD_INPUT_PENALTY)
+    throw e
+  }
+  const ref: TableRef = { flavour: parsed.request.flavour, type: parseTypeName(parsed.request.type) }
+  if (parsed.round === 1) {
+    const snapshot = await ctx.replica.read(ref)
+    ctx.budget.charge(who, snapshot.table.size + parsed.request.buckets)
+    return sendJson(res, 200, answerSummary(parsed.request, snapshot.table as ReadonlyMap<string, Entry>))
+  }
+  const { entries, want } = parsed.request
+  ctx.budget.charge(who, Object.keys(entries).length + want.length)
+  let incoming: ReadonlyMap<string, object>
+  try {
+    incoming = parseReconcileEntries(ref.flavour, entries, 'entries')
+  } catch (e) {
+    ctx.budget.penalize(who, BAD_INPUT_PENALTY)
+    throw e
+  }
+  const merged =
+    ref.flavour === 'ttl'
+      ? await ctx.replica.merge(ref.type, incoming as Table)
+      : await ctx.replica.mergeMultiWriter(ref.type, incoming as MultiWriterTable)
+  res.writeHead(200, { 'content-type': 'application/json', [MALLA_HEADER]: MALLA_PROTOCOL_VERSION })
+  res.end(`{"v":1,"entries":${serializeTable(new Map(Object.entries(pick(merged.table as ReadonlyMap<string, Entry>, want))))}}\n`)
+  ctx.log.debug('served reconcile', { type: ref.type, from: who, received: incoming.size, changed: merged.changed.length, sent: want.length })
+}
+
+/** Work units charged for a request that fails validation. */
+const BAD_INPUT_PENALTY = 100_000
 
 function corrections(sent: ReadonlyMap<string, object>, merged: ReadonlyMap<string, object>): Map<string, object> {
   const out = new Map<string, object>()

@@ -11,8 +11,10 @@ import { Replica } from '../../replica/replica.js'
 import { refKey, type TableRef } from '../../storage/table-store.js'
 import type { SyncOutcome } from '../../sync/full-table-sync.js'
 import { NeighbourSync, type NeighbourInfo } from '../../sync/neighbour-sync.js'
+import { WorkBudget } from '../../sync/work-budget.js'
 import { FileStore } from '../storage/file-store.js'
 import { nodeHttpPoster } from '../transport/node-http-poster.js'
+import { NeighbourDiscovery } from '../discovery/neighbour-discovery.js'
 import { HookRunner } from './hook-runner.js'
 import { handleRequest } from './http-routes.js'
 
@@ -34,6 +36,18 @@ export interface PeerDaemonOptions {
   readonly hookTimeoutMs: number
   readonly maxBodyBytes: number
   readonly log: Logger
+  /**
+   * LibreMesh's neighbour discovery: ping ff02::1 on these interfaces and sync with whoever answers.
+   * The daemon must then listen on `::`, where link-local neighbours can reach it.
+   */
+  readonly discover?: {
+    readonly interfaces: readonly string[]
+    /** Port of the neighbours' daemons; this daemon's own port when absent. */
+    readonly port?: number
+    readonly intervalMs: number
+    /** The ping program; `ping` from PATH when absent. */
+    readonly pingCommand?: string
+  }
 }
 
 export const DEFAULTS = {
@@ -56,6 +70,7 @@ export const DEFAULTS = {
 export class PeerDaemon {
   readonly replica: Replica
   readonly changes: ChangeLog
+  private readonly budget = new WorkBudget()
   private readonly store: FileStore
   private readonly hooks: HookRunner
   private readonly server: Server
@@ -64,6 +79,7 @@ export class PeerDaemon {
   private readonly sync: NeighbourSync
   private stopped = false
   private address: AddressInfo | undefined
+  private discovery: NeighbourDiscovery | undefined
 
   constructor(private readonly options: PeerDaemonOptions) {
     const log = options.log
@@ -84,6 +100,7 @@ export class PeerDaemon {
         {
           replica: this.replica,
           changes: this.changes,
+          budget: this.budget,
           name: options.name,
           maxBodyBytes: options.maxBodyBytes,
           log,
@@ -144,12 +161,26 @@ export class PeerDaemon {
     this.timers.push(setInterval(() => void this.bleachAll(), this.options.bleachIntervalMs))
     this.timers.push(setInterval(() => void this.sync.antiEntropy(), this.options.syncIntervalMs))
     log.info('listening', { url: this.url, name: this.options.name, data: this.options.dataDir, peers: this.options.peers.join(',') || undefined })
+    const discover = this.options.discover
+    if (discover && discover.interfaces.length > 0 && !this.stopped) {
+      this.discovery = new NeighbourDiscovery({
+        interfaces: discover.interfaces,
+        port: discover.port ?? this.address.port,
+        intervalMs: discover.intervalMs,
+        pingCommand: discover.pingCommand,
+        add: (base) => this.addNeighbour(base),
+        remove: (base) => this.removeNeighbour(base),
+        log,
+      })
+      this.discovery.start()
+    }
     return this.url
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    await this.discovery?.stop()
     for (const t of this.timers) clearInterval(t)
     for (const w of this.watchers) w.close()
     this.server.closeAllConnections()
