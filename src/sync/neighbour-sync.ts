@@ -14,6 +14,19 @@ export interface NeighbourSyncOptions {
   /** Changes arriving within this delay go out together. */
   readonly debounceMs: number
   readonly log: Logger
+  /**
+   * 'malla' (default): push changes at once, reconcile by digests with malla neighbours.
+   * 'libremesh': behave as a LibreMesh router does, full-table sync with every neighbour on each
+   * `antiEntropy()` round and nothing in between (the baseline benchmarks compare against).
+   */
+  readonly mode?: 'malla' | 'libremesh'
+}
+
+/** Bytes this node's own exchanges carried, both directions, since it started. */
+export interface Traffic {
+  readonly exchanges: number
+  readonly bytesSent: number
+  readonly bytesReceived: number
 }
 
 /** What this node knows of one neighbour. */
@@ -57,9 +70,16 @@ export class NeighbourSync {
   private readonly refs = new Map<string, TableRef>()
   private off: (() => void) | undefined
   private stopped = false
+  private readonly totals = { exchanges: 0, bytesSent: 0, bytesReceived: 0 }
+  private readonly mode: 'malla' | 'libremesh'
 
   constructor(private readonly options: NeighbourSyncOptions) {
     this.neighbours = options.peers.map((base) => ({ base, source: 'static' as const, malla: undefined, lastOkAt: undefined, lastError: undefined }))
+    this.mode = options.mode ?? 'malla'
+  }
+
+  traffic(): Traffic {
+    return { ...this.totals }
   }
 
   /**
@@ -83,6 +103,7 @@ export class NeighbourSync {
   }
 
   start(): void {
+    if (this.mode === 'libremesh') return
     this.off = this.options.replica.on('change', (event) => {
       this.markDirty({ flavour: event.flavour, type: event.type }, event.keys)
     })
@@ -115,7 +136,7 @@ export class NeighbourSync {
     for (const ref of await this.options.replica.list()) {
       await Promise.all(
         this.neighbours.map((n) =>
-          n.malla ? this.exchange(ref, `${n.base}/malla/v1/reconcile`, n, 'reconcile') : this.exchange(ref, endpointUrl(n.base, ref), n, undefined),
+          n.malla && this.mode === 'malla' ? this.exchange(ref, `${n.base}/malla/v1/reconcile`, n, 'reconcile') : this.exchange(ref, endpointUrl(n.base, ref), n, undefined),
         ),
       )
     }
@@ -196,6 +217,9 @@ export class NeighbourSync {
       }
       return outcome
     }
+    this.totals.exchanges++
+    this.totals.bytesSent += outcome.bytesSent
+    this.totals.bytesReceived += outcome.bytesReceived
     if (outcome.skipped) log.warn('sync answer unusable', { type: ref.type, url, reason: outcome.skipped })
     else log.debug({ push: 'pushed', reconcile: 'reconciled', sync: 'synced' }[how], { type: ref.type, url, changed: outcome.keys.length, sent: outcome.bytesSent, received: outcome.bytesReceived })
     if (n) {
