@@ -11,6 +11,10 @@ export interface Changes {
   readonly keys: string[]
   /** True when anything at all changed, a TTL included: the table must be saved. */
   readonly touched: boolean
+  /** Keys whose entry was written (replaced or added), substantially or not: what an incremental save records. */
+  readonly written: readonly string[]
+  /** Keys deleted from the table (bleach). */
+  readonly deleted: readonly string[]
 }
 
 export const DEFAULT_TTL = 30
@@ -39,15 +43,15 @@ export function insertEntries(
   ctx: WriteContext,
 ): Changes {
   const keys: string[] = []
-  let touched = false
+  const written: string[] = []
   for (const [key, data] of values) {
     const before = table.get(key)
     const entry: Entry = { data, author: ctx.author, bleachTTL: ttl, clock: ctx.clock.tick() }
     table.set(key, entry)
-    touched = true
+    written.push(key)
     if (isSubstantial(before, entry)) keys.push(key)
   }
-  return { keys, touched }
+  return { keys, touched: written.length > 0, written, deleted: [] }
 }
 
 /**
@@ -66,31 +70,33 @@ export function removeKeys(table: Table, keys: Iterable<string>, ttl: number, ct
 /** Merges a remote table into the local one, key by key (see `remoteWins`); expired remote entries are ignored. */
 export function mergeTable(table: Table, remote: Table, clock?: WriteClock): Changes {
   const keys: string[] = []
-  let touched = false
+  const written: string[] = []
   for (const [key, theirs] of remote) {
     if (theirs.bleachTTL <= 0) continue
     clock?.observe(theirs.clock)
     const ours = table.get(key)
     if (!remoteWins(theirs, ours)) continue
     table.set(key, theirs)
-    touched = true
+    written.push(key)
     if (isSubstantial(ours, theirs)) keys.push(key)
   }
-  return { keys, touched }
+  return { keys, touched: written.length > 0, written, deleted: [] }
 }
 
 /** LibreMesh's bleach: entries with bleachTTL below 2 are dropped, every other TTL goes down by one. */
 export function bleachTable(table: Table): Changes {
   const keys: string[] = []
+  const written: string[] = []
   for (const [key, entry] of table) {
     if (entry.bleachTTL < 2) {
       table.delete(key)
       keys.push(key)
     } else {
       table.set(key, { ...entry, bleachTTL: entry.bleachTTL - 1 })
+      written.push(key)
     }
   }
-  return { keys, touched: table.size > 0 || keys.length > 0 }
+  return { keys, touched: written.length > 0 || keys.length > 0, written, deleted: keys }
 }
 
 export interface MultiWriterContext {
@@ -123,18 +129,18 @@ export function insertMultiWriter(
     })
     keys.push(key)
   }
-  return { keys, touched: keys.length > 0 }
+  return { keys, touched: keys.length > 0, written: keys, deleted: [] }
 }
 
 export function mergeMultiWriter(table: MultiWriterTable, remote: MultiWriterTable): Changes {
   const keys: string[] = []
-  let touched = false
+  const written: string[] = []
   for (const [key, theirs] of remote) {
     const ours = table.get(key)
     if (!remoteWinsMultiWriter(theirs, ours)) continue
     table.set(key, theirs)
-    touched = true
+    written.push(key)
     if (isSubstantial(ours, theirs)) keys.push(key)
   }
-  return { keys, touched }
+  return { keys, touched: written.length > 0, written, deleted: [] }
 }

@@ -30,7 +30,14 @@ export interface ChangeEvent {
 }
 
 export interface ReplicaEvents {
+  /** A substantial change, once it is durable: for hooks, feeds, anything that must not see a write the disk refused. */
   change(event: ChangeEvent): void
+  /**
+   * The same change as soon as it is applied in memory, before it is saved: for spreading it to neighbours
+   * without waiting for the disk. If the save then fails, memory goes back to the disk's copy and no
+   * `change` follows; neighbours may already hold the entries, which is harmless in a CRDT.
+   */
+  applied(event: ChangeEvent): void
 }
 
 /** A table as it stood right after an operation, as a map and as the JSON text that was saved. */
@@ -57,6 +64,8 @@ interface Pending {
   readonly op: Op
   /** False for reads, which need no lock: stores replace tables atomically, so a read never sees half a write. */
   readonly write: boolean
+  /** Save the whole table even for a small change (compaction of the journal). */
+  readonly full?: boolean
   readonly resolve: (s: Snapshot<AnyTable>) => void
   readonly reject: (e: unknown) => void
 }
@@ -65,6 +74,9 @@ interface Slot {
   readonly ref: TableRef
   table: AnyTable
   version: string | undefined
+  /** Size of the stored table's journal, and of its last whole save, in bytes: when to compact. */
+  journalBytes: number
+  baseBytes: number
   pending: Pending[]
   draining: boolean
 }
@@ -155,7 +167,7 @@ export class Replica {
 
   /** Reads an operation's table without touching it: runs through the same queue so it sees every earlier write. */
   read(ref: TableRef): Promise<Snapshot<AnyTable>> {
-    return this.run(ref, () => ({ keys: [], touched: false }), false)
+    return this.run(ref, () => ({ keys: [], touched: false, written: [], deleted: [] }), false)
   }
 
   /**
@@ -170,16 +182,24 @@ export class Replica {
     const key = refKey(ref)
     let slot = this.slots.get(key)
     if (slot === undefined) {
-      slot = { ref, table: new Map(), version: undefined, pending: [], draining: false }
+      slot = { ref, table: new Map(), version: undefined, journalBytes: 0, baseBytes: 0, pending: [], draining: false }
       this.slots.set(key, slot)
     }
     return slot
   }
 
-  private run(ref: TableRef, op: Op, write = true): Promise<Snapshot<AnyTable>> {
+  /**
+   * Rewrites a table whole if it has journaled changes, so its file holds the current table in LibreMesh's
+   * layout again. The daemon calls this when a table has been quiet for a moment, and at shutdown.
+   */
+  async compact(ref: TableRef): Promise<void> {
+    await this.run(ref, () => ({ keys: [], touched: false, written: [], deleted: [] }), true, true)
+  }
+
+  private run(ref: TableRef, op: Op, write = true, full = false): Promise<Snapshot<AnyTable>> {
     const slot = this.slot(ref)
     return new Promise((resolve, reject) => {
-      slot.pending.push({ op, write, resolve, reject })
+      slot.pending.push({ op, write, full, resolve, reject })
       if (!slot.draining) void this.drain(slot)
     })
   }
@@ -209,20 +229,16 @@ export class Replica {
       const external = await this.reloadIfChanged(slot)
       const failed = new Map<Pending, unknown>()
       let work = slot.table
-      let results = new Map<Pending, readonly string[]>()
-      let touched = false
+      let results = new Map<Pending, Changes>()
       if (writes.length > 0) {
         // An operation that throws part-way is dropped and the others are replayed on a fresh copy.
         for (;;) {
           work = new Map(slot.table)
           results = new Map()
-          touched = false
           const thrower = batch.find((p) => {
             if (failed.has(p)) return false
             try {
-              const changes = p.op(work)
-              touched ||= changes.touched
-              results.set(p, changes.keys)
+              results.set(p, p.op(work))
               return false
             } catch (error) {
               failed.set(p, error)
@@ -232,25 +248,59 @@ export class Replica {
           if (thrower === undefined) break
         }
       } else {
-        for (const p of batch) results.set(p, [])
+        for (const p of batch) results.set(p, { keys: [], touched: false, written: [], deleted: [] })
       }
+      const keys = new Set<string>()
+      const written = new Set<string>()
+      const deleted = new Set<string>()
+      let touched = false
+      for (const c of results.values()) {
+        touched ||= c.touched
+        for (const k of c.keys) keys.add(k)
+        for (const k of c.written) written.add(k)
+        for (const k of c.deleted) deleted.add(k)
+      }
+      if (external.length > 0) this.emit('applied', slot.ref, external, 'external', slot.table)
+      if (keys.size > 0) this.emit('applied', slot.ref, [...keys], 'local', work)
+      // Let what the 'applied' listeners started (a push to neighbours) reach the network before this
+      // process spends time saving.
+      if (keys.size > 0 && (this.emitter.events.applied?.length ?? 0) > 0) await new Promise((resolve) => setTimeout(resolve, 0))
       let text: string | undefined
-      if (touched) {
-        text = serializeTable(work)
-        slot.version = await this.store.save(slot.ref, text)
+      const compact = slot.journalBytes > 0 && batch.some((p) => p.full)
+      if (touched || compact) {
+        // A small change to a large table goes to the journal; the whole table is rewritten when the
+        // journal grows past half the table (or 64 KiB), when asked to compact, or when most keys changed.
+        const small = written.size + deleted.size <= Math.max(64, work.size / 8)
+        const journalRoom = slot.journalBytes < Math.max(64 * 1024, slot.baseBytes / 2)
+        if (this.store.append && touched && small && journalRoom && !compact) {
+          const set = new Map<string, object>()
+          for (const k of written) if (!deleted.has(k)) set.set(k, work.get(k) as object)
+          try {
+            const appended = await this.store.append(slot.ref, `{"set":${serializeTable(set)},"del":${JSON.stringify([...deleted])}}`)
+            slot.version = appended.version
+            slot.journalBytes = appended.journalBytes
+          } catch (error) {
+            // Whatever the journal now holds, the next save rewrites the table whole and drops it.
+            slot.journalBytes = Number.MAX_SAFE_INTEGER
+            throw error
+          }
+        } else {
+          text = serializeTable(work)
+          slot.version = await this.store.save(slot.ref, text)
+          slot.journalBytes = 0
+          slot.baseBytes = text.length
+        }
         slot.table = work
       }
       await release?.()
       release = undefined
-      const keys = new Set<string>()
-      for (const changed of results.values()) for (const k of changed) keys.add(k)
       for (const p of batch) {
-        const changed = results.get(p)
-        if (changed === undefined) p.reject(failed.get(p))
-        else p.resolve(snapshotOf(slot.table, changed, text))
+        const changes = results.get(p)
+        if (changes === undefined) p.reject(failed.get(p))
+        else p.resolve(snapshotOf(slot.table, changes.keys, text))
       }
-      if (external.length > 0) this.emit(slot.ref, external, 'external', slot.table)
-      if (keys.size > 0) this.emit(slot.ref, [...keys], 'local', slot.table)
+      if (external.length > 0) this.emit('change', slot.ref, external, 'external', slot.table)
+      if (keys.size > 0) this.emit('change', slot.ref, [...keys], 'local', slot.table)
     } catch (error) {
       if (release) await release().catch(() => {})
       const wrapped = isMallaError(error) ? error : new MallaError('STORAGE', `cannot write ${refKey(slot.ref)}: ${(error as Error).message}`, { cause: error })
@@ -265,13 +315,17 @@ export class Replica {
     if (version === slot.version) return []
     const stored = await this.store.load(slot.ref)
     let fresh: AnyTable
+    const parse = PARSERS[slot.ref.flavour]
     try {
-      fresh = stored.text === undefined || stored.text.trim() === '' ? new Map() : PARSERS[slot.ref.flavour](parseJsonText(stored.text, 'stored table'), 'stored table')
+      fresh = stored.text === undefined || stored.text.trim() === '' ? new Map() : parse(parseJsonText(stored.text, 'stored table'), 'stored table')
+      for (const record of stored.journal ?? []) applyJournalRecord(fresh, record, parse)
     } catch (error) {
       const aside = await this.store.quarantine(slot.ref, (error as Error).message)
       this.log.error('corrupt table moved aside', { table: refKey(slot.ref), to: aside, error: (error as Error).message })
       fresh = new Map()
     }
+    slot.baseBytes = stored.text?.length ?? 0
+    slot.journalBytes = (stored.journal ?? []).reduce((n, r) => n + r.length + 1, 0)
     for (const entry of fresh.values()) this.clock.observe((entry as { clock?: string }).clock)
     const changed: string[] = []
     const firstLoad = slot.version === undefined && slot.table.size === 0
@@ -284,10 +338,10 @@ export class Replica {
     return changed
   }
 
-  private emit(ref: TableRef, keys: string[], origin: ChangeEvent['origin'], table: ReadonlyMap<string, object>): void {
+  private emit(name: keyof ReplicaEvents, ref: TableRef, keys: string[], origin: ChangeEvent['origin'], table: ReadonlyMap<string, object>): void {
     const event: ChangeEvent = { flavour: ref.flavour, type: ref.type, keys, origin, table }
     // Each listener on its own: one that throws must not hide the change from the others.
-    for (const listener of [...(this.emitter.events.change ?? [])]) {
+    for (const listener of [...(this.emitter.events[name] ?? [])]) {
       try {
         listener(event)
       } catch (error) {
@@ -311,4 +365,12 @@ function snapshotOf(table: AnyTable, changed: readonly string[], saved: string |
       return text
     },
   }
+}
+
+/** Applies one journal record (`{"set": {...}, "del": [...]}`) to a table, validating it like any stored table. */
+function applyJournalRecord(table: AnyTable, record: string, parse: (value: unknown, what: string) => AnyTable): void {
+  const value = parseJsonText(record, 'journal record') as { set?: unknown; del?: unknown }
+  if (value === null || typeof value !== 'object' || !Array.isArray(value.del)) throw new MallaError('BAD_INPUT', 'journal record must be {"set": {...}, "del": [...]}')
+  for (const [key, entry] of parse(value.set, 'journal record')) table.set(key, entry)
+  for (const key of value.del) if (typeof key === 'string') table.delete(key)
 }

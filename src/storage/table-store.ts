@@ -11,6 +11,11 @@ export const refKey = (ref: TableRef): string => `${ref.flavour}/${ref.type}`
 /** What a store holds for one table: its text as last saved (undefined if never saved) and a version token. */
 export interface StoredTable {
   readonly text: string | undefined
+  /**
+   * Change records appended since `text` was saved, oldest first (stores with `append` only). Each is
+   * `{"set": {key: entry, ...}, "del": [key, ...]}`; applied in order over `text` they give the table.
+   */
+  readonly journal?: readonly string[]
   readonly version: string
 }
 
@@ -22,8 +27,13 @@ export interface TableStore {
   /** Every table saved so far. */
   list(): Promise<TableRef[]>
   load(ref: TableRef): Promise<StoredTable>
-  /** Durably replaces a table's text (it survives a crash once this resolves) and returns the new version. */
+  /** Durably replaces a table's text (it survives a crash once this resolves), drops its journal, returns the new version. */
   save(ref: TableRef, text: string): Promise<string>
+  /**
+   * Optional: durably appends one change record to the table's journal, so a small change to a large table
+   * costs its own size rather than a rewrite of the whole table. Returns the new version and the journal's size.
+   */
+  append?(ref: TableRef, record: string): Promise<{ version: string; journalBytes: number }>
   /**
    * A token that changes whenever the table's text changes, whoever wrote it (another process sharing
    * the same files, say); cheap to read, so a replica can check it before trusting its cached copy.

@@ -50,6 +50,8 @@ interface Neighbour {
 
 interface TableRound {
   dirty: Set<string>
+  /** The table as of the latest change: the entries to send are read from it, not from the (busy) replica. */
+  table: ReadonlyMap<string, object>
   timer: ReturnType<typeof setTimeout> | undefined
   running: Promise<void> | undefined
   again: boolean
@@ -104,8 +106,9 @@ export class NeighbourSync {
 
   start(): void {
     if (this.mode === 'libremesh') return
-    this.off = this.options.replica.on('change', (event) => {
-      this.markDirty({ flavour: event.flavour, type: event.type }, event.keys)
+    // 'applied', not 'change': a change leaves for the neighbours while it is still being saved here.
+    this.off = this.options.replica.on('applied', (event) => {
+      this.markDirty({ flavour: event.flavour, type: event.type }, event.keys, event.table)
     })
   }
 
@@ -142,45 +145,51 @@ export class NeighbourSync {
     }
   }
 
-  private markDirty(ref: TableRef, keys: readonly string[]): void {
+  private markDirty(ref: TableRef, keys: readonly string[], table: ReadonlyMap<string, object>): void {
     if (this.stopped || this.neighbours.length === 0) return
     const key = refKey(ref)
     this.refs.set(key, ref)
     let round = this.rounds.get(key)
     if (round === undefined) {
-      round = { dirty: new Set(), timer: undefined, running: undefined, again: false }
+      round = { dirty: new Set(), table, timer: undefined, running: undefined, again: false }
       this.rounds.set(key, round)
     }
     for (const k of keys) round.dirty.add(k)
+    round.table = table
     this.schedule(ref, round)
   }
 
+  /**
+   * Starts a round now (no debounce) or after `debounceMs`. Either way changes that arrive while a round is
+   * in flight wait for it and leave together in the next one, so a burst costs a few rounds, not one each.
+   */
   private schedule(ref: TableRef, round: TableRound): void {
     if (round.running) {
       round.again = true
       return
     }
     if (round.timer !== undefined || this.stopped) return
-    round.timer = setTimeout(() => {
+    const run = () => {
       round.timer = undefined
       const keys = round.dirty
       round.dirty = new Set()
-      round.running = this.sendChanges(ref, keys).finally(() => {
+      round.running = this.sendChanges(ref, keys, round.table).finally(() => {
         round.running = undefined
         if (round.again) {
           round.again = false
           if (round.dirty.size > 0) this.schedule(ref, round)
         }
       })
-    }, this.options.debounceMs)
+    }
+    if (this.options.debounceMs <= 0) run()
+    else round.timer = setTimeout(run, this.options.debounceMs)
   }
 
-  private async sendChanges(ref: TableRef, keys: ReadonlySet<string>): Promise<void> {
-    const snapshot = await this.options.replica.read(ref)
+  private async sendChanges(ref: TableRef, keys: ReadonlySet<string>, table: ReadonlyMap<string, object>): Promise<void> {
     const entries = new Map<string, object>()
     // Keys dropped by bleach have nothing to send: bleach is every node's own business.
     for (const k of keys) {
-      const entry = snapshot.table.get(k)
+      const entry = table.get(k)
       if (entry !== undefined) entries.set(k, entry)
     }
     if (entries.size === 0) return

@@ -7,6 +7,9 @@ import { compareMallaEntries } from '../../src/core/order.js'
 import { bleachTable, type Changes, insertEntries, mergeTable, removeKeys } from '../../src/core/table-ops.js'
 import type { Entry, Json, Table } from '../../src/core/types.js'
 
+/** The keys and touched flag of a change report (written and deleted are checked on their own). */
+const kt = (c: { keys: readonly string[]; touched: boolean }) => ({ keys: c.keys, touched: c.touched })
+
 /*
  * Small domains on purpose: few keys, authors, clocks, TTLs and values, so that copies of one key
  * collide on clock, on clock and author, and on clock, author and TTL, and every tiebreak is exercised.
@@ -76,7 +79,7 @@ describe('merge of malla tables is a join', () => {
         assert.deepEqual(merged(a, a), a)
         const ab = merged(a, b)
         const again = new Map(ab)
-        assert.deepEqual(mergeTable(again, b), { keys: [], touched: false })
+        assert.deepEqual(kt(mergeTable(again, b)), { keys: [], touched: false })
         assert.deepEqual(again, ab)
       }),
       { numRuns: RUNS },

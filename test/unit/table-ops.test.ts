@@ -17,6 +17,9 @@ import {
 import type { Entry, Json, MultiWriterEntry, MultiWriterTable, Table } from '../../src/core/types.js'
 import { DEMO_TABLE, SYNC_ANSWER, SYNC_FROM_W2 } from './lua-wire-fixtures.js'
 
+/** The keys and touched flag of a change report (written and deleted are checked on their own). */
+const kt = (c: { keys: readonly string[]; touched: boolean }) => ({ keys: c.keys, touched: c.touched })
+
 /** A writer whose wall clock stands still at `start`: its clock values are start, start+1, ... */
 function writer(author: string, start = 1000): WriteContext {
   return { author, clock: new WriteClock(() => start) }
@@ -37,7 +40,7 @@ describe('insertEntries', () => {
   it('writes data, this node as author, the given TTL and a clock', () => {
     const t: Table = new Map()
     const changes = insertEntries(t, [['a', { x: [1, 'two'] }], ['b', 'bee']], 7, writer('node-A'))
-    assert.deepEqual(changes, { keys: ['a', 'b'], touched: true })
+    assert.deepEqual(kt(changes), { keys: ['a', 'b'], touched: true })
     assert.deepEqual(t.get('a'), { data: { x: [1, 'two'] }, author: 'node-A', bleachTTL: 7, clock: '1000' })
     assert.deepEqual(t.get('b'), { data: 'bee', author: 'node-A', bleachTTL: 7, clock: '1001' })
   })
@@ -64,12 +67,12 @@ describe('insertEntries', () => {
   it('reports a new key, not a re-insert of the same data, and a change of data', () => {
     const ctx = writer('A')
     const t: Table = new Map()
-    assert.deepEqual(insertEntries(t, [['k', { a: 1, b: 2 }]], 30, ctx), { keys: ['k'], touched: true })
+    assert.deepEqual(kt(insertEntries(t, [['k', { a: 1, b: 2 }]], 30, ctx)), { keys: ['k'], touched: true })
     const before = t.get('k')
     // Same data (key order does not matter) by the same author: the TTL and clock are refreshed, nothing substantial.
-    assert.deepEqual(insertEntries(t, [['k', { b: 2, a: 1 }]], 30, ctx), { keys: [], touched: true })
+    assert.deepEqual(kt(insertEntries(t, [['k', { b: 2, a: 1 }]], 30, ctx)), { keys: [], touched: true })
     assert.notEqual(t.get('k')?.clock, before?.clock)
-    assert.deepEqual(insertEntries(t, [['k', { a: 1, b: 3 }]], 30, ctx), { keys: ['k'], touched: true })
+    assert.deepEqual(kt(insertEntries(t, [['k', { a: 1, b: 3 }]], 30, ctx)), { keys: ['k'], touched: true })
     assert.deepEqual(t.get('k')?.data, { a: 1, b: 3 })
   })
 
@@ -83,7 +86,7 @@ describe('insertEntries', () => {
 
   it('changes nothing when given nothing', () => {
     const t = table({ k: clocked(1, 'A', 3, '1') })
-    assert.deepEqual(insertEntries(t, [], 30, writer('A')), { keys: [], touched: false })
+    assert.deepEqual(kt(insertEntries(t, [], 30, writer('A'))), { keys: [], touched: false })
     assert.deepEqual(t.get('k'), clocked(1, 'A', 3, '1'))
   })
 })
@@ -92,14 +95,14 @@ describe('removeKeys', () => {
   it('turns a key holding data into {data: null} by this node with a fresh TTL and clock', () => {
     const t = table({ k: clocked('v', 'B', 4, '10'), other: clocked('o', 'B', 4, '11') })
     const changes = removeKeys(t, ['k'], 30, writer('A', 2000))
-    assert.deepEqual(changes, { keys: ['k'], touched: true })
+    assert.deepEqual(kt(changes), { keys: ['k'], touched: true })
     assert.deepEqual(t.get('k'), { data: null, author: 'A', bleachTTL: 30, clock: '2000' })
     assert.deepEqual(t.get('other'), clocked('o', 'B', 4, '11'))
   })
 
   it('leaves absent keys absent: removing does not create entries', () => {
     const t = table({ k: clocked('v', 'B', 4, '10') })
-    assert.deepEqual(removeKeys(t, ['nope', 'missing'], 30, writer('A')), { keys: [], touched: false })
+    assert.deepEqual(kt(removeKeys(t, ['nope', 'missing'], 30, writer('A'))), { keys: [], touched: false })
     assert.equal(t.has('nope'), false)
     assert.equal(t.has('missing'), false)
     assert.equal(t.size, 1)
@@ -108,7 +111,7 @@ describe('removeKeys', () => {
   it('leaves an already removed key alone: its TTL is not refreshed', () => {
     const gone = clocked(null, 'B', 3, '10')
     const t = table({ gone })
-    assert.deepEqual(removeKeys(t, ['gone'], 30, writer('A')), { keys: [], touched: false })
+    assert.deepEqual(kt(removeKeys(t, ['gone'], 30, writer('A'))), { keys: [], touched: false })
     assert.equal(t.get('gone'), gone)
   })
 
@@ -124,7 +127,7 @@ describe('mergeTable, LibreMesh rule (entries without clock)', () => {
     const t = table({ lower: plain('old', 'A', 5), tie: plain('mine', 'A', 10), higher: plain('mine', 'A', 20) })
     const remote = table({ lower: plain('new', 'B', 6), tie: plain('theirs', 'B', 10), higher: plain('theirs', 'B', 19) })
     const changes = mergeTable(t, remote)
-    assert.deepEqual(changes, { keys: ['lower'], touched: true })
+    assert.deepEqual(kt(changes), { keys: ['lower'], touched: true })
     assert.deepEqual(t.get('lower'), plain('new', 'B', 6))
     assert.deepEqual(t.get('tie'), plain('mine', 'A', 10))
     assert.deepEqual(t.get('higher'), plain('mine', 'A', 20))
@@ -132,14 +135,14 @@ describe('mergeTable, LibreMesh rule (entries without clock)', () => {
 
   it('adds keys the local table lacks', () => {
     const t: Table = new Map()
-    assert.deepEqual(mergeTable(t, table({ k: plain(1, 'B', 1) })), { keys: ['k'], touched: true })
+    assert.deepEqual(kt(mergeTable(t, table({ k: plain(1, 'B', 1) }))), { keys: ['k'], touched: true })
     assert.deepEqual(t.get('k'), plain(1, 'B', 1))
   })
 
   it('ignores remote entries whose bleachTTL is 0 or negative, even for keys it lacks', () => {
     const t = table({ k: plain('mine', 'A', 1) })
     const remote = table({ k: plain('theirs', 'B', 0), zero: plain(1, 'B', 0), negative: plain(1, 'B', -5) })
-    assert.deepEqual(mergeTable(t, remote), { keys: [], touched: false })
+    assert.deepEqual(kt(mergeTable(t, remote)), { keys: [], touched: false })
     assert.deepEqual([...t.keys()], ['k'])
     assert.equal(t.get('k')?.data, 'mine')
   })
@@ -153,7 +156,7 @@ describe('mergeTable, LibreMesh rule (entries without clock)', () => {
 
   it('reports a TTL-only win as touched but not substantial', () => {
     const t = table({ k: plain('same', 'A', 3) })
-    assert.deepEqual(mergeTable(t, table({ k: plain('same', 'A', 9) })), { keys: [], touched: true })
+    assert.deepEqual(kt(mergeTable(t, table({ k: plain('same', 'A', 9) }))), { keys: [], touched: true })
     assert.equal(t.get('k')?.bleachTTL, 9)
   })
 
@@ -197,10 +200,10 @@ describe('mergeTable, LibreMesh rule (entries without clock)', () => {
 describe('mergeTable, malla rule (both entries clocked)', () => {
   it('fixes fault 1: the higher clock wins even with a lower TTL', () => {
     const a = table({ k: clocked('v2', 'A', 20, '200') })
-    assert.deepEqual(mergeTable(a, table({ k: clocked('v1', 'A', 25, '100') })), { keys: [], touched: false })
+    assert.deepEqual(kt(mergeTable(a, table({ k: clocked('v1', 'A', 25, '100') }))), { keys: [], touched: false })
     assert.equal(a.get('k')?.data, 'v2')
     const b = table({ k: clocked('v1', 'A', 25, '100') })
-    assert.deepEqual(mergeTable(b, table({ k: clocked('v2', 'A', 20, '200') })), { keys: ['k'], touched: true })
+    assert.deepEqual(kt(mergeTable(b, table({ k: clocked('v2', 'A', 20, '200') }))), { keys: ['k'], touched: true })
     assert.equal(b.get('k')?.data, 'v2')
   })
 
@@ -246,7 +249,7 @@ describe('mergeTable, malla rule (both entries clocked)', () => {
     const y = clocked({ a: 2, b: 1 }, 'A', 5, '1')
     assert.equal(compareMallaEntries(x, y), 0)
     const t = table({ k: x })
-    assert.deepEqual(mergeTable(t, table({ k: y })), { keys: [], touched: false })
+    assert.deepEqual(kt(mergeTable(t, table({ k: y }))), { keys: [], touched: false })
     assert.equal(t.get('k'), x)
     // Different data under the same clock, author and TTL: exactly one direction wins.
     const p = clocked([1, 2], 'A', 5, '1')
@@ -256,7 +259,7 @@ describe('mergeTable, malla rule (both entries clocked)', () => {
 
   it('ignores a clocked remote entry with bleachTTL 0 even when its clock is higher', () => {
     const t = table({ k: clocked('mine', 'A', 5, '1') })
-    assert.deepEqual(mergeTable(t, table({ k: clocked('theirs', 'B', 0, '99') })), { keys: [], touched: false })
+    assert.deepEqual(kt(mergeTable(t, table({ k: clocked('theirs', 'B', 0, '99') }))), { keys: [], touched: false })
     assert.equal(t.get('k')?.data, 'mine')
   })
 
@@ -269,6 +272,20 @@ describe('mergeTable, malla rule (both entries clocked)', () => {
     const remoteCopy = table({ k: clocked('remote', 'Z', 30, '5000') })
     mergeTable(remoteCopy, t)
     assert.equal(remoteCopy.get('k')?.data, 'local')
+  })
+})
+
+describe('what an operation wrote and deleted (for incremental saves)', () => {
+  it('lists every key written, TTL-only replacements included, and the keys bleach dropped', () => {
+    const t = table({ same: clocked('x', 'B', 5, '10'), old: clocked('o', 'B', 5, '10'), dying: plain(1, 'B', 1) })
+    const m = mergeTable(t, table({ same: clocked('x', 'B', 9, '10'), old: clocked('n', 'B', 5, '11'), lower: clocked('l', 'B', 3, '9') }))
+    assert.deepEqual([[...m.written].sort(), m.deleted, m.keys], [['lower', 'old', 'same'], [], ['old', 'lower']])
+    const ins = insertEntries(t, [['a', 1], ['same', 'x']], 30, writer('A'))
+    assert.deepEqual([ins.written, ins.deleted], [['a', 'same'], []])
+    const b = bleachTable(t)
+    assert.deepEqual(b.deleted, ['dying'])
+    assert.deepEqual([...b.written].sort(), ['a', 'lower', 'old', 'same'])
+    assert.deepEqual(removeKeys(t, ['missing'], 30, writer('A')).written, [])
   })
 })
 
@@ -288,7 +305,7 @@ describe('bleachTable', () => {
 
   it('reports a TTL-only change as touched with no keys', () => {
     const t = table({ k: clocked('x', 'A', 5, '1') })
-    assert.deepEqual(bleachTable(t), { keys: [], touched: true })
+    assert.deepEqual(kt(bleachTable(t)), { keys: [], touched: true })
     assert.equal(t.get('k')?.bleachTTL, 4)
   })
 
@@ -308,7 +325,7 @@ describe('bleachTable', () => {
   })
 
   it('does not touch an empty table', () => {
-    assert.deepEqual(bleachTable(new Map()), { keys: [], touched: false })
+    assert.deepEqual(kt(bleachTable(new Map())), { keys: [], touched: false })
   })
 })
 
@@ -322,7 +339,7 @@ describe('multi-writer tables', () => {
 
   it('inserts a new key with changes 0, a fortune in 1..100000 and lastModified in whole seconds', () => {
     const t: MultiWriterTable = new Map()
-    assert.deepEqual(insertMultiWriter(t, [['k', 'v']], ctx('A', 0.5)), { keys: ['k'], touched: true })
+    assert.deepEqual(kt(insertMultiWriter(t, [['k', 'v']], ctx('A', 0.5))), { keys: ['k'], touched: true })
     assert.deepEqual(t.get('k'), { data: 'v', author: 'A', changes: 0, fortune: 50001, lastModified: 1_700_000_000 })
     insertMultiWriter(t, [['low', 1]], ctx('A', 0))
     insertMultiWriter(t, [['high', 1]], ctx('A', 0.9999999))
@@ -332,7 +349,7 @@ describe('multi-writer tables', () => {
 
   it('counts changes per key and draws a new fortune on every change', () => {
     const t: MultiWriterTable = new Map([['k', mw('v0', 'B', 4, 10)]])
-    assert.deepEqual(insertMultiWriter(t, [['k', 'v1']], ctx('A', 0.25)), { keys: ['k'], touched: true })
+    assert.deepEqual(kt(insertMultiWriter(t, [['k', 'v1']], ctx('A', 0.25))), { keys: ['k'], touched: true })
     assert.equal(t.get('k')?.changes, 5)
     assert.equal(t.get('k')?.fortune, 25001)
     assert.equal(t.get('k')?.author, 'A')
@@ -341,7 +358,7 @@ describe('multi-writer tables', () => {
   it('does nothing when the key already holds the same data', () => {
     const existing = mw({ a: 1, b: [2] }, 'B', 3, 99)
     const t: MultiWriterTable = new Map([['k', existing]])
-    assert.deepEqual(insertMultiWriter(t, [['k', { b: [2], a: 1 }]], ctx('A', 0.5)), { keys: [], touched: false })
+    assert.deepEqual(kt(insertMultiWriter(t, [['k', { b: [2], a: 1 }]], ctx('A', 0.5))), { keys: [], touched: false })
     assert.equal(t.get('k'), existing)
   })
 
@@ -387,7 +404,7 @@ describe('multi-writer tables', () => {
   it('leaves an identical copy alone', () => {
     const e = mw('v', 'A', 1, 5)
     const t: MultiWriterTable = new Map([['k', e]])
-    assert.deepEqual(mergeMultiWriter(t, new Map([['k', { ...e }]])), { keys: [], touched: false })
+    assert.deepEqual(kt(mergeMultiWriter(t, new Map([['k', { ...e }]]))), { keys: [], touched: false })
     assert.equal(t.get('k'), e)
   })
 })

@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander'
+import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { isMallaError, MallaError, type ErrorCode } from '../../core/errors.js'
 import { parseInsertValues, parseJsonText, parseKeyList, parseTtl, parseTypeName } from '../../core/schema.js'
 import type { Flavour, Json } from '../../core/types.js'
 import { DEFAULTS, PeerDaemon } from '../daemon/peer-daemon.js'
+import { DISCOVERY_DEFAULTS } from '../discovery/neighbour-discovery.js'
 import { runLab, TOPOLOGIES, type Topology } from '../lab/lab.js'
+import { cleanLabs, runNetnsLab } from '../lab/netns-lab.js'
+import { namedGraph, parseTopologyFile, type LabGraph } from '../lab/topology.js'
 import { lineLogger, type LogLevel } from '../log.js'
 import { followChanges } from '../../transport/change-feed-client.js'
 import { DaemonApiClient } from '../../transport/daemon-api-client.js'
@@ -36,6 +40,11 @@ const baseUrl = (value: string): string => {
     throw new InvalidArgumentError('expected a base URL such as http://10.5.0.1:8080 or http://[fe80::1%25br-lan]')
   }
   return value.replace(/\/+$/, '')
+}
+
+const interfaceName = (value: string): string => {
+  if (!/^[^\s/%:]{1,15}$/.test(value) || value === '.' || value === '..') throw new InvalidArgumentError('expected a network interface name, e.g. br-lan or bat0')
+  return value
 }
 
 const collect = <T>(parse: (v: string) => T) => (value: string, previous: T[] = []): T[] => [...previous, parse(value)]
@@ -98,16 +107,25 @@ export function buildProgram(): Command {
     .option('--data <dir>', 'data directory', './malla-data')
     .option('--name <name>', 'this router\'s name, written as author', hostname())
     .option('--peer <base-url>', 'a neighbour, e.g. http://10.5.0.2:8080 (repeatable)', collect(baseUrl), [] as string[])
+    .option('--discover <iface>', 'find neighbours as LibreMesh does: ping ff02::1 on this interface and sync with whoever answers (repeatable; needs iputils-ping and --host ::)', collect(interfaceName), [] as string[])
+    .option('--discover-port <port>', 'port the discovered neighbours\' daemons listen on (default: this daemon\'s --port)', integer(1, 65535))
+    .option('--discover-interval <seconds>', `how often the interfaces are probed (default: ${DISCOVERY_DEFAULTS.intervalMs / 1000}); neighbours missing 3 probes in a row are dropped`, seconds)
     .option('--hooks <dir>', 'hooks directory (default: DATA/hooks)')
     .option('--bleach-interval <seconds>', 'how often every table is bleached', seconds, DEFAULTS.bleachIntervalMs)
     .option('--sync-interval <seconds>', 'how often every table is synced with every peer', seconds, DEFAULTS.syncIntervalMs)
     .option('--timeout <seconds>', 'per request to a peer', seconds, DEFAULTS.requestTimeoutMs)
     .option('--hook-timeout <seconds>', 'a hook running longer is killed', seconds, DEFAULTS.hookTimeoutMs)
     .option('--max-body <bytes>', 'largest request body accepted', integer(1024, 1024 ** 3), DEFAULTS.maxBodyBytes)
+    .addOption(new Option('--mode <mode>', 'malla: push changes, reconcile by digests; libremesh: only full-table sync every --sync-interval, as LibreMesh does').choices(['malla', 'libremesh']).default('malla'))
     .addOption(new Option('--quiet', 'log warnings and errors only').conflicts('verbose'))
     .option('--verbose', 'log every request and sync')
     .action(async (o) => {
       const level: LogLevel = o.quiet ? 'warn' : o.verbose ? 'debug' : 'info'
+      const discover = o.discover as string[]
+      if (discover.length > 0 && o.host !== '::') {
+        throw new MallaError('BAD_INPUT', `--discover needs --host :: (neighbours connect to this router's link-local address), not --host ${o.host}`)
+      }
+      if (discover.length === 0 && o.discoverPort !== undefined) throw new MallaError('BAD_INPUT', '--discover-port needs --discover')
       const log = lineLogger({ level, name: o.name })
       const dataDir = resolve(o.data)
       const daemon = new PeerDaemon({
@@ -123,7 +141,9 @@ export function buildProgram(): Command {
         requestTimeoutMs: o.timeout,
         hookTimeoutMs: o.hookTimeout,
         maxBodyBytes: o.maxBody,
+        mode: o.mode,
         log,
+        discover: discover.length > 0 ? { interfaces: [...new Set(discover)], port: o.discoverPort, intervalMs: o.discoverInterval ?? DISCOVERY_DEFAULTS.intervalMs } : undefined,
       })
       await daemon.start()
       await new Promise<void>((done) => {
@@ -221,19 +241,66 @@ export function buildProgram(): Command {
 
   program
     .command('lab')
-    .summary('run a local mesh of daemons on 127.0.0.1')
-    .description('Start N daemons on 127.0.0.1 (ports P, P+1, ...) wired as the topology says; print one line per router; stop them all on SIGINT/SIGTERM.')
+    .summary('run a local mesh of daemons, on 127.0.0.1 or (--netns) each in its own network namespace')
+    .description(
+      'Start N daemons wired as the topology says, print one line per router, and stop them all on SIGINT/SIGTERM.\n' +
+        'By default they run on 127.0.0.1 (ports P, P+1, ...), each given its neighbours with --peer.\n' +
+        'With --netns (root), each router runs in its own network namespace on port P, linked to its neighbours by veth ' +
+        'pairs, and finds them by pinging ff02::1 (--discover), as LibreMesh routers do; namespaces and veths are removed at exit. ' +
+        '--clean removes what an earlier netns lab left behind.',
+    )
     .option('--routers <n>', 'number of routers', integer(1, 200), 3)
-    .addOption(new Option('--topology <shape>', 'how routers are linked').choices(TOPOLOGIES).default('chain'))
-    .option('--base-port <port>', 'port of the first router', integer(1, 65535), DEFAULTS.port)
+    .addOption(new Option('--topology <shape>', 'how routers are linked (grid: near-square; random: connected, see --seed)').choices(TOPOLOGIES).default('chain'))
+    .option('--seed <n>', 'seed of --topology random (default: a new one, printed)', integer(0, 2 ** 32 - 1))
+    .addOption(
+      new Option('--topology-file <file>', 'routers and links from JSON {"nodes": ["a", ...], "links": [["a", "b"], ...]}').conflicts(['routers', 'topology', 'seed']),
+    )
+    .option('--base-port <port>', 'port of the first router (with --netns: of every router)', integer(1, 65535), DEFAULTS.port)
+    .option('--netns', 'each router in its own network namespace, discovering its neighbours on veth links (root only)')
+    .addOption(new Option('--clean', 'remove namespaces, veths and processes left by earlier netns labs, print them, and exit').conflicts(['netns']))
+    .option('--discover-interval <seconds>', 'with --netns: passed to every router', seconds)
     .option('--data <dir>', 'keep the routers\' data here (default: a temporary directory, removed at exit)')
     .option('--bleach-interval <seconds>', 'passed to every router', seconds)
     .option('--sync-interval <seconds>', 'passed to every router', seconds)
     .option('--verbose', 'show every router\'s debug log')
     .action(async (o) => {
+      if (o.clean) {
+        await cleanLabs()
+        return
+      }
+      if (o.discoverInterval !== undefined && !o.netns) throw new MallaError('BAD_INPUT', '--discover-interval needs --netns')
+      let graph: LabGraph | undefined
+      let seed = o.seed as number | undefined
+      if (o.topologyFile !== undefined) {
+        const file = resolve(o.topologyFile as string)
+        let text: string
+        try {
+          text = readFileSync(file, 'utf8')
+        } catch (e) {
+          throw new MallaError('BAD_INPUT', `cannot read the topology file: ${(e as Error).message}`)
+        }
+        graph = parseTopologyFile(text, file)
+      } else if (o.topology === 'random') {
+        seed ??= Math.floor(Math.random() * 2 ** 32)
+        process.stderr.write(`lab: random topology, seed ${seed} (--seed ${seed} repeats it)\n`)
+      }
+      if (o.netns) {
+        await runNetnsLab({
+          graph: graph ?? namedGraph(o.routers, o.topology as Topology, seed),
+          port: o.basePort,
+          dataDir: o.data === undefined ? undefined : resolve(o.data),
+          bleachIntervalMs: o.bleachInterval,
+          syncIntervalMs: o.syncInterval,
+          discoverIntervalMs: o.discoverInterval,
+          verbose: Boolean(o.verbose),
+        })
+        return
+      }
       await runLab({
         routers: o.routers,
         topology: o.topology as Topology,
+        seed,
+        graph,
         basePort: o.basePort,
         dataDir: o.data === undefined ? undefined : resolve(o.data),
         bleachIntervalMs: o.bleachInterval,

@@ -24,7 +24,8 @@ export interface TableBackend {
 }
 
 export function dataDirBackend(dir: string, name = hostname()): TableBackend {
-  const replica = new Replica({ store: new FileStore(dir), author: name })
+  // No journal: each CLI write leaves the file holding the whole table, as LibreMesh's CLI does.
+  const replica = new Replica({ store: new FileStore(dir, { journal: false }), author: name })
   return {
     get: async (flavour, type) => (await replica.read({ flavour, type })).text,
     insert: async (flavour, type, values, ttl) =>

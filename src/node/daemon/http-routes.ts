@@ -17,7 +17,7 @@ import type { ChangeLog, LoggedChange } from '../../replica/change-log.js'
 import type { Replica } from '../../replica/replica.js'
 import type { TableRef } from '../../storage/table-store.js'
 import { MALLA_HEADER, MALLA_PROTOCOL_VERSION, MALLA_SYNC_HEADER, type SyncOutcome } from '../../sync/full-table-sync.js'
-import type { NeighbourInfo } from '../../sync/neighbour-sync.js'
+import type { NeighbourInfo, Traffic } from '../../sync/neighbour-sync.js'
 import { answerSummary, parseReconcileEntries, parseReconcileRequest, pick } from '../../sync/reconcile.js'
 import type { WorkBudget } from '../../sync/work-budget.js'
 import { readBody } from './http-body.js'
@@ -35,6 +35,8 @@ export interface RouteContext {
   readonly log: Logger
   /** What the daemon knows of each neighbour. */
   neighbours(): readonly NeighbourInfo[]
+  /** Bytes its own sync exchanges carried (for benchmarks and `malla peers`). */
+  traffic(): Traffic
   /** Syncs one table now with the given endpoint URLs, or with every peer when none are given. */
   syncNow(ref: TableRef, urls?: readonly string[]): Promise<SyncOutcome[]>
 }
@@ -79,7 +81,7 @@ export async function handleRequest(ctx: RouteContext, req: IncomingMessage, res
     }
     if (pathname === '/malla/v1/info') {
       requireMethod(req, 'GET')
-      return sendJson(res, 200, { name: ctx.name, neighbours: ctx.neighbours() })
+      return sendJson(res, 200, { name: ctx.name, neighbours: ctx.neighbours(), traffic: ctx.traffic() })
     }
     if (pathname === '/malla/v1/events') {
       requireMethod(req, 'GET')

@@ -35,6 +35,8 @@ export interface PeerDaemonOptions {
   readonly requestTimeoutMs: number
   readonly hookTimeoutMs: number
   readonly maxBodyBytes: number
+  /** 'libremesh': full-table sync every sync interval and nothing else, as LibreMesh routers do (a baseline). */
+  readonly mode?: 'malla' | 'libremesh'
   readonly log: Logger
   /**
    * LibreMesh's neighbour discovery: ping ff02::1 on these interfaces and sync with whoever answers.
@@ -50,12 +52,15 @@ export interface PeerDaemonOptions {
   }
 }
 
+/** How long a table must be quiet before its journal is folded into its file. */
+const COMPACT_AFTER_MS = 1000
+
 export const DEFAULTS = {
   port: 8080,
   host: '::',
   bleachIntervalMs: 120_000,
   syncIntervalMs: 60_000,
-  syncDebounceMs: 5,
+  syncDebounceMs: 0,
   requestTimeoutMs: 3000,
   hookTimeoutMs: 10_000,
   maxBodyBytes: 1024 * 1024,
@@ -75,6 +80,7 @@ export class PeerDaemon {
   private readonly hooks: HookRunner
   private readonly server: Server
   private readonly timers: NodeJS.Timeout[] = []
+  private readonly compactions = new Map<string, NodeJS.Timeout>()
   private readonly watchers: FSWatcher[] = []
   private readonly sync: NeighbourSync
   private stopped = false
@@ -94,6 +100,7 @@ export class PeerDaemon {
       timeoutMs: options.requestTimeoutMs,
       debounceMs: options.syncDebounceMs,
       log,
+      mode: options.mode,
     })
     this.server = createServer((req, res) => {
       void handleRequest(
@@ -105,6 +112,7 @@ export class PeerDaemon {
           maxBodyBytes: options.maxBodyBytes,
           log,
           neighbours: () => this.sync.info(),
+          traffic: () => this.sync.traffic(),
           syncNow: (ref, urls) => this.syncNow(ref, urls),
         },
         req,
@@ -145,6 +153,7 @@ export class PeerDaemon {
       log.info('changed', { type: event.type, flavour: event.flavour === 'ttl' ? undefined : event.flavour, keys: event.keys.length, origin: event.origin })
       const ref: TableRef = { flavour: event.flavour, type: event.type }
       this.hooks.trigger(event.type, async () => (await this.replica.read(ref)).text)
+      this.scheduleCompaction(ref)
     })
     this.sync.start()
     // Load every table now, so a corrupt file is moved aside at start and not on the first request.
@@ -188,6 +197,11 @@ export class PeerDaemon {
     await this.sync.stop()
     this.changes.close()
     await this.hooks.idle()
+    // Leave every file holding its whole table, in LibreMesh's layout.
+    for (const t of this.compactions.values()) clearTimeout(t)
+    for (const ref of await this.replica.list()) {
+      await this.replica.compact(ref).catch((e: Error) => this.options.log.error('compaction failed', { table: refKey(ref), error: e.message }))
+    }
   }
 
   /** Bleaches every TTL table once (LibreMesh's cron does this every 2 minutes). */
@@ -205,6 +219,22 @@ export class PeerDaemon {
   /** Syncs one table now with the given endpoint URLs, or with every peer. Failures are reported per URL. */
   syncNow(ref: TableRef, urls?: readonly string[]): Promise<SyncOutcome[]> {
     return this.sync.syncNow(ref, urls)
+  }
+
+  /**
+   * Small changes go to a table's journal (fast and durable); once the table has been quiet for a moment it is
+   * rewritten whole, so `DATA/<type>.json` soon holds the current table for anything reading LibreMesh's layout.
+   */
+  private scheduleCompaction(ref: TableRef): void {
+    const key = refKey(ref)
+    clearTimeout(this.compactions.get(key))
+    this.compactions.set(
+      key,
+      setTimeout(() => {
+        this.compactions.delete(key)
+        this.replica.compact(ref).catch((e: Error) => this.options.log.error('compaction failed', { table: key, error: e.message }))
+      }, COMPACT_AFTER_MS),
+    )
   }
 
   /** Notices tables written by another process (the CLI with `--data`), so hooks and sync follow at once. */

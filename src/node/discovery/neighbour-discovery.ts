@@ -116,7 +116,9 @@ export class NeighbourDiscovery {
         this.misses.set(base, n + 1)
       }
     }
-    log.debug('discovery probe', { round: this.rounds, neighbours: seen.size })
+    // The first probe at info level: it tells when the neighbours present at start are known (the netns lab waits for it).
+    if (this.rounds === 1) log.info('first discovery probe done', { neighbours: seen.size })
+    else log.debug('discovery probe', { round: this.rounds, neighbours: seen.size })
   }
 
   /** Logs a probe's failure once per interface and reason, and its recovery. */
@@ -124,7 +126,11 @@ export class NeighbourDiscovery {
     const before = this.lastError.get(r.iface)
     if (r.error === before) return
     this.lastError.set(r.iface, r.error)
-    if (r.error !== undefined) this.options.log.warn('discovery probe failed', { iface: r.iface, error: r.error })
+    if (r.error !== undefined) {
+      // A missing ping breaks every probe on every interface: an error, not a warning.
+      const level = / not found: /.test(r.error) ? 'error' : 'warn'
+      this.options.log[level]('discovery probe failed', { iface: r.iface, error: r.error })
+    }
     else if (before !== undefined) this.options.log.info('discovery probe works again', { iface: r.iface })
   }
 

@@ -2,16 +2,19 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { MallaError } from '../../core/errors.js'
-import { neighbours, type Topology } from './topology.js'
+import { waitListening, stopChild } from './children.js'
+import { adjacency, namedGraph, type LabGraph, type Topology } from './topology.js'
 
-export { TOPOLOGIES, type Topology } from './topology.js'
+export { TOPOLOGIES, type LabGraph, type Topology } from './topology.js'
 
 export interface LabOptions {
   readonly routers: number
   readonly topology: Topology
+  /** Seed of the random topology. */
+  readonly seed?: number
+  /** Routers and links from a file (`--topology-file`); replaces `routers` and `topology`. */
+  readonly graph?: LabGraph
   readonly basePort: number
   /** Where routers keep data; a temporary directory (removed at exit) when absent. */
   readonly dataDir?: string
@@ -43,9 +46,10 @@ export async function runLab(options: LabOptions): Promise<void> {
     process.once('SIGTERM', () => resolve('SIGTERM'))
   })
   try {
-    const names = Array.from({ length: options.routers }, (_, i) => `r${i + 1}`)
+    const graph = options.graph ?? namedGraph(options.routers, options.topology, options.seed)
+    const names = graph.names
     const ports = names.map((_, i) => options.basePort + i)
-    const links = neighbours(options.routers, options.topology)
+    const links = adjacency(graph)
     const started = names.map(async (name, i) => {
       const dir = join(root, name)
       await mkdir(dir, { recursive: true })
@@ -59,45 +63,13 @@ export async function runLab(options: LabOptions): Promise<void> {
       child.on('exit', (code, signal) => {
         if (!stopping) process.stderr.write(`lab: router ${name} exited (${signal ?? code})\n`)
       })
-      return waitListening(child, options.startTimeoutMs ?? 15_000)
+      return waitListening(child, options.startTimeoutMs ?? 15_000, `router ${name}`)
     })
     const urls = await Promise.all(started)
     urls.forEach((url, i) => process.stdout.write(`router ${names[i]} ${url}\n`))
-    process.stderr.write(`lab: ${options.routers} routers, ${options.topology}; Ctrl-C stops them\n`)
+    process.stderr.write(`lab: ${names.length} routers, ${options.graph ? `${graph.links.length} links from a file` : options.topology}; Ctrl-C stops them\n`)
     await stopped
   } finally {
     await stopAll()
   }
-}
-
-/** Forwards a router's log and resolves with its URL once it logs `listening`. */
-function waitListening(child: ChildProcess, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new MallaError('PEER', `a router did not start within ${timeoutMs} ms`)), timeoutMs)
-    const lines = createInterface({ input: child.stderr! })
-    lines.on('line', (line) => {
-      process.stderr.write(line + '\n')
-      const m = / listening url=(\S+)/.exec(line)
-      if (m) {
-        clearTimeout(timer)
-        resolve(m[1] as string)
-      }
-    })
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new MallaError('PEER', `a router exited before listening (status ${code})`))
-    })
-  })
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => child.kill('SIGKILL'), 5000)
-    child.once('exit', () => {
-      clearTimeout(kill)
-      resolve()
-    })
-    child.kill('SIGTERM')
-  })
 }

@@ -1,8 +1,9 @@
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises'
+import { type FileHandle, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import lockfile from 'proper-lockfile'
 import { MallaError } from '../../core/errors.js'
 import { isTypeName } from '../../core/schema.js'
+import type { TypeName } from '../../core/types.js'
 import type { TableRef, TableStore, StoredTable } from '../../storage/table-store.js'
 import { refKey } from '../../storage/table-store.js'
 import { KeyedMutex } from '../../storage/mutex.js'
@@ -14,6 +15,12 @@ export interface FileStoreOptions {
   readonly lockWaitMs?: number
   /** A lock whose holder stopped refreshing it for this long (it crashed) is taken over. */
   readonly staleLockMs?: number
+  /**
+   * Whether small changes may go to a journal beside the table file (the daemon: fast, and compacted into
+   * the file once the table is quiet). Without it every write rewrites the whole file, as LibreMesh does:
+   * right for the CLI, which has no later moment to compact in.
+   */
+  readonly journal?: boolean
   readonly log?: Logger
 }
 
@@ -39,6 +46,7 @@ export class FileStore implements TableStore {
     this.lockWaitMs = options.lockWaitMs ?? 10_000
     this.staleLockMs = Math.max(2000, options.staleLockMs ?? 3000)
     this.log = options.log ?? silentLogger
+    if (options.journal === false) this.append = undefined
   }
 
   path(ref: TableRef): string {
@@ -48,10 +56,13 @@ export class FileStore implements TableStore {
   async list(): Promise<TableRef[]> {
     const refs: TableRef[] = []
     for (const [flavour, dir] of [['ttl', this.dir], ['multiwriter', join(this.dir, 'multiwriter')]] as const) {
+      const types = new Set<string>()
       for (const name of await readdir(dir).catch(() => [] as string[])) {
-        const type = name.endsWith('.json') ? name.slice(0, -5) : ''
-        if (isTypeName(type)) refs.push({ flavour, type })
+        // A new table may so far exist only as a journal, until its first compaction.
+        const type = name.endsWith('.json') ? name.slice(0, -5) : name.endsWith('.json.journal') ? name.slice(0, -13) : ''
+        if (isTypeName(type)) types.add(type)
       }
+      for (const type of types) refs.push({ flavour, type: type as TypeName })
     }
     return refs.sort((a, b) => refKey(a).localeCompare(refKey(b)))
   }
@@ -63,23 +74,64 @@ export class FileStore implements TableStore {
       if (e.code === 'ENOENT') return undefined
       throw e
     })
-    if (fh === undefined) return { text: undefined, version: 'absent' }
-    try {
-      const st = await fh.stat({ bigint: true })
-      const text = await fh.readFile('utf8')
-      return { text, version: `${st.ino}:${st.size}:${st.mtimeNs}` }
-    } finally {
-      await fh.close()
+    let text: string | undefined
+    let base = 'absent'
+    if (fh !== undefined) {
+      try {
+        const st = await fh.stat({ bigint: true })
+        text = await fh.readFile('utf8')
+        base = `${st.ino}:${st.size}:${st.mtimeNs}`
+      } finally {
+        await fh.close()
+      }
     }
+    const journalText = (await readOptional(journalPath(path))) ?? ''
+    const journal = journalRecords(journalText, baseId(base))
+    const version = versionOf(base, Buffer.byteLength(journalText))
+    return journal.length > 0 ? { text, journal, version } : { text, version }
   }
 
   async version(ref: TableRef): Promise<string> {
+    const path = this.path(ref)
+    const [base, journal] = await Promise.all([statId(path), statId(journalPath(path))])
+    return versionOf(base, journal === 'absent' ? 0 : Number(journal.split(':')[1]))
+  }
+
+  append? = async (ref: TableRef, record: string): Promise<{ version: string; journalBytes: number }> => {
+    const path = this.path(ref)
+    const jpath = journalPath(path)
+    const base = await statId(path)
     try {
-      const st = await stat(this.path(ref), { bigint: true })
-      return `${st.ino}:${st.size}:${st.mtimeNs}`
+      // A journal belongs to one base file: one left over from a save that crashed before removing it
+      // names an older base and is started afresh rather than appended to.
+      const header = await readFirstLine(jpath)
+      if (header !== JSON.stringify({ base: baseId(base) })) {
+        const tmp = `${jpath}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`
+        await writeDurably(tmp, `${JSON.stringify({ base: baseId(base) })}\n`)
+        await rename(tmp, jpath)
+        await syncDir(join(path, '..'))
+      }
+      const fh = await open(jpath, 'a+')
+      let size: bigint
+      try {
+        await cutTornTail(fh)
+        const before = (await fh.stat({ bigint: true })).size
+        try {
+          await fh.write(`${record}\n`)
+          await fh.datasync()
+        } catch (e) {
+          // A record cut short (a full disk) must not stay: the next one would be appended to its torn end.
+          await fh.truncate(Number(before)).catch(() => {})
+          throw e
+        }
+        size = (await fh.stat({ bigint: true })).size
+      } finally {
+        await fh.close()
+      }
+      return { version: versionOf(base, Number(size)), journalBytes: Number(size) }
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'absent'
-      throw e
+      const err = e as NodeJS.ErrnoException
+      throw new MallaError('STORAGE', `cannot append to ${jpath}: ${err.code ?? err.message} (the previous copy is intact)`, { cause: e })
     }
   }
 
@@ -89,16 +141,13 @@ export class FileStore implements TableStore {
     await mkdir(dir, { recursive: true })
     const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`
     try {
-      const fh = await open(tmp, 'wx', 0o644)
-      try {
-        await fh.writeFile(text, 'utf8')
-        await fh.sync()
-      } finally {
-        await fh.close()
-      }
+      await writeDurably(tmp, text)
       const st = await stat(tmp, { bigint: true })
       await rename(tmp, path)
       await syncDir(dir)
+      // The new base holds every change: its journal goes. A crash before this leaves a journal naming the
+      // old base, which load ignores.
+      await unlink(journalPath(path)).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
       return `${st.ino}:${st.size}:${st.mtimeNs}`
     } catch (e) {
       await unlink(tmp).catch(() => {})
@@ -141,15 +190,78 @@ export class FileStore implements TableStore {
   async quarantine(ref: TableRef, reason: string): Promise<string> {
     const path = this.path(ref)
     const aside = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`
-    try {
-      await rename(path, aside)
-      await syncDir(join(path, '..'))
-    } catch (e) {
-      // Another process moved it first: the table is already empty.
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+    for (const [from, to] of [[path, aside], [journalPath(path), `${aside}.journal`]] as const) {
+      try {
+        await rename(from, to)
+      } catch (e) {
+        // Another process moved it first (or there was no journal): nothing left to move.
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+      }
     }
+    await syncDir(join(path, '..'))
     this.log.warn('moved corrupt table aside', { path, to: aside, reason })
     return aside
+  }
+}
+
+const journalPath = (path: string) => `${path}.journal`
+
+/** A table's version: its base file's identity, plus its journal's size when it has one. */
+const versionOf = (base: string, journalBytes: number) => (journalBytes > 0 ? `${base}|${journalBytes}` : base)
+
+/** The part of a base file's version that a journal is tied to (inode and size; 'absent' when none). */
+const baseId = (version: string) => version.split(':').slice(0, 2).join(':')
+
+async function statId(path: string): Promise<string> {
+  try {
+    const st = await stat(path, { bigint: true })
+    return `${st.ino}:${st.size}:${st.mtimeNs}`
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'absent'
+    throw e
+  }
+}
+
+/** The complete records of a journal tied to `base`; a journal of another base, or a torn last line, is not used. */
+function journalRecords(text: string, base: string): string[] {
+  const lines = text.split('\n')
+  lines.pop() // the part after the last newline: empty, or a record whose append never completed
+  if (lines[0] !== JSON.stringify({ base })) return []
+  return lines.slice(1)
+}
+
+/** Drops an unfinished last record (a crash mid-append) so the next record starts on a line of its own. */
+async function cutTornTail(fh: FileHandle): Promise<void> {
+  const size = Number((await fh.stat()).size)
+  if (size === 0) return
+  const last = Buffer.alloc(1)
+  await fh.read(last, 0, 1, size - 1)
+  if (last[0] === 0x0a) return
+  const text = (await fh.readFile()).toString('utf8')
+  await fh.truncate(Buffer.byteLength(text.slice(0, text.lastIndexOf('\n') + 1)))
+}
+
+async function readFirstLine(path: string): Promise<string | undefined> {
+  const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
+  if (fh === undefined) return undefined
+  try {
+    const buf = Buffer.alloc(256)
+    const { bytesRead } = await fh.read(buf, 0, 256, 0)
+    const text = buf.subarray(0, bytesRead).toString('utf8')
+    const nl = text.indexOf('\n')
+    return nl < 0 ? undefined : text.slice(0, nl)
+  } finally {
+    await fh.close()
+  }
+}
+
+async function writeDurably(path: string, text: string): Promise<void> {
+  const fh = await open(path, 'wx', 0o644)
+  try {
+    await fh.writeFile(text, 'utf8')
+    await fh.sync()
+  } finally {
+    await fh.close()
   }
 }
 

@@ -1,0 +1,50 @@
+import type { ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { MallaError } from '../../core/errors.js'
+
+/**
+ * Forwards a router's log to this process's stderr and resolves with its URL once it logs `listening`
+ * (and, when `readyPattern` is given, a line matching it as well).
+ */
+export function waitListening(child: ChildProcess, timeoutMs: number, name = 'a router', readyPattern?: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let url: string | undefined
+    let ready = readyPattern === undefined
+    const timer = setTimeout(
+      () => reject(new MallaError('PEER', `${name} did not ${url === undefined ? 'start' : `log ${String(readyPattern)}`} within ${timeoutMs} ms`)),
+      timeoutMs,
+    )
+    const lines = createInterface({ input: child.stderr! })
+    lines.on('line', (line) => {
+      process.stderr.write(line + '\n')
+      const m = / listening url=(\S+)/.exec(line)
+      if (m) url = m[1] as string
+      if (readyPattern?.test(line)) ready = true
+      if (url !== undefined && ready) {
+        clearTimeout(timer)
+        resolve(url)
+      }
+    })
+    child.once('error', (e) => {
+      clearTimeout(timer)
+      reject(new MallaError('PEER', `${name} could not be started: ${e.message}`))
+    })
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      reject(new MallaError('PEER', `${name} exited before ${url === undefined ? 'listening' : 'it was ready'} (status ${signal ?? code})`))
+    })
+  })
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
+export function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return Promise.resolve()
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs)
+    child.once('exit', () => {
+      clearTimeout(kill)
+      resolve()
+    })
+    child.kill('SIGTERM')
+  })
+}

@@ -1,0 +1,133 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createInterface } from 'node:readline'
+import { deleteNamespace, ip, listNamespaces, namespacePids, sysctl } from '../../src/node/lab/netns.js'
+import { CLI } from '../helpers/processes.js'
+
+type TestContext = { after(fn: () => unknown): void; skip(message?: string): void }
+
+/** Network namespaces need root; elsewhere these tests are skipped, saying why. */
+export function needsRoot(t: TestContext): boolean {
+  if (process.platform === 'linux' && process.getuid?.() === 0) return true
+  t.skip('needs root on Linux (network namespaces)')
+  return false
+}
+
+export const hex = (bytes = 3): string => randomBytes(bytes).toString('hex')
+
+/**
+ * After the test, whatever happened: removes every namespace that did not exist before it and matches
+ * `pattern` (killing what runs inside first), so a failing test leaves nothing behind.
+ */
+export async function namespaceGuard(t: TestContext, pattern: RegExp): Promise<void> {
+  const before = new Set(await listNamespaces())
+  t.after(async () => {
+    for (const ns of await listNamespaces()) {
+      if (before.has(ns) || !pattern.test(ns)) continue
+      for (const pid of await namespacePids(ns).catch(() => [] as number[])) {
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {
+          // gone already
+        }
+      }
+      await deleteNamespace(ns).catch((e: Error) => process.stderr.write(`cleanup: ${e.message}\n`))
+    }
+  })
+}
+
+/** Two namespaces joined by one veth pair, IPv6 on without DAD, both ends up (no IPv4 at all). */
+export async function linkedPair(t: TestContext, a: string, b: string, devA: string, devB: string): Promise<void> {
+  await namespaceGuard(t, new RegExp(`^(${a}|${b})$`))
+  for (const ns of [a, b]) {
+    await ip(['netns', 'add', ns])
+    await sysctl(ns, { 'net.ipv6.conf.all.disable_ipv6': 0, 'net.ipv6.conf.default.disable_ipv6': 0, 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 })
+    await ip(['-n', ns, 'link', 'set', 'lo', 'up'])
+  }
+  await ip(['link', 'add', devA, 'netns', a, 'type', 'veth', 'peer', 'name', devB, 'netns', b])
+  for (const [ns, dev] of [[a, devA], [b, devB]] as const) {
+    await sysctl(ns, { [`net.ipv6.conf.${dev}.accept_dad`]: 0 })
+    await ip(['-n', ns, 'link', 'set', dev, 'up'])
+  }
+}
+
+/** A child process whose output lines can be awaited. */
+export interface Watched {
+  readonly child: ChildProcess
+  readonly lines: string[]
+  /** Resolves with the first line (past or future) matching `pattern`; rejects after `timeoutMs` or at exit. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>
+  /** Resolves once `count` lines match. */
+  waitForCount(pattern: RegExp, count: number, timeoutMs?: number): Promise<string[]>
+  /** Resolves with the exit status (or signal); SIGKILL after `timeoutMs`. */
+  exited(timeoutMs?: number): Promise<number | string | null>
+}
+
+export function watch(child: ChildProcess, echo = Boolean(process.env.MALLA_TEST_LOG)): Watched {
+  const lines: string[] = []
+  const listeners = new Set<() => void>()
+  for (const stream of [child.stdout, child.stderr]) {
+    if (!stream) continue
+    createInterface({ input: stream }).on('line', (line) => {
+      lines.push(line)
+      if (echo) process.stderr.write(`  | ${line}\n`)
+      for (const l of [...listeners]) l()
+    })
+  }
+  let exit: number | string | null | undefined
+  const exitPromise = new Promise<number | string | null>((resolve) =>
+    child.once('exit', (code, signal) => {
+      exit = signal ?? code
+      for (const l of [...listeners]) l()
+      resolve(exit)
+    }),
+  )
+  const waitForCount = (pattern: RegExp, count: number, timeoutMs = 20_000) =>
+    new Promise<string[]>((resolve, reject) => {
+      const check = () => {
+        const found = lines.filter((l) => pattern.test(l))
+        if (found.length >= count) return finish(() => resolve(found))
+        if (exit !== undefined) return finish(() => reject(new Error(`exited (${exit}) before ${count} lines matching ${pattern}; output:\n${lines.join('\n')}`)))
+      }
+      const timer = setTimeout(() => finish(() => reject(new Error(`not ${count} lines matching ${pattern} within ${timeoutMs} ms; output:\n${lines.join('\n')}`))), timeoutMs)
+      const finish = (then: () => void) => {
+        clearTimeout(timer)
+        listeners.delete(check)
+        then()
+      }
+      listeners.add(check)
+      check()
+    })
+  return {
+    child,
+    lines,
+    waitForCount,
+    waitFor: async (pattern, timeoutMs) => (await waitForCount(pattern, 1, timeoutMs))[0] as string,
+    exited: async (timeoutMs = 15_000) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+      const r = await exitPromise
+      clearTimeout(timer)
+      return r
+    },
+  }
+}
+
+/** `malla ARGS` run inside a namespace, with `input` on stdin, bounded in time. */
+export function cliIn(ns: string, args: string[], input = '', timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d))
+    child.stderr.on('data', (d: Buffer) => (stderr += d))
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`malla ${args.join(' ')} in ${ns} did not finish within ${timeoutMs} ms`))
+    }, timeoutMs)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+    child.stdin.end(input)
+  })
+}
