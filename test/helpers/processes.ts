@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -104,4 +105,13 @@ export function runCli(args: string[], input?: string, timeoutMs = 30_000): Prom
 export async function post(url: string, body: string | Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; text: string }> {
   const res = await fetch(url, { method: 'POST', body: body as BodyInit, headers, signal: AbortSignal.timeout(10_000) })
   return { status: res.status, headers: res.headers, text: await res.text() }
+}
+
+/** A loopback TCP port nothing listens on right now (to start a daemon on a port it keeps, or to refuse). */
+export async function freePort(): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
+  const port = (s.address() as { port: number }).port
+  await new Promise((resolve) => s.close(resolve))
+  return port
 }

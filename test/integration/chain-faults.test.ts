@@ -1,15 +1,7 @@
 import assert from 'node:assert/strict'
-import { createServer } from 'node:net'
 import { test } from 'node:test'
-import { runCli, startDaemon, tempDir } from '../helpers/processes.js'
+import { freePort, runCli, startDaemon, tempDir } from '../helpers/processes.js'
 
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const port = (s.address() as { port: number }).port
-  await new Promise((resolve) => s.close(resolve))
-  return port
-}
 
 async function keysAt(base: string, type: string): Promise<Set<string>> {
   const r = await runCli(['get', type, '--url', base])

@@ -1,22 +1,12 @@
 import assert from 'node:assert/strict'
-import { createServer } from 'node:net'
 import { test } from 'node:test'
 import { LuaRouterDouble } from '../helpers/lua-router-double.js'
-import { post, runCli, startDaemon, tempDir } from '../helpers/processes.js'
+import { freePort, post, runCli, startDaemon, tempDir } from '../helpers/processes.js'
 
 async function getTable(base: string, type: string): Promise<Record<string, { data: unknown; author: string; bleachTTL: number; clock?: string }>> {
   const r = await runCli(['get', type, '--url', base])
   assert.equal(r.code, 0, r.stderr)
   return JSON.parse(r.stdout)
-}
-
-/** A port on loopback with nothing listening. */
-async function closedPort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const port = (s.address() as { port: number }).port
-  await new Promise((resolve) => s.close(resolve))
-  return port
 }
 
 test('a change spreads along a chain of real daemons at once, and removals spread too', async (t) => {
@@ -117,7 +107,7 @@ test('the CLI syncs a data directory with endpoint URLs, gzip included, and repo
   const local = JSON.parse((await runCli(['get', 'bat-hosts', '--data', dir])).stdout)
   assert.equal(local['aa:bb'].data, 'w1_wlan0')
 
-  const dead = await runCli(['sync', 'bat-hosts', '--data', dir, '--timeout', '1', `http://127.0.0.1:${await closedPort()}/cgi-bin/shared-state/bat-hosts`])
+  const dead = await runCli(['sync', 'bat-hosts', '--data', dir, '--timeout', '1', `http://127.0.0.1:${await freePort()}/cgi-bin/shared-state/bat-hosts`])
   assert.equal(dead.code, 69)
   assert.match(dead.stderr, /ECONNREFUSED/)
 })
