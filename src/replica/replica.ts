@@ -117,8 +117,11 @@ export class Replica {
 
   /** Tables held, of one flavour or all. */
   async list(flavour?: Flavour): Promise<TableRef[]> {
-    const refs = await this.store.list()
-    return flavour === undefined ? refs : refs.filter((r) => r.flavour === flavour)
+    const refs = new Map((await this.store.list()).map((r) => [refKey(r), r]))
+    // Also a table whose first write is applied but not saved yet: a neighbour added right now must hear of it.
+    for (const [key, slot] of this.slots) if (slot.table.size > 0 || slot.draining) refs.set(key, slot.ref)
+    const all = [...refs.values()]
+    return flavour === undefined ? all : all.filter((r) => r.flavour === flavour)
   }
 
   /** The table as stored now (reloaded first if another writer changed it). */

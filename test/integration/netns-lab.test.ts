@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { accessSync, constants } from 'node:fs'
 import { test } from 'node:test'
 import { ip, listLinks, listNamespaces } from '../../src/node/lab/netns.js'
 import { CLI } from '../helpers/processes.js'
@@ -58,6 +57,38 @@ test('malla lab --netns: 3 routers in namespaces find each other by ff02::1 only
   assert.match(lab.lines.join('\n'), /lab: removed 3 namespaces and 2 veth pairs/)
 })
 
+test('a netns lab that fails to start, or crashes, leaves no namespace behind', async (t) => {
+  if (!needsRoot(t)) return
+  await namespaceGuard(t, /^malla-[0-9a-f]{6}-/)
+  const before = new Set(await listNamespaces())
+  const newOnes = async () => (await listNamespaces()).filter((n) => !before.has(n) && /^malla-[0-9a-f]{6}-/.test(n))
+
+  // Failure while starting: the data directory cannot be made (a file is in the way), after the namespaces were.
+  const failing = watch(spawn(process.execPath, [CLI, 'lab', '--netns', '--routers', '2', '--data', CLI], { stdio: ['ignore', 'pipe', 'pipe'] }))
+  assert.notEqual(await failing.exited(30_000), 0)
+  assert.match(failing.lines.join('\n'), /lab: router r1 namespace malla-[0-9a-f]{6}-r1/, 'the namespaces had been made')
+  assert.match(failing.lines.join('\n'), /malla: .*(ENOTDIR|not a directory|EEXIST)/)
+  assert.deepEqual(await newOnes(), [])
+
+  // A crash (an uncaught exception) once the lab runs: the 'exit' handler kills the routers and deletes the namespaces.
+  // The built modules, as the CLI runs them (their routers start dist/node/cli/main.js).
+  const module = new URL('../../dist/node/lab/netns-lab.js', import.meta.url).href
+  const topology = new URL('../../dist/node/lab/topology.js', import.meta.url).href
+  const code = [
+    `import { runNetnsLab } from ${JSON.stringify(module)}`,
+    `import { namedGraph } from ${JSON.stringify(topology)}`,
+    'const write = process.stdout.write.bind(process.stdout)',
+    "process.stdout.write = (chunk, ...rest) => { if (String(chunk).startsWith('router r2 ')) setImmediate(() => { throw new Error('deliberate crash') }); return write(chunk, ...rest) }",
+    "await runNetnsLab({ graph: namedGraph(2, 'chain'), port: 8080, verbose: false })",
+  ].join('\n')
+  const crashing = watch(spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] }))
+  assert.equal(await crashing.exited(30_000), 1)
+  const out = crashing.lines.join('\n')
+  assert.match(out, /router r2 http:\/\/10\.99\.0\.2:8080\//)
+  assert.match(out, /deliberate crash/)
+  assert.deepEqual(await newOnes(), [], out)
+})
+
 test('malla lab --clean removes a leftover lab: its processes, its namespace and its veths', async (t) => {
   if (!needsRoot(t)) return
   const id = hex()
@@ -92,16 +123,11 @@ test('malla lab --clean removes a leftover lab: its processes, its namespace and
 
 test('malla lab --netns and --clean refuse to run without root, saying so', async (t) => {
   if (!needsRoot(t)) return
-  const probe = spawnSync('setpriv', ['--version'])
-  try {
-    accessSync(CLI, constants.R_OK)
-  } catch {
-    return t.skip('dist not readable')
-  }
-  if (probe.status !== 0) return t.skip('setpriv (util-linux) not installed')
+  assert.equal(spawnSync('setpriv', ['--version']).status, 0, 'setpriv (util-linux) is needed')
   for (const args of [['lab', '--netns'], ['lab', '--clean']]) {
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args], { encoding: 'utf8', timeout: 20_000 })
-    if (/EACCES|permission denied/i.test(r.stderr) && !/needs root/.test(r.stderr)) return t.skip('the CLI is not readable by nobody here')
+    // As nobody, but still able to read the checkout wherever it is (a clone under a private temp dir, say).
+    const asNobody = ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=+dac_read_search', '--ambient-caps=+dac_read_search']
+    const r = spawnSync('setpriv', [...asNobody, process.execPath, CLI, ...args], { encoding: 'utf8', timeout: 20_000 })
     assert.equal(r.status, 22, r.stderr)
     assert.match(r.stderr, /needs root/)
   }

@@ -86,10 +86,14 @@ export class NeighbourDiscovery {
   /** One probe of every interface; adds the new responders and removes the neighbours missing too long. */
   async probeAll(): Promise<void> {
     const { log, port, add, remove } = this.options
+    const ownNow = () => this.options.ownAddresses?.() ?? ownAddresses(networkInterfaces())
+    // This host's addresses from before and after the probe: an interface going away during the probe has
+    // already left the list after it, though its address may have answered.
+    const ownBefore = ownNow()
     const results = await Promise.all(this.options.interfaces.map((iface) => this.probe(iface)))
     if (this.stopped) return
     this.rounds++
-    const own = this.options.ownAddresses?.() ?? ownAddresses(networkInterfaces())
+    const own = new Set([...ownBefore, ...ownNow()])
     const seen = new Map<string, Responder>()
     for (const r of results) {
       this.report(r)

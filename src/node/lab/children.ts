@@ -6,10 +6,16 @@ import { MallaError } from '../../core/errors.js'
  * Forwards a router's log to this process's stderr and resolves with its URL once it logs `listening`
  * (and, when `readyPattern` is given, a line matching it as well).
  */
-export function waitListening(child: ChildProcess, timeoutMs: number, name = 'a router', readyPattern?: RegExp): Promise<string> {
+export async function waitListening(child: ChildProcess, timeoutMs: number, name = 'a router', readyPattern?: RegExp): Promise<string> {
+  return (await waitReady(child, timeoutMs, name, readyPattern)).url
+}
+
+/** As `waitListening`, and also gives the line that matched `readyPattern`. */
+export function waitReady(child: ChildProcess, timeoutMs: number, name: string, readyPattern?: RegExp): Promise<{ url: string; ready: string | undefined }> {
   return new Promise((resolve, reject) => {
     let url: string | undefined
-    let ready = readyPattern === undefined
+    let ready: string | undefined
+    const isReady = () => readyPattern === undefined || ready !== undefined
     const timer = setTimeout(
       () => reject(new MallaError('PEER', `${name} did not ${url === undefined ? 'start' : `log ${String(readyPattern)}`} within ${timeoutMs} ms`)),
       timeoutMs,
@@ -19,10 +25,10 @@ export function waitListening(child: ChildProcess, timeoutMs: number, name = 'a 
       process.stderr.write(line + '\n')
       const m = / listening url=(\S+)/.exec(line)
       if (m) url = m[1] as string
-      if (readyPattern?.test(line)) ready = true
-      if (url !== undefined && ready) {
+      if (ready === undefined && readyPattern?.test(line)) ready = line
+      if (url !== undefined && isReady()) {
         clearTimeout(timer)
-        resolve(url)
+        resolve({ url, ready })
       }
     })
     child.once('error', (e) => {

@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { rmSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { MallaError } from '../../core/errors.js'
-import { stopChild, waitListening } from './children.js'
+import { stopChild, waitReady } from './children.js'
 import {
   addAddress,
   addDefaultRoute,
@@ -21,6 +22,7 @@ import {
   mapLimit,
   namespacePids,
   sysctl,
+  waitLinkLocal,
 } from './netns.js'
 import { isConnected, type LabGraph } from './topology.js'
 
@@ -82,7 +84,7 @@ const IPV6_ON = { 'net.ipv6.conf.all.disable_ipv6': 0, 'net.ipv6.conf.default.di
 /**
  * `malla lab --netns`: each router in its own network namespace, linked by veth pairs as the graph says,
  * each daemon started with `--discover` on its veths and no `--peer`: routers find each other by pinging
- * ff02::1, as LibreMesh routers do. Prints `router <name> http://<IPv4>:<port>/` per router once it listens.
+ * ff02::1, as LibreMesh routers do. Prints `router <name> http://<IPv4>:<port>/` per router once it listens and has probed its links.
  * On SIGINT/SIGTERM/SIGHUP, on any failure while starting, and at process exit, stops the daemons and
  * deletes every namespace (and so every veth) it made.
  */
@@ -96,6 +98,8 @@ export async function runNetnsLab(options: NetnsLabOptions): Promise<void> {
   const plans = planNetns(graph, runId)
   const root = options.dataDir ?? (await mkdtemp(join(tmpdir(), `malla-lab-${runId}-`)))
   const made: string[] = []
+  let vethPairs = 0
+  let namespaces = 0
   const children: ChildProcess[] = []
   let stopping = false
   let cleaned = false
@@ -107,6 +111,7 @@ export async function runNetnsLab(options: NetnsLabOptions): Promise<void> {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
     const failed = deleteNamespacesSync(made)
     for (const f of failed) process.stderr.write(`lab: could not delete namespace ${f}\n`)
+    if (options.dataDir === undefined) rmSync(root, { recursive: true, force: true })
   }
   process.on('exit', onExit)
   let signalled: (signal: string) => void = () => {}
@@ -116,27 +121,42 @@ export async function runNetnsLab(options: NetnsLabOptions): Promise<void> {
     signalled(signal)
   }
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal)
-  /** Rejects as soon as a signal arrives, so a slow start is interrupted too. */
-  const orStop = <T>(p: Promise<T>): Promise<T> =>
-    Promise.race([p, stopped.then((s): never => { throw new Interrupted(s) })])
+  /**
+   * Rejects as soon as a signal arrives, so a slow start is interrupted too. The work itself goes on
+   * until its next `check()`; cleanup waits for it (`pending`), so nothing is made after cleanup began.
+   */
+  let pending: Promise<unknown> = Promise.resolve()
+  const orStop = <T>(p: Promise<T>): Promise<T> => {
+    pending = p.catch(() => {})
+    return Promise.race([p, stopped.then((s): never => { throw new Interrupted(s) })])
+  }
+  const check = () => {
+    if (stopping) throw new Interrupted('stop')
+  }
 
   try {
     await orStop(
       (async () => {
         for (const p of plans) {
+          check()
           await addNamespace(p.ns)
           made.push(p.ns)
+          namespaces++
         }
         await mapLimit(plans, 8, async (p) => {
+          check()
           await sysctl(p.ns, IPV6_ON)
           await linkUp(p.ns, 'lo')
         })
         await mapLimit(graph.links, 8, async ([a, b], k) => {
+          check()
           const pa = plans[a] as RouterPlan
           const pb = plans[b] as RouterPlan
           await addVethPair({ ns: pa.ns, dev: `m${runId}-${k}a` }, { ns: pb.ns, dev: `m${runId}-${k}b` })
+          vethPairs++
         })
         await mapLimit(plans, 8, async (p) => {
+          check()
           for (const f of p.ifaces) {
             await sysctl(p.ns, { [`net.ipv6.conf.${f.dev}.disable_ipv6`]: 0, [`net.ipv6.conf.${f.dev}.accept_dad`]: 0 })
             await addAddress(p.ns, f.dev, f.cidr)
@@ -145,6 +165,11 @@ export async function runNetnsLab(options: NetnsLabOptions): Promise<void> {
           // Chromium gathers ICE candidates only on the interface of the default route.
           const first = p.ifaces[0]
           if (first) await addDefaultRoute(p.ns, first.peerAddress, first.dev)
+        })
+        // Every link ready for discovery before any router probes it.
+        await mapLimit(plans, 8, async (p) => {
+          check()
+          for (const f of p.ifaces) await waitLinkLocal(p.ns, f.dev)
         })
       })(),
     )
@@ -158,6 +183,7 @@ export async function runNetnsLab(options: NetnsLabOptions): Promise<void> {
         plans.map(async (p) => {
           const dir = join(root, p.name)
           await mkdir(dir, { recursive: true })
+          check()
           const args = ['netns', 'exec', p.ns, process.execPath, CLI, 'peer', '--host', '::', '--port', String(options.port), '--name', p.name, '--data', dir]
           for (const f of p.ifaces) args.push('--discover', f.dev)
           if (options.discoverIntervalMs) args.push('--discover-interval', String(options.discoverIntervalMs / 1000))
@@ -170,7 +196,12 @@ export async function runNetnsLab(options: NetnsLabOptions): Promise<void> {
             if (!stopping) process.stderr.write(`lab: router ${p.name} exited (${signal ?? code})\n`)
           })
           // Listed once it listens and has probed its links, so the mesh is formed when the last line is out.
-          await waitListening(child, options.startTimeoutMs ?? 15_000, `router ${p.name} (namespace ${p.ns})`, / first discovery probe done /)
+          const probes = p.ifaces.length > 0 ? / first discovery probe done / : undefined
+          const { ready } = await waitReady(child, options.startTimeoutMs ?? 15_000, `router ${p.name} (namespace ${p.ns})`, probes)
+          const n = Number(/ neighbours=(\d+)/.exec(ready ?? '')?.[1] ?? 0)
+          if (n < p.ifaces.length) {
+            process.stderr.write(`lab: warning: router ${p.name} found ${n} of its ${p.ifaces.length} neighbours on its first probe; the next probe may find the rest\n`)
+          }
           return `http://${p.ifaces[0]?.address ?? '127.0.0.1'}:${options.port}/`
         }),
       ),
@@ -186,6 +217,9 @@ export async function runNetnsLab(options: NetnsLabOptions): Promise<void> {
   } finally {
     stopping = true
     for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(s, onSignal)
+    await Promise.all(children.map((c) => stopChild(c)))
+    // Setup interrupted by a signal stops at its next check (every `ip` call is bounded by a timeout).
+    await pending
     await Promise.all(children.map((c) => stopChild(c)))
     const problems: string[] = []
     for (const ns of [...made].reverse()) {
@@ -208,7 +242,7 @@ export async function runNetnsLab(options: NetnsLabOptions): Promise<void> {
     process.off('exit', onExit)
     if (options.dataDir === undefined) await rm(root, { recursive: true, force: true })
     for (const p of problems) process.stderr.write(`lab: cleanup: ${p} (malla lab --clean retries)\n`)
-    if (problems.length === 0) process.stderr.write(`lab: removed ${plans.length} namespaces and ${graph.links.length} veth pairs\n`)
+    if (problems.length === 0) process.stderr.write(`lab: removed ${namespaces} namespaces and ${vethPairs} veth pairs\n`)
   }
 }
 

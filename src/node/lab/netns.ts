@@ -96,6 +96,22 @@ export async function addDefaultRoute(ns: string, via: string, dev: string): Pro
   await ip(['-n', ns, 'route', 'add', 'default', 'via', via, 'dev', dev])
 }
 
+/**
+ * Waits until `dev` has a usable IPv6 link-local address (present and not tentative). After a veth comes
+ * up, the kernel assigns it only once it sees the carrier, which can take up to a second; a ping to
+ * ff02::1 before that finds nobody.
+ */
+export async function waitLinkLocal(ns: string, dev: string, timeoutMs = 5000): Promise<string> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const out = await ip(['-n', ns, '-6', '-o', 'address', 'show', 'dev', dev, 'scope', 'link'])
+    const line = out.split('\n').find((l) => / inet6 fe80:/.test(l) && !/tentative|dadfailed/.test(l))
+    if (line) return (/ inet6 (\S+)/.exec(line) as RegExpExecArray)[1] as string
+    if (Date.now() > deadline) throw new CommandError(`ip -n ${ns} -6 address show dev ${dev}`, `no IPv6 link-local address within ${timeoutMs} ms (is IPv6 disabled?)`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
 /** Interface names in a namespace (the host's when `ns` is undefined). */
 export async function listLinks(ns?: string): Promise<string[]> {
   const out = await ip([...(ns === undefined ? [] : ['-n', ns]), '-o', 'link', 'show'])
