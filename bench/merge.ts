@@ -13,6 +13,7 @@ import { FileStore } from '../src/node/storage/file-store.js'
 import { Replica } from '../src/replica/replica.js'
 import { MemoryStore } from '../src/storage/memory-store.js'
 import { Cleanup } from './lib/cleanup.js'
+import { hostRecord, prng } from './lib/data.js'
 import { procMemory, sampleRss, sleep, startDaemon } from './lib/daemon.js'
 import { formatNumber } from './lib/format.js'
 import { postText } from './lib/http.js'
@@ -43,42 +44,9 @@ const MB = 1e6
 
 // ---------------------------------------------------------------- data
 
-/** A small deterministic PRNG (mulberry32), so every run measures the same bytes. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-const hex = (rand: () => number, digits: number): string => {
-  let s = ''
-  for (let i = 0; i < digits; i++) s += Math.floor(rand() * 16).toString(16)
-  return s
-}
-
-const BOARDS = ['tplink,archer-c7-v5', 'ubnt,nanostation-m-xw', 'librerouter,librerouter-v1', 'glinet,gl-ar300m-nor']
-
-/** ~200 bytes of JSON, shaped like a host record a mesh shares (bat-hosts, nodes_and_links); another seed gives other data. */
-function makeData(i: number, rand: () => number): Json {
-  return {
-    hostname: `lm-node-${String(i).padStart(5, '0')}`,
-    ipv4: `10.${13 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`,
-    ipv6: `fd0d:fe46:8ce8::${hex(rand, 4)}:${hex(rand, 4)}`,
-    mac: `02:${hex(rand, 2)}:${hex(rand, 2)}:${hex(rand, 2)}:${hex(rand, 2)}:${hex(rand, 2)}`,
-    board: BOARDS[i % BOARDS.length] as string,
-    firmware: `LibreMesh 2024.1 r${hex(rand, 7)}`,
-    uptime: Math.floor(rand() * 1e7),
-  }
-}
-
 function values(n: number, seed: number, prefix = 'host-'): Array<[string, Json]> {
   const rand = prng(seed)
-  return Array.from({ length: n }, (_, i) => [`${prefix}${i}`, makeData(i, rand)] as [string, Json])
+  return Array.from({ length: n }, (_, i) => [`${prefix}${i}`, hostRecord(i, rand) as Json] as [string, Json])
 }
 
 /** A table as a neighbour's POST delivers it: parsed and validated from text, so no object is shared with ours. */

@@ -1,19 +1,11 @@
+import { seededRandom as prng } from '../../src/node/lab/topology.js'
+
 /** Deterministic synthetic entries for benchmarks: ~200 bytes of JSON each, shaped like a host record a mesh shares. */
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
 
-/** A small deterministic PRNG (mulberry32), so every run measures the same bytes. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
+/** The seeded generator the lab's random topologies use (mulberry32), so every run measures the same bytes. */
+export { seededRandom as prng } from '../../src/node/lab/topology.js'
 const hex = (rand: () => number, digits: number): string => {
   let s = ''
   for (let i = 0; i < digits; i++) s += Math.floor(rand() * 16).toString(16)
