@@ -59,7 +59,8 @@ test('a partition (a link taken down) with writes on both sides heals within one
   }
   const took = Date.now() - healed
   t.diagnostic(`converged ${took} ms after the link came back (anti-entropy every ${syncInterval} s)`)
-  // One anti-entropy period, plus the time to walk the chain and the test's own reads.
-  assert.ok(took < syncInterval * 1000 + 2500, `converged ${took} ms after healing`)
+  // Unloaded, this takes one anti-entropy period (about 1.1 s here). The bound is in periods, with room for a
+  // busy CI machine: a repair that waited for pushes or discovery (30 s) instead would blow it.
+  assert.ok(took < 3 * syncInterval * 1000 + 2000, `converged ${took} ms after healing`)
   assert.equal(tables[0]?.both?.data, 'right', 'the later write of the conflicting key wins everywhere')
 })
