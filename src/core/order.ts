@@ -86,3 +86,8 @@ export function remoteWinsMultiWriter(remote: MultiWriterEntry, local: MultiWrit
       compareData(remote.data, local.data)) > 0
   )
 }
+
+/** Whether two copies of a key are the same copy: every field equal (the copy a neighbour sent, stored here). */
+export function sameEntry(a: { readonly [field: string]: unknown }, b: { readonly [field: string]: unknown }): boolean {
+  return a === b || jsonEqual(a as Json, b as Json)
+}

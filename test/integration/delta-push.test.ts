@@ -41,3 +41,16 @@ test('a LibreMesh router gets full-table syncs, never a push it could not answer
   const peers = (await runCli(['peers', '--url', m.base])).stdout.trim().split('\n').map((l) => JSON.parse(l))
   assert.deepEqual(peers.map((p) => [p.base, p.malla]), [[luaBase, false]])
 })
+
+test('a push answers only real corrections: {} for a copy it already holds, its own copy where it wins', async (t) => {
+  const d = await startDaemon(t, ['--data', await tempDir(t), '--name', 'D'])
+  await runCli(['insert', 'hosts', '--url', d.base], '{"k":"ours"}')
+  const stored = JSON.parse((await runCli(['get', 'hosts', '--url', d.base])).stdout).k
+  const push = (body: unknown) =>
+    fetch(`${d.base}/cgi-bin/shared-state/hosts`, { method: 'POST', headers: { 'x-malla-sync': 'push' }, body: JSON.stringify(body) })
+  const same = await push({ k: { ...stored } })
+  assert.equal(same.headers.get('x-malla'), '1')
+  assert.deepEqual(await same.json(), {})
+  const stale = await push({ k: { ...stored, data: 'older', clock: '1' } })
+  assert.deepEqual((await stale.json()).k.data, 'ours')
+})

@@ -12,10 +12,16 @@ export async function readBody(req: IncomingMessage, maxBytes: number, gzipped: 
   if (declared > maxBytes) throw new MallaError('TOO_LARGE', `body of ${declared} bytes is over the ${maxBytes} byte limit`)
   const chunks: Buffer[] = []
   let total = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.byteLength
-    if (total > maxBytes) throw new MallaError('TOO_LARGE', `body is over the ${maxBytes} byte limit`)
-    chunks.push(chunk)
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      total += chunk.byteLength
+      if (total > maxBytes) throw new MallaError('TOO_LARGE', `body is over the ${maxBytes} byte limit`)
+      chunks.push(chunk)
+    }
+  } catch (e) {
+    if (e instanceof MallaError) throw e
+    // The client went away mid-upload: its request, not our disk.
+    throw new MallaError('PEER', `request body cut short: ${(e as Error).message}`, { cause: e })
   }
   const raw = Buffer.concat(chunks, total)
   if (!gzipped) return raw.toString('utf8')

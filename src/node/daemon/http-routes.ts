@@ -12,6 +12,7 @@ import {
   parseTypeName,
   serializeTable,
 } from '../../core/schema.js'
+import { sameEntry } from '../../core/order.js'
 import type { Entry, Flavour, MultiWriterTable, Table } from '../../core/types.js'
 import type { ChangeLog, LoggedChange } from '../../replica/change-log.js'
 import type { Replica } from '../../replica/replica.js'
@@ -184,8 +185,8 @@ function corrections(sent: ReadonlyMap<string, object>, merged: ReadonlyMap<stri
   const out = new Map<string, object>()
   for (const [key, entry] of sent) {
     const ours = merged.get(key)
-    // A merge keeps the remote entry object itself when it wins, so identity means "same copy".
-    if (ours !== undefined && ours !== entry) out.set(key, ours)
+    // Only where our copy differs: an equal copy kept here is not a correction.
+    if (ours !== undefined && !sameEntry(ours as Record<string, unknown>, entry as Record<string, unknown>)) out.set(key, ours)
   }
   return out
 }

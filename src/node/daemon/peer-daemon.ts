@@ -168,7 +168,13 @@ export class PeerDaemon {
     })
     this.address = this.server.address() as AddressInfo
     this.timers.push(setInterval(() => void this.bleachAll(), this.options.bleachIntervalMs))
-    this.timers.push(setInterval(() => void this.sync.antiEntropy(), this.options.syncIntervalMs))
+    // Rounds never overlap: on a slow mesh a round may outlast the period, and piling them up only makes it slower.
+    let round: Promise<void> | undefined
+    this.timers.push(
+      setInterval(() => {
+        round ??= this.sync.antiEntropy().finally(() => (round = undefined))
+      }, this.options.syncIntervalMs),
+    )
     log.info('listening', { url: this.url, name: this.options.name, data: this.options.dataDir, peers: this.options.peers.join(',') || undefined })
     const discover = this.options.discover
     if (discover && discover.interfaces.length > 0 && !this.stopped) {
