@@ -83,21 +83,26 @@ export interface CliResult {
 
 /** Runs the CLI with `input` on stdin (or none), bounded in time. */
 export function runCli(args: string[], input?: string, timeoutMs = 30_000): Promise<CliResult> {
+  return runBounded(process.execPath, [CLI, ...args], input ?? '', timeoutMs, `malla ${args.join(' ')}`)
+}
+
+/** Runs a command to completion with `input` on stdin, killing it (and failing) after `timeoutMs`. */
+export function runBounded(command: string, args: string[], input: string, timeoutMs: number, what: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => (stdout += d))
     child.stderr.on('data', (d: Buffer) => (stderr += d))
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
-      reject(new Error(`malla ${args.join(' ')} did not finish within ${timeoutMs} ms`))
+      reject(new Error(`${what} did not finish within ${timeoutMs} ms`))
     }, timeoutMs)
     child.on('close', (code) => {
       clearTimeout(timer)
       resolve({ code, stdout, stderr })
     })
-    child.stdin.end(input ?? '')
+    child.stdin.end(input)
   })
 }
 

@@ -1,8 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import { deleteNamespace, ip, listNamespaces, namespacePids, sysctl, waitLinkLocal } from '../../src/node/lab/netns.js'
-import { CLI } from '../helpers/processes.js'
+import { CLI, runBounded, type CliResult } from '../helpers/processes.js'
 
 type TestContext = { after(fn: () => unknown): void }
 
@@ -117,21 +117,6 @@ export function watch(child: ChildProcess, echo = Boolean(process.env.MALLA_TEST
 }
 
 /** `malla ARGS` run inside a namespace, with `input` on stdin, bounded in time. */
-export function cliIn(ns: string, args: string[], input = '', timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d))
-    child.stderr.on('data', (d: Buffer) => (stderr += d))
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`malla ${args.join(' ')} in ${ns} did not finish within ${timeoutMs} ms`))
-    }, timeoutMs)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-    child.stdin.end(input)
-  })
+export function cliIn(ns: string, args: string[], input = '', timeoutMs = 20_000): Promise<CliResult> {
+  return runBounded('ip', ['netns', 'exec', ns, process.execPath, CLI, ...args], input, timeoutMs, `malla ${args.join(' ')} in ${ns}`)
 }
