@@ -1,5 +1,5 @@
 export { MallaError, isMallaError, type ErrorCode } from './errors.js'
-export type { Entry, Flavour, Json, MultiWriterEntry, MultiWriterTable, Table, TypeName } from './types.js'
+export type { Entry, Flavour, Json, MultiWriterEntry, MultiWriterTable, Table, TypeName, WritableTable } from './types.js'
 export { WriteClock, compareClocks, isValidClock } from './clock.js'
 export { compareMallaEntries, remoteWins, remoteWinsMultiWriter, jsonEqual } from './order.js'
 export { DEFAULT_TTL, bleachTable, insertEntries, insertMultiWriter, isSubstantial, mergeMultiWriter, mergeTable, removeKeys, type Changes } from './table-ops.js'

@@ -1,6 +1,6 @@
 import type { WriteClock } from './clock.js'
 import { remoteWins, remoteWinsMultiWriter, sameData } from './order.js'
-import type { Entry, Json, MultiWriterTable, Table } from './types.js'
+import type { Entry, Json, MultiWriterEntry, WritableTable } from './types.js'
 
 /**
  * The pure CRDT operations on one table, in the style of LibreMesh's `_merge`/`_bleach`/`_insert`:
@@ -37,7 +37,7 @@ export interface WriteContext {
 
 /** Writes each key as a fresh entry by this node: LibreMesh's insert, plus malla's clock. */
 export function insertEntries(
-  table: Table,
+  table: WritableTable<Entry>,
   values: Iterable<readonly [string, Json]>,
   ttl: number,
   ctx: WriteContext,
@@ -58,7 +58,7 @@ export function insertEntries(
  * LibreMesh's remove: a key that holds data is overwritten with `data: null` and a fresh TTL, so the
  * removal spreads like any write and fades later through bleach. Absent or already removed keys are left alone.
  */
-export function removeKeys(table: Table, keys: Iterable<string>, ttl: number, ctx: WriteContext): Changes {
+export function removeKeys(table: WritableTable<Entry>, keys: Iterable<string>, ttl: number, ctx: WriteContext): Changes {
   const present: Array<readonly [string, Json]> = []
   for (const key of keys) {
     const entry = table.get(key)
@@ -68,7 +68,7 @@ export function removeKeys(table: Table, keys: Iterable<string>, ttl: number, ct
 }
 
 /** Merges a remote table into the local one, key by key (see `remoteWins`); expired remote entries are ignored. */
-export function mergeTable(table: Table, remote: Table, clock?: WriteClock): Changes {
+export function mergeTable(table: WritableTable<Entry>, remote: ReadonlyMap<string, Entry>, clock?: WriteClock): Changes {
   const keys: string[] = []
   const written: string[] = []
   for (const [key, theirs] of remote) {
@@ -84,7 +84,7 @@ export function mergeTable(table: Table, remote: Table, clock?: WriteClock): Cha
 }
 
 /** LibreMesh's bleach: entries with bleachTTL below 2 are dropped, every other TTL goes down by one. */
-export function bleachTable(table: Table): Changes {
+export function bleachTable(table: WritableTable<Entry>): Changes {
   const keys: string[] = []
   const written: string[] = []
   for (const [key, entry] of table) {
@@ -112,7 +112,7 @@ export interface MultiWriterContext {
  * random `fortune` in 1..100000; writing the data a key already holds changes nothing.
  */
 export function insertMultiWriter(
-  table: MultiWriterTable,
+  table: WritableTable<MultiWriterEntry>,
   values: Iterable<readonly [string, Json]>,
   ctx: MultiWriterContext,
 ): Changes {
@@ -132,7 +132,7 @@ export function insertMultiWriter(
   return { keys, touched: keys.length > 0, written: keys, deleted: [] }
 }
 
-export function mergeMultiWriter(table: MultiWriterTable, remote: MultiWriterTable): Changes {
+export function mergeMultiWriter(table: WritableTable<MultiWriterEntry>, remote: ReadonlyMap<string, MultiWriterEntry>): Changes {
   const keys: string[] = []
   const written: string[] = []
   for (const [key, theirs] of remote) {

@@ -23,6 +23,15 @@ export interface Entry {
 export type Table = Map<string, Entry>
 
 /**
+ * What the table operations need of a table they change: a Map satisfies it, and so does the replica's
+ * draft over a committed table (`replica/draft-table.ts`).
+ */
+export interface WritableTable<E> extends ReadonlyMap<string, E> {
+  set(key: string, value: E): unknown
+  delete(key: string): boolean
+}
+
+/**
  * One entry of LibreMesh's multi-writer variant (`/cgi-bin/shared-state-multiwriter/<type>`):
  * ordered by `changes` (a per-key edit counter) and then `fortune` (a random tiebreak); no TTL, never bleached.
  */

@@ -15,7 +15,8 @@ import {
   mergeTable,
   removeKeys,
 } from '../core/table-ops.js'
-import type { Flavour, Json, MultiWriterTable, Table, TypeName } from '../core/types.js'
+import type { Flavour, Json, MultiWriterTable, Table, TypeName, WritableTable } from '../core/types.js'
+import { DraftTable } from './draft-table.js'
 import { refKey, type TableRef, type TableStore } from '../storage/table-store.js'
 
 /** A substantial change to one table, after it is durable. */
@@ -57,8 +58,9 @@ export interface ReplicaOptions {
   readonly log?: Logger
 }
 
-type AnyTable = Map<string, { readonly data: Json; readonly author: string }>
-type Op = (table: AnyTable) => Changes
+type AnyEntry = { readonly data: Json; readonly author: string }
+type AnyTable = Map<string, AnyEntry>
+type Op = (table: WritableTable<AnyEntry>) => Changes
 
 interface Pending {
   readonly op: Op
@@ -221,8 +223,9 @@ export class Replica {
 
   /**
    * Applies a batch under one lock and one save. Tables handed out in snapshots are never mutated: a write
-   * batch works on a copy, which replaces the slot's table only once saved. So a failure at any point (an
-   * operation throwing, a value that will not serialise, a full disk) leaves memory exactly as the disk is.
+   * batch works on a draft over the committed table, which replaces the slot's table only once saved. So a
+   * failure at any point (an operation throwing, a value that will not serialise, a full disk) leaves
+   * memory exactly as the disk is.
    */
   private async commit(slot: Slot, batch: Pending[]): Promise<void> {
     let release: (() => Promise<void>) | undefined
@@ -231,12 +234,12 @@ export class Replica {
       if (writes.length > 0) release = await this.store.lock(slot.ref)
       const external = await this.reloadIfChanged(slot)
       const failed = new Map<Pending, unknown>()
-      let work = slot.table
+      let draft: DraftTable<AnyEntry> | undefined
       let results = new Map<Pending, Changes>()
       if (writes.length > 0) {
-        // An operation that throws part-way is dropped and the others are replayed on a fresh copy.
+        // An operation that throws part-way is dropped and the others are replayed on a fresh draft.
         for (;;) {
-          work = new Map(slot.table)
+          const work = (draft = new DraftTable(slot.table))
           results = new Map()
           const thrower = batch.find((p) => {
             if (failed.has(p)) return false
@@ -264,10 +267,12 @@ export class Replica {
         for (const k of c.deleted) deleted.add(k)
       }
       if (external.length > 0) this.emit('applied', slot.ref, external, 'external', slot.table)
-      if (keys.size > 0) this.emit('applied', slot.ref, [...keys], 'local', work)
+      // The draft goes out as it is: the push to neighbours should not wait for a copy of the whole table.
+      if (keys.size > 0 && draft) this.emit('applied', slot.ref, [...keys], 'local', draft)
       // Let what the 'applied' listeners started (a push to neighbours) reach the network before this
-      // process spends time saving.
+      // process spends time copying and saving.
       if (keys.size > 0 && (this.emitter.events.applied?.length ?? 0) > 0) await new Promise((resolve) => setTimeout(resolve, 0))
+      const work = draft === undefined ? slot.table : draft.changedCount === 0 ? slot.table : draft.materialize()
       let text: string | undefined
       const compact = slot.journalBytes > 0 && batch.some((p) => p.full)
       if (touched || compact) {

@@ -1,6 +1,7 @@
 import { isMallaError, MallaError } from '../core/errors.js'
 import { parseMultiWriterTable, parseTable, serializeTable } from '../core/schema.js'
 import type { Replica } from '../replica/replica.js'
+import type { MultiWriterTable, Table } from '../core/types.js'
 import type { TableRef } from '../storage/table-store.js'
 import { gunzip, gzip, isGzip } from '../transport/gzip.js'
 import type { HttpPoster } from '../transport/http-poster.js'
@@ -148,10 +149,10 @@ async function mergeReply(replica: Replica, ref: TableRef, url: string, reply: E
   if (reply.kind === 'empty') return { url, keys: [], skipped: reply.reason, ...sizes }
   try {
     const what = `answer from ${url}`
-    const merged =
-      ref.flavour === 'ttl'
-        ? await replica.merge(ref.type, parseTable(reply.value, what))
-        : await replica.mergeMultiWriter(ref.type, parseMultiWriterTable(reply.value, what))
+    const table = ref.flavour === 'ttl' ? parseTable(reply.value, what) : parseMultiWriterTable(reply.value, what)
+    // Most push answers are `{}` (nothing to correct): no need to queue behind this table's writes for that.
+    if (table.size === 0) return { url, keys: [], ...sizes }
+    const merged = ref.flavour === 'ttl' ? await replica.merge(ref.type, table as Table) : await replica.mergeMultiWriter(ref.type, table as MultiWriterTable)
     return { url, keys: merged.changed, ...sizes }
   } catch (e) {
     if (isMallaError(e, 'BAD_INPUT')) return { url, keys: [], skipped: e.message, ...sizes }

@@ -21,7 +21,9 @@ import { MALLA_HEADER, MALLA_PROTOCOL_VERSION, MALLA_SYNC_HEADER, type SyncOutco
 import type { NeighbourInfo, Traffic } from '../../sync/neighbour-sync.js'
 import { answerSummary, parseReconcileEntries, parseReconcileRequest, pick } from '../../sync/reconcile.js'
 import type { WorkBudget } from '../../sync/work-budget.js'
+import { isBundleFile, serveBundleFile, type BrowserBundle } from './browser-bundle.js'
 import { readBody } from './http-body.js'
+import type { StunInfo } from './stun-responder.js'
 import { renderTablesPage } from './tables-page.js'
 
 /** What the routes need from the daemon. */
@@ -40,6 +42,10 @@ export interface RouteContext {
   traffic(): Traffic
   /** Syncs one table now with the given endpoint URLs, or with every peer when none are given. */
   syncNow(ref: TableRef, urls?: readonly string[]): Promise<SyncOutcome[]>
+  /** The page bundle served at `/malla.js`; absent or incomplete when it was not built. */
+  readonly bundle?: BrowserBundle
+  /** The STUN responder's port, for pages' `iceServers`; undefined when it is off or failed to start. */
+  stun?(): StunInfo | undefined
 }
 
 const STATUS: Record<ErrorCode, number> = {
@@ -82,7 +88,12 @@ export async function handleRequest(ctx: RouteContext, req: IncomingMessage, res
     }
     if (pathname === '/malla/v1/info') {
       requireMethod(req, 'GET')
-      return sendJson(res, 200, { name: ctx.name, neighbours: ctx.neighbours(), traffic: ctx.traffic() })
+      return sendJson(res, 200, { name: ctx.name, neighbours: ctx.neighbours(), traffic: ctx.traffic(), stun: ctx.stun?.() ?? null })
+    }
+    const file = pathname.slice(1)
+    if (isBundleFile(file)) {
+      requireMethod(req, 'GET')
+      return serveBundleFile(ctx.bundle, file, req, res)
     }
     if (pathname === '/malla/v1/events') {
       requireMethod(req, 'GET')
@@ -216,11 +227,12 @@ async function apiEndpoint(
     case 'insert': {
       const values = parseInsertValues((await input()) ?? {}, 'body')
       const snap = flavour === 'ttl' ? await ctx.replica.insert(type, values, ttl) : await ctx.replica.insertMultiWriter(type, values)
-      return sendText(res, 200, snap.text)
+      return sendText(res, 200, entriesOf(snap.table, values.map(([k]) => k)))
     }
     case 'remove': {
       if (flavour !== 'ttl') throw new MallaError('BAD_INPUT', 'multi-writer tables have no remove (as in LibreMesh)')
-      return sendText(res, 200, (await ctx.replica.remove(type, parseKeyList((await input()) ?? [], 'body'), ttl)).text)
+      const keys = parseKeyList((await input()) ?? [], 'body')
+      return sendText(res, 200, entriesOf((await ctx.replica.remove(type, keys, ttl)).table, keys))
     }
     case 'bleach': {
       if (flavour !== 'ttl') throw new MallaError('BAD_INPUT', 'multi-writer tables are never bleached (as in LibreMesh)')
@@ -293,4 +305,17 @@ function sendError(ctx: RouteContext, req: IncomingMessage, res: ServerResponse,
   res.writeHead(status, headers)
   res.end(JSON.stringify({ error: { code: error.code, message: error.message } }) + '\n')
   if (!req.complete) req.resume()
+}
+
+/**
+ * The answer to an insert or remove: the entries of the keys it named, as stored now. Not the whole table:
+ * a one-key write to a 10,000-entry table would otherwise answer megabytes (LibreMesh's CLI prints nothing).
+ */
+function entriesOf(table: ReadonlyMap<string, object>, keys: readonly string[]): string {
+  const out = new Map<string, object>()
+  for (const k of keys) {
+    const entry = table.get(k)
+    if (entry !== undefined) out.set(k, entry)
+  }
+  return serializeTable(out)
 }

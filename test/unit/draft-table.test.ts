@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import fc from 'fast-check'
+import { DraftTable } from '../../src/replica/draft-table.js'
+
+const op = fc.oneof(
+  fc.record({ kind: fc.constant('set' as const), key: fc.constantFrom('a', 'b', 'c', 'd', 'e'), value: fc.integer() }),
+  fc.record({ kind: fc.constant('delete' as const), key: fc.constantFrom('a', 'b', 'c', 'd', 'e') }),
+)
+
+test('a draft reads, iterates and materializes exactly like a copied Map given the same writes, and never touches its base', () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.constantFrom('a', 'b', 'c'), fc.integer())), fc.array(op, { maxLength: 30 }), (start, ops) => {
+      const base = new Map(start)
+      const frozen = [...base]
+      const copy = new Map(base)
+      const draft = new DraftTable(base)
+      for (const o of ops) {
+        if (o.kind === 'set') {
+          copy.set(o.key, o.value)
+          draft.set(o.key, o.value)
+        } else {
+          assert.equal(draft.delete(o.key), copy.delete(o.key))
+        }
+        assert.equal(draft.size, copy.size)
+      }
+      for (const k of ['a', 'b', 'c', 'd', 'e']) {
+        assert.equal(draft.has(k), copy.has(k))
+        assert.equal(draft.get(k), copy.get(k))
+      }
+      assert.deepEqual([...draft], [...copy])
+      assert.deepEqual([...draft.keys()], [...copy.keys()])
+      assert.deepEqual([...draft.materialize()], [...copy])
+      assert.deepEqual([...base], frozen, 'the committed table is never mutated')
+    }),
+  )
+})
+
+test('changedCount counts the keys a draft wrote or deleted, so an untouched draft need not be materialized', () => {
+  const draft = new DraftTable(new Map([['a', 1]]))
+  assert.equal(draft.changedCount, 0)
+  draft.delete('missing')
+  assert.equal(draft.changedCount, 0, 'deleting an absent key writes nothing')
+  draft.set('a', 2)
+  draft.delete('a')
+  draft.set('b', 3)
+  assert.equal(draft.changedCount, 2)
+})
