@@ -7,11 +7,17 @@
  *    a 10,000-entry table (~200 B of data per entry) already in sync everywhere; then single-key inserts at
  *    one end, timed until the far end's change feed (subscribed beforehand) delivers that key; bytes are the
  *    growth of every daemon's `/malla/v1/info` traffic counters over the same window, divided by H.
+ *    Then, when run as root on Linux, the same chains (both modes, same table, samples and bytes) with each
+ *    daemon in its own network namespace, linked by veth pairs along the chain (`malla lab --netns`'s code,
+ *    bench/lib/netns.ts), the daemons finding each other by `--discover` (ff02::1) as LibreMesh does; this
+ *    process reaches their APIs through one veth per namespace to the host. Not root: those rows are not run,
+ *    and the notes say why.
  * 2. 100 routers in a seeded random connected topology (`malla lab --topology random`'s generator): every
  *    router inserts one key at once, timed until every router's feed has delivered all 100 keys.
  *
  * Every wait is bounded; every daemon is stopped and every temporary directory removed at the end, however
- * the run ends. `--quick` runs a smaller version (H = 1, 5; 3 samples; 20 routers) to try the benchmark.
+ * the run ends (and every namespace and veth, also at a crash or a signal: bench/lib/netns.ts). `--quick`
+ * runs a smaller version (H = 1, 5; 3 samples; 20 routers) to try the benchmark.
  */
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
@@ -22,6 +28,7 @@ import { hostRecord, hostRecords, prng } from './lib/data.js'
 import { procMemory, sleep, startDaemon, type BenchDaemon } from './lib/daemon.js'
 import { ChangeFeed, nowMs } from './lib/feed.js'
 import { formatNumber } from './lib/format.js'
+import { NETNS_PORT, netnsUnavailable, openNetnsChain, type NetnsChain } from './lib/netns.js'
 import { freePorts } from './lib/ports.js'
 import { row, type BenchContext, type BenchResult, type BenchRow } from './lib/result.js'
 import { median, summarize, type Summary } from './lib/stats.js'
@@ -37,6 +44,8 @@ const LM_PERIOD_S = 1
 const LATENCY_TARGET_MS = 100
 const LATENCY_TARGET_HOPS = 10
 const BYTES_PER_LINK_TARGET = 2048
+/** Netns chains: how long the daemons may take to find their neighbours (their first probe takes 0.2 to 3 s). */
+const DISCOVERY_TIMEOUT_MS = 15_000
 /** After the far end has the whole table: journal compaction (1 s after the last change) and syncs settle. */
 const SETTLE_AFTER_FILL_MS = 2000
 /** After the far end saw a probe: lets the last replies (counted when an exchange completes) come in. */
@@ -52,6 +61,8 @@ const LM_SAMPLE_TIMEOUT_MAX_MS = 60_000
 /** LibreMesh mode: no new sample starts after this much time spent sampling one chain. */
 const LM_SAMPLING_BUDGET_MS = 90_000
 const CONV_SEED = 4
+/** Appended to the sections of the netns chains' rows. */
+const NETNS_SUFFIX = ' (netns)'
 const CONV_TIMEOUT_MS = 60_000
 /** Above this much resident memory over all daemons of one mesh, the run is abandoned (the machine has 24 GB). */
 const RSS_LIMIT_BYTES = 16e9
@@ -114,15 +125,19 @@ interface Mesh {
 /**
  * Starts one daemon per node of an undirected graph, each on a port picked beforehand and given every
  * neighbour with --peer, at most `concurrency` starting at a time; registers their stop with `cleanup`.
+ * With `net` (a chain of network namespaces, node i in router i's), each daemon runs in its namespace on
+ * `--host :: --port 8080` with `--discover` on its chain veths and no --peer, and the mesh is returned once
+ * every daemon has discovered all its neighbours; this process reaches it at its address on its host veth.
  */
 async function startMesh(
   ctx: BenchContext,
   cleanup: Cleanup,
-  options: { mode: Mode; count: number; edges: ReadonlyArray<readonly [number, number]>; label: string; concurrency: number; startTimeoutMs: number },
+  options: { mode: Mode; count: number; edges: ReadonlyArray<readonly [number, number]>; label: string; concurrency: number; startTimeoutMs: number; net?: NetnsChain },
 ): Promise<Mesh> {
-  const { mode, count, edges } = options
+  const { mode, count, edges, net } = options
+  if (net && net.routers.length !== count) throw new Error(`${options.label}: ${count} daemons for ${net.routers.length} namespaces`)
   const dir = await cleanup.tempDir(`malla-bench-propagation-${options.label}-`)
-  const ports = await freePorts(count)
+  const ports = net ? Array.from({ length: count }, () => NETNS_PORT) : await freePorts(count)
   const neighbours: number[][] = Array.from({ length: count }, () => [])
   for (const [a, b] of edges) {
     ;(neighbours[a] as number[]).push(b)
@@ -153,19 +168,31 @@ async function startMesh(
   cleanup.add(`stop the ${options.label} daemons`, () => mesh.stop())
   const modeArgs = mode === 'libremesh' ? ['--mode', 'libremesh', '--sync-interval', String(LM_PERIOD_S)] : []
   const started = nowMs()
-  await mapLimit(ports, options.concurrency, async (port, i) => {
-    const name = `n${i}`
-    const peers = (neighbours[i] as number[]).flatMap((j) => ['--peer', `http://127.0.0.1:${ports[j] as number}`])
-    const d = await startDaemon(
-      ['--port', String(port), '--data', mesh.dataDirs[i] as string, '--name', name, ...peers, '--max-body', String(MAX_BODY), '--bleach-interval', '3600', ...modeArgs],
-      { timeoutMs: options.startTimeoutMs },
-    )
-    daemons[i] = d
-    if (!d.url.includes(`:${port}/`)) throw new Error(`daemon ${name} listens on ${d.url}, not on port ${port}`)
-  })
-  mesh.startedAt = nowMs()
+  try {
+    await mapLimit(ports, options.concurrency, async (port, i) => {
+      const name = `n${i}`
+      const router = net?.routers[i]
+      const peers = router
+        ? router.discover.flatMap((dev) => ['--discover', dev])
+        : (neighbours[i] as number[]).flatMap((j) => ['--peer', `http://127.0.0.1:${ports[j] as number}`])
+      const d = await startDaemon(
+        ['--port', String(port), '--data', mesh.dataDirs[i] as string, '--name', name, ...peers, '--max-body', String(MAX_BODY), '--bleach-interval', '3600', ...modeArgs],
+        router ? { timeoutMs: options.startTimeoutMs, netns: router.ns, host: '::', base: `http://${router.api}:${port}` } : { timeoutMs: options.startTimeoutMs },
+      )
+      daemons[i] = d
+      if (!d.url.includes(`:${port}/`)) throw new Error(`daemon ${name} listens on ${d.url}, not on port ${port}`)
+    })
+    mesh.startedAt = nowMs()
+    ctx.progress(`${options.label}: ${count} ${mode} daemons listening after ${formatNumber((mesh.startedAt - started) / 1000)} s`)
+    if (net) {
+      await waitDiscovered(daemons, net, neighbours.map((n) => n.length), DISCOVERY_TIMEOUT_MS)
+      ctx.progress(`${options.label}: every daemon has discovered its neighbours (ff02::1) after ${formatNumber((nowMs() - started) / 1000)} s`)
+    }
+  } catch (e) {
+    await mesh.stop()
+    throw e
+  }
   mesh.logMarks.push(...daemons.map((d) => d.log.length))
-  ctx.progress(`${options.label}: ${count} ${mode} daemons listening after ${formatNumber((mesh.startedAt - started) / 1000)} s`)
   watchdog = setInterval(() => {
     void Promise.all(daemons.map((d) => procMemory(d.pid).then((m) => m.rss, () => 0))).then((rss) => {
       const total = rss.reduce((a, b) => a + b, 0)
@@ -178,6 +205,30 @@ async function startMesh(
     })
   }, 1000)
   return mesh
+}
+
+/**
+ * Netns chains: waits until every daemon's /malla/v1/info lists `expected[i]` discovered neighbours, each on
+ * one of its chain veths (http://[fe80::…%25<veth>]:8080), and none other.
+ */
+async function waitDiscovered(daemons: readonly BenchDaemon[], net: NetnsChain, expected: readonly number[], timeoutMs: number): Promise<void> {
+  const deadline = nowMs() + timeoutMs
+  for (;;) {
+    const infos = await Promise.all(daemons.map((d) => getJson<{ neighbours: Array<{ base: string; source: string }> }>(`${d.base}/malla/v1/info`, 5000)))
+    const counts = infos.map((info, i) => {
+      const router = net.routers[i] as NetnsChain['routers'][number]
+      for (const n of info.neighbours) {
+        const zone = /%25([^\]]+)\]/.exec(n.base)?.[1]
+        if (n.source !== 'discovered' || zone === undefined || !router.discover.includes(zone)) {
+          throw new Error(`${router.name} has a neighbour ${n.base} (${n.source}), not on its chain veths ${router.discover.join(', ')}`)
+        }
+      }
+      return info.neighbours.length
+    })
+    if (counts.every((c, i) => c >= (expected[i] as number))) return
+    if (nowMs() > deadline) throw new Error(`after ${timeoutMs / 1000} s, the daemons had discovered ${counts.join(',')} neighbours (expected ${expected.join(',')})`)
+    await sleep(100)
+  }
 }
 
 /** CPU seconds (user + system) the daemons have used so far, from /proc/<pid>/stat (Linux, 100 ticks per second). */
@@ -307,10 +358,10 @@ interface ChainResult {
   readonly problems: string[]
 }
 
-async function chain(ctx: BenchContext, cleanup: Cleanup, hops: number, mode: Mode, reps: number, measureIdle: boolean): Promise<ChainResult> {
-  const label = `chain H=${hops} ${mode}`
+async function chain(ctx: BenchContext, cleanup: Cleanup, hops: number, mode: Mode, reps: number, measureIdle: boolean, net?: NetnsChain): Promise<ChainResult> {
+  const label = `chain H=${hops} ${mode}${net ? ' netns' : ''}`
   const edges = Array.from({ length: hops }, (_, i) => [i, i + 1] as const)
-  const mesh = await startMesh(ctx, cleanup, { mode, count: hops + 1, edges, label, concurrency: 4, startTimeoutMs: 30_000 })
+  const mesh = await startMesh(ctx, cleanup, { mode, count: hops + 1, edges, label, concurrency: 4, startTimeoutMs: 30_000, net })
   const problems: string[] = []
   try {
     const head = mesh.daemons[0] as BenchDaemon
@@ -639,10 +690,115 @@ function lmBytesBaseline(lm: ChainResult | undefined, lmName: string): { name: s
   return undefined
 }
 
+/** Notes on each chain of one variant (`prefix`: '' for loopback, 'netns '): fill, exchanges, CPU, failures, per-hop slopes. */
+function chainNotes(chains: readonly ChainPair[], prefix: string): string[] {
+  const notes: string[] = []
+  const fmtMedian = (v: readonly number[]) => formatNumber(maybeSummary(v)?.median ?? Number.NaN)
+  for (const { hops, malla, mallaError, lm, lmError } of chains) {
+    const parts: string[] = []
+    if (malla) {
+      parts.push(
+        `malla: fill reached the far end in ${formatNumber(malla.fillMs)} ms; per update ${fmtMedian(malla.exchanges)} exchanges, ${fmtMedian(malla.bytes)} B over all links; p90 ${formatNumber(maybeSummary(malla.latencyMs)?.p90 ?? Number.NaN)} ms`,
+      )
+      const ins = maybeSummary(malla.insertMs)
+      if (ins) parts.push(`the insert API answered (the whole table, ${formatNumber(malla.insertAnswerBytes)} B) after ${formatNumber(ins.median)} ms (median)`)
+      if (malla.timeouts > 0) parts.push(`${malla.timeouts} sample(s) timed out`)
+      parts.push(`daemons' CPU use during the samples ${formatNumber(malla.cpuBusy)} cores of 2; max RSS of one daemon ${formatNumber(malla.maxRssMB)} MB`)
+    }
+    if (mallaError) parts.push(`malla FAILED: ${mallaError}`)
+    if (lm) {
+      parts.push(
+        `LibreMesh mode: fill reached the far end in ${formatNumber(lm.fillMs)} ms; ` +
+          (lm.latencyMs.length > 0
+            ? `${lm.latencyMs.length} sample(s) arrived (${lm.latencyMs.map((v) => formatNumber(v)).join(', ')} ms), windows ${fmtMedian(lm.windowMs)} ms, ${fmtMedian(lm.bytes)} B over all links per update`
+            : 'no sample arrived'),
+      )
+      if (lm.timeouts > 0) parts.push(`${lm.timeouts} probe(s) not at the far end within ${lm.sampleTimeoutMs / 1000} s${lm.timedOutBytes === undefined ? '' : `, ${formatNumber(lm.timedOutBytes)} B over all links meanwhile`}`)
+      parts.push(`daemons' CPU use during the samples ${formatNumber(lm.cpuBusy)} cores of 2; max RSS of one daemon ${formatNumber(lm.maxRssMB)} MB`)
+    }
+    if (lmError) parts.push(`LibreMesh mode FAILED: ${lmError}`)
+    notes.push(`${prefix}H=${hops}: ${parts.join('; ')}.`)
+  }
+  const withLatency = chains.filter((c) => (c.malla?.latencyMs.length ?? 0) > 0)
+  const first = withLatency[0]
+  const last = withLatency[withLatency.length - 1]
+  if (first?.malla && last?.malla && last.hops > first.hops) {
+    const slope = (median(last.malla.latencyMs) - median(first.malla.latencyMs)) / (last.hops - first.hops)
+    const pushSlope = (median(last.malla.pushLatencyMs) - median(first.malla.pushLatencyMs)) / (last.hops - first.hops)
+    notes.push(`${prefix}malla: each further hop adds ${formatNumber(slope)} ms to an insert, ${formatNumber(pushSlope)} ms to a pushed change (medians, H=${first.hops} → H=${last.hops}).`)
+  }
+  const lmDone = chains.filter((c) => (c.lm?.latencyMs.length ?? 0) > 0)
+  if (lmDone.length >= 2) {
+    const a = lmDone[0] as ChainPair
+    const b = lmDone[lmDone.length - 1] as ChainPair
+    const slope = (median((b.lm as ChainResult).latencyMs) - median((a.lm as ChainResult).latencyMs)) / (b.hops - a.hops)
+    notes.push(`${prefix}LibreMesh mode: each further hop added ${formatNumber(slope)} ms (medians, H=${a.hops} → H=${b.hops}, where it still kept up).`)
+  }
+  for (const c of chains) for (const r of [c.malla, c.lm]) if (r?.idleNote) notes.push(r.idleNote + '.')
+  return notes
+}
+
+/** The chain rows of one variant (`where`: '' for loopback, ' (netns)'), each against LibreMesh mode in the same variant. */
+function chainRows(chains: readonly ChainPair[], where: string, lmName: string): BenchRow[] {
+  const rows: BenchRow[] = []
+  for (const { hops, malla, lm } of chains) {
+    const value = malla && maybeSummary(malla.latencyMs)
+    if (!value) continue
+    rows.push(
+      row({
+        section: `one insert → far end feed${where}`,
+        name: hopsName(hops),
+        n: ENTRIES,
+        unit: 'ms',
+        value,
+        baseline: lmLatencyBaseline(lm, lmName),
+        target: hops === LATENCY_TARGET_HOPS ? LATENCY_TARGET_MS : undefined,
+      }),
+    )
+  }
+  for (const { hops, malla, lm } of chains) {
+    const value = malla && maybeSummary(malla.pushLatencyMs)
+    if (!value) continue
+    rows.push(row({ section: `same change pushed into one end${where}`, name: hopsName(hops), n: ENTRIES, unit: 'ms', value, baseline: lmLatencyBaseline(lm, lmName) }))
+  }
+  for (const { hops, malla, lm } of chains) {
+    const value = malla && maybeSummary(perLink(malla))
+    if (!value) continue
+    rows.push(
+      row({
+        section: `bytes per update, per link${where}`,
+        name: hopsName(hops),
+        n: ENTRIES,
+        unit: 'B',
+        value,
+        baseline: lmBytesBaseline(lm, lmName),
+        target: BYTES_PER_LINK_TARGET,
+      }),
+    )
+  }
+  const idleChain = chains.find((c) => c.malla?.idleBytesPerLinkPerMinute !== undefined)
+  if (idleChain?.malla) {
+    const lmIdle = idleChain.lm?.idleBytesPerLinkPerMinute
+    rows.push(
+      row({
+        section: `idle, table in sync${where}`,
+        name: `bytes per link per minute (${hopsName(idleChain.hops)})`,
+        n: ENTRIES,
+        unit: 'B',
+        value: idleChain.malla.idleBytesPerLinkPerMinute as number,
+        baseline: lmIdle === undefined ? undefined : { name: lmName, value: lmIdle },
+      }),
+    )
+  }
+  return rows
+}
+
 export async function run(ctx: BenchContext): Promise<BenchResult> {
   const plan = ctx.args.includes('--quick') ? QUICK : FULL
   const cleanup = new Cleanup()
   const chains: ChainPair[] = []
+  const netnsChains: ChainPair[] = []
+  const netnsNotRun = await netnsUnavailable()
   const notes: string[] = []
   const problems: string[] = []
   const convEdges = links(plan.routers, 'random', CONV_SEED)
@@ -673,6 +829,34 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       problems.push(...(pair.malla?.problems ?? []), ...(pair.lm?.problems ?? []))
       chains.push(pair)
     }
+    if (netnsNotRun !== undefined) ctx.progress(`netns chains: not run: ${netnsNotRun}`)
+    else {
+      for (const hops of plan.hops) {
+        const idle = hops === plan.hops[0]
+        const pair: ChainPair = { hops }
+        netnsChains.push(pair)
+        // Namespaces for both modes, one after the other: each mode starts fresh daemons in them.
+        const opened = await attempt(`netns chain H=${hops}: namespaces`, () => openNetnsChain(hops))
+        const net = opened.value
+        if (!net) {
+          pair.mallaError = pair.lmError = `the network namespaces were not set up: ${opened.error}`
+          continue
+        }
+        cleanup.add(`delete the namespaces of netns chain H=${hops}`, () => net.close())
+        try {
+          ctx.progress(`netns chain H=${hops}: ${net.routers.length} namespaces malla-${net.runId}-n0..n${hops}, API via ${net.routers.map((r) => r.api).join(', ')}`)
+          const m = await attempt(`chain H=${hops} malla netns`, () => chain(ctx, cleanup, hops, 'malla', plan.mallaReps, idle, net))
+          pair.malla = m.value
+          pair.mallaError = m.error
+          const l = await attempt(`chain H=${hops} libremesh netns`, () => chain(ctx, cleanup, hops, 'libremesh', plan.lmReps, idle, net))
+          pair.lm = l.value
+          pair.lmError = l.error
+          problems.push(...(pair.malla?.problems ?? []), ...(pair.lm?.problems ?? []))
+        } finally {
+          await net.close().catch((e: Error) => problems.push(`netns chain H=${hops}: ${e.message}`))
+        }
+      }
+    }
     ctx.progress(`${plan.routers} routers: random topology, seed ${CONV_SEED}, ${convEdges.length} links, diameter ${convDiameter}`)
     const cm = await attempt(`${plan.routers} routers malla`, () => convergence(ctx, cleanup, 'malla', plan.routers, convEdges, plan.convRounds))
     convMalla = cm.value
@@ -686,56 +870,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   }
 
   const lmName = `LibreMesh mode, P = ${LM_PERIOD_S} s`
-  const rows: BenchRow[] = []
-  for (const { hops, malla, lm } of chains) {
-    const value = malla && maybeSummary(malla.latencyMs)
-    if (!value) continue
-    rows.push(
-      row({
-        section: 'one insert → far end feed',
-        name: hopsName(hops),
-        n: ENTRIES,
-        unit: 'ms',
-        value,
-        baseline: lmLatencyBaseline(lm, lmName),
-        target: hops === LATENCY_TARGET_HOPS ? LATENCY_TARGET_MS : undefined,
-      }),
-    )
-  }
-  for (const { hops, malla, lm } of chains) {
-    const value = malla && maybeSummary(malla.pushLatencyMs)
-    if (!value) continue
-    rows.push(row({ section: 'same change pushed into one end', name: hopsName(hops), n: ENTRIES, unit: 'ms', value, baseline: lmLatencyBaseline(lm, lmName) }))
-  }
-  for (const { hops, malla, lm } of chains) {
-    const value = malla && maybeSummary(perLink(malla))
-    if (!value) continue
-    rows.push(
-      row({
-        section: 'bytes per update, per link',
-        name: hopsName(hops),
-        n: ENTRIES,
-        unit: 'B',
-        value,
-        baseline: lmBytesBaseline(lm, lmName),
-        target: BYTES_PER_LINK_TARGET,
-      }),
-    )
-  }
-  const idleChain = chains.find((c) => c.malla?.idleBytesPerLinkPerMinute !== undefined)
-  if (idleChain?.malla) {
-    const lmIdle = idleChain.lm?.idleBytesPerLinkPerMinute
-    rows.push(
-      row({
-        section: 'idle, table in sync',
-        name: `bytes per link per minute (${hopsName(idleChain.hops)})`,
-        n: ENTRIES,
-        unit: 'B',
-        value: idleChain.malla.idleBytesPerLinkPerMinute as number,
-        baseline: lmIdle === undefined ? undefined : { name: lmName, value: lmIdle },
-      }),
-    )
-  }
+  const rows: BenchRow[] = [...chainRows(chains, '', lmName), ...chainRows(netnsChains, NETNS_SUFFIX, lmName)]
   const convSection = `${plan.routers} routers, all insert at once`
   const lmConv = convLm?.rounds[0]
   const lmTimeName = lmConv?.finished ? lmName : `${lmName}: > ${CONV_TIMEOUT_MS / 1000} s, not converged`
@@ -783,48 +918,13 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     `Idle: what an H=${plan.hops[0]} chain sends with the table in sync and no update: malla = one round of its periodic reconciliation (every ${MALLA_ANTI_ENTROPY_S} s: bucket digests, docs/protocol.md §9.3), LibreMesh mode = its full-table syncs, ${LM_IDLE_MS / 1000} s measured, scaled to a minute.`,
     `${plan.routers} routers: \`malla lab --topology random\`'s generator (random spanning tree + ${Math.floor(plan.routers / 2)} extra links), seed ${CONV_SEED}: ${convEdges.length} links, diameter ${convDiameter}; each router's --peer list = its neighbours. Every router inserts one key into "${CONV_TABLE}" at once (${plan.routers} concurrent POSTs); time until every router's feed has delivered all ${plan.routers} keys (bounded at ${CONV_TIMEOUT_MS / 1000} s). In malla mode, round 1 is the first traffic ever between the neighbours (each first exchange is a full-table sync that learns the neighbour speaks malla), round 2 repeats with new keys 2 s later. LibreMesh mode runs one round; its figure is the baseline of both.`,
   )
-  const fmtMedian = (v: readonly number[]) => formatNumber(maybeSummary(v)?.median ?? Number.NaN)
-  for (const { hops, malla, mallaError, lm, lmError } of chains) {
-    const parts: string[] = []
-    if (malla) {
-      parts.push(
-        `malla: fill reached the far end in ${formatNumber(malla.fillMs)} ms; per update ${fmtMedian(malla.exchanges)} exchanges, ${fmtMedian(malla.bytes)} B over all links; p90 ${formatNumber(maybeSummary(malla.latencyMs)?.p90 ?? Number.NaN)} ms`,
-      )
-      const ins = maybeSummary(malla.insertMs)
-      if (ins) parts.push(`the insert API answered (the whole table, ${formatNumber(malla.insertAnswerBytes)} B) after ${formatNumber(ins.median)} ms (median)`)
-      if (malla.timeouts > 0) parts.push(`${malla.timeouts} sample(s) timed out`)
-      parts.push(`daemons' CPU use during the samples ${formatNumber(malla.cpuBusy)} cores of 2; max RSS of one daemon ${formatNumber(malla.maxRssMB)} MB`)
-    }
-    if (mallaError) parts.push(`malla FAILED: ${mallaError}`)
-    if (lm) {
-      parts.push(
-        `LibreMesh mode: fill reached the far end in ${formatNumber(lm.fillMs)} ms; ` +
-          (lm.latencyMs.length > 0
-            ? `${lm.latencyMs.length} sample(s) arrived (${lm.latencyMs.map((v) => formatNumber(v)).join(', ')} ms), windows ${fmtMedian(lm.windowMs)} ms, ${fmtMedian(lm.bytes)} B over all links per update`
-            : 'no sample arrived'),
-      )
-      if (lm.timeouts > 0) parts.push(`${lm.timeouts} probe(s) not at the far end within ${lm.sampleTimeoutMs / 1000} s${lm.timedOutBytes === undefined ? '' : `, ${formatNumber(lm.timedOutBytes)} B over all links meanwhile`}`)
-      parts.push(`daemons' CPU use during the samples ${formatNumber(lm.cpuBusy)} cores of 2; max RSS of one daemon ${formatNumber(lm.maxRssMB)} MB`)
-    }
-    if (lmError) parts.push(`LibreMesh mode FAILED: ${lmError}`)
-    notes.push(`H=${hops}: ${parts.join('; ')}.`)
-  }
-  const withLatency = chains.filter((c) => (c.malla?.latencyMs.length ?? 0) > 0)
-  const first = withLatency[0]
-  const last = withLatency[withLatency.length - 1]
-  if (first?.malla && last?.malla && last.hops > first.hops) {
-    const slope = (median(last.malla.latencyMs) - median(first.malla.latencyMs)) / (last.hops - first.hops)
-    const pushSlope = (median(last.malla.pushLatencyMs) - median(first.malla.pushLatencyMs)) / (last.hops - first.hops)
-    notes.push(`malla: each further hop adds ${formatNumber(slope)} ms to an insert, ${formatNumber(pushSlope)} ms to a pushed change (medians, H=${first.hops} → H=${last.hops}).`)
-  }
-  const lmDone = chains.filter((c) => (c.lm?.latencyMs.length ?? 0) > 0)
-  if (lmDone.length >= 2) {
-    const a = lmDone[0] as ChainPair
-    const b = lmDone[lmDone.length - 1] as ChainPair
-    const slope = (median((b.lm as ChainResult).latencyMs) - median((a.lm as ChainResult).latencyMs)) / (b.hops - a.hops)
-    notes.push(`LibreMesh mode: each further hop added ${formatNumber(slope)} ms (medians, H=${a.hops} → H=${b.hops}, where it still kept up).`)
-  }
-  for (const c of chains) for (const r of [c.malla, c.lm]) if (r?.idleNote) notes.push(r.idleNote + '.')
+  notes.push(
+    netnsNotRun === undefined
+      ? `Netns chains (sections "…${NETNS_SUFFIX}"): the same chains, modes, table, samples and byte counts, with each of the H + 1 daemons in its own network namespace (malla-<run id>-n<i>), made by \`malla lab --netns\`'s own code (src/node/lab/netns-lab.ts: planNetns, setUpNetns, tearDownNetns): one veth pair per chain link, IPv6 on without DAD, an IPv4 /30 per link (10.99.<link>.1/.2). Every daemon runs in its namespace as \`malla peer --host :: --port ${NETNS_PORT}\` with --discover on its chain veths and no --peer: it finds its neighbours as LibreMesh does, by pinging ff02::1 (at start and every 30 s, the default), and syncs with them at http://[fe80::…%25<veth>]:${NETNS_PORT}; the fill starts only once every daemon's /malla/v1/info lists its discovered neighbours (and only those, each on one of its chain veths). The namespaces are shared by both modes of one H (fresh daemons and data each time) and deleted after it. This process reaches each daemon's API (insert, the push, /malla/v1/info, /malla/v1/tables, the far end's change feed) through one more veth pair per namespace to the host's namespace, with a /30 from the lab's plan after the chain's links (host 10.99.<H+i>.1, namespace 10.99.<H+i>.2), checked beforehand to overlap no route or address of the host's and checked with \`ip route get\` to leave by its own veth; the daemons never probe that veth. So the requests, timers, feed and counters are the loopback ones, over a veth instead of lo (both in-kernel; a veth adds microseconds per packet, not a measurable share of these figures); the traffic counters count only the daemons' sync exchanges on the chain, never this process's requests. Data directories are on the host's file system (the journal checks read them directly) and /proc gives each daemon's CPU time and memory, as on loopback (\`ip netns exec\` execs the daemon in place). Every namespace (and so every veth) is deleted at the end of its H, at a crash (process 'exit') or at SIGINT/SIGTERM/SIGHUP; \`malla lab --clean\` removes what a SIGKILL left.`
+      : `Netns chains: NOT RUN: ${netnsNotRun}. Run the benchmark as root on Linux (with iproute2 and iputils-ping) for the "…${NETNS_SUFFIX}" rows: each router in its own network namespace, linked by veth pairs.`,
+  )
+  notes.push(...chainNotes(chains, ''))
+  if (netnsNotRun === undefined) notes.push(...chainNotes(netnsChains, 'netns '))
   for (const [name, conv, error] of [['malla', convMalla, convMallaError], ['LibreMesh mode', convLm, convLmError]] as const) {
     if (error) notes.push(`${plan.routers} routers, ${name}: FAILED: ${error}`)
     if (!conv) continue
@@ -853,6 +953,19 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         malla: c.malla ? rawChain(c.malla) : { error: c.mallaError },
         libremesh: c.lm ? rawChain(c.lm) : { error: c.lmError },
       })),
+      netns:
+        netnsNotRun === undefined
+          ? {
+              run: true,
+              port: NETNS_PORT,
+              neighbours: 'discovered (--discover on the chain veths, ping ff02::1)',
+              chains: netnsChains.map((c) => ({
+                hops: c.hops,
+                malla: c.malla ? rawChain(c.malla) : { error: c.mallaError },
+                libremesh: c.lm ? rawChain(c.lm) : { error: c.lmError },
+              })),
+            }
+          : { run: false, notRun: netnsNotRun },
       convergence: {
         routers: plan.routers,
         seed: CONV_SEED,

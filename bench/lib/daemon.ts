@@ -11,7 +11,7 @@ export interface BenchDaemon {
   readonly pid: number
   /** Base URL as the daemon logged it, e.g. `http://127.0.0.1:41234/`. */
   readonly url: string
-  /** The same without the trailing slash. */
+  /** The same without the trailing slash (or, for a daemon in a network namespace, the `base` it was started with). */
   readonly base: string
   /** Every stderr line so far (the daemon keeps logging, so it is always read, or the pipe would fill and stall it). */
   readonly log: readonly string[]
@@ -35,15 +35,19 @@ function killLiveOnExit(): void {
 /**
  * Starts `malla peer --host 127.0.0.1 --port 0 ARGS...` and resolves once it logs ` listening url=`
  * (so do not pass --quiet, which hides that line). Rejects, with the log, if it exits or stays silent.
+ * With `netns`, the daemon runs in that network namespace (`ip netns exec NS node ...`, which execs in place,
+ * so `pid` is the daemon's), on `host` (e.g. `::`), and `base` says where this process reaches it.
  */
 export async function startDaemon(
   args: readonly string[],
-  options: { timeoutMs?: number; cli?: string; env?: NodeJS.ProcessEnv } = {},
+  options: { timeoutMs?: number; cli?: string; env?: NodeJS.ProcessEnv; netns?: string; host?: string; base?: string } = {},
 ): Promise<BenchDaemon> {
   const cli = options.cli ?? CLI_PATH
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`)
   killLiveOnExit()
-  const child = spawn(process.execPath, [cli, 'peer', '--host', '127.0.0.1', '--port', '0', ...args], {
+  // A free STUN port too: bench daemons share the host, and 3478 would go to the first of them only.
+  const argv = [cli, 'peer', '--host', options.host ?? '127.0.0.1', '--port', '0', '--stun-port', '0', ...args]
+  const child = spawn(options.netns === undefined ? process.execPath : 'ip', options.netns === undefined ? argv : ['netns', 'exec', options.netns, process.execPath, ...argv], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: options.env ?? process.env,
   })
@@ -85,7 +89,7 @@ export async function startDaemon(
     })
     onLine = undefined
     const url = (/ listening url=(\S+)/.exec(line) as RegExpExecArray)[1] as string
-    return { pid: child.pid as number, url, base: url.replace(/\/$/, ''), log, child, stop }
+    return { pid: child.pid as number, url, base: options.base ?? url.replace(/\/$/, ''), log, child, stop }
   } catch (e) {
     await stop(500)
     throw e

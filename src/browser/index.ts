@@ -1,10 +1,30 @@
 /**
- * What a page imports: the isomorphic core, a replica over memory, and LibreMesh's full-table sync
- * through `fetch`. The router that served the page is reached at its own origin.
+ * What a page imports (`/malla.js` on every malla daemon, or `malla/browser`): `joinRoom` to meet other
+ * peers through the router that served the page, and the isomorphic core underneath it.
  */
+import { join, type JoinOptions, type Room } from '../signaling/join.js'
+import { fetchPoster } from '../transport/http-poster.js'
+import { browserRtcFactory } from './rtc/browser-peer.js'
+
 export * from '../core/index.js'
 export { Replica, type ChangeEvent, type Snapshot } from '../replica/replica.js'
 export { MemoryStore } from '../storage/memory-store.js'
 export { endpointUrl, exchangeTable, syncTable, type SyncOutcome } from '../sync/full-table-sync.js'
+export { RouterLink, type RouterKind } from '../sync/router-link.js'
 export { fetchPoster } from '../transport/http-poster.js'
 export { DaemonApiClient } from '../transport/daemon-api-client.js'
+export { Mesh, type MeshEvents, type MeshOptions, type MeshPeer, type MeshPeerEvents, type MeshStats } from '../signaling/mesh.js'
+export { join, randomPeerId, type JoinOptions, type Room } from '../signaling/join.js'
+export { browserRtcFactory } from './rtc/browser-peer.js'
+export type { MessageKind, MessageValue, Progress } from '../rtc/framed-channel.js'
+export type { RtcFactory, RtcOptions, RtcPeer } from '../rtc/rtc-peer.js'
+
+export type BrowserJoinOptions = Partial<Omit<JoinOptions, 'room'>>
+
+/**
+ * Joins `room` through the router that served this page (its own origin), with the browser's WebRTC.
+ * Works against a malla daemon (live feed, STUN) and against a plain LibreMesh router (polling).
+ */
+export function joinRoom(room: string, options: BrowserJoinOptions = {}): Promise<Room> {
+  return join({ rtc: options.rtc ?? browserRtcFactory(), poster: fetchPoster, routerUrl: location.origin, ...options, room })
+}

@@ -1,3 +1,7 @@
+import { join, type JoinOptions, type Room } from '../signaling/join.js'
+import { nodeHttpPoster } from './transport/node-http-poster.js'
+import { weriftRtcFactory } from './rtc/werift-peer.js'
+
 export * from '../core/index.js'
 export { Replica, type ChangeEvent, type Snapshot } from '../replica/replica.js'
 export { MemoryStore } from '../storage/memory-store.js'
@@ -6,3 +10,14 @@ export { FileStore } from './storage/file-store.js'
 export { PeerDaemon, DEFAULTS, type PeerDaemonOptions } from './daemon/peer-daemon.js'
 export { nodeHttpPoster } from './transport/node-http-poster.js'
 export { syncTable, endpointUrl } from '../sync/full-table-sync.js'
+export { weriftRtcFactory } from './rtc/werift-peer.js'
+export { Mesh, type MeshEvents, type MeshOptions, type MeshPeer, type MeshPeerEvents, type MeshStats } from '../signaling/mesh.js'
+export { join, randomPeerId, type JoinOptions, type Room } from '../signaling/join.js'
+export { RouterLink, type RouterKind } from '../sync/router-link.js'
+export type { MessageKind, MessageValue, Progress } from '../rtc/framed-channel.js'
+export type { RtcFactory, RtcOptions, RtcPeer } from '../rtc/rtc-peer.js'
+
+/** Joins `room` through the router at `routerUrl`, with werift as the WebRTC stack. */
+export function joinRoom(room: string, options: Partial<Omit<JoinOptions, 'room'>> & { readonly routerUrl: string }): Promise<Room> {
+  return join({ rtc: options.rtc ?? weriftRtcFactory(), poster: nodeHttpPoster, ...options, room })
+}

@@ -27,7 +27,7 @@ export interface RunningDaemon {
 }
 
 /**
- * Starts `malla peer` on 127.0.0.1 with an ephemeral port and resolves once it listens.
+ * Starts `malla peer` on 127.0.0.1 with ephemeral HTTP and STUN ports and resolves once it listens.
  * The process is killed when the test ends, whatever happened.
  */
 export async function startDaemon(
@@ -35,7 +35,8 @@ export async function startDaemon(
   args: string[],
   options: { timeoutMs?: number } = {},
 ): Promise<RunningDaemon> {
-  const child = spawn(process.execPath, [CLI, 'peer', '--host', '127.0.0.1', '--port', '0', ...args], {
+  // A free STUN port too: test daemons share the host with each other and with other runs (later args override it).
+  const child = spawn(process.execPath, [CLI, 'peer', '--host', '127.0.0.1', '--port', '0', '--stun-port', '0', ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
   })
   const log: string[] = []

@@ -11,9 +11,9 @@ const op = fc.oneof(
 test('a draft reads, iterates and materializes exactly like a copied Map given the same writes, and never touches its base', () => {
   fc.assert(
     fc.property(fc.array(fc.tuple(fc.constantFrom('a', 'b', 'c'), fc.integer())), fc.array(op, { maxLength: 30 }), (start, ops) => {
-      const base = new Map(start)
+      const base = new Map<string, number>(start)
       const frozen = [...base]
-      const copy = new Map(base)
+      const copy = new Map<string, number>(base)
       const draft = new DraftTable(base)
       for (const o of ops) {
         if (o.kind === 'set') {

@@ -110,6 +110,8 @@ export function buildProgram(): Command {
     .option('--discover <iface>', 'find neighbours as LibreMesh does: ping ff02::1 on this interface and sync with whoever answers (repeatable; needs iputils-ping and --host ::)', collect(interfaceName), [] as string[])
     .option('--discover-port <port>', 'port the discovered neighbours\' daemons listen on (default: this daemon\'s --port)', integer(1, 65535))
     .option('--discover-interval <seconds>', `how often the interfaces are probed (default: ${DISCOVERY_DEFAULTS.intervalMs / 1000}); neighbours missing 3 probes in a row are dropped`, seconds)
+    .option('--stun-port <port>', 'UDP port of the STUN responder (RFC 5389 Binding, on --host), so pages get their routable address; 0: any free port', integer(0, 65535), DEFAULTS.stunPort)
+    .option('--no-stun', 'no STUN responder')
     .option('--hooks <dir>', 'hooks directory (default: DATA/hooks)')
     .option('--bleach-interval <seconds>', 'how often every table is bleached', seconds, DEFAULTS.bleachIntervalMs)
     .option('--sync-interval <seconds>', 'how often every table is synced with every peer', seconds, DEFAULTS.syncIntervalMs)
@@ -144,6 +146,7 @@ export function buildProgram(): Command {
         mode: o.mode,
         log,
         discover: discover.length > 0 ? { interfaces: [...new Set(discover)], port: o.discoverPort, intervalMs: o.discoverInterval ?? DISCOVERY_DEFAULTS.intervalMs } : undefined,
+        stun: o.stun ? { port: o.stunPort } : undefined,
       })
       await daemon.start()
       await new Promise<void>((done) => {

@@ -15,8 +15,10 @@ import { WorkBudget } from '../../sync/work-budget.js'
 import { FileStore } from '../storage/file-store.js'
 import { nodeHttpPoster } from '../transport/node-http-poster.js'
 import { NeighbourDiscovery } from '../discovery/neighbour-discovery.js'
+import { loadBrowserBundle, type BrowserBundle } from './browser-bundle.js'
 import { HookRunner } from './hook-runner.js'
 import { handleRequest } from './http-routes.js'
+import { StunResponder } from './stun-responder.js'
 
 export interface PeerDaemonOptions {
   readonly port: number
@@ -50,6 +52,13 @@ export interface PeerDaemonOptions {
     /** The ping program; `ping` from PATH when absent. */
     readonly pingCommand?: string
   }
+  /**
+   * An RFC 5389 Binding responder on UDP, on `host` like HTTP, so that pages get a server-reflexive
+   * candidate with their real address (`iceServers: [{urls: 'stun:<router>:<port>'}]`). Absent: none.
+   */
+  readonly stun?: { readonly port: number }
+  /** Where the page bundle (`malla.js`, `malla.js.map`) is read from at start; the package's `dist/browser/` when absent. */
+  readonly bundleDir?: string
 }
 
 /** How long a table must be quiet before its journal is folded into its file. */
@@ -64,6 +73,8 @@ export const DEFAULTS = {
   requestTimeoutMs: 3000,
   hookTimeoutMs: 10_000,
   maxBodyBytes: 1024 * 1024,
+  /** STUN's registered port (RFC 5389 §18.4). */
+  stunPort: 3478,
 } as const
 
 /**
@@ -86,6 +97,8 @@ export class PeerDaemon {
   private stopped = false
   private address: AddressInfo | undefined
   private discovery: NeighbourDiscovery | undefined
+  private readonly stunResponder: StunResponder | undefined
+  private bundle: BrowserBundle | undefined
 
   constructor(private readonly options: PeerDaemonOptions) {
     const log = options.log
@@ -102,6 +115,7 @@ export class PeerDaemon {
       log,
       mode: options.mode,
     })
+    this.stunResponder = options.stun ? new StunResponder({ port: options.stun.port, host: options.host, log }) : undefined
     this.server = createServer((req, res) => {
       void handleRequest(
         {
@@ -114,6 +128,8 @@ export class PeerDaemon {
           neighbours: () => this.sync.info(),
           traffic: () => this.sync.traffic(),
           syncNow: (ref, urls) => this.syncNow(ref, urls),
+          bundle: this.bundle,
+          stun: () => this.stunResponder?.info(),
         },
         req,
         res,
@@ -159,6 +175,12 @@ export class PeerDaemon {
     // Load every table now, so a corrupt file is moved aside at start and not on the first request.
     for (const ref of await this.replica.list()) await this.replica.read(ref)
     this.watchDataDir()
+    const { bundle, missing } = await loadBrowserBundle(this.options.bundleDir)
+    this.bundle = bundle
+    if (missing.length > 0) {
+      const message = bundle.assets.has('malla.js') ? 'browser bundle has no source map' : 'browser bundle not built: /malla.js answers 404 until `npm run build` and a restart'
+      log.warn(message, { missing: missing.map((m) => `${m.path} (${m.error})`).join(', ') })
+    }
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject)
       this.server.listen(this.options.port, this.options.host, () => {
@@ -176,6 +198,7 @@ export class PeerDaemon {
       }, this.options.syncIntervalMs),
     )
     log.info('listening', { url: this.url, name: this.options.name, data: this.options.dataDir, peers: this.options.peers.join(',') || undefined })
+    await this.startStun()
     const discover = this.options.discover
     if (discover && discover.interfaces.length > 0 && !this.stopped) {
       this.discovery = new NeighbourDiscovery({
@@ -196,6 +219,7 @@ export class PeerDaemon {
     if (this.stopped) return
     this.stopped = true
     await this.discovery?.stop()
+    await this.stunResponder?.stop()
     for (const t of this.timers) clearInterval(t)
     for (const w of this.watchers) w.close()
     this.server.closeAllConnections()
@@ -207,6 +231,21 @@ export class PeerDaemon {
     for (const t of this.compactions.values()) clearTimeout(t)
     for (const ref of await this.replica.list()) {
       await this.replica.compact(ref).catch((e: Error) => this.options.log.error('compaction failed', { table: refKey(ref), error: e.message }))
+    }
+  }
+
+  /**
+   * Logged after the HTTP line, and without its `url=` field, so whatever waits for ` listening url=`
+   * still reads the HTTP address. A failure is the STUN port's alone: HTTP goes on.
+   */
+  private async startStun(): Promise<void> {
+    if (!this.stunResponder || this.stopped) return
+    try {
+      await this.stunResponder.start()
+      this.options.log.info('stun listening', { urls: this.stunResponder.url() })
+    } catch (e) {
+      const level = this.stopped ? 'debug' : 'error'
+      this.options.log[level]('stun responder not started; HTTP goes on without it', { error: (e as Error).message })
     }
   }
 

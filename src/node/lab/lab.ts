@@ -53,7 +53,8 @@ export async function runLab(options: LabOptions): Promise<void> {
     const started = names.map(async (name, i) => {
       const dir = join(root, name)
       await mkdir(dir, { recursive: true })
-      const args = [CLI, 'peer', '--name', name, '--host', '127.0.0.1', '--port', String(ports[i]), '--data', dir]
+      // The routers share one address, so each takes a free STUN port (in its /malla/v1/info) rather than all fighting for 3478.
+      const args = [CLI, 'peer', '--name', name, '--host', '127.0.0.1', '--port', String(ports[i]), '--stun-port', '0', '--data', dir]
       for (const j of links[i] ?? []) args.push('--peer', `http://127.0.0.1:${ports[j]}`)
       if (options.bleachIntervalMs) args.push('--bleach-interval', String(options.bleachIntervalMs / 1000))
       if (options.syncIntervalMs) args.push('--sync-interval', String(options.syncIntervalMs / 1000))

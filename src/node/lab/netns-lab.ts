@@ -81,6 +81,80 @@ export function assertRoot(what: string): void {
 
 const IPV6_ON = { 'net.ipv6.conf.all.disable_ipv6': 0, 'net.ipv6.conf.default.disable_ipv6': 0, 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 }
 
+/** What `setUpNetns` has made so far: each namespace as soon as it exists, so that cleanup can delete it whatever happens next. */
+export interface NetnsMade {
+  readonly namespaces: string[]
+  vethPairs: number
+}
+
+/**
+ * Makes the lab's network: the namespaces of `plans` (from `planNetns(graph, runId)`), a veth pair per link,
+ * IPv6 (no DAD) and the IPv4 /30s on every veth, a default route via each router's first link; resolves
+ * once every veth has its IPv6 link-local address, i.e. is ready for discovery. `check` runs before each
+ * step and throws to stop. Whatever it made is in `made`, for `tearDownNetns`, also when it fails.
+ */
+export async function setUpNetns(graph: LabGraph, plans: readonly RouterPlan[], runId: string, made: NetnsMade, check: () => void = () => {}): Promise<void> {
+  for (const p of plans) {
+    check()
+    await addNamespace(p.ns)
+    made.namespaces.push(p.ns)
+  }
+  await mapLimit(plans, 8, async (p) => {
+    check()
+    await sysctl(p.ns, IPV6_ON)
+    await linkUp(p.ns, 'lo')
+  })
+  await mapLimit(graph.links, 8, async ([a, b], k) => {
+    check()
+    const pa = plans[a] as RouterPlan
+    const pb = plans[b] as RouterPlan
+    await addVethPair({ ns: pa.ns, dev: `m${runId}-${k}a` }, { ns: pb.ns, dev: `m${runId}-${k}b` })
+    made.vethPairs++
+  })
+  await mapLimit(plans, 8, async (p) => {
+    check()
+    for (const f of p.ifaces) {
+      await sysctl(p.ns, { [`net.ipv6.conf.${f.dev}.disable_ipv6`]: 0, [`net.ipv6.conf.${f.dev}.accept_dad`]: 0 })
+      await addAddress(p.ns, f.dev, f.cidr)
+      await linkUp(p.ns, f.dev)
+    }
+    // Chromium gathers ICE candidates only on the interface of the default route.
+    const first = p.ifaces[0]
+    if (first) await addDefaultRoute(p.ns, first.peerAddress, first.dev)
+  })
+  // Every link ready for discovery before any router probes it.
+  await mapLimit(plans, 8, async (p) => {
+    check()
+    for (const f of p.ifaces) await waitLinkLocal(p.ns, f.dev)
+  })
+}
+
+/**
+ * Deletes the namespaces in `made`, newest first (their veths go with them), then any link named
+ * `m<runId>-*` left in the host's namespace; what fails is retried synchronously and returned.
+ * Stop the processes inside first. `made.namespaces` is empty afterwards.
+ */
+export async function tearDownNetns(made: NetnsMade, runId: string): Promise<string[]> {
+  const problems: string[] = []
+  for (const ns of [...made.namespaces].reverse()) {
+    try {
+      await deleteNamespace(ns)
+      made.namespaces.splice(made.namespaces.indexOf(ns), 1)
+    } catch (e) {
+      problems.push((e as Error).message)
+    }
+  }
+  // Veths are created inside the namespaces and die with them; remove any that ended up in the host anyway.
+  try {
+    for (const dev of await listLinks()) if (dev.startsWith(`m${runId}-`)) await deleteLink(dev)
+  } catch (e) {
+    problems.push((e as Error).message)
+  }
+  if (made.namespaces.length > 0) deleteNamespacesSync(made.namespaces).forEach((f) => problems.push(f))
+  made.namespaces.length = 0
+  return problems
+}
+
 /**
  * `malla lab --netns`: each router in its own network namespace, linked by veth pairs as the graph says,
  * each daemon started with `--discover` on its veths and no `--peer`: routers find each other by pinging
@@ -97,9 +171,7 @@ export async function runNetnsLab(options: NetnsLabOptions): Promise<void> {
   if (!isConnected(graph)) process.stderr.write('lab: warning: the topology is not connected; some routers will never hear of others\n')
   const plans = planNetns(graph, runId)
   const root = options.dataDir ?? (await mkdtemp(join(tmpdir(), `malla-lab-${runId}-`)))
-  const made: string[] = []
-  let vethPairs = 0
-  let namespaces = 0
+  const made: NetnsMade = { namespaces: [], vethPairs: 0 }
   const children: ChildProcess[] = []
   let stopping = false
   let cleaned = false
@@ -109,7 +181,7 @@ export async function runNetnsLab(options: NetnsLabOptions): Promise<void> {
   const onExit = () => {
     if (cleaned) return
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
-    const failed = deleteNamespacesSync(made)
+    const failed = deleteNamespacesSync(made.namespaces)
     for (const f of failed) process.stderr.write(`lab: could not delete namespace ${f}\n`)
     if (options.dataDir === undefined) rmSync(root, { recursive: true, force: true })
   }
@@ -135,44 +207,7 @@ export async function runNetnsLab(options: NetnsLabOptions): Promise<void> {
   }
 
   try {
-    await orStop(
-      (async () => {
-        for (const p of plans) {
-          check()
-          await addNamespace(p.ns)
-          made.push(p.ns)
-          namespaces++
-        }
-        await mapLimit(plans, 8, async (p) => {
-          check()
-          await sysctl(p.ns, IPV6_ON)
-          await linkUp(p.ns, 'lo')
-        })
-        await mapLimit(graph.links, 8, async ([a, b], k) => {
-          check()
-          const pa = plans[a] as RouterPlan
-          const pb = plans[b] as RouterPlan
-          await addVethPair({ ns: pa.ns, dev: `m${runId}-${k}a` }, { ns: pb.ns, dev: `m${runId}-${k}b` })
-          vethPairs++
-        })
-        await mapLimit(plans, 8, async (p) => {
-          check()
-          for (const f of p.ifaces) {
-            await sysctl(p.ns, { [`net.ipv6.conf.${f.dev}.disable_ipv6`]: 0, [`net.ipv6.conf.${f.dev}.accept_dad`]: 0 })
-            await addAddress(p.ns, f.dev, f.cidr)
-            await linkUp(p.ns, f.dev)
-          }
-          // Chromium gathers ICE candidates only on the interface of the default route.
-          const first = p.ifaces[0]
-          if (first) await addDefaultRoute(p.ns, first.peerAddress, first.dev)
-        })
-        // Every link ready for discovery before any router probes it.
-        await mapLimit(plans, 8, async (p) => {
-          check()
-          for (const f of p.ifaces) await waitLinkLocal(p.ns, f.dev)
-        })
-      })(),
-    )
+    await orStop(setUpNetns(graph, plans, runId, made, check))
     for (const p of plans) {
       const links = p.ifaces.map((f) => `${f.dev}>${f.peer}`).join(',')
       process.stderr.write(`lab: router ${p.name} namespace ${p.ns} ipv4 ${p.ifaces[0]?.address ?? '-'} links ${links || '-'}\n`)
@@ -221,23 +256,9 @@ export async function runNetnsLab(options: NetnsLabOptions): Promise<void> {
     // Setup interrupted by a signal stops at its next check (every `ip` call is bounded by a timeout).
     await pending
     await Promise.all(children.map((c) => stopChild(c)))
-    const problems: string[] = []
-    for (const ns of [...made].reverse()) {
-      try {
-        await deleteNamespace(ns)
-        made.splice(made.indexOf(ns), 1)
-      } catch (e) {
-        problems.push((e as Error).message)
-      }
-    }
-    // Veths are created inside the namespaces and die with them; remove any that ended up in the host anyway.
-    try {
-      for (const dev of await listLinks()) if (dev.startsWith(`m${runId}-`)) await deleteLink(dev)
-    } catch (e) {
-      problems.push((e as Error).message)
-    }
-    if (made.length > 0) deleteNamespacesSync(made).forEach((f) => problems.push(f))
-    made.length = 0
+    const namespaces = made.namespaces.length
+    const { vethPairs } = made
+    const problems = await tearDownNetns(made, runId)
     cleaned = true
     process.off('exit', onExit)
     if (options.dataDir === undefined) await rm(root, { recursive: true, force: true })

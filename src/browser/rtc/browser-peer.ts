@@ -1,0 +1,317 @@
+import { badInput, isMallaError, MallaError } from '../../core/errors.js'
+import { silentLogger, type Logger } from '../../core/log.js'
+import {
+  checkRemoteDescription,
+  peerEvents,
+  RTC_DEFAULTS,
+  type RtcCloseReason,
+  type RtcFactory,
+  type RtcOptions,
+  type RtcPeer,
+} from '../../rtc/rtc-peer.js'
+
+/** The part of the W3C constructor this adapter uses, so that a page or a test can inject its own. */
+export type RTCPeerConnectionConstructor = new (configuration?: RTCConfiguration) => RTCPeerConnection
+
+/** What RFC 8841 says a description without `a=max-message-size` allows, and what is safe before any. */
+const RFC_DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024
+/** The cap when a stack reports no limit at all: what Chromium and @roamhq/wrtc take. */
+const MAX_MESSAGE_SIZE = 256 * 1024
+/** SCTP cause "User-Initiated Abort": the remote closed its connection, which is a close, not a failure. */
+const SCTP_USER_INITIATED_ABORT = 12
+
+/**
+ * Peers over the W3C `RTCPeerConnection`: the page's own by default. `defaults` apply to every peer,
+ * under the options each peer is made with (`hostAddresses` means nothing here: browsers choose their
+ * interfaces). `logger` hears about failures after a peer has already reported its end.
+ */
+export function browserRtcFactory(
+  RTCPeerConnection: RTCPeerConnectionConstructor = globalThis.RTCPeerConnection,
+  defaults: RtcOptions = {},
+  logger: Logger = silentLogger,
+): RtcFactory {
+  if (typeof RTCPeerConnection !== 'function') throw new MallaError('PEER', 'this platform has no RTCPeerConnection')
+  checkOptions(defaults)
+  return (options) => {
+    if (options) checkOptions(options)
+    return new BrowserPeer(RTCPeerConnection, { ...defaults, ...options }, logger)
+  }
+}
+
+function checkOptions(o: RtcOptions): void {
+  for (const url of o.stunUrls ?? []) if (!/^stun:\S+$/i.test(url)) throw badInput(`not a STUN URL: ${url}`)
+  for (const [name, v] of [
+    ['gather.settleMs', o.gather?.settleMs],
+    ['gather.maxMs', o.gather?.maxMs],
+    ['connectTimeoutMs', o.connectTimeoutMs],
+    ['lowWaterMark', o.lowWaterMark],
+  ] as const) {
+    if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw badInput(`${name} must be a non-negative number`)
+  }
+}
+
+class BrowserPeer implements RtcPeer {
+  readonly lowWaterMark: number
+  #state: RtcPeer['state'] = 'new'
+  readonly #events = peerEvents()
+  readonly #Pc: RTCPeerConnectionConstructor
+  readonly #options: RtcOptions
+  readonly #logger: Logger
+  #pc: RTCPeerConnection | undefined
+  #channel: RTCDataChannel | undefined
+  #role: 'offerer' | 'answerer' | undefined
+  #answered = false
+  #connectTimer: ReturnType<typeof setTimeout> | undefined
+  /** A channel error seen before its close event: the close is then a failure, not the remote's choice. */
+  #channelError: string | undefined
+  /** Resolves when the peer closes, so that a pending gather stops waiting at once. */
+  readonly #closed: Promise<void>
+  #markClosed!: () => void
+
+  constructor(Pc: RTCPeerConnectionConstructor, options: RtcOptions, logger: Logger) {
+    this.#Pc = Pc
+    this.#options = options
+    this.#logger = logger
+    this.lowWaterMark = options.lowWaterMark ?? RTC_DEFAULTS.lowWaterMark
+    this.#closed = new Promise((resolve) => (this.#markClosed = resolve))
+  }
+
+  get state(): RtcPeer['state'] {
+    return this.#state
+  }
+
+  get bufferedAmount(): number {
+    return this.#channel?.bufferedAmount ?? 0
+  }
+
+  get maxMessageSize(): number {
+    // Browsers compute this from both sides' limits once the remote description is applied.
+    const reported = this.#pc?.remoteDescription ? this.#pc.sctp?.maxMessageSize : undefined
+    if (reported === undefined || !(reported > 0)) return RFC_DEFAULT_MAX_MESSAGE_SIZE
+    return Number.isFinite(reported) ? reported : MAX_MESSAGE_SIZE
+  }
+
+  on: RtcPeer['on'] = (event, listener) => this.#events.on(event, listener)
+
+  async createOffer(): Promise<string> {
+    const pc = this.#start('offerer')
+    return this.#step('creating the offer', async () => {
+      // The channel comes first, so that the offer has its data-channel section.
+      this.#openChannel(pc)
+      const offer = await pc.createOffer()
+      this.#ensureOpen()
+      return await this.#gather(pc, offer)
+    })
+  }
+
+  async acceptOffer(offerSdp: string): Promise<string> {
+    const pc = this.#start('answerer')
+    this.#armConnectTimer()
+    return this.#step('answering the offer', async () => {
+      await pc.setRemoteDescription({ type: 'offer', sdp: checkRemoteDescription(offerSdp, 'offer') })
+      this.#ensureOpen()
+      this.#openChannel(pc)
+      const answer = await pc.createAnswer()
+      this.#ensureOpen()
+      return await this.#gather(pc, answer)
+    })
+  }
+
+  async acceptAnswer(answerSdp: string): Promise<void> {
+    const pc = this.#pc
+    if (this.#state === 'closed') throw closedError()
+    if (this.#role !== 'offerer' || !pc?.localDescription || this.#answered) {
+      throw new MallaError('PEER', 'acceptAnswer needs a peer whose offer is made and not yet answered')
+    }
+    this.#answered = true
+    this.#armConnectTimer()
+    await this.#step('applying the answer', async () => {
+      await pc.setRemoteDescription({ type: 'answer', sdp: checkRemoteDescription(answerSdp, 'answer') })
+    })
+  }
+
+  send(data: string | Uint8Array): void {
+    const channel = this.#channel
+    if (this.#state !== 'open' || !channel) throw new MallaError('PEER', `cannot send: the channel is ${this.#state}`)
+    const max = this.maxMessageSize
+    const size = typeof data === 'string' ? (data.length * 3 <= max ? data.length : utf8Length(data)) : data.byteLength
+    if (size === 0) throw badInput('empty messages are not sent (werift drops them silently)')
+    if (size > max) throw new MallaError('TOO_LARGE', `message of ${size} bytes over the limit of ${max}`)
+    try {
+      if (typeof data === 'string') channel.send(data)
+      // send() takes views on ArrayBuffers only; a view on a SharedArrayBuffer is copied.
+      else channel.send(data.buffer instanceof ArrayBuffer ? (data as Uint8Array<ArrayBuffer>) : new Uint8Array(data))
+    } catch (e) {
+      // Chromium throws (OperationError) when its send queue is full: the caller ignored backpressure.
+      throw new MallaError('PEER', `send failed: ${message(e)}`, { cause: e })
+    }
+  }
+
+  close(): void {
+    this.#finish('local')
+  }
+
+  #start(role: 'offerer' | 'answerer'): RTCPeerConnection {
+    if (this.#state !== 'new') {
+      throw this.#state === 'closed' ? closedError() : new MallaError('PEER', 'createOffer/acceptOffer may be called once per peer')
+    }
+    this.#state = 'connecting'
+    this.#role = role
+    const stunUrls = this.#options.stunUrls ?? []
+    const pc = new this.#Pc({ iceServers: stunUrls.length ? [{ urls: [...stunUrls] }] : [] })
+    this.#pc = pc
+    const watch = () => {
+      const s = pc.connectionState ?? pc.iceConnectionState
+      // 'disconnected' may recover by itself; 'failed' does not.
+      if (s === 'failed') this.#finish('failed', 'ICE or DTLS failed')
+    }
+    pc.onconnectionstatechange = watch
+    pc.oniceconnectionstatechange = watch
+    return pc
+  }
+
+  /**
+   * One negotiated channel (id 0) on each side rather than an in-band one: neither side waits for a DCEP
+   * open/ack round trip or a `datachannel` event, the answerer's channel exists before any data can
+   * arrive, and a remote cannot push extra channels on us.
+   */
+  #openChannel(pc: RTCPeerConnection): void {
+    const channel = pc.createDataChannel('malla', { negotiated: true, id: 0, ordered: true })
+    // Blobs would arrive asynchronously, out of order with strings; ArrayBuffers convert at once.
+    channel.binaryType = 'arraybuffer'
+    channel.bufferedAmountLowThreshold = this.lowWaterMark
+    this.#channel = channel
+    channel.onopen = () => {
+      if (this.#state !== 'connecting') return
+      this.#state = 'open'
+      clearTimeout(this.#connectTimer)
+      this.#events.emit('open')
+    }
+    channel.onmessage = (e: MessageEvent<unknown>) => {
+      if (this.#state !== 'open') return
+      const data = e.data
+      if (typeof data === 'string') this.#events.emit('message', data)
+      else if (data instanceof ArrayBuffer) this.#events.emit('message', new Uint8Array(data))
+      // Some polyfills (werift's, wrtc's) hand out Buffers or other views whatever binaryType says.
+      else if (ArrayBuffer.isView(data)) this.#events.emit('message', new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+      else this.#finish('failed', `a message of an unexpected kind (${Object.prototype.toString.call(data)}) arrived`)
+    }
+    channel.onbufferedamountlow = () => {
+      if (this.#state === 'open') this.#events.emit('drain')
+    }
+    channel.onerror = (e: Event) => {
+      const error = (e as Partial<RTCErrorEvent>).error
+      if (error?.sctpCauseCode === SCTP_USER_INITIATED_ABORT) return
+      // The close event follows; it decides, with this as the reason.
+      this.#channelError = error?.message || error?.errorDetail || 'data channel error'
+    }
+    channel.onclose = () => {
+      // Reached only for the remote's close: #finish removes these handlers before closing the channel itself.
+      if (this.#channelError !== undefined) this.#finish('failed', this.#channelError)
+      else this.#finish('remote', 'data channel closed')
+    }
+  }
+
+  /**
+   * Sets the local description and waits until it is worth handing out (see `RtcOptions.gather`):
+   * gathering complete, or a routable candidate and then `settleMs` with no new one, or `maxMs`.
+   */
+  async #gather(pc: RTCPeerConnection, description: RTCSessionDescriptionInit): Promise<string> {
+    const settleMs = this.#options.gather?.settleMs ?? RTC_DEFAULTS.settleMs
+    const maxMs = this.#options.gather?.maxMs ?? RTC_DEFAULTS.maxMs
+    let ready!: () => void
+    const enough = new Promise<void>((resolve) => (ready = resolve))
+    let routable = false
+    let settle: ReturnType<typeof setTimeout> | undefined
+    const deadline = setTimeout(() => ready(), maxMs)
+    // Set before setLocalDescription, which starts gathering.
+    pc.onicecandidate = (e: RTCPeerConnectionIceEvent) => {
+      // null (or, in older stacks, an empty candidate) marks the end of gathering.
+      if (!e.candidate || !e.candidate.candidate) return ready()
+      routable ||= isRoutable(e.candidate)
+      if (!routable) return
+      clearTimeout(settle)
+      settle = setTimeout(() => ready(), settleMs)
+    }
+    pc.onicegatheringstatechange = () => {
+      if (pc.iceGatheringState === 'complete') ready()
+    }
+    try {
+      await pc.setLocalDescription(description)
+      if (pc.iceGatheringState === 'complete') ready()
+      await Promise.race([enough, this.#closed])
+    } finally {
+      clearTimeout(deadline)
+      clearTimeout(settle)
+      pc.onicecandidate = null
+      pc.onicegatheringstatechange = null
+    }
+    this.#ensureOpen()
+    // The local description carries every candidate gathered so far (JSEP): nothing is left to trickle.
+    const sdp = pc.localDescription?.sdp
+    if (!sdp) throw new MallaError('PEER', 'no local description after gathering')
+    return sdp
+  }
+
+  /** Runs one negotiation step; any failure ends the peer (reason 'failed') and rejects with a MallaError. */
+  async #step<T>(what: string, body: () => Promise<T>): Promise<T> {
+    try {
+      return await body()
+    } catch (e) {
+      const error = isMallaError(e) ? e : new MallaError('PEER', `${what}: ${message(e)}`, { cause: e })
+      this.#finish('failed', error.message)
+      throw error
+    }
+  }
+
+  #ensureOpen(): void {
+    if (this.#state === 'closed') throw closedError()
+  }
+
+  #armConnectTimer(): void {
+    const ms = this.#options.connectTimeoutMs ?? RTC_DEFAULTS.connectTimeoutMs
+    clearTimeout(this.#connectTimer)
+    this.#connectTimer = setTimeout(() => this.#finish('timeout', `not open within ${ms} ms`), ms)
+  }
+
+  #finish(reason: RtcCloseReason, detail?: string): void {
+    if (this.#state === 'closed') return
+    this.#state = 'closed'
+    clearTimeout(this.#connectTimer)
+    this.#markClosed()
+    const channel = this.#channel
+    const pc = this.#pc
+    if (channel) {
+      channel.onopen = channel.onmessage = channel.onbufferedamountlow = channel.onerror = channel.onclose = null
+    }
+    if (pc) pc.onconnectionstatechange = pc.oniceconnectionstatechange = null
+    try {
+      // Closing the channel first resets its stream, which the remote reports as a plain close.
+      channel?.close()
+      pc?.close()
+    } catch (e) {
+      this.#logger.warn('rtc: closing the peer connection failed', { error: message(e) })
+    }
+    this.#events.emit('close', reason, detail)
+    this.#events.clear()
+  }
+}
+
+/** A candidate whose address is an IP, not only an mDNS name (`<uuid>.local`) that the remote must resolve. */
+function isRoutable(c: RTCIceCandidate): boolean {
+  // `address` is missing in some stacks; the candidate line has it as its fifth field.
+  const address = c.address ?? c.candidate.split(' ')[4]
+  return !!address && !address.toLowerCase().endsWith('.local')
+}
+
+function utf8Length(s: string): number {
+  return new TextEncoder().encode(s).byteLength
+}
+
+function closedError(): MallaError {
+  return new MallaError('PEER', 'the peer is closed')
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e)
+}

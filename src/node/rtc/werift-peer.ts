@@ -1,0 +1,371 @@
+import { isIP } from 'node:net'
+import { RTCPeerConnection, type RTCDataChannel, type RTCPeerConnectionConfig } from 'werift'
+import { badInput, isMallaError, MallaError } from '../../core/errors.js'
+import { silentLogger, type Logger } from '../../core/log.js'
+import {
+  checkRemoteDescription,
+  peerEvents,
+  RTC_DEFAULTS,
+  type RtcCloseReason,
+  type RtcFactory,
+  type RtcOptions,
+  type RtcPeer,
+} from '../../rtc/rtc-peer.js'
+
+/**
+ * What this side advertises as `a=max-message-size`: Chromium's own figure, and the largest message
+ * @roamhq/wrtc delivers (it drops bigger ones silently). werift's default is 64 KiB.
+ */
+const MAX_MESSAGE_SIZE = 256 * 1024
+/** What a description without `a=max-message-size` means (RFC 8841), and what is safe before any. */
+const RFC_DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024
+
+/**
+ * How much werift holds at once; the rest waits in the adapter's own queue. Every message werift holds is
+ * an async task waiting on one shared SCTP "flush" event, which wakes them all and unsubscribes each with
+ * a linear scan: with hundreds of messages held, that costs whole seconds of CPU (1000 small messages
+ * with ten 60 KiB ones among them: 6.4 s, under 1 s with this). A message bigger than the budget goes
+ * alone. Each message also counts `FEED_COST_PER_MESSAGE`, so that tiny messages come in batches too.
+ */
+const FEED_BUDGET_BYTES = 256 * 1024
+const FEED_COST_PER_MESSAGE = 2048
+
+/** See `enlargeReceiveBuffers`; the kernel doubles it, and caps it at net.core.rmem_max. */
+const RECEIVE_BUFFER_BYTES = 1024 * 1024
+
+/**
+ * werift has a built-in STUN default (Google's public server) that `iceServers: []` does not remove: with
+ * a default route and no internet, gathering then stalls 5 s per side, and a mesh node must never send
+ * packets off the mesh. A discard-port STUN server on loopback replaces it, and a gather timeout of 0
+ * stops werift waiting for its (never coming) reply.
+ */
+const NO_STUN: RTCPeerConnectionConfig = { iceServers: [{ urls: 'stun:127.0.0.1:9' }], iceStunGatherTimeout: 0 }
+
+/**
+ * Peers over werift (pure TypeScript WebRTC). `defaults` apply to every peer, under the options each
+ * peer is made with; a daemon sets `hostAddresses` and `stunUrls` here once. `logger` hears about
+ * failures that happen after a peer has already reported its end (a failing teardown).
+ */
+export function weriftRtcFactory(defaults: RtcOptions = {}, logger: Logger = silentLogger): RtcFactory {
+  checkOptions(defaults)
+  return (options) => {
+    if (options) checkOptions(options)
+    return new WeriftPeer({ ...defaults, ...options }, logger)
+  }
+}
+
+function checkOptions(o: RtcOptions): void {
+  for (const url of o.stunUrls ?? []) if (!/^stun:\S+$/i.test(url)) throw badInput(`not a STUN URL: ${url}`)
+  if (o.hostAddresses) {
+    if (o.hostAddresses.length === 0) throw badInput('hostAddresses must name at least one address')
+    for (const a of o.hostAddresses) if (!isIP(a)) throw badInput(`not an IP address: ${a}`)
+  }
+  for (const [name, v] of [
+    ['gather.settleMs', o.gather?.settleMs],
+    ['gather.maxMs', o.gather?.maxMs],
+    ['connectTimeoutMs', o.connectTimeoutMs],
+    ['lowWaterMark', o.lowWaterMark],
+  ] as const) {
+    if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw badInput(`${name} must be a non-negative number`)
+  }
+}
+
+class WeriftPeer implements RtcPeer {
+  readonly lowWaterMark: number
+  #state: RtcPeer['state'] = 'new'
+  readonly #events = peerEvents()
+  readonly #options: RtcOptions
+  readonly #logger: Logger
+  #pc: RTCPeerConnection | undefined
+  #channel: RTCDataChannel | undefined
+  #role: 'offerer' | 'answerer' | undefined
+  #answered = false
+  #connectTimer: ReturnType<typeof setTimeout> | undefined
+  /** Accepted by send() and not yet given to werift (see FEED_BUDGET_BYTES), oldest first. */
+  readonly #queue: { readonly data: string | Buffer; readonly size: number }[] = []
+  #queuedBytes = 0
+  #aboveLowWater = false
+  readonly #unsubscribe: (() => void)[] = []
+  /** Resolves when the peer closes, so that a pending gather stops waiting at once. */
+  readonly #closed: Promise<void>
+  #markClosed!: () => void
+
+  constructor(options: RtcOptions, logger: Logger) {
+    this.#options = options
+    this.#logger = logger
+    this.lowWaterMark = options.lowWaterMark ?? RTC_DEFAULTS.lowWaterMark
+    this.#closed = new Promise((resolve) => (this.#markClosed = resolve))
+  }
+
+  get state(): RtcPeer['state'] {
+    return this.#state
+  }
+
+  get bufferedAmount(): number {
+    return this.#queuedBytes + (this.#channel?.bufferedAmount ?? 0)
+  }
+
+  get maxMessageSize(): number {
+    const remote = this.#pc?.remoteDescription ? this.#pc.sctpTransport?.remoteMaxMessageSize : undefined
+    if (remote === undefined) return RFC_DEFAULT_MAX_MESSAGE_SIZE
+    // 0 is SDP's "no limit"; this side still sends no more than it would take itself.
+    return remote === 0 ? MAX_MESSAGE_SIZE : Math.min(remote, MAX_MESSAGE_SIZE)
+  }
+
+  on: RtcPeer['on'] = (event, listener) => this.#events.on(event, listener)
+
+  async createOffer(): Promise<string> {
+    const pc = this.#start('offerer')
+    return this.#step('creating the offer', async () => {
+      this.#openChannel(pc)
+      const offer = await pc.createOffer()
+      this.#ensureOpen()
+      return await this.#gather(pc, pc.setLocalDescription(offer))
+    })
+  }
+
+  async acceptOffer(offerSdp: string): Promise<string> {
+    const pc = this.#start('answerer')
+    this.#armConnectTimer()
+    return this.#step('answering the offer', async () => {
+      await pc.setRemoteDescription({ type: 'offer', sdp: checkRemoteDescription(offerSdp, 'offer') })
+      this.#ensureOpen()
+      // Created after the offer is applied, so that it joins the SCTP transport the offer set up.
+      this.#openChannel(pc)
+      const answer = await pc.createAnswer()
+      this.#ensureOpen()
+      return await this.#gather(pc, pc.setLocalDescription(answer))
+    })
+  }
+
+  async acceptAnswer(answerSdp: string): Promise<void> {
+    const pc = this.#pc
+    if (this.#state === 'closed') throw closedError()
+    if (this.#role !== 'offerer' || !pc?.localDescription || this.#answered) {
+      throw new MallaError('PEER', 'acceptAnswer needs a peer whose offer is made and not yet answered')
+    }
+    this.#answered = true
+    this.#armConnectTimer()
+    await this.#step('applying the answer', async () => {
+      await pc.setRemoteDescription({ type: 'answer', sdp: checkRemoteDescription(answerSdp, 'answer') })
+    })
+  }
+
+  send(data: string | Uint8Array): void {
+    const channel = this.#channel
+    if (this.#state !== 'open' || !channel) throw new MallaError('PEER', `cannot send: the channel is ${this.#state}`)
+    const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength
+    if (size === 0) throw badInput('empty messages are not sent (werift drops them silently)')
+    if (size > this.maxMessageSize) throw new MallaError('TOO_LARGE', `message of ${size} bytes over the limit of ${this.maxMessageSize}`)
+    this.#queue.push({ data: typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength), size })
+    this.#queuedBytes += size
+    if (this.bufferedAmount > this.lowWaterMark) this.#aboveLowWater = true
+    this.#feed(channel)
+  }
+
+  /**
+   * Hands queued messages to werift while it holds less than the budget. werift's own bufferedAmount
+   * falls to 0 once it has sent all it holds (its `bufferedAmountLow` at threshold 0), which feeds more.
+   */
+  #feed(channel: RTCDataChannel): void {
+    let held = channel.bufferedAmount === 0 ? 0 : FEED_BUDGET_BYTES
+    while (this.#queue.length) {
+      const next = this.#queue[0] as { data: string | Buffer; size: number }
+      const cost = next.size + FEED_COST_PER_MESSAGE
+      if (held > 0 && held + cost > FEED_BUDGET_BYTES) break
+      this.#queue.shift()
+      this.#queuedBytes -= next.size
+      held += cost
+      try {
+        channel.send(next.data)
+      } catch (e) {
+        // Checked in send(), so this is werift refusing a channel it considers open: the peer is unusable.
+        this.#finish('failed', `werift refused a message: ${message(e)}`)
+        return
+      }
+    }
+    if (this.#aboveLowWater && this.bufferedAmount <= this.lowWaterMark) {
+      this.#aboveLowWater = false
+      this.#events.emit('drain')
+    }
+  }
+
+  close(): void {
+    this.#finish('local')
+  }
+
+  #start(role: 'offerer' | 'answerer'): RTCPeerConnection {
+    if (this.#state !== 'new') {
+      throw this.#state === 'closed' ? closedError() : new MallaError('PEER', 'createOffer/acceptOffer may be called once per peer')
+    }
+    this.#state = 'connecting'
+    this.#role = role
+    const o = this.#options
+    const stunUrls = o.stunUrls ?? []
+    const pc = new RTCPeerConnection({
+      ...(stunUrls.length
+        ? // werift asks only the first STUN server; its timeout (in seconds) ends gathering by gather.maxMs.
+          { iceServers: [{ urls: [...stunUrls] }], iceStunGatherTimeout: (o.gather?.maxMs ?? RTC_DEFAULTS.maxMs) / 1000 }
+        : NO_STUN),
+      ...(o.hostAddresses
+        ? // No interface enumeration at all: exactly these addresses (werift would skip loopback and veths).
+          { iceUseIpv4: false, iceUseIpv6: false, iceAdditionalHostAddresses: [...o.hostAddresses] }
+        : {}),
+      maxMessageSize: MAX_MESSAGE_SIZE,
+    })
+    this.#pc = pc
+    this.#unsubscribe.push(
+      pc.connectionStateChange.subscribe((s) => {
+        // 'disconnected' may recover (consent checks resume); 'closed' here means werift gave up by itself.
+        if (s === 'failed' || s === 'closed') this.#finish('failed', `connection ${s}`)
+      }).unSubscribe,
+    )
+    return pc
+  }
+
+  /**
+   * One negotiated channel (id 0) on each side rather than an in-band one: neither side waits for a DCEP
+   * open/ack round trip or a `datachannel` event, the answerer's channel exists before any data can
+   * arrive, and a remote cannot push extra channels on us (werift would announce them; nobody listens).
+   */
+  #openChannel(pc: RTCPeerConnection): void {
+    const channel = pc.createDataChannel('malla', { negotiated: true, id: 0, ordered: true })
+    // 0, not lowWaterMark: this tells the feed that werift has sent all it held (see #feed).
+    channel.bufferedAmountLowThreshold = 0
+    this.#channel = channel
+    this.#unsubscribe.push(
+      channel.stateChanged.subscribe((s) => {
+        if (s === 'open') this.#opened()
+        // Reached only for the remote's close: #finish unsubscribes before closing the channel itself.
+        else if (s === 'closed') this.#finish('remote', 'data channel closed')
+      }).unSubscribe,
+      channel.onMessage.subscribe((m) => {
+        // The SCTP association can come up on the remote first; data is proof enough that it is up here.
+        if (this.#state === 'connecting') this.#opened()
+        if (this.#state !== 'open') return
+        // A plain Uint8Array view on the same bytes: callers compare and re-wrap bytes, not Buffers.
+        this.#events.emit('message', typeof m === 'string' ? m : new Uint8Array(m.buffer, m.byteOffset, m.byteLength))
+      }).unSubscribe,
+      channel.bufferedAmountLow.subscribe(() => {
+        if (this.#state === 'open') this.#feed(channel)
+      }).unSubscribe,
+      channel.error.subscribe((e) => this.#finish('failed', `data channel error: ${message(e)}`)).unSubscribe,
+    )
+  }
+
+  #opened(): void {
+    if (this.#state !== 'connecting') return
+    this.#state = 'open'
+    clearTimeout(this.#connectTimer)
+    this.#events.emit('open')
+  }
+
+  /**
+   * werift's setLocalDescription itself waits for gathering (host candidates in a few ms, then STUN until
+   * its timeout); the SDP goes out when that ends, by gather.maxMs, or not at all if the peer closes.
+   */
+  async #gather(pc: RTCPeerConnection, setLocal: Promise<unknown>): Promise<string> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#options.gather?.maxMs ?? RTC_DEFAULTS.maxMs)))
+    try {
+      await Promise.race([setLocal, deadline, this.#closed])
+    } finally {
+      clearTimeout(timer)
+    }
+    // Once the description is handed out, a late failure of setLocal can only end the peer.
+    setLocal.catch((e: unknown) => this.#finish('failed', `setting the local description: ${message(e)}`))
+    this.#ensureOpen()
+    enlargeReceiveBuffers(pc, this.#logger)
+    const sdp = pc.localDescription?.sdp
+    if (!sdp) throw new MallaError('PEER', 'no local description after gathering')
+    return sdp
+  }
+
+  /** Runs one negotiation step; any failure ends the peer (reason 'failed') and rejects with a MallaError. */
+  async #step<T>(what: string, body: () => Promise<T>): Promise<T> {
+    try {
+      return await body()
+    } catch (e) {
+      const error = isMallaError(e) ? e : new MallaError('PEER', `${what}: ${message(e)}`, { cause: e })
+      this.#finish('failed', error.message)
+      throw error
+    }
+  }
+
+  #ensureOpen(): void {
+    if (this.#state === 'closed') throw closedError()
+  }
+
+  #armConnectTimer(): void {
+    const ms = this.#options.connectTimeoutMs ?? RTC_DEFAULTS.connectTimeoutMs
+    clearTimeout(this.#connectTimer)
+    this.#connectTimer = setTimeout(() => this.#finish('timeout', `not open within ${ms} ms`), ms)
+  }
+
+  #finish(reason: RtcCloseReason, detail?: string): void {
+    if (this.#state === 'closed') return
+    this.#state = 'closed'
+    clearTimeout(this.#connectTimer)
+    this.#markClosed()
+    for (const off of this.#unsubscribe.splice(0)) off()
+    this.#queue.length = 0
+    this.#queuedBytes = 0
+    const channel = this.#channel
+    const pc = this.#pc
+    try {
+      // Closing the channel first resets its stream, which the remote reports as a plain close.
+      if (channel && channel.readyState !== 'closed') channel.close()
+    } catch (e) {
+      this.#logger.warn('rtc: closing the data channel failed', { error: message(e) })
+    }
+    if (pc) stopDtlsRetransmits(pc)
+    pc?.close().catch((e: unknown) => this.#logger.warn('rtc: closing the peer connection failed', { error: message(e) }))
+    this.#events.emit('close', reason, detail)
+    this.#events.clear()
+  }
+}
+
+/**
+ * werift sends every SCTP DATA chunk in a datagram of its own, and its congestion window counts payload
+ * bytes only, so a burst of small messages leaves as a burst of as many datagrams. On loopback the default
+ * 208 KiB socket buffer overflowed (thousands of RcvbufErrors), and each loss waited for SCTP's 1 s
+ * retransmission timer: 1000 small messages took 3.5 s, 0.26 s with this. The sockets exist once
+ * gathering is done. Internal fields, so every step is checked; if werift changes them, this does nothing.
+ */
+function enlargeReceiveBuffers(pc: RTCPeerConnection, logger: Logger): void {
+  for (const ice of pc.iceTransports) {
+    const protocols = (ice.connection as unknown as { protocols?: unknown }).protocols
+    if (!Array.isArray(protocols)) continue
+    for (const protocol of protocols as unknown[]) {
+      const socket = (protocol as { transport?: { socket?: { setRecvBufferSize?: unknown } } } | undefined)?.transport?.socket
+      if (typeof socket?.setRecvBufferSize !== 'function') continue
+      try {
+        ;(socket.setRecvBufferSize as (bytes: number) => void).call(socket, RECEIVE_BUFFER_BYTES)
+      } catch (e) {
+        logger.debug('rtc: could not enlarge a UDP receive buffer', { error: message(e) })
+      }
+    }
+  }
+}
+
+/**
+ * werift 0.25 goes on retransmitting an unfinished DTLS handshake flight for up to 33 s after close()
+ * (its loop only asks whether the next flight arrived), which holds a process open long after a failed
+ * handshake. Marking the handshake as past every flight ends that loop at its next wake-up (within
+ * 5.5 s). These are internal fields, so every step is checked: if werift changes them, this does nothing.
+ */
+function stopDtlsRetransmits(pc: RTCPeerConnection): void {
+  for (const transport of pc.dtlsTransports) {
+    if (transport.state === 'connected') continue
+    const context = (transport as unknown as { dtls?: { dtls?: { flight?: unknown } } }).dtls?.dtls
+    if (context && typeof context.flight === 'number') context.flight = Number.MAX_SAFE_INTEGER
+  }
+}
+
+function closedError(): MallaError {
+  return new MallaError('PEER', 'the peer is closed')
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e)
+}

@@ -1,0 +1,91 @@
+import { MallaError } from '../core/errors.js'
+import type { Logger } from '../core/log.js'
+import { silentLogger } from '../core/log.js'
+import { Replica } from '../replica/replica.js'
+import type { RtcFactory, RtcOptions } from '../rtc/rtc-peer.js'
+import { MemoryStore } from '../storage/memory-store.js'
+import { RouterLink, type RouterKind } from '../sync/router-link.js'
+import type { HttpPoster } from '../transport/http-poster.js'
+import { Mesh, type MeshOptions } from './mesh.js'
+import { ANSWERS_TYPE, OFFERS_TYPE } from './signal-records.js'
+
+export interface JoinOptions extends Omit<MeshOptions, 'replica' | 'rtc' | 'router'> {
+  /** The router's base URL; a page passes its own origin. */
+  readonly routerUrl: string
+  readonly rtc: RtcFactory
+  readonly poster: HttpPoster
+  /** This peer's id; random when absent (16 of [a-z0-9]). */
+  readonly peerId?: string
+  /** How often a plain LibreMesh router is polled (default 1000 ms). */
+  readonly pollMs?: number
+  /**
+   * Use the router's STUN responder (when a malla daemon reports one), so that host addresses hidden
+   * behind mDNS names still reach peers on other segments (default true).
+   */
+  readonly useRouterStun?: boolean
+  readonly log?: Logger
+}
+
+/** A joined room: the mesh of connections, and what it learnt about the router. */
+export interface Room {
+  readonly id: string
+  readonly mesh: Mesh
+  readonly router: { readonly url: string; readonly kind: RouterKind; readonly name: string | undefined; readonly stunUrls: readonly string[] }
+  /** Withdraws this peer's offers and answers, waits until the router has them, and closes everything. */
+  leave(): Promise<void>
+}
+
+/**
+ * Joins a room through a router: a leaf replica of the signaling tables in memory, kept in step with the
+ * router (malla daemon or plain LibreMesh CGI, found out by the first exchange), and a `Mesh` over it.
+ * Rejects with PEER when the router does not answer.
+ */
+export async function join(options: JoinOptions): Promise<Room> {
+  const log = options.log ?? silentLogger
+  const id = options.peerId ?? randomPeerId()
+  const replica = new Replica({ store: new MemoryStore(), author: id, log })
+  const link = new RouterLink({ replica, base: options.routerUrl, types: [OFFERS_TYPE, ANSWERS_TYPE], poster: options.poster, log, ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
+  const kind = await link.start()
+  const info = kind === 'malla' ? await routerInfo(options.routerUrl) : undefined
+  const stunUrls = options.useRouterStun !== false && info?.stunPort ? [`stun:${hostOf(options.routerUrl)}:${info.stunPort}`] : []
+  const rtcOptions: RtcOptions = { ...options.rtcOptions, ...(stunUrls.length > 0 && !options.rtcOptions?.stunUrls ? { stunUrls } : {}) }
+  const mesh = new Mesh({ ...options, replica, rtc: options.rtc, rtcOptions, ...(info?.name ? { router: info.name } : {}), log })
+  mesh.start()
+  let left: Promise<void> | undefined
+  return {
+    id,
+    mesh,
+    router: { url: options.routerUrl, kind, name: info?.name, stunUrls },
+    leave: () => (left ??= mesh.close().then(() => link.stop())),
+  }
+}
+
+/** A random peer id from `crypto.getRandomValues`, which pages have even outside secure contexts. */
+export function randomPeerId(length = 16): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789'
+  const bytes = crypto.getRandomValues(new Uint8Array(length))
+  let out = ''
+  // 36 does not divide 256; the slight bias toward the first letters does not matter for an id.
+  for (const b of bytes) out += alphabet[b % alphabet.length]
+  return out
+}
+
+async function routerInfo(base: string): Promise<{ name?: string; stunPort?: number } | undefined> {
+  try {
+    const res = await fetch(`${base.replace(/\/+$/, '')}/malla/v1/info`, { signal: AbortSignal.timeout(3000) })
+    if (!res.ok) return undefined
+    const body = (await res.json()) as { name?: unknown; stun?: { port?: unknown } | null }
+    return {
+      ...(typeof body.name === 'string' ? { name: body.name.slice(0, 64) } : {}),
+      ...(typeof body.stun?.port === 'number' && body.stun.port > 0 ? { stunPort: body.stun.port } : {}),
+    }
+  } catch {
+    return undefined
+  }
+}
+
+function hostOf(base: string): string {
+  const m = /^https?:\/\/(\[[^\]]+\]|[^/:?#]+)/i.exec(base)
+  if (!m) throw new MallaError('BAD_INPUT', `not an http(s) URL: ${base}`)
+  return m[1] as string
+}

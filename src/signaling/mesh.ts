@@ -1,0 +1,597 @@
+import { createNanoEvents, type Unsubscribe } from 'nanoevents'
+import { MallaError } from '../core/errors.js'
+import type { Logger } from '../core/log.js'
+import type { Json } from '../core/types.js'
+import { silentLogger } from '../core/log.js'
+import type { Replica } from '../replica/replica.js'
+import { FramedChannel, type MessageKind, type MessageValue, type Progress } from '../rtc/framed-channel.js'
+import type { RtcCloseReason, RtcFactory, RtcOptions, RtcPeer } from '../rtc/rtc-peer.js'
+import { compactSession, sessionFacts, toSdp, type SessionFacts } from './sdp-codec.js'
+import {
+  ANSWERS_TYPE,
+  answerData,
+  answerKey,
+  type AnswerRecord,
+  isRoomName,
+  OFFERS_TYPE,
+  offerData,
+  offerKey,
+  type OfferRecord,
+  PEER_ID_PATTERN,
+  takenData,
+} from './signal-records.js'
+import { SignalTables, type TablesView } from './signal-tables.js'
+
+export interface MeshOptions {
+  /** Peers meet only peers of the same room (an app's name, say). */
+  readonly room: string
+  /** The leaf's replica, kept in step with its router (a `RouterLink`); its `author` is this peer's id. */
+  readonly replica: Replica
+  readonly rtc: RtcFactory
+  readonly rtcOptions?: RtcOptions
+  /** The router this peer hangs off, by name: peers behind the same router are answered first. */
+  readonly router?: string
+  /** Connections this peer goes looking for, by answering others' offers (default 3). */
+  readonly target?: number
+  /** Connections it accepts at most; past it, it withdraws its offers (default 6). */
+  readonly max?: number
+  /** Open offers kept published while below `max` (default 3). */
+  readonly pool?: number
+  /** Wall-clock life of a published offer, renewed while it stays open (default 60 s). */
+  readonly offerLifeMs?: number
+  /** From publishing an answer (or applying one) to an open channel, at most (default 15 s). */
+  readonly connectTimeoutMs?: number
+  /** Hard bound on RTCPeerConnections this peer holds at once, whatever happens (default max + pool + 2). */
+  readonly maxPeerConnections?: number
+  readonly now?: () => number
+  readonly log?: Logger
+}
+
+/** One open connection to another peer, with typed messages. */
+export interface MeshPeer {
+  readonly id: string
+  /** Whether this side published the offer of this connection. */
+  readonly offerer: boolean
+  readonly router: string | undefined
+  send(value: MessageValue, onProgress?: (p: Progress) => void): Promise<void>
+  on<E extends keyof MeshPeerEvents>(event: E, listener: MeshPeerEvents[E]): Unsubscribe
+  close(): void
+}
+
+export interface MeshPeerEvents {
+  message(value: MessageValue, kind: MessageKind): void
+  progress(p: Progress): void
+  close(reason: RtcCloseReason): void
+}
+
+export interface MeshEvents {
+  /** A connection opened. */
+  peer(peer: MeshPeer): void
+  /** A connection ended (closed by either side, failed, or dropped as a duplicate). */
+  'peer-closed'(peer: MeshPeer, reason: RtcCloseReason | 'duplicate'): void
+}
+
+export interface MeshStats {
+  readonly connected: number
+  readonly openOffers: number
+  readonly pendingAnswers: number
+  /** RTCPeerConnections held now, and the most ever held at once. */
+  readonly peerConnections: number
+  readonly peakPeerConnections: number
+  readonly offersPublished: number
+  readonly answersPublished: number
+  /** Answers of ours that another answerer's beat. */
+  readonly racesLost: number
+  /** Pairs that answered each other's offers at once; exactly one of the two attempts is kept. */
+  readonly glare: number
+  /** Attempts that timed out or failed before their channel opened. */
+  readonly failed: number
+  /** Malformed signaling entries skipped. */
+  readonly ignored: { readonly offers: number; readonly answers: number }
+}
+
+type OwnOffer = {
+  readonly key: string
+  readonly rtc: RtcPeer
+  session?: SessionFacts
+  createdAt: number
+  expiresAt: number
+  state: 'gathering' | 'open' | 'taken'
+  renewals: number
+  /** The answerer it was handed to, once taken. */
+  by?: string
+  takenAt?: number
+}
+
+type OwnAnswer = {
+  readonly key: string
+  readonly offer: string
+  readonly to: string
+  readonly router: string | undefined
+  readonly rtc: RtcPeer
+  readonly startedAt: number
+  state: 'gathering' | 'published'
+}
+
+type Link = {
+  readonly remote: string
+  readonly offerer: string
+  readonly offer: string
+  readonly peer: MeshPeerImpl
+}
+
+const DEFAULTS = { target: 3, max: 6, pool: 3, offerLifeMs: 60_000, connectTimeoutMs: 15_000 }
+/** How often wall-clock deadlines are looked at (expiries, renewals, give-ups). */
+const HOUSEKEEPING_MS = 1000
+/** Offers this peer failed to connect through are not answered again for this long. */
+const FAILED_OFFER_MEMORY = 512
+/** Renewals of one offer before it is replaced: its TTL then stays below LibreMesh's default of 30. */
+const MAX_RENEWALS = 20
+
+/**
+ * The article's algorithm, over shared-state (docs/protocol.md §12):
+ * - keep `pool` offers published while below `max` connections, replacing each one that gets taken;
+ * - while below `target`, answer others' offers: same router first, then the newest;
+ * - the offerer applies the first answer it sees for an offer (among answers seen together, the lowest
+ *   answerer id) and marks the offer taken by that answerer; any other answerer sees the mark (or the
+ *   offer gone, or expired) and gives up at once;
+ * - glare (two peers answering each other's offers): the attempt on the offer of the lower id is kept,
+ *   by both sides independently; if both channels open anyway, the same rule closes one;
+ * - offers expire by wall clock (renewed while open) and fade by bleach; everything own is withdrawn on close.
+ */
+export class Mesh {
+  readonly id: string
+  private readonly emitter = createNanoEvents<MeshEvents>()
+  private readonly tables: SignalTables
+  private readonly log: Logger
+  private readonly now: () => number
+  private readonly target: number
+  private readonly max: number
+  private readonly pool: number
+  private readonly offerLifeMs: number
+  private readonly connectTimeoutMs: number
+  private readonly maxPcs: number
+  private readonly offers = new Map<string, OwnOffer>()
+  private readonly answers = new Map<string, OwnAnswer>()
+  /** Offerer side: attempts whose answer was applied, until their channel opens. */
+  private readonly accepted = new Map<string, { remote: string; offer: string; rtc: RtcPeer; at: number }>()
+  private readonly links = new Map<string, Link[]>()
+  private readonly failedOffers = new Set<string>()
+  /** Own offers marked taken, and when: withdrawn once their answerer has surely opened or given up. */
+  private readonly takenMarks = new Map<string, number>()
+  private nextOffer = 0
+  private started = false
+  private closed = false
+  private ticking = false
+  private tickAgain = false
+  private timer: ReturnType<typeof setInterval> | undefined
+  private offChange: Unsubscribe | undefined
+  private peak = 0
+  private readonly counts = { offersPublished: 0, answersPublished: 0, racesLost: 0, glare: 0, failed: 0 }
+
+  constructor(private readonly options: MeshOptions) {
+    if (!isRoomName(options.room)) throw new MallaError('BAD_INPUT', `bad room name ${JSON.stringify(options.room)}: 1-64 characters of letters, digits and _.:@+-`)
+    this.id = options.replica.author
+    if (!PEER_ID_PATTERN.test(this.id)) throw new MallaError('BAD_INPUT', `the replica's author ${JSON.stringify(this.id)} is not a peer id (8-32 of [a-z0-9])`)
+    this.tables = new SignalTables(options.replica, options.room)
+    this.log = options.log ?? silentLogger
+    this.now = options.now ?? Date.now
+    this.target = options.target ?? DEFAULTS.target
+    this.max = Math.max(this.target, options.max ?? DEFAULTS.max)
+    this.pool = options.pool ?? DEFAULTS.pool
+    this.offerLifeMs = options.offerLifeMs ?? DEFAULTS.offerLifeMs
+    this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs
+    this.maxPcs = options.maxPeerConnections ?? this.max + this.pool + 2
+  }
+
+  on<E extends keyof MeshEvents>(event: E, listener: MeshEvents[E]): Unsubscribe {
+    return this.emitter.on(event, listener)
+  }
+
+  /** Starts publishing and answering; reacts to every change of the signaling tables from now on. */
+  start(): void {
+    if (this.started) return
+    this.started = true
+    this.offChange = this.options.replica.on('change', (e) => {
+      if (e.type === OFFERS_TYPE || e.type === ANSWERS_TYPE) this.tick()
+    })
+    this.timer = setInterval(() => this.tick(), HOUSEKEEPING_MS)
+    this.tick()
+  }
+
+  /** The peers connected now, one per remote id. */
+  peers(): MeshPeer[] {
+    return [...this.links.values()].map((l) => (l[0] as Link).peer)
+  }
+
+  stats(): MeshStats {
+    return {
+      connected: this.links.size,
+      openOffers: [...this.offers.values()].filter((o) => o.state !== 'taken').length,
+      pendingAnswers: this.answers.size,
+      peerConnections: this.pcCount(),
+      peakPeerConnections: this.peak,
+      ...this.counts,
+      ignored: this.tables.ignored(),
+    }
+  }
+
+  /** Closes every connection and withdraws every offer and answer of this peer. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.offChange?.()
+    clearInterval(this.timer)
+    const offerKeys = [...this.offers.keys(), ...this.takenMarks.keys()]
+    const answerKeys = [...this.answers.values()].map((a) => a.key)
+    for (const o of this.offers.values()) o.rtc.close()
+    for (const a of this.answers.values()) a.rtc.close()
+    for (const a of this.accepted.values()) a.rtc.close()
+    for (const list of [...this.links.values()]) for (const l of list) l.peer.close()
+    this.offers.clear()
+    this.answers.clear()
+    this.accepted.clear()
+    await Promise.all([this.tables.withdraw(OFFERS_TYPE, offerKeys), this.tables.withdraw(ANSWERS_TYPE, answerKeys)]).catch((e: Error) =>
+      this.log.warn('could not withdraw signaling records', { error: e.message }),
+    )
+  }
+
+  /** Looks at the tables and acts; calls that arrive while one runs are folded into one more run. */
+  private tick(): void {
+    if (this.closed) return
+    if (this.ticking) {
+      this.tickAgain = true
+      return
+    }
+    this.ticking = true
+    void (async () => {
+      try {
+        do {
+          this.tickAgain = false
+          await this.step(await this.tables.read())
+        } while (this.tickAgain && !this.closed)
+      } catch (e) {
+        this.log.error('signaling step failed', { error: (e as Error).message })
+      } finally {
+        this.ticking = false
+      }
+    })()
+  }
+
+  private async step(view: TablesView): Promise<void> {
+    const now = this.now()
+    const offers = new Map(view.offers.map((o) => [o.key, o.record]))
+    await this.takeAnswers(view.answers.filter((a) => a.record.to === this.id && a.record.expiresAt > now).map((a) => a.record))
+    await this.dropLostAnswers(offers, now)
+    await this.expireAndRenew(now)
+    this.answerOffers(view, now)
+    this.fillPool()
+  }
+
+  /** Offerer side: apply one answer per open offer of ours. */
+  private async takeAnswers(answers: AnswerRecord[]): Promise<void> {
+    const byOffer = new Map<string, AnswerRecord[]>()
+    for (const a of answers) {
+      const own = this.offers.get(a.offer)
+      if (!own || own.state !== 'open') continue // stale: an offer that is gone or already taken
+      byOffer.set(a.offer, [...(byOffer.get(a.offer) ?? []), a])
+    }
+    for (const [key, list] of byOffer) {
+      const own = this.offers.get(key) as OwnOffer
+      const usable = list
+        .filter((a) => !this.hasLinkOrAttempt(a.peer, 'answer-to-me'))
+        .filter((a) => this.settleGlare(a.peer))
+        .sort((x, y) => (x.peer < y.peer ? -1 : 1))
+      const winner = usable[0]
+      if (!winner) continue
+      own.state = 'taken'
+      own.by = winner.peer
+      own.takenAt = this.now()
+      this.offers.delete(key)
+      this.takenMarks.set(key, own.takenAt)
+      this.accepted.set(key, { remote: winner.peer, offer: key, rtc: own.rtc, at: this.now() })
+      await this.tables.write(OFFERS_TYPE, [[key, takenData({ room: this.options.room, peer: this.id, by: winner.peer, createdAt: own.createdAt, expiresAt: own.expiresAt })]])
+      try {
+        await own.rtc.acceptAnswer(toSdp(winner.session, 'answer'))
+      } catch (e) {
+        this.log.warn('answer refused', { offer: key, from: winner.peer, error: (e as Error).message })
+        own.rtc.close()
+      }
+    }
+  }
+
+  /**
+   * Glare: this peer has an answer out to an offer of `remote`, and `remote` answered one of ours. Both
+   * sides keep the attempt on the offer of the lower id. Returns whether the answer of `remote` to our
+   * offer may be taken.
+   */
+  private settleGlare(remote: string): boolean {
+    const mine = [...this.answers.values()].find((a) => a.to === remote)
+    if (!mine) return true
+    this.counts.glare++
+    if (this.id < remote) {
+      this.abandonAnswer(mine, 'glare')
+      return true
+    }
+    return false
+  }
+
+  /** Answerer side: give up answers whose offer went to someone else, was withdrawn, or expired. */
+  private async dropLostAnswers(offers: ReadonlyMap<string, TablesView['offers'][number]['record']>, now: number): Promise<void> {
+    for (const a of [...this.answers.values()]) {
+      const o = offers.get(a.offer)
+      const lost = o === undefined || o === 'withdrawn' || (o.kind === 'taken' && o.by !== this.id)
+      const late = now - a.startedAt > this.connectTimeoutMs || (o !== undefined && o !== 'withdrawn' && o.kind === 'offer' && o.expiresAt <= now)
+      if (lost || late) {
+        if (lost) this.counts.racesLost++
+        this.abandonAnswer(a, lost ? 'lost' : 'timeout')
+      }
+    }
+    for (const [key, a] of [...this.accepted]) {
+      if (now - a.at > this.connectTimeoutMs) {
+        this.accepted.delete(key)
+        this.counts.failed++
+        a.rtc.close()
+      }
+    }
+  }
+
+  private abandonAnswer(a: OwnAnswer, why: string): void {
+    if (!this.answers.delete(a.offer)) return
+    this.log.debug('answer abandoned', { offer: a.offer, why })
+    if (why === 'timeout') this.rememberFailed(a.offer)
+    a.rtc.close()
+    void this.tables.withdraw(ANSWERS_TYPE, [a.key]).catch(() => {})
+  }
+
+  /**
+   * Renews own open offers before they expire, and withdraws taken marks once their answerer has surely
+   * opened or given up. Each renewal is a rewrite one TTL higher (see `SignalTables.write`), so an offer is
+   * renewed a bounded number of times and then replaced by a fresh one.
+   */
+  private async expireAndRenew(now: number): Promise<void> {
+    const renew: Array<[string, Json]> = []
+    const retire: string[] = []
+    for (const [key, at] of this.takenMarks) {
+      if (now - at > this.connectTimeoutMs) {
+        this.takenMarks.delete(key)
+        retire.push(key)
+      }
+    }
+    for (const o of [...this.offers.values()]) {
+      if (o.state !== 'open' || !o.session) continue
+      if (o.expiresAt - now >= this.offerLifeMs / 2) continue
+      if (o.renewals >= MAX_RENEWALS) {
+        this.offers.delete(o.key)
+        o.rtc.close()
+        retire.push(o.key)
+        continue
+      }
+      o.renewals++
+      {
+        o.expiresAt = now + this.offerLifeMs
+        renew.push([o.key, offerData({ room: this.options.room, peer: this.id, router: this.options.router, session: compactSession(o.session), createdAt: o.createdAt, expiresAt: o.expiresAt })])
+      }
+    }
+    if (renew.length > 0) await this.tables.write(OFFERS_TYPE, renew)
+    if (retire.length > 0) await this.tables.withdraw(OFFERS_TYPE, retire)
+  }
+
+  /** Answerer side: while below target, answer the best offers. */
+  private answerOffers(view: TablesView, now: number): void {
+    let wanted = this.target - this.links.size - this.answers.size - this.accepted.size
+    if (wanted <= 0) return
+    const candidates = view.offers
+      .flatMap((o) => (o.record !== 'withdrawn' && o.record.kind === 'offer' ? [{ key: o.key, record: o.record }] : []))
+      .filter(({ key, record }) => record.peer !== this.id && record.expiresAt > now && !this.failedOffers.has(key))
+      .filter(({ record }) => !this.hasLinkOrAttempt(record.peer, 'any'))
+      .sort((x, y) => {
+        const near = Number(y.record.router === this.options.router && this.options.router !== undefined) - Number(x.record.router === this.options.router && this.options.router !== undefined)
+        return near !== 0 ? near : y.record.createdAt - x.record.createdAt
+      })
+    const chosen = new Set<string>()
+    for (const { key, record } of candidates) {
+      if (wanted <= 0 || this.pcCount() >= this.maxPcs) break
+      if (chosen.has(record.peer)) continue // one attempt per remote peer
+      chosen.add(record.peer)
+      wanted--
+      this.answer(key, record)
+    }
+  }
+
+  private answer(key: string, offer: OfferRecord): void {
+    const rtc = this.makePeer()
+    const own: OwnAnswer = { key: answerKey(key, this.id), offer: key, to: offer.peer, router: offer.router, rtc, startedAt: this.now(), state: 'gathering' }
+    this.answers.set(key, own)
+    this.watchAttempt(rtc, () => ({ remote: offer.peer, offerer: offer.peer, offer: key, router: offer.router }), () => {
+      if (this.answers.get(key) === own) {
+        this.answers.delete(key)
+        this.counts.failed++
+        this.rememberFailed(key)
+        void this.tables.withdraw(ANSWERS_TYPE, [own.key]).catch(() => {})
+      }
+    })
+    void (async () => {
+      try {
+        const sdp = await rtc.acceptOffer(toSdp(offer.session, 'offer'))
+        if (this.answers.get(key) !== own || this.closed) return
+        const now = this.now()
+        await this.tables.write(ANSWERS_TYPE, [
+          [own.key, answerData({ room: this.options.room, peer: this.id, to: offer.peer, offer: key, router: this.options.router, session: compactSession(sessionFacts(sdp)), createdAt: now, expiresAt: now + this.connectTimeoutMs })],
+        ])
+        own.state = 'published'
+        this.counts.answersPublished++
+      } catch (e) {
+        this.log.warn('could not answer', { offer: key, error: (e as Error).message })
+        this.rememberFailed(key)
+        rtc.close()
+      }
+    })()
+  }
+
+  /** Keeps `pool` offers published while below `max` connections; withdraws them at `max`. */
+  private fillPool(): void {
+    const open = [...this.offers.values()]
+    if (this.links.size >= this.max) {
+      const keys = open.map((o) => o.key)
+      for (const o of open) o.rtc.close()
+      this.offers.clear()
+      if (keys.length > 0) void this.tables.withdraw(OFFERS_TYPE, keys).catch(() => {})
+      return
+    }
+    for (let n = open.length; n < this.pool && this.pcCount() < this.maxPcs; n++) this.offer()
+  }
+
+  private offer(): void {
+    const key = offerKey(this.id, this.nextOffer++)
+    const rtc = this.makePeer()
+    const now = this.now()
+    const own: OwnOffer = { key, rtc, createdAt: now, expiresAt: now + this.offerLifeMs, state: 'gathering', renewals: 0 }
+    this.offers.set(key, own)
+    this.watchAttempt(
+      rtc,
+      () => {
+        const a = this.accepted.get(key)
+        return a ? { remote: a.remote, offerer: this.id, offer: key, router: undefined } : undefined
+      },
+      () => {
+        if (this.offers.get(key) === own) {
+          this.offers.delete(key)
+          void this.tables.withdraw(OFFERS_TYPE, [key]).catch(() => {})
+        }
+        if (this.accepted.delete(key)) {
+          this.counts.failed++
+          this.takenMarks.delete(key)
+          void this.tables.withdraw(OFFERS_TYPE, [key]).catch(() => {})
+        }
+      },
+    )
+    void (async () => {
+      try {
+        const sdp = await rtc.createOffer()
+        if (this.offers.get(key) !== own || this.closed) return
+        own.session = sessionFacts(sdp)
+        own.createdAt = this.now()
+        own.expiresAt = own.createdAt + this.offerLifeMs
+        await this.tables.write(OFFERS_TYPE, [[key, offerData({ room: this.options.room, peer: this.id, router: this.options.router, session: compactSession(own.session), createdAt: own.createdAt, expiresAt: own.expiresAt })]])
+        own.state = 'open'
+        this.counts.offersPublished++
+      } catch (e) {
+        this.log.warn('could not make an offer', { error: (e as Error).message })
+        rtc.close()
+      }
+    })()
+  }
+
+  private makePeer(): RtcPeer {
+    const rtc = this.options.rtc({ connectTimeoutMs: this.connectTimeoutMs, ...this.options.rtcOptions })
+    // Counted from creation: the bound holds for gathering attempts too.
+    queueMicrotask(() => (this.peak = Math.max(this.peak, this.pcCount())))
+    return rtc
+  }
+
+  /**
+   * Wires an attempt's RtcPeer: on open it becomes a link (if `who` knows by then who is at the other
+   * end), on a close before that `failed` runs. Either way the tables are looked at again.
+   */
+  private watchAttempt(rtc: RtcPeer, who: () => { remote: string; offerer: string; offer: string; router: string | undefined } | undefined, failed: () => void): void {
+    let linked = false
+    rtc.on('open', () => {
+      const w = who()
+      if (!w || this.closed) return rtc.close()
+      linked = true
+      this.answers.delete(w.offer)
+      this.accepted.delete(w.offer)
+      this.addLink(w.remote, w.offerer, w.offer, w.router, rtc)
+      // The answerer's record has done its job. The offerer's "taken" mark stays a while longer (see
+      // `takenMarks`): withdrawn now, it could reach the answerer before its own side of the channel opens.
+      if (w.offerer !== this.id) void this.tables.withdraw(ANSWERS_TYPE, [answerKey(w.offer, this.id)]).catch(() => {})
+      this.tick()
+    })
+    rtc.on('close', () => {
+      if (!linked) failed()
+      this.tick()
+    })
+  }
+
+  private addLink(remote: string, offerer: string, offer: string, router: string | undefined, rtc: RtcPeer): void {
+    const peer = new MeshPeerImpl(remote, offerer === this.id, router, rtc)
+    const link: Link = { remote, offerer, offer, peer }
+    const list = [...(this.links.get(remote) ?? []), link]
+    // Two channels to one peer (glare that both sides resolved too late): both keep the same one, the
+    // attempt on the offer of the lower (offerer, offer key).
+    list.sort((x, y) => (x.offerer !== y.offerer ? (x.offerer < y.offerer ? -1 : 1) : x.offer < y.offer ? -1 : 1))
+    const [keep, ...drop] = list as [Link, ...Link[]]
+    this.links.set(remote, [keep])
+    rtc.on('close', (reason) => {
+      const current = this.links.get(remote)
+      if (current?.[0] === link) {
+        this.links.delete(remote)
+        this.emitter.emit('peer-closed', peer, reason)
+      }
+    })
+    for (const d of drop) {
+      this.counts.glare++
+      if (d === link) {
+        rtc.close()
+        return
+      }
+      this.links.set(remote, [keep])
+      this.emitter.emit('peer-closed', d.peer, 'duplicate')
+      d.peer.close()
+    }
+    this.log.info('connected', { peer: remote, offerer: offerer === this.id })
+    this.emitter.emit('peer', peer)
+  }
+
+  /** Whether a link to `remote` exists, or an attempt that would make one. */
+  private hasLinkOrAttempt(remote: string, what: 'any' | 'answer-to-me'): boolean {
+    if (this.links.has(remote)) return true
+    for (const a of this.accepted.values()) if (a.remote === remote) return true
+    if (what === 'any') for (const a of this.answers.values()) if (a.to === remote) return true
+    return false
+  }
+
+  private rememberFailed(offer: string): void {
+    if (this.failedOffers.size >= FAILED_OFFER_MEMORY) this.failedOffers.delete(this.failedOffers.values().next().value as string)
+    this.failedOffers.add(offer)
+  }
+
+  private pcCount(): number {
+    let n = this.offers.size + this.answers.size + this.accepted.size
+    for (const l of this.links.values()) n += l.length
+    return n
+  }
+}
+
+class MeshPeerImpl implements MeshPeer {
+  private readonly channel: FramedChannel
+  private readonly emitter = createNanoEvents<MeshPeerEvents>()
+
+  constructor(
+    readonly id: string,
+    readonly offerer: boolean,
+    readonly router: string | undefined,
+    private readonly rtc: RtcPeer,
+  ) {
+    this.channel = new FramedChannel(rtc)
+    this.channel.on('message', (value, kind) => this.emitter.emit('message', value, kind))
+    this.channel.on('progress', (p) => this.emitter.emit('progress', p))
+    rtc.on('close', (reason) => {
+      this.channel.close()
+      this.emitter.emit('close', reason)
+    })
+  }
+
+  send(value: MessageValue, onProgress?: (p: Progress) => void): Promise<void> {
+    return this.channel.send(value, onProgress)
+  }
+
+  on<E extends keyof MeshPeerEvents>(event: E, listener: MeshPeerEvents[E]): Unsubscribe {
+    return this.emitter.on(event, listener)
+  }
+
+  close(): void {
+    this.rtc.close()
+  }
+}

@@ -1,0 +1,125 @@
+import { isMallaError } from '../core/errors.js'
+import type { Entry, Json, TypeName } from '../core/types.js'
+import type { Replica } from '../replica/replica.js'
+import {
+  ANSWERS_TYPE,
+  type AnswerRecord,
+  OFFERS_TYPE,
+  type OfferRecord,
+  parseAnswerEntry,
+  parseOfferEntry,
+  type TakenRecord,
+} from './signal-records.js'
+
+/**
+ * Signaling records live only a few bleach rounds (a router bleaches every 2 minutes): an offer that
+ * nobody withdrew fades from the routers within minutes, and its wall-clock expiry hides it long before.
+ */
+export const SIGNAL_TTL = 4
+/** Own rewrites of one key climb by one TTL each, up to here (see `write`). */
+const MAX_SIGNAL_TTL = 30
+
+export type OfferView = { readonly key: string; readonly record: OfferRecord | TakenRecord } | { readonly key: string; readonly record: 'withdrawn' }
+
+/** What the signaling tables hold right now, read and checked, with what had to be skipped. */
+export interface TablesView {
+  readonly offers: readonly OfferView[]
+  readonly answers: ReadonlyArray<{ readonly key: string; readonly record: AnswerRecord }>
+}
+
+/**
+ * The signaling tables over a leaf's replica: writes with the right TTL, and reads that check every entry.
+ * Entries that fail their checks are skipped and counted once each (by key and clock), never thrown:
+ * anybody can write to shared-state, and one bad entry must not stop a page from connecting.
+ */
+export class SignalTables {
+  /** Bad entries seen, by `type/key/clock`, so each is counted once however often it is read. */
+  private readonly badSeen = new Set<string>()
+  private badOffers = 0
+  private badAnswers = 0
+
+  constructor(
+    private readonly replica: Replica,
+    private readonly room: string,
+  ) {}
+
+  get author(): string {
+    return this.replica.author
+  }
+
+  /** Malformed entries skipped so far, per table. */
+  ignored(): { readonly offers: number; readonly answers: number } {
+    return { offers: this.badOffers, answers: this.badAnswers }
+  }
+
+  /**
+   * Writes own records. A rewrite of a key this leaf wrote before gets one more TTL than the last copy:
+   * plain LibreMesh routers keep the copy with the higher TTL and ignore an equal one, so without it a
+   * "taken" mark or a withdrawal would never replace the offer there. malla routers order by clock anyway.
+   */
+  async write(type: TypeName, values: ReadonlyArray<readonly [string, Json]>): Promise<void> {
+    if (values.length === 0) return
+    const table = (await this.replica.read({ flavour: 'ttl', type })).table as ReadonlyMap<string, Entry>
+    let ttl = SIGNAL_TTL
+    for (const [key] of values) {
+      const before = table.get(key)
+      if (before?.author === this.replica.author) ttl = Math.max(ttl, Math.min(MAX_SIGNAL_TTL, before.bleachTTL + 1))
+    }
+    await this.replica.insert(type, values, ttl)
+  }
+
+  /** Withdraws own records: `data: null`, which spreads like any write (and, as a rewrite, climbs in TTL). */
+  async withdraw(type: TypeName, keys: readonly string[]): Promise<void> {
+    const table = (await this.replica.read({ flavour: 'ttl', type })).table as ReadonlyMap<string, Entry>
+    const mine = keys.filter((k) => {
+      const e = table.get(k)
+      return e !== undefined && e.author === this.replica.author && e.data !== null && e.data !== undefined
+    })
+    if (mine.length > 0) await this.write(type, mine.map((k) => [k, null] as const))
+  }
+
+  async read(): Promise<TablesView> {
+    const [offerTable, answerTable] = await Promise.all([
+      this.replica.read({ flavour: 'ttl', type: OFFERS_TYPE }),
+      this.replica.read({ flavour: 'ttl', type: ANSWERS_TYPE }),
+    ])
+    const offers: OfferView[] = []
+    for (const [key, entry] of offerTable.table as ReadonlyMap<string, Entry>) {
+      if (entry.data === null || entry.data === undefined) {
+        offers.push({ key, record: 'withdrawn' })
+        continue
+      }
+      const record = this.check(OFFERS_TYPE, key, entry, () => parseOfferEntry(key, entry.data))
+      if (record && record.room === this.room && record.peer === entry.author) offers.push({ key, record })
+      else if (record && record.room === this.room) this.countBad(OFFERS_TYPE, key, entry)
+    }
+    const answers: Array<{ key: string; record: AnswerRecord }> = []
+    for (const [key, entry] of answerTable.table as ReadonlyMap<string, Entry>) {
+      if (entry.data === null || entry.data === undefined) continue
+      const record = this.check(ANSWERS_TYPE, key, entry, () => parseAnswerEntry(key, entry.data))
+      if (record && record.room === this.room && record.peer === entry.author) answers.push({ key, record })
+      else if (record && record.room === this.room) this.countBad(ANSWERS_TYPE, key, entry)
+    }
+    return { offers, answers }
+  }
+
+  private check<T>(type: TypeName, key: string, entry: Entry, parse: () => T): T | undefined {
+    try {
+      return parse()
+    } catch (e) {
+      if (!isMallaError(e, 'BAD_INPUT')) throw e
+      this.countBad(type, key, entry)
+      return undefined
+    }
+  }
+
+  private countBad(type: TypeName, key: string, entry: Entry): void {
+    const id = `${type}/${key}/${entry.author}/${entry.clock ?? ''}`
+    if (this.badSeen.has(id)) return
+    // Bounded: a flood of garbage must not grow a page's memory without end.
+    if (this.badSeen.size > 10_000) this.badSeen.clear()
+    this.badSeen.add(id)
+    if (type === OFFERS_TYPE) this.badOffers++
+    else this.badAnswers++
+  }
+}

@@ -1,0 +1,178 @@
+import { createNanoEvents, type Unsubscribe } from 'nanoevents'
+import { isMallaError } from '../core/errors.js'
+import type { Logger } from '../core/log.js'
+import { silentLogger } from '../core/log.js'
+import { parseTable, serializeTable } from '../core/schema.js'
+import type { Entry, TypeName } from '../core/types.js'
+import type { Replica } from '../replica/replica.js'
+import { followChanges, type FeedEvent } from '../transport/change-feed-client.js'
+import type { HttpPoster } from '../transport/http-poster.js'
+import { endpointUrl, exchangeTable, type ExchangeReply } from './full-table-sync.js'
+
+export type RouterKind = 'malla' | 'libremesh'
+
+export interface RouterLinkOptions {
+  /** The leaf's own replica: its `author` marks the entries this link sends. */
+  readonly replica: Replica
+  /** The router's base URL (a page uses its own origin). */
+  readonly base: string
+  readonly types: readonly TypeName[]
+  readonly poster: HttpPoster
+  /** A plain LibreMesh router has no change feed: its table is fetched this often (default 1000 ms). */
+  readonly pollMs?: number
+  /** How often a malla router's tables are read whole again, to repair what a dropped feed missed (default 30 s). */
+  readonly repairMs?: number
+  readonly timeoutMs?: number
+  readonly log?: Logger
+}
+
+export interface RouterLinkEvents {
+  /** The router answered the first exchange; `kind` says whether it speaks malla. */
+  ready(kind: RouterKind): void
+  /** An exchange or the feed failed; the link keeps trying. */
+  trouble(error: Error): void
+}
+
+/**
+ * Keeps a leaf (a page, a Node peer) in step with the one router it hangs off, for a few types.
+ *
+ * A leaf is not a router: it never relays. It sends only the entries it wrote itself, which is a valid
+ * LibreMesh sync (a partial table, merged key by key) and keeps it from bringing back entries that the
+ * routers have already aged out. It takes in everything the router has:
+ * - from a malla daemon, through the change feed (pushed as it happens, resumed after drops), after one
+ *   full read; its own writes go out at once as malla pushes;
+ * - from a plain LibreMesh router (Lua CGI, no feed), by posting its own entries every `pollMs` and
+ *   merging the whole table each answer carries: slower, but it needs nothing on the router but the CGI.
+ */
+export class RouterLink {
+  private readonly emitter = createNanoEvents<RouterLinkEvents>()
+  private readonly log: Logger
+  private readonly abort = new AbortController()
+  private kind: RouterKind | undefined
+  private offApplied: Unsubscribe | undefined
+  private timer: ReturnType<typeof setInterval> | undefined
+  /** Per type: the send in flight and whether another must follow it (sends of one type never overlap). */
+  private readonly sending = new Map<TypeName, { running: Promise<void>; again: boolean; read: boolean }>()
+
+  constructor(private readonly options: RouterLinkOptions) {
+    this.log = options.log ?? silentLogger
+  }
+
+  on<E extends keyof RouterLinkEvents>(event: E, listener: RouterLinkEvents[E]): Unsubscribe {
+    return this.emitter.on(event, listener)
+  }
+
+  get routerKind(): RouterKind | undefined {
+    return this.kind
+  }
+
+  /**
+   * Reads every type from the router and starts following it. Resolves with what the router speaks once
+   * it has answered; rejects (PEER) when the first exchange fails, so a caller can tell "no router here".
+   */
+  async start(): Promise<RouterKind> {
+    const { replica, types } = this.options
+    this.offApplied = replica.on('applied', (event) => {
+      if (event.origin !== 'local' || !types.includes(event.type)) return
+      if (event.keys.some((k) => (event.table.get(k) as Entry | undefined)?.author === replica.author)) this.send(event.type, 'changes')
+    })
+    const replies = await Promise.all(types.map((type) => this.exchange(type, false)))
+    this.kind = replies.every((r) => r.malla) ? 'malla' : 'libremesh'
+    if (this.kind === 'malla') {
+      this.follow()
+      this.timer = setInterval(() => this.readAll(), this.options.repairMs ?? 30_000)
+    } else {
+      this.timer = setInterval(() => this.readAll(), this.options.pollMs ?? 1000)
+    }
+    this.log.info('router link ready', { router: this.options.base, kind: this.kind })
+    this.emitter.emit('ready', this.kind)
+    return this.kind
+  }
+
+  /** Stops following; sends already started are awaited, so a last withdrawal still reaches the router. */
+  async stop(): Promise<void> {
+    this.offApplied?.()
+    clearInterval(this.timer)
+    await Promise.allSettled([...this.sending.values()].map((s) => s.running))
+    this.abort.abort()
+  }
+
+  /**
+   * Sends this leaf's own entries of `type` now, and once more after the send in flight if there is one.
+   * 'changes' is a malla push where the router speaks malla (the answer holds only corrections); 'read'
+   * asks for the router's whole table back.
+   */
+  send(type: TypeName, what: 'changes' | 'read' = 'changes'): void {
+    if (this.abort.signal.aborted) return
+    const busy = this.sending.get(type)
+    if (busy) {
+      busy.again = true
+      busy.read ||= what === 'read'
+      return
+    }
+    const slot = { running: Promise.resolve(), again: false, read: what === 'read' }
+    slot.running = (async () => {
+      do {
+        const push = this.kind === 'malla' && !slot.read
+        slot.again = false
+        slot.read = false
+        await this.exchange(type, push).catch((e: Error) => this.trouble(e))
+      } while (slot.again && !this.abort.signal.aborted)
+      this.sending.delete(type)
+    })()
+    this.sending.set(type, slot)
+  }
+
+  private readAll(): void {
+    for (const type of this.options.types) this.send(type, 'read')
+  }
+
+  /**
+   * One POST of this leaf's own entries. As a push, a malla router answers only its corrections; otherwise
+   * any router answers its whole merged table. Either way the answer is merged here.
+   */
+  private async exchange(type: TypeName, push: boolean): Promise<ExchangeReply> {
+    const { replica, base, poster } = this.options
+    const ref = { flavour: 'ttl' as const, type }
+    const own = new Map<string, object>()
+    for (const [key, entry] of (await replica.read(ref)).table) if ((entry as Entry).author === replica.author) own.set(key, entry)
+    const reply = await exchangeTable(endpointUrl(base, ref), serializeTable(own), { poster, timeoutMs: this.options.timeoutMs ?? 3000 }, { push })
+    if (reply.kind === 'table') await this.mergeFromRouter(type, reply.value, `answer from ${base}`)
+    return reply
+  }
+
+  private follow(): void {
+    void followChanges(this.options.base, (e) => this.onFeed(e), {
+      types: this.options.types,
+      signal: this.abort.signal,
+      onRetry: (error) => this.trouble(error),
+    })
+  }
+
+  private onFeed(e: FeedEvent): void {
+    // Changes between the first read and this connection, or missed ones (reset): read everything again;
+    // the feed goes on from its cursor, so nothing after it is lost.
+    if (e.event === 'hello' || e.event === 'reset') return this.readAll()
+    if (e.event !== 'change' || e.flavour !== 'ttl' || !this.options.types.includes(e.type)) return
+    const present = Object.entries(e.entries).filter(([, entry]) => entry !== null)
+    if (present.length > 0) void this.mergeFromRouter(e.type, Object.fromEntries(present), 'change feed').catch((err: Error) => this.trouble(err))
+  }
+
+  private async mergeFromRouter(type: TypeName, value: unknown, what: string): Promise<void> {
+    let table
+    try {
+      table = parseTable(value, what)
+    } catch (e) {
+      // A router that answers garbage is a router problem, not a reason to stop.
+      if (isMallaError(e, 'BAD_INPUT')) return this.trouble(e)
+      throw e
+    }
+    if (table.size > 0) await this.options.replica.merge(type, table)
+  }
+
+  private trouble(error: Error): void {
+    if (this.abort.signal.aborted) return
+    this.log.warn('router link trouble', { router: this.options.base, error: error.message })
+    this.emitter.emit('trouble', error)
+  }
+}

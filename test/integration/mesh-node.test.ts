@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { weriftRtcFactory } from '../../src/node/rtc/werift-peer.js'
+import { join, type Room } from '../../src/signaling/join.js'
+import type { MessageValue } from '../../src/rtc/framed-channel.js'
+import { fetchPoster } from '../../src/transport/http-poster.js'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join as joinPath } from 'node:path'
+import { startDaemon } from '../helpers/processes.js'
+
+type TestContext = { after(fn: () => unknown): void }
+
+/**
+ * A router for one test. Its data directory is removed only after the daemon is gone (`after` hooks run
+ * first-in, first-out, and peers leaving make the daemon write until the end).
+ */
+async function router(t: TestContext, name = 'r1') {
+  const dir = await mkdtemp(joinPath(tmpdir(), 'malla-mesh-'))
+  let stop: (() => Promise<void>) | undefined
+  t.after(async () => {
+    await stop?.()
+    await rm(dir, { recursive: true, force: true })
+  })
+  const d = await startDaemon(t, ['--data', dir, '--name', name])
+  stop = () => d.stop('SIGKILL')
+  return d
+}
+
+const rtc = weriftRtcFactory({ hostAddresses: ['127.0.0.1'] })
+
+async function joinAll(t: TestContext, routerUrl: string, n: number, extra: Partial<Parameters<typeof join>[0]> = {}): Promise<Room[]> {
+  const rooms = await Promise.all(
+    Array.from({ length: n }, () => join({ room: 'test', routerUrl, rtc, poster: fetchPoster, target: 2, max: 4, pool: 2, ...extra })),
+  )
+  t.after(() => Promise.all(rooms.map((r) => r.leave())))
+  return rooms
+}
+
+/** Resolves once `ok()` holds, re-checked on every mesh event; fails with `what` after `ms`. */
+function until(rooms: readonly Room[], ok: () => boolean, what: () => string, ms = 30_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const offs: Array<() => void> = []
+    const done = (e?: Error) => {
+      clearTimeout(timer)
+      clearInterval(poll)
+      for (const off of offs) off()
+      if (e) reject(e)
+      else resolve()
+    }
+    const check = () => ok() && done()
+    const timer = setTimeout(() => done(new Error(`timed out after ${ms} ms: ${what()}`)), ms)
+    // Events drive the check; the interval only covers a change that fires no event (a stats counter).
+    const poll = setInterval(check, 250)
+    for (const r of rooms) offs.push(r.mesh.on('peer', check), r.mesh.on('peer-closed', check))
+    check()
+  })
+}
+
+const connections = (rooms: readonly Room[]) => rooms.map((r) => r.mesh.stats().connected).join(',')
+
+test('four Node peers behind one malla router reach their target connections and exchange typed messages', async (t) => {
+  const d = await router(t)
+  const rooms = await joinAll(t, d.base, 4)
+  assert.ok(rooms.every((r) => r.router.kind === 'malla' && r.router.name === 'r1'))
+  await until(rooms, () => rooms.every((r) => r.mesh.stats().connected >= 2), () => `connections ${connections(rooms)}`)
+
+  for (const r of rooms) {
+    const s = r.mesh.stats()
+    assert.ok(s.connected <= 4, 'never above max')
+    assert.ok(s.peakPeerConnections <= 4 + 2 + 2, `at most max + pool + 2 RTCPeerConnections (peak ${s.peakPeerConnections})`)
+    for (const p of r.mesh.peers()) assert.ok(rooms.some((o) => o.id === p.id) && p.id !== r.id)
+  }
+  // Both ends agree on every connection, once the last channels have opened at their second end.
+  const symmetric = () => rooms.every((r) => r.mesh.peers().every((p) => rooms.find((o) => o.id === p.id)?.mesh.peers().some((q) => q.id === r.id)))
+  await until(rooms, symmetric, () => rooms.map((r) => `${r.id}: ${r.mesh.peers().map((p) => p.id)}`).join('; '), 10_000)
+
+  const [a] = rooms as [Room]
+  const peer = a.mesh.peers()[0]!
+  const other = rooms.find((r) => r.id === peer.id)!
+  const back = other.mesh.peers().find((p) => p.id === a.id)!
+  const got: Array<[MessageValue, string]> = []
+  back.on('message', (value, kind) => got.push([value, kind]))
+  const big = new Uint8Array(300_000).map((_, i) => i % 251)
+  const progress: number[] = []
+  await peer.send('hello')
+  await peer.send({ json: [1, 'two', null] })
+  await peer.send(new Uint8Array([1, 2, 3]))
+  await peer.send(big, (p) => progress.push(p.bytes))
+  await until(rooms, () => got.length === 4, () => `got ${got.length} of 4 messages`, 10_000)
+  assert.deepEqual(got[0], ['hello', 'text'])
+  assert.deepEqual(got[1], [{ json: [1, 'two', null] }, 'json'])
+  assert.deepEqual(got[2], [new Uint8Array([1, 2, 3]), 'binary'])
+  assert.equal(got[3]![1], 'binary')
+  assert.deepEqual(got[3]![0], big, 'a 300 KB message arrives whole, in order')
+  assert.ok(progress.length > 10 && progress.at(-1) === big.byteLength, 'progress events as the chunks go out')
+})
+
+test('a peer that leaves is replaced: the others go back to their target', async (t) => {
+  const d = await router(t)
+  const rooms = await joinAll(t, d.base, 4)
+  const started = Date.now()
+  await until(rooms, () => rooms.every((r) => r.mesh.stats().connected >= 2), () => `connections ${connections(rooms)}`)
+  t.diagnostic(`target reached in ${Date.now() - started} ms; ${rooms.map((r) => JSON.stringify(r.mesh.stats())).join(' ')}`)
+  const [gone, ...rest] = rooms as [Room, ...Room[]]
+  const leaving = Date.now()
+  await gone.leave()
+  t.diagnostic(`left in ${Date.now() - leaving} ms`)
+  await until(rest, () => rest.every((r) => r.mesh.stats().connected >= 2 && r.mesh.peers().every((p) => p.id !== gone.id)), () => `connections ${connections(rest)}`)
+  t.diagnostic(`back at target ${Date.now() - leaving} ms after the leave`)
+})
+
+test('malformed offers and answers in the tables are skipped and counted, and peers still connect', async (t) => {
+  const d = await router(t)
+  const garbage = {
+    'abcdefgh12345678.0': { v: 1, room: 'test', peer: 'abcdefgh12345678', s: ['x'], t: 1, exp: 9e15 },
+    'zzzzzzzz.1': 'not an object',
+    'someone.2': { v: 1, room: 'test', peer: 'zzzzzzzzzzzzzzzz', s: [], t: 1, exp: 9e15 },
+  }
+  const res = await fetch(`${d.base}/malla/v1/tables/malla-offers/insert`, { method: 'POST', body: JSON.stringify(garbage) })
+  assert.equal(res.status, 200)
+  const answers = { 'x.0>y': { v: 1, room: 'test', peer: 'yyyyyyyyyyyyyyyy', to: 'xxxxxxxxxxxxxxxx', offer: 'x.0', s: 5, t: 1, exp: 9e15 } }
+  assert.equal((await fetch(`${d.base}/malla/v1/tables/malla-answers/insert`, { method: 'POST', body: JSON.stringify(answers) })).status, 200)
+  const rooms = await joinAll(t, d.base, 2, { target: 1, max: 2 })
+  await until(rooms, () => rooms.every((r) => r.mesh.stats().connected >= 1), () => `connections ${connections(rooms)}`)
+  for (const r of rooms) {
+    const ignored = r.mesh.stats().ignored
+    assert.ok(ignored.offers >= 1, `bad offers counted (${ignored.offers})`)
+    assert.ok(ignored.answers >= 1, `bad answers counted (${ignored.answers})`)
+  }
+})
