@@ -281,8 +281,8 @@ async function tableSizes(daemons: readonly BenchDaemon[], type: string): Promis
 }
 
 /**
- * Inserts through the daemon's API, as `malla insert --url` does. The answer is the whole table after the
- * insert (2.8 MB for the chains' table): it is read as bytes, not decoded, to keep this process's work small.
+ * Inserts through the daemon's API, as `malla insert --url` does. The answer holds the entries written (the
+ * whole table, for the fill): it is read as bytes, not decoded, to keep this process's work small.
  */
 async function insert(d: BenchDaemon, type: string, values: Record<string, unknown>, timeoutMs = 60_000): Promise<{ answerBytes: number }> {
   const res = await fetch(`${d.base}/malla/v1/tables/${type}/insert`, {
@@ -344,7 +344,7 @@ interface ChainResult {
   readonly bytes: number[]
   readonly exchanges: number[]
   readonly windowMs: number[]
-  /** Insert → the API's answer (the whole table) fully received. */
+  /** Insert → the API's answer (the entries written) fully received. */
   readonly insertMs: number[]
   readonly insertAnswerBytes: number
   readonly timeouts: number
@@ -413,8 +413,8 @@ async function chain(ctx: BenchContext, cleanup: Cleanup, hops: number, mode: Mo
           break
         }
         if (mode === 'malla') {
-          // The same change arriving at the head as a push from outside (what a neighbour would send): its
-          // answer is `{}`, not the whole table, so this is the mesh's own time, without the insert API's answer.
+          // The same change arriving at the head as a push from outside (what a neighbour would send): the
+          // mesh's own time, without the insert API in front of it.
           const key = `pushed-${i}`
           const entry = { data: hostRecord(ENTRIES + reps + i, rand), author: 'bench', bleachTTL: 30, clock: String(Date.now()) }
           const t0 = nowMs()
@@ -701,7 +701,7 @@ function chainNotes(chains: readonly ChainPair[], prefix: string): string[] {
         `malla: fill reached the far end in ${formatNumber(malla.fillMs)} ms; per update ${fmtMedian(malla.exchanges)} exchanges, ${fmtMedian(malla.bytes)} B over all links; p90 ${formatNumber(maybeSummary(malla.latencyMs)?.p90 ?? Number.NaN)} ms`,
       )
       const ins = maybeSummary(malla.insertMs)
-      if (ins) parts.push(`the insert API answered (the whole table, ${formatNumber(malla.insertAnswerBytes)} B) after ${formatNumber(ins.median)} ms (median)`)
+      if (ins) parts.push(`the insert API answered (the entry written, ${formatNumber(malla.insertAnswerBytes)} B) after ${formatNumber(ins.median)} ms (median)`)
       if (malla.timeouts > 0) parts.push(`${malla.timeouts} sample(s) timed out`)
       parts.push(`daemons' CPU use during the samples ${formatNumber(malla.cpuBusy)} cores of 2; max RSS of one daemon ${formatNumber(malla.maxRssMB)} MB`)
     }
@@ -913,7 +913,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   notes.push(
     `Chains: H + 1 daemons (\`malla peer\`, built CLI) on 127.0.0.1, each given both neighbours with --peer, --max-body ${MAX_BODY}, --bleach-interval 3600, malla's default --sync-interval (60 s); table "${TABLE}" of ${ENTRIES.toLocaleString('en-US')} entries (~200 B of data each, ~2.8 MB as JSON) inserted at one end, then ${SETTLE_AFTER_FILL_MS / 1000} s to settle.`,
     `A sample: one key inserted at one end (POST /malla/v1/tables/${TABLE}/insert); time = from sending it to the far end's change feed (SSE, subscribed beforehand) delivering it; bytes = growth, over all daemons, of /malla/v1/info traffic (bytesSent + bytesReceived of the exchanges each started: request and answer bodies, no HTTP headers) from just before the insert to ${SETTLE_AFTER_SAMPLE_MS} ms after the far end saw it, divided by H. Before each sample, every daemon has compacted its journal (it rewrites the 2.8 MB table 1 s after its last change), so each update meets a quiet mesh.`,
-    `"same change pushed into one end": before each API sample, a new key is POSTed to the head's /cgi-bin/shared-state/${TABLE} as a malla push (x-malla-sync: push, one entry with a clock), as a neighbour would send it; the head answers {} instead of the whole table, so this is the mesh's own time, without the insert API's 2.8 MB answer competing for the CPUs. Its baseline is LibreMesh mode's insert figure.`,
+    `"same change pushed into one end": before each API sample, a new key is POSTed to the head's /cgi-bin/shared-state/${TABLE} as a malla push (x-malla-sync: push, one entry with a clock), as a neighbour would send it, so this is the mesh's own time, without the insert API in front of it. Its baseline is LibreMesh mode's insert figure.`,
     `Baseline: the same daemons with --mode libremesh --sync-interval ${LM_PERIOD_S} (every daemon POSTs its whole table to each neighbour every ${LM_PERIOD_S} s and nothing else), same table and probes, up to ${plan.lmReps} samples per H (sampling stops at the first probe that does not arrive within 10 s + 4 s per hop, at most ${LM_SAMPLE_TIMEOUT_MAX_MS / 1000} s, or after ${LM_SAMPLING_BUDGET_MS / 1000} s of samples; the baseline is then that bound, and its bytes what the links carried meanwhile: both lower bounds); its bytes are everything the links carried in the window, i.e. the periodic full-table syncs. All daemons share this machine's 2 cores: in LibreMesh mode each full-table sync parses, merges and answers ~2.8 MB on both sides, so long chains saturate the CPUs here (see "CPU use" below), unlike real routers that each have their own CPU. The daemons count only exchanges that got an answer (src/sync/neighbour-sync.ts), so full-table POSTs that timed out (see the "sync failed" counts below) are missing from LibreMesh mode's bytes where it was saturated: there they are lower bounds.`,
     `Idle: what an H=${plan.hops[0]} chain sends with the table in sync and no update: malla = one round of its periodic reconciliation (every ${MALLA_ANTI_ENTROPY_S} s: bucket digests, docs/protocol.md §9.3), LibreMesh mode = its full-table syncs, ${LM_IDLE_MS / 1000} s measured, scaled to a minute.`,
     `${plan.routers} routers: \`malla lab --topology random\`'s generator (random spanning tree + ${Math.floor(plan.routers / 2)} extra links), seed ${CONV_SEED}: ${convEdges.length} links, diameter ${convDiameter}; each router's --peer list = its neighbours. Every router inserts one key into "${CONV_TABLE}" at once (${plan.routers} concurrent POSTs); time until every router's feed has delivered all ${plan.routers} keys (bounded at ${CONV_TIMEOUT_MS / 1000} s). In malla mode, round 1 is the first traffic ever between the neighbours (each first exchange is a full-table sync that learns the neighbour speaks malla), round 2 repeats with new keys 2 s later. LibreMesh mode runs one round; its figure is the baseline of both.`,

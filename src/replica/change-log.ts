@@ -32,7 +32,10 @@ export class ChangeLog {
     readonly epoch: string = Math.random().toString(36).slice(2, 10),
     private readonly capacity = 10_000,
   ) {
-    this.off = replica.on('change', (event) => this.record(event))
+    // 'applied', not 'change': a page waiting for a signaling answer should not wait for our disk, any more
+    // than our neighbours do (pushes leave on 'applied' too). A save that then fails is not taken back:
+    // whoever saw the entries holds a valid CRDT state, as our neighbours do.
+    this.off = replica.on('applied', (event) => this.record(event))
   }
 
   /** The cursor of the latest change: "everything up to now". */

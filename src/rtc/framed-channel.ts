@@ -30,6 +30,16 @@ export interface FramedChannelOptions {
   readonly maxMessageBytes?: number
   /** send() waits for the channel to drain while more than this is queued (default 1 MiB). */
   readonly highWaterMark?: number
+  /**
+   * A keepalive goes out after this long without sending anything (default 2 s), and the connection is
+   * declared dead after `deadAfterMs` without receiving anything (default 8 s; 0 turns both off). Browsers
+   * tell nothing when a tab is closed or a phone walks away: without this a dead peer holds its slot for
+   * the 15-30 s that ICE takes to give up.
+   */
+  readonly keepAliveMs?: number
+  readonly deadAfterMs?: number
+  /** Called once when the peer is declared dead, just before the connection is closed. */
+  readonly onDead?: () => void
 }
 
 /**
@@ -38,7 +48,8 @@ export interface FramedChannelOptions {
  * one chunk is cut into chunks; the channel is ordered and reliable, so chunks need no reordering.
  *
  * Frames (version 1): text `"t" + text`, JSON `"j" + JSON`; binary `[0] + bytes`; a chunk
- * `[1, kind, id(4), total(4)] + bytes`, the chunks of one message following each other in order.
+ * `[1, kind, id(4), total(4)] + bytes`, the chunks of one message following each other in order; `"p"`,
+ * a keepalive, sent by a side that has sent nothing for a while.
  */
 export class FramedChannel {
   private readonly emitter = createNanoEvents<FramedChannelEvents>()
@@ -50,6 +61,9 @@ export class FramedChannel {
   /** Sends of large messages run one after the other, so their chunks never interleave. */
   private queue: Promise<void> = Promise.resolve()
   private readonly off: Unsubscribe
+  private lastSent = Date.now()
+  private lastReceived = Date.now()
+  private timer: ReturnType<typeof setInterval> | undefined
 
   constructor(
     readonly peer: RtcPeer,
@@ -58,7 +72,25 @@ export class FramedChannel {
     this.chunkBytes = options.chunkBytes ?? 16 * 1024
     this.maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024
     this.highWaterMark = options.highWaterMark ?? 1024 * 1024
-    this.off = peer.on('message', (data) => this.receive(data))
+    this.off = peer.on('message', (data) => {
+      this.lastReceived = Date.now()
+      this.receive(data)
+    })
+    const keepAliveMs = options.keepAliveMs ?? 2000
+    const deadAfterMs = options.deadAfterMs ?? 8000
+    if (keepAliveMs > 0 && deadAfterMs > 0) {
+      this.timer = setInterval(() => {
+        if (this.peer.state !== 'open') return
+        const now = Date.now()
+        if (now - this.lastReceived > deadAfterMs) {
+          this.close()
+          options.onDead?.()
+          this.peer.close()
+          return
+        }
+        if (now - this.lastSent >= keepAliveMs) this.sendRaw('p')
+      }, Math.min(keepAliveMs, deadAfterMs / 2))
+    }
   }
 
   on<E extends keyof FramedChannelEvents>(event: E, listener: FramedChannelEvents[E]): Unsubscribe {
@@ -78,12 +110,18 @@ export class FramedChannel {
 
   close(): void {
     this.off()
+    clearInterval(this.timer)
+  }
+
+  private sendRaw(frame: string | Uint8Array): void {
+    this.lastSent = Date.now()
+    this.peer.send(frame)
   }
 
   private async sendNow(kind: MessageKind, bytes: Uint8Array, onProgress?: (p: Progress) => void): Promise<void> {
     if (bytes.byteLength + 1 <= this.chunkBytes) {
-      if (kind === 'binary') this.peer.send(prefixed(0, bytes))
-      else this.peer.send((kind === 'json' ? 'j' : 't') + decoder.decode(bytes))
+      if (kind === 'binary') this.sendRaw(prefixed(0, bytes))
+      else this.sendRaw((kind === 'json' ? 'j' : 't') + decoder.decode(bytes))
       return
     }
     const id = this.nextId++
@@ -98,7 +136,7 @@ export class FramedChannel {
       view.setUint32(2, id)
       view.setUint32(6, total)
       frame.set(piece, 10)
-      this.peer.send(frame)
+      this.sendRaw(frame)
       const progress: Progress = { id, direction: 'out', kind, bytes: offset + piece.byteLength, total }
       onProgress?.(progress)
       this.emitter.emit('progress', progress)
@@ -116,6 +154,7 @@ export class FramedChannel {
     try {
       if (typeof data === 'string') {
         if (this.incoming) throw framing('a message arrived in the middle of a chunked one')
+        if (data === 'p') return // keepalive
         const body = data.slice(1)
         if (data[0] === 't') return this.deliver(body, 'text')
         if (data[0] === 'j') return this.deliver(JSON.parse(body) as JsonValue, 'json')

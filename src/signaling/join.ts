@@ -47,7 +47,8 @@ export async function join(options: JoinOptions): Promise<Room> {
   const link = new RouterLink({ replica, base: options.routerUrl, types: [OFFERS_TYPE, ANSWERS_TYPE], poster: options.poster, log, ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
   const kind = await link.start()
   const info = kind === 'malla' ? await routerInfo(options.routerUrl) : undefined
-  const stunUrls = options.useRouterStun !== false && info?.stunPort ? [`stun:${hostOf(options.routerUrl)}:${info.stunPort}`] : []
+  const stunHost = info?.via ? (info.via.includes(':') ? `[${info.via}]` : info.via) : hostOf(options.routerUrl)
+  const stunUrls = options.useRouterStun !== false && info?.stunPort ? [`stun:${stunHost}:${info.stunPort}`] : []
   const rtcOptions: RtcOptions = { ...options.rtcOptions, ...(stunUrls.length > 0 && !options.rtcOptions?.stunUrls ? { stunUrls } : {}) }
   const mesh = new Mesh({ ...options, replica, rtc: options.rtc, rtcOptions, ...(info?.name ? { router: info.name } : {}), log })
   mesh.start()
@@ -70,13 +71,14 @@ export function randomPeerId(length = 16): string {
   return out
 }
 
-async function routerInfo(base: string): Promise<{ name?: string; stunPort?: number } | undefined> {
+async function routerInfo(base: string): Promise<{ name?: string; via?: string; stunPort?: number } | undefined> {
   try {
     const res = await fetch(`${base.replace(/\/+$/, '')}/malla/v1/info`, { signal: AbortSignal.timeout(3000) })
     if (!res.ok) return undefined
-    const body = (await res.json()) as { name?: unknown; stun?: { port?: unknown } | null }
+    const body = (await res.json()) as { name?: unknown; via?: unknown; stun?: { port?: unknown } | null }
     return {
       ...(typeof body.name === 'string' ? { name: body.name.slice(0, 64) } : {}),
+      ...(typeof body.via === 'string' && /^[0-9a-fA-F.:]{2,45}$/.test(body.via) ? { via: body.via } : {}),
       ...(typeof body.stun?.port === 'number' && body.stun.port > 0 ? { stunPort: body.stun.port } : {}),
     }
   } catch {

@@ -20,7 +20,7 @@ import {
   PEER_ID_PATTERN,
   takenData,
 } from './signal-records.js'
-import { SignalTables, type TablesView } from './signal-tables.js'
+import { SHORT_SIGNAL_TTL, SignalTables, type TablesView } from './signal-tables.js'
 
 export interface MeshOptions {
   /** Peers meet only peers of the same room (an app's name, say). */
@@ -145,7 +145,7 @@ export class Mesh {
   private readonly tables: SignalTables
   private readonly log: Logger
   private readonly now: () => number
-  private readonly target: number
+  private target: number
   private readonly max: number
   private readonly pool: number
   private readonly offerLifeMs: number
@@ -157,8 +157,6 @@ export class Mesh {
   private readonly accepted = new Map<string, { remote: string; offer: string; rtc: RtcPeer; at: number }>()
   private readonly links = new Map<string, Link[]>()
   private readonly failedOffers = new Set<string>()
-  /** Own offers marked taken, and when: withdrawn once their answerer has surely opened or given up. */
-  private readonly takenMarks = new Map<string, number>()
   private nextOffer = 0
   private started = false
   private closed = false
@@ -178,6 +176,7 @@ export class Mesh {
     this.now = options.now ?? Date.now
     this.target = options.target ?? DEFAULTS.target
     this.max = Math.max(this.target, options.max ?? DEFAULTS.max)
+    if (!Number.isInteger(this.target) || this.target < 0) throw new MallaError('BAD_INPUT', `target must be a whole number ≥ 0, not ${this.target}`)
     this.pool = options.pool ?? DEFAULTS.pool
     this.offerLifeMs = options.offerLifeMs ?? DEFAULTS.offerLifeMs
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs
@@ -197,6 +196,24 @@ export class Mesh {
     })
     this.timer = setInterval(() => this.tick(), HOUSEKEEPING_MS)
     this.tick()
+  }
+
+  /**
+   * Changes how many connections this peer goes looking for (at most `max`): raise it to connect now,
+   * lower it to stop answering offers. Existing connections stay either way.
+   */
+  setTarget(target: number): void {
+    if (!Number.isInteger(target) || target < 0) throw new MallaError('BAD_INPUT', `target must be a whole number ≥ 0, not ${target}`)
+    this.target = Math.min(target, this.max)
+    this.tick()
+  }
+
+  /**
+   * The signaling tables as this peer's replica holds them now, read and checked as the mesh reads them
+   * (added for bench/signaling.ts, which waits until a page holds another's offer; read-only, no effect).
+   */
+  view(): Promise<TablesView> {
+    return this.tables.read()
   }
 
   /** The peers connected now, one per remote id. */
@@ -222,7 +239,7 @@ export class Mesh {
     this.closed = true
     this.offChange?.()
     clearInterval(this.timer)
-    const offerKeys = [...this.offers.keys(), ...this.takenMarks.keys()]
+    const offerKeys = [...this.offers.keys()]
     const answerKeys = [...this.answers.values()].map((a) => a.key)
     for (const o of this.offers.values()) o.rtc.close()
     for (const a of this.answers.values()) a.rtc.close()
@@ -288,15 +305,14 @@ export class Mesh {
       own.by = winner.peer
       own.takenAt = this.now()
       this.offers.delete(key)
-      this.takenMarks.set(key, own.takenAt)
       this.accepted.set(key, { remote: winner.peer, offer: key, rtc: own.rtc, at: this.now() })
-      await this.tables.write(OFFERS_TYPE, [[key, takenData({ room: this.options.room, peer: this.id, by: winner.peer, createdAt: own.createdAt, expiresAt: own.expiresAt })]])
-      try {
-        await own.rtc.acceptAnswer(toSdp(winner.session, 'answer'))
-      } catch (e) {
-        this.log.warn('answer refused', { offer: key, from: winner.peer, error: (e as Error).message })
+      // The answer first: the connection is what the answerer waits for; the mark only tells the others.
+      // Not awaited: a stack may resolve it only once connected, and nothing else here may wait on that.
+      void own.rtc.acceptAnswer(toSdp(winner.session, 'answer')).catch((e: Error) => {
+        this.log.warn('answer refused', { offer: key, from: winner.peer, error: e.message })
         own.rtc.close()
-      }
+      })
+      await this.tables.write(OFFERS_TYPE, [[key, takenData({ by: winner.peer, expiresAt: own.expiresAt })]], SHORT_SIGNAL_TTL)
     }
   }
 
@@ -308,8 +324,8 @@ export class Mesh {
   private settleGlare(remote: string): boolean {
     const mine = [...this.answers.values()].find((a) => a.to === remote)
     if (!mine) return true
-    this.counts.glare++
     if (this.id < remote) {
+      this.counts.glare++
       this.abandonAnswer(mine, 'glare')
       return true
     }
@@ -345,19 +361,12 @@ export class Mesh {
   }
 
   /**
-   * Renews own open offers before they expire, and withdraws taken marks once their answerer has surely
-   * opened or given up. Each renewal is a rewrite one TTL higher (see `SignalTables.write`), so an offer is
-   * renewed a bounded number of times and then replaced by a fresh one.
+   * Renews own open offers before they expire. Each renewal is a rewrite one TTL higher (see
+   * `SignalTables.write`), so an offer is renewed a bounded number of times and then replaced by a fresh one.
    */
   private async expireAndRenew(now: number): Promise<void> {
     const renew: Array<[string, Json]> = []
     const retire: string[] = []
-    for (const [key, at] of this.takenMarks) {
-      if (now - at > this.connectTimeoutMs) {
-        this.takenMarks.delete(key)
-        retire.push(key)
-      }
-    }
     for (const o of [...this.offers.values()]) {
       if (o.state !== 'open' || !o.session) continue
       if (o.expiresAt - now >= this.offerLifeMs / 2) continue
@@ -370,7 +379,7 @@ export class Mesh {
       o.renewals++
       {
         o.expiresAt = now + this.offerLifeMs
-        renew.push([o.key, offerData({ room: this.options.room, peer: this.id, router: this.options.router, session: compactSession(o.session), createdAt: o.createdAt, expiresAt: o.expiresAt })])
+        renew.push([o.key, offerData({ room: this.options.room, router: this.options.router, session: compactSession(o.session), expiresAt: o.expiresAt })])
       }
     }
     if (renew.length > 0) await this.tables.write(OFFERS_TYPE, renew)
@@ -387,7 +396,7 @@ export class Mesh {
       .filter(({ record }) => !this.hasLinkOrAttempt(record.peer, 'any'))
       .sort((x, y) => {
         const near = Number(y.record.router === this.options.router && this.options.router !== undefined) - Number(x.record.router === this.options.router && this.options.router !== undefined)
-        return near !== 0 ? near : y.record.createdAt - x.record.createdAt
+        return near !== 0 ? near : y.record.expiresAt - x.record.expiresAt
       })
     const chosen = new Set<string>()
     for (const { key, record } of candidates) {
@@ -416,9 +425,7 @@ export class Mesh {
         const sdp = await rtc.acceptOffer(toSdp(offer.session, 'offer'))
         if (this.answers.get(key) !== own || this.closed) return
         const now = this.now()
-        await this.tables.write(ANSWERS_TYPE, [
-          [own.key, answerData({ room: this.options.room, peer: this.id, to: offer.peer, offer: key, router: this.options.router, session: compactSession(sessionFacts(sdp)), createdAt: now, expiresAt: now + this.connectTimeoutMs })],
-        ])
+        await this.tables.write(ANSWERS_TYPE, [[own.key, answerData({ session: compactSession(sessionFacts(sdp)), expiresAt: now + this.connectTimeoutMs })]], SHORT_SIGNAL_TTL)
         own.state = 'published'
         this.counts.answersPublished++
       } catch (e) {
@@ -432,6 +439,9 @@ export class Mesh {
   /** Keeps `pool` offers published while below `max` connections; withdraws them at `max`. */
   private fillPool(): void {
     const open = [...this.offers.values()]
+    // An offer just taken keeps its slot until its attempt opens or fails: gathering a new one meanwhile
+    // would compete with applying the answer, which the answerer is waiting for.
+    const settling = this.accepted.size
     if (this.links.size >= this.max) {
       const keys = open.map((o) => o.key)
       for (const o of open) o.rtc.close()
@@ -439,7 +449,7 @@ export class Mesh {
       if (keys.length > 0) void this.tables.withdraw(OFFERS_TYPE, keys).catch(() => {})
       return
     }
-    for (let n = open.length; n < this.pool && this.pcCount() < this.maxPcs; n++) this.offer()
+    for (let n = open.length + settling; n < this.pool && this.pcCount() < this.maxPcs; n++) this.offer()
   }
 
   private offer(): void {
@@ -459,11 +469,7 @@ export class Mesh {
           this.offers.delete(key)
           void this.tables.withdraw(OFFERS_TYPE, [key]).catch(() => {})
         }
-        if (this.accepted.delete(key)) {
-          this.counts.failed++
-          this.takenMarks.delete(key)
-          void this.tables.withdraw(OFFERS_TYPE, [key]).catch(() => {})
-        }
+        if (this.accepted.delete(key)) this.counts.failed++
       },
     )
     void (async () => {
@@ -473,7 +479,7 @@ export class Mesh {
         own.session = sessionFacts(sdp)
         own.createdAt = this.now()
         own.expiresAt = own.createdAt + this.offerLifeMs
-        await this.tables.write(OFFERS_TYPE, [[key, offerData({ room: this.options.room, peer: this.id, router: this.options.router, session: compactSession(own.session), createdAt: own.createdAt, expiresAt: own.expiresAt })]])
+        await this.tables.write(OFFERS_TYPE, [[key, offerData({ room: this.options.room, router: this.options.router, session: compactSession(own.session), expiresAt: own.expiresAt })]])
         own.state = 'open'
         this.counts.offersPublished++
       } catch (e) {
@@ -503,9 +509,7 @@ export class Mesh {
       this.answers.delete(w.offer)
       this.accepted.delete(w.offer)
       this.addLink(w.remote, w.offerer, w.offer, w.router, rtc)
-      // The answerer's record has done its job. The offerer's "taken" mark stays a while longer (see
-      // `takenMarks`): withdrawn now, it could reach the answerer before its own side of the channel opens.
-      if (w.offerer !== this.id) void this.tables.withdraw(ANSWERS_TYPE, [answerKey(w.offer, this.id)]).catch(() => {})
+      // Answers and taken marks are not withdrawn: they expire, and bleach drops them (SHORT_SIGNAL_TTL).
       this.tick()
     })
     rtc.on('close', () => {
@@ -527,7 +531,7 @@ export class Mesh {
       const current = this.links.get(remote)
       if (current?.[0] === link) {
         this.links.delete(remote)
-        this.emitter.emit('peer-closed', peer, reason)
+        this.emitter.emit('peer-closed', peer, peer.timedOut ? 'timeout' : reason)
       }
     })
     for (const d of drop) {
@@ -567,6 +571,8 @@ export class Mesh {
 class MeshPeerImpl implements MeshPeer {
   private readonly channel: FramedChannel
   private readonly emitter = createNanoEvents<MeshPeerEvents>()
+  /** Set when the keepalive found the peer silent: its close is then a 'timeout', not our own 'local'. */
+  timedOut = false
 
   constructor(
     readonly id: string,
@@ -574,12 +580,12 @@ class MeshPeerImpl implements MeshPeer {
     readonly router: string | undefined,
     private readonly rtc: RtcPeer,
   ) {
-    this.channel = new FramedChannel(rtc)
+    this.channel = new FramedChannel(rtc, { onDead: () => (this.timedOut = true) })
     this.channel.on('message', (value, kind) => this.emitter.emit('message', value, kind))
     this.channel.on('progress', (p) => this.emitter.emit('progress', p))
     rtc.on('close', (reason) => {
       this.channel.close()
-      this.emitter.emit('close', reason)
+      this.emitter.emit('close', this.timedOut ? 'timeout' : reason)
     })
   }
 

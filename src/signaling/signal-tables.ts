@@ -16,6 +16,12 @@ import {
  * nobody withdrew fades from the routers within minutes, and its wall-clock expiry hides it long before.
  */
 export const SIGNAL_TTL = 4
+/**
+ * Answers and taken marks matter only for the seconds a connection takes to open; they are not withdrawn
+ * (a withdrawal is one more record on every link) but left to the routers' bleach, which drops a TTL of 2
+ * within two rounds.
+ */
+export const SHORT_SIGNAL_TTL = 2
 /** Own rewrites of one key climb by one TTL each, up to here (see `write`). */
 const MAX_SIGNAL_TTL = 30
 
@@ -57,10 +63,10 @@ export class SignalTables {
    * plain LibreMesh routers keep the copy with the higher TTL and ignore an equal one, so without it a
    * "taken" mark or a withdrawal would never replace the offer there. malla routers order by clock anyway.
    */
-  async write(type: TypeName, values: ReadonlyArray<readonly [string, Json]>): Promise<void> {
+  async write(type: TypeName, values: ReadonlyArray<readonly [string, Json]>, baseTtl = SIGNAL_TTL): Promise<void> {
     if (values.length === 0) return
     const table = (await this.replica.read({ flavour: 'ttl', type })).table as ReadonlyMap<string, Entry>
-    let ttl = SIGNAL_TTL
+    let ttl = baseTtl
     for (const [key] of values) {
       const before = table.get(key)
       if (before?.author === this.replica.author) ttl = Math.max(ttl, Math.min(MAX_SIGNAL_TTL, before.bleachTTL + 1))
@@ -90,15 +96,19 @@ export class SignalTables {
         continue
       }
       const record = this.check(OFFERS_TYPE, key, entry, () => parseOfferEntry(key, entry.data))
-      if (record && record.room === this.room && record.peer === entry.author) offers.push({ key, record })
-      else if (record && record.room === this.room) this.countBad(OFFERS_TYPE, key, entry)
+      if (!record || (record.kind === 'offer' && record.room !== this.room)) continue
+      // Taken marks name no room: only the answerers of that very offer look at them.
+      if (record.peer === entry.author) offers.push({ key, record })
+      else this.countBad(OFFERS_TYPE, key, entry)
     }
     const answers: Array<{ key: string; record: AnswerRecord }> = []
     for (const [key, entry] of answerTable.table as ReadonlyMap<string, Entry>) {
       if (entry.data === null || entry.data === undefined) continue
       const record = this.check(ANSWERS_TYPE, key, entry, () => parseAnswerEntry(key, entry.data))
-      if (record && record.room === this.room && record.peer === entry.author) answers.push({ key, record })
-      else if (record && record.room === this.room) this.countBad(ANSWERS_TYPE, key, entry)
+      // An answer names no room either: it is for the offer in its key, which only its offerer reads.
+      if (!record) continue
+      if (record.peer === entry.author) answers.push({ key, record })
+      else this.countBad(ANSWERS_TYPE, key, entry)
     }
     return { offers, answers }
   }

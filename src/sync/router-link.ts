@@ -52,6 +52,8 @@ export class RouterLink {
   private offApplied: Unsubscribe | undefined
   private timer: ReturnType<typeof setInterval> | undefined
   /** Per type: the send in flight and whether another must follow it (sends of one type never overlap). */
+  /** Pushes in flight (malla routers), awaited by stop() so a last withdrawal still arrives. */
+  private readonly pushes = new Set<Promise<void>>()
   private readonly sending = new Map<TypeName, { running: Promise<void>; again: boolean; read: boolean }>()
 
   constructor(private readonly options: RouterLinkOptions) {
@@ -74,7 +76,20 @@ export class RouterLink {
     const { replica, types } = this.options
     this.offApplied = replica.on('applied', (event) => {
       if (event.origin !== 'local' || !types.includes(event.type)) return
-      if (event.keys.some((k) => (event.table.get(k) as Entry | undefined)?.author === replica.author)) this.send(event.type, 'changes')
+      const own = new Map<string, object>()
+      for (const k of event.keys) {
+        const entry = event.table.get(k) as Entry | undefined
+        if (entry?.author === replica.author) own.set(k, entry)
+      }
+      if (own.size === 0) return
+      // To a malla router the new entries go at once, straight from the event: a signaling answer is
+      // waited for by a person. A LibreMesh router gets this leaf's whole own set (one send at a time).
+      if (this.kind === 'malla') {
+        const pushed = this.push(event.type, own).catch((e: Error) => this.trouble(e))
+        this.pushes.add(pushed)
+        void pushed.finally(() => this.pushes.delete(pushed))
+      }
+      else this.send(event.type, 'changes')
     })
     const replies = await Promise.all(types.map((type) => this.exchange(type, false)))
     this.kind = replies.every((r) => r.malla) ? 'malla' : 'libremesh'
@@ -93,7 +108,7 @@ export class RouterLink {
   async stop(): Promise<void> {
     this.offApplied?.()
     clearInterval(this.timer)
-    await Promise.allSettled([...this.sending.values()].map((s) => s.running))
+    await Promise.allSettled([...this.sending.values()].map((s) => s.running).concat([...this.pushes]))
     this.abort.abort()
   }
 
@@ -139,6 +154,12 @@ export class RouterLink {
     const reply = await exchangeTable(endpointUrl(base, ref), serializeTable(own), { poster, timeoutMs: this.options.timeoutMs ?? 3000 }, { push })
     if (reply.kind === 'table') await this.mergeFromRouter(type, reply.value, `answer from ${base}`)
     return reply
+  }
+
+  private async push(type: TypeName, entries: ReadonlyMap<string, object>): Promise<void> {
+    const { base, poster } = this.options
+    const reply = await exchangeTable(endpointUrl(base, { flavour: 'ttl', type }), serializeTable(entries), { poster, timeoutMs: this.options.timeoutMs ?? 3000 }, { push: true })
+    if (reply.kind === 'table') await this.mergeFromRouter(type, reply.value, `answer from ${base}`)
   }
 
   private follow(): void {

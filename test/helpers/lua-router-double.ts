@@ -1,4 +1,6 @@
-import { createServer, type Server } from 'node:http'
+import { readFile } from 'node:fs/promises'
+import { createServer, type Server, type ServerResponse } from 'node:http'
+import { extname, join, normalize } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { gunzipSync, gzipSync } from 'node:zlib'
 
@@ -20,8 +22,13 @@ export class LuaRouterDouble {
 
   constructor(readonly name = 'W1') {}
 
-  async start(): Promise<string> {
+  /**
+   * Listens on `host:port` (127.0.0.1, any free port by default). With `staticDir`, GETs are answered with
+   * its files, as a router's uhttpd serves /www: an app dropped into the web root beside the CGI.
+   */
+  async start(options: { host?: string; port?: number; staticDir?: string } = {}): Promise<string> {
     this.server = createServer((req, res) => {
+      if (options.staticDir && req.method === 'GET' && !(req.url ?? '').startsWith('/cgi-bin/')) return serveStatic(options.staticDir, req.url ?? '/', res)
       this.requests++
       if (req.headers['x-malla-sync'] !== undefined) this.pushRequests++
       const chunks: Buffer[] = []
@@ -57,8 +64,9 @@ export class LuaRouterDouble {
         res.end(gzip ? gzipSync(text) : text)
       })
     })
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve))
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`
+    const host = options.host ?? '127.0.0.1'
+    await new Promise<void>((resolve) => this.server!.listen(options.port ?? 0, host, resolve))
+    return `http://${host.includes(':') ? `[${host}]` : host}:${(this.server.address() as AddressInfo).port}`
   }
 
   /** The Lua CLI's insert: `{data, author: hostname, bleachTTL: 30}`, no clock. */
@@ -97,4 +105,19 @@ function jsoncStringify(value: unknown): string {
     return `{${fields.map(([k, v]) => `${JSON.stringify(k)}:${jsoncStringify(v)}`).join(',')}}`
   }
   return JSON.stringify(value).replace(/\//g, '\\/')
+}
+
+const CONTENT_TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.map': 'application/json', '.css': 'text/css' }
+
+async function serveStatic(dir: string, url: string, res: ServerResponse): Promise<void> {
+  const path = normalize(decodeURIComponent(url.split('?')[0] ?? '/')).replace(/^(\.\.[/\\])+/, '')
+  const file = join(dir, path.endsWith('/') ? `${path}index.html` : path)
+  try {
+    const body = await readFile(file)
+    res.writeHead(200, { 'content-type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream' })
+    res.end(body)
+  } catch {
+    res.writeHead(404, { 'content-type': 'text/plain' })
+    res.end('not found\n')
+  }
 }

@@ -18,11 +18,12 @@ export function needsRoot(_t: TestContext): boolean {
 export const hex = (bytes = 3): string => randomBytes(bytes).toString('hex')
 
 /**
- * After the test, whatever happened: removes every namespace that did not exist before it and matches
- * `pattern` (killing what runs inside first), so a failing test leaves nothing behind.
+ * After the test, whatever happened: removes every namespace that did not exist before it (or, with
+ * `includeExisting`, any) and matches `pattern`, killing what runs inside first, so a failing test leaves
+ * nothing behind. Keep `pattern` to the test's own names: benchmarks and labs use the same naming.
  */
-export async function namespaceGuard(t: TestContext, pattern: RegExp): Promise<void> {
-  const before = new Set(await listNamespaces())
+export async function namespaceGuard(t: TestContext, pattern: RegExp, options: { includeExisting?: boolean } = {}): Promise<void> {
+  const before = new Set(options.includeExisting ? [] : await listNamespaces())
   t.after(async () => {
     for (const ns of await listNamespaces()) {
       if (before.has(ns) || !pattern.test(ns)) continue

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { linkAddress, NAMESPACE_PATTERN, planNetns, VETH_PATTERN } from '../../src/node/lab/netns-lab.js'
+import { linkAddress, NAMESPACE_PATTERN, planNetns, planRoutes, VETH_PATTERN } from '../../src/node/lab/netns-lab.js'
 import { adjacency, gridShape, isConnected, links, namedGraph, parseTopologyFile, TOPOLOGIES } from '../../src/node/lab/topology.js'
 
 const degrees = (n: number, l: ReadonlyArray<readonly [number, number]>) => adjacency({ names: Array.from({ length: n }, (_, i) => `r${i}`), links: l }).map((a) => a.length)
@@ -107,4 +107,26 @@ test('the netns plan: one namespace per router, one /30 and one veth pair per li
   const big = planNetns(namedGraph(200, 'full'), 'ffffff')
   assert.ok(big.every((p) => p.ifaces.every((f) => f.dev.length <= 15)))
   assert.doesNotMatch('mallatest-abcdef-a', NAMESPACE_PATTERN)
+})
+
+test('planRoutes: every router gets a route to every link it is not on, via the first hop of a shortest path', () => {
+  const chain = namedGraph(4, 'chain')
+  const plans = planNetns(chain, 'ab12cd')
+  const routes = planRoutes(chain, plans)
+  assert.deepEqual(routes[0], [
+    ['10.99.1.0/30', '10.99.0.2', 'mab12cd-0a'],
+    ['10.99.2.0/30', '10.99.0.2', 'mab12cd-0a'],
+  ])
+  assert.deepEqual(routes[1], [['10.99.2.0/30', '10.99.1.2', 'mab12cd-1a']])
+  assert.deepEqual(routes[3], [
+    ['10.99.0.0/30', '10.99.2.1', 'mab12cd-2b'],
+    ['10.99.1.0/30', '10.99.2.1', 'mab12cd-2b'],
+  ])
+  // In a ring of 6 the far side is reached the short way round, each way.
+  const ring = namedGraph(6, 'ring')
+  const ringRoutes = planRoutes(ring, planNetns(ring, 'ab12cd'))
+  for (const r of ringRoutes) assert.equal(r.length, 6 - 2, 'a route to each link not attached')
+  const viaOf = (subnet: string) => ringRoutes[0]?.find(([s]) => s === subnet)?.[2]
+  assert.equal(viaOf('10.99.1.0/30'), 'mab12cd-0a', 'r2-r3 via r2')
+  assert.equal(viaOf('10.99.4.0/30'), 'mab12cd-5a', 'r5-r6 via r6 (link 5 is r1-r6)')
 })

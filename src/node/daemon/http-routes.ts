@@ -24,6 +24,7 @@ import type { WorkBudget } from '../../sync/work-budget.js'
 import { isBundleFile, serveBundleFile, type BrowserBundle } from './browser-bundle.js'
 import { readBody } from './http-body.js'
 import type { StunInfo } from './stun-responder.js'
+import { renderRoomPage } from './room-page.js'
 import { renderTablesPage } from './tables-page.js'
 
 /** What the routes need from the daemon. */
@@ -88,7 +89,10 @@ export async function handleRequest(ctx: RouteContext, req: IncomingMessage, res
     }
     if (pathname === '/malla/v1/info') {
       requireMethod(req, 'GET')
-      return sendJson(res, 200, { name: ctx.name, neighbours: ctx.neighbours(), traffic: ctx.traffic(), stun: ctx.stun?.() ?? null })
+      // `via`: the address this request reached us at. A page that knows its router only by a name
+      // (thisnode.info) gets an address for its STUN server, which browsers resolve apart from pages.
+      const via = (req.socket.localAddress ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '').replace(/%.*$/, '')
+      return sendJson(res, 200, { name: ctx.name, via, neighbours: ctx.neighbours(), traffic: ctx.traffic(), stun: ctx.stun?.() ?? null })
     }
     const file = pathname.slice(1)
     if (isBundleFile(file)) {
@@ -98,6 +102,12 @@ export async function handleRequest(ctx: RouteContext, req: IncomingMessage, res
     if (pathname === '/malla/v1/events') {
       requireMethod(req, 'GET')
       return changeStream(ctx, req, res, params)
+    }
+    if (pathname === '/room') {
+      requireMethod(req, 'GET')
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+      res.end(renderRoomPage(ctx.name))
+      return
     }
     if (pathname === '/' || pathname === '/index.html') {
       requireMethod(req, 'GET')

@@ -74,6 +74,50 @@ export function planNetns(graph: LabGraph, runId: string): RouterPlan[] {
   return plans
 }
 
+/**
+ * Static IPv4 routes that make the lab a routed mesh, as babel or bmx7 make a LibreMesh network: from each
+ * router, every link's /30 that it is not on goes via the neighbour on a shortest path (breadth first,
+ * lowest link first on ties). Pure, so it is unit-tested. Returns, per router, `[subnet, via, dev]`.
+ */
+export function planRoutes(graph: LabGraph, plans: readonly RouterPlan[]): Array<Array<readonly [string, string, string]>> {
+  const adjacent = graph.names.map(() => [] as Array<{ to: number; k: number }>)
+  graph.links.forEach(([a, b], k) => {
+    adjacent[a]?.push({ to: b, k })
+    adjacent[b]?.push({ to: a, k })
+  })
+  return plans.map((plan, from) => {
+    // First hop (the link leaving `from`) toward every router.
+    const firstLink = new Map<number, number>([[from, -1]])
+    const distance = new Map<number, number>([[from, 0]])
+    const queue = [from]
+    while (queue.length > 0) {
+      const at = queue.shift() as number
+      for (const { to, k } of adjacent[at] ?? []) {
+        if (firstLink.has(to)) continue
+        firstLink.set(to, at === from ? k : (firstLink.get(at) as number))
+        distance.set(to, (distance.get(at) as number) + 1)
+        queue.push(to)
+      }
+    }
+    // planNetns gives each router its ifaces in link order.
+    const ifaceOfLink = new Map<number, RouterPlan['ifaces'][number]>()
+    let i = 0
+    graph.links.forEach(([a, b], k) => {
+      if (a === from || b === from) ifaceOfLink.set(k, plan.ifaces[i++] as RouterPlan['ifaces'][number])
+    })
+    const routes: Array<readonly [string, string, string]> = []
+    graph.links.forEach(([a, b], k) => {
+      if (ifaceOfLink.has(k)) return
+      // Toward the nearer end of the link; a disconnected topology leaves some links without a route.
+      const ends = [a, b].filter((r) => distance.has(r)).sort((x, y) => (distance.get(x) as number) - (distance.get(y) as number) || (firstLink.get(x) as number) - (firstLink.get(y) as number))
+      if (ends.length === 0) return
+      const iface = ifaceOfLink.get(firstLink.get(ends[0] as number) as number)
+      if (iface) routes.push([`${linkAddress(k, 0).replace(/\.\d+$/, '.0')}/30`, iface.peerAddress, iface.dev])
+    })
+    return routes
+  })
+}
+
 export function assertRoot(what: string): void {
   if (process.platform !== 'linux') throw new MallaError('BAD_INPUT', `${what} needs Linux network namespaces`)
   if (process.getuid?.() !== 0) throw new MallaError('BAD_INPUT', `${what} needs root (it works on network namespaces and veth pairs); run it with sudo, or use the loopback lab (no --netns)`)
@@ -121,6 +165,13 @@ export async function setUpNetns(graph: LabGraph, plans: readonly RouterPlan[], 
     // Chromium gathers ICE candidates only on the interface of the default route.
     const first = p.ifaces[0]
     if (first) await addDefaultRoute(p.ns, first.peerAddress, first.dev)
+  })
+  // Every router forwards, and knows a way to every link: a host on one router reaches a host on any other.
+  const routes = planRoutes(graph, plans)
+  await mapLimit(plans, 8, async (p, i) => {
+    check()
+    await sysctl(p.ns, { 'net.ipv4.ip_forward': 1 })
+    for (const [subnet, via, dev] of routes[i] ?? []) await ip(['-n', p.ns, 'route', 'add', subnet, 'via', via, 'dev', dev])
   })
   // Every link ready for discovery before any router probes it.
   await mapLimit(plans, 8, async (p) => {
