@@ -60,7 +60,7 @@ const QUIET_GAP_MS = 100
 const OFFER_WAIT_MS = 15_000
 /** After a failure: the mesh abandons its attempt after its connect timeout, checked every second. */
 const SETTLE_AFTER_FAILURE_MS = 13_000
-/** Waits for the last withdrawals to reach the routers' feeds after the pages left. */
+/** Waits for each connection's last signaling writes to reach the routers' feeds after the pages left. */
 const WITHDRAWALS_WAIT_MS = 15_000
 const DISCOVERY_TIMEOUT_MS = 15_000
 const BYTES_TARGET = 1024
@@ -628,14 +628,15 @@ async function meshMode(
   }
   if (rejoins > 0) notes.push(`(${mode}) after ${rejoins} failed connection(s), both pages left and joined again as new peers`)
 
-  // Bytes: every write of each connection's offer key and of the answers to it, once the withdrawals are in.
+  // Bytes: every write of each connection's offer key and of the answers to it (the offer, the answer,
+  // the taken mark; answers and marks are not withdrawn, they expire), once all of them are in.
   const wanted = attempts.filter((x) => x.ok && x.key !== undefined)
   const complete = (key: string) => {
     const ws = log.forOffer(key)
-    return ws.some((w) => w.type === 'malla-offers' && w.withdrawal) && ws.some((w) => w.type === 'malla-answers' && w.withdrawal)
+    return ws.some((w) => w.type === 'malla-offers' && !w.withdrawal && (w.data as { taken?: unknown } | undefined)?.taken !== undefined) && ws.some((w) => w.type === 'malla-answers')
   }
   const all = await log.waitFor(() => wanted.every((x) => complete(x.key as string)), WITHDRAWALS_WAIT_MS)
-  if (!all) notes.push(`(${mode}) ${wanted.filter((x) => !complete(x.key as string)).length} connections' withdrawals had not reached the routers' feeds ${WITHDRAWALS_WAIT_MS / 1000} s after the pages left; their bytes are without them`)
+  if (!all) notes.push(`(${mode}) ${wanted.filter((x) => !complete(x.key as string)).length} connections' answer or taken mark had not reached the routers' feeds ${WITHDRAWALS_WAIT_MS / 1000} s after the pages left; their bytes are without them`)
   const kinds = new Map<string, number[]>()
   for (const x of wanted) {
     const ws = log.forOffer(x.key as string)

@@ -125,6 +125,8 @@ const DEFAULTS = { target: 3, max: 6, pool: 3, offerLifeMs: 60_000, connectTimeo
 const HOUSEKEEPING_MS = 1000
 /** Offers this peer failed to connect through are not answered again for this long. */
 const FAILED_OFFER_MEMORY = 512
+/** The longest a taken mark waits for its answer to be applied (see `takeAnswers`). */
+const MARK_DELAY_MS = 20
 /** Renewals of one offer before it is replaced: its TTL then stays below LibreMesh's default of 30. */
 const MAX_RENEWALS = 20
 
@@ -306,13 +308,18 @@ export class Mesh {
       own.takenAt = this.now()
       this.offers.delete(key)
       this.accepted.set(key, { remote: winner.peer, offer: key, rtc: own.rtc, at: this.now() })
-      // The answer first: the connection is what the answerer waits for; the mark only tells the others.
-      // Not awaited: a stack may resolve it only once connected, and nothing else here may wait on that.
-      void own.rtc.acceptAnswer(toSdp(winner.session, 'answer')).catch((e: Error) => {
+      // The answer first: the connection is what the answerer waits for; the mark only tells the others,
+      // and written at once it takes the main thread (a page's) while the stack applies the answer. So it
+      // follows once the answer is applied, or after MARK_DELAY_MS at most (a stack may resolve only once
+      // connected). Nothing here waits for either.
+      const applied = own.rtc.acceptAnswer(toSdp(winner.session, 'answer')).catch((e: Error) => {
         this.log.warn('answer refused', { offer: key, from: winner.peer, error: e.message })
         own.rtc.close()
       })
-      await this.tables.write(OFFERS_TYPE, [[key, takenData({ by: winner.peer, expiresAt: own.expiresAt })]], SHORT_SIGNAL_TTL)
+      const mark = takenData({ by: winner.peer, expiresAt: own.expiresAt })
+      void Promise.race([applied, new Promise((resolve) => setTimeout(resolve, MARK_DELAY_MS))]).then(() =>
+        this.closed ? undefined : this.tables.write(OFFERS_TYPE, [[key, mark]], SHORT_SIGNAL_TTL).catch((e: Error) => this.log.warn('could not mark an offer taken', { offer: key, error: e.message })),
+      )
     }
   }
 
