@@ -1,14 +1,13 @@
-import { badInput, isMallaError, MallaError } from '../../core/errors.js'
+import { badInput, MallaError } from '../../core/errors.js'
 import { silentLogger, type Logger } from '../../core/log.js'
 import {
   checkRemoteDescription,
-  peerEvents,
   RTC_DEFAULTS,
-  type RtcCloseReason,
   type RtcFactory,
   type RtcOptions,
   type RtcPeer,
 } from '../../rtc/rtc-peer.js'
+import { closedError, errorMessage as message, PeerLifecycle } from '../../rtc/peer-lifecycle.js'
 
 /** The part of the W3C constructor this adapter uses, so that a page or a test can inject its own. */
 export type RTCPeerConnectionConstructor = new (configuration?: RTCConfiguration) => RTCPeerConnection
@@ -52,8 +51,7 @@ function checkOptions(o: RtcOptions): void {
 
 class BrowserPeer implements RtcPeer {
   readonly lowWaterMark: number
-  #state: RtcPeer['state'] = 'new'
-  readonly #events = peerEvents()
+  readonly #life = new PeerLifecycle(() => this.#teardown())
   readonly #Pc: RTCPeerConnectionConstructor
   readonly #options: RtcOptions
   readonly #logger: Logger
@@ -61,23 +59,18 @@ class BrowserPeer implements RtcPeer {
   #channel: RTCDataChannel | undefined
   #role: 'offerer' | 'answerer' | undefined
   #answered = false
-  #connectTimer: ReturnType<typeof setTimeout> | undefined
   /** A channel error seen before its close event: the close is then a failure, not the remote's choice. */
   #channelError: string | undefined
-  /** Resolves when the peer closes, so that a pending gather stops waiting at once. */
-  readonly #closed: Promise<void>
-  #markClosed!: () => void
 
   constructor(Pc: RTCPeerConnectionConstructor, options: RtcOptions, logger: Logger) {
     this.#Pc = Pc
     this.#options = options
     this.#logger = logger
     this.lowWaterMark = options.lowWaterMark ?? RTC_DEFAULTS.lowWaterMark
-    this.#closed = new Promise((resolve) => (this.#markClosed = resolve))
   }
 
   get state(): RtcPeer['state'] {
-    return this.#state
+    return this.#life.state
   }
 
   get bufferedAmount(): number {
@@ -91,48 +84,48 @@ class BrowserPeer implements RtcPeer {
     return Number.isFinite(reported) ? reported : MAX_MESSAGE_SIZE
   }
 
-  on: RtcPeer['on'] = (event, listener) => this.#events.on(event, listener)
+  on: RtcPeer['on'] = (event, listener) => this.#life.events.on(event, listener)
 
   async createOffer(): Promise<string> {
     const pc = this.#start('offerer')
-    return this.#step('creating the offer', async () => {
+    return this.#life.step('creating the offer', async () => {
       // The channel comes first, so that the offer has its data-channel section.
       this.#openChannel(pc)
       const offer = await pc.createOffer()
-      this.#ensureOpen()
+      this.#life.ensureOpen()
       return await this.#gather(pc, offer)
     })
   }
 
   async acceptOffer(offerSdp: string): Promise<string> {
     const pc = this.#start('answerer')
-    this.#armConnectTimer()
-    return this.#step('answering the offer', async () => {
+    this.#life.armConnectTimer(this.#options.connectTimeoutMs ?? RTC_DEFAULTS.connectTimeoutMs)
+    return this.#life.step('answering the offer', async () => {
       await pc.setRemoteDescription({ type: 'offer', sdp: checkRemoteDescription(offerSdp, 'offer') })
-      this.#ensureOpen()
+      this.#life.ensureOpen()
       this.#openChannel(pc)
       const answer = await pc.createAnswer()
-      this.#ensureOpen()
+      this.#life.ensureOpen()
       return await this.#gather(pc, answer)
     })
   }
 
   async acceptAnswer(answerSdp: string): Promise<void> {
     const pc = this.#pc
-    if (this.#state === 'closed') throw closedError()
+    if (this.#life.state === 'closed') throw closedError()
     if (this.#role !== 'offerer' || !pc?.localDescription || this.#answered) {
       throw new MallaError('PEER', 'acceptAnswer needs a peer whose offer is made and not yet answered')
     }
     this.#answered = true
-    this.#armConnectTimer()
-    await this.#step('applying the answer', async () => {
+    this.#life.armConnectTimer(this.#options.connectTimeoutMs ?? RTC_DEFAULTS.connectTimeoutMs)
+    await this.#life.step('applying the answer', async () => {
       await pc.setRemoteDescription({ type: 'answer', sdp: checkRemoteDescription(answerSdp, 'answer') })
     })
   }
 
   send(data: string | Uint8Array): void {
     const channel = this.#channel
-    if (this.#state !== 'open' || !channel) throw new MallaError('PEER', `cannot send: the channel is ${this.#state}`)
+    if (this.#life.state !== 'open' || !channel) throw new MallaError('PEER', `cannot send: the channel is ${this.#life.state}`)
     const max = this.maxMessageSize
     const size = typeof data === 'string' ? (data.length * 3 <= max ? data.length : utf8Length(data)) : data.byteLength
     if (size === 0) throw badInput('empty messages are not sent (werift drops them silently)')
@@ -148,14 +141,14 @@ class BrowserPeer implements RtcPeer {
   }
 
   close(): void {
-    this.#finish('local')
+    this.#life.finish('local')
   }
 
   #start(role: 'offerer' | 'answerer'): RTCPeerConnection {
-    if (this.#state !== 'new') {
-      throw this.#state === 'closed' ? closedError() : new MallaError('PEER', 'createOffer/acceptOffer may be called once per peer')
+    if (this.#life.state !== 'new') {
+      throw this.#life.state === 'closed' ? closedError() : new MallaError('PEER', 'createOffer/acceptOffer may be called once per peer')
     }
-    this.#state = 'connecting'
+    this.#life.state = 'connecting'
     this.#role = role
     const stunUrls = this.#options.stunUrls ?? []
     const pc = new this.#Pc({ iceServers: stunUrls.length ? [{ urls: [...stunUrls] }] : [] })
@@ -163,7 +156,7 @@ class BrowserPeer implements RtcPeer {
     const watch = () => {
       const s = pc.connectionState ?? pc.iceConnectionState
       // 'disconnected' may recover by itself; 'failed' does not.
-      if (s === 'failed') this.#finish('failed', 'ICE or DTLS failed')
+      if (s === 'failed') this.#life.finish('failed', 'ICE or DTLS failed')
     }
     pc.onconnectionstatechange = watch
     pc.oniceconnectionstatechange = watch
@@ -181,23 +174,18 @@ class BrowserPeer implements RtcPeer {
     channel.binaryType = 'arraybuffer'
     channel.bufferedAmountLowThreshold = this.lowWaterMark
     this.#channel = channel
-    channel.onopen = () => {
-      if (this.#state !== 'connecting') return
-      this.#state = 'open'
-      clearTimeout(this.#connectTimer)
-      this.#events.emit('open')
-    }
+    channel.onopen = () => this.#life.opened()
     channel.onmessage = (e: MessageEvent<unknown>) => {
-      if (this.#state !== 'open') return
+      if (this.#life.state !== 'open') return
       const data = e.data
-      if (typeof data === 'string') this.#events.emit('message', data)
-      else if (data instanceof ArrayBuffer) this.#events.emit('message', new Uint8Array(data))
+      if (typeof data === 'string') this.#life.events.emit('message', data)
+      else if (data instanceof ArrayBuffer) this.#life.events.emit('message', new Uint8Array(data))
       // Some polyfills (werift's, wrtc's) hand out Buffers or other views whatever binaryType says.
-      else if (ArrayBuffer.isView(data)) this.#events.emit('message', new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
-      else this.#finish('failed', `a message of an unexpected kind (${Object.prototype.toString.call(data)}) arrived`)
+      else if (ArrayBuffer.isView(data)) this.#life.events.emit('message', new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+      else this.#life.finish('failed', `a message of an unexpected kind (${Object.prototype.toString.call(data)}) arrived`)
     }
     channel.onbufferedamountlow = () => {
-      if (this.#state === 'open') this.#events.emit('drain')
+      if (this.#life.state === 'open') this.#life.events.emit('drain')
     }
     channel.onerror = (e: Event) => {
       const error = (e as Partial<RTCErrorEvent>).error
@@ -207,8 +195,8 @@ class BrowserPeer implements RtcPeer {
     }
     channel.onclose = () => {
       // Reached only for the remote's close: #finish removes these handlers before closing the channel itself.
-      if (this.#channelError !== undefined) this.#finish('failed', this.#channelError)
-      else this.#finish('remote', 'data channel closed')
+      if (this.#channelError !== undefined) this.#life.finish('failed', this.#channelError)
+      else this.#life.finish('remote', 'data channel closed')
     }
   }
 
@@ -239,46 +227,25 @@ class BrowserPeer implements RtcPeer {
     try {
       await pc.setLocalDescription(description)
       if (pc.iceGatheringState === 'complete') ready()
-      await Promise.race([enough, this.#closed])
+      await Promise.race([enough, this.#life.closed])
     } finally {
       clearTimeout(deadline)
       clearTimeout(settle)
       pc.onicecandidate = null
       pc.onicegatheringstatechange = null
     }
-    this.#ensureOpen()
+    this.#life.ensureOpen()
     // The local description carries every candidate gathered so far (JSEP): nothing is left to trickle.
     const sdp = pc.localDescription?.sdp
     if (!sdp) throw new MallaError('PEER', 'no local description after gathering')
     return sdp
   }
 
-  /** Runs one negotiation step; any failure ends the peer (reason 'failed') and rejects with a MallaError. */
-  async #step<T>(what: string, body: () => Promise<T>): Promise<T> {
-    try {
-      return await body()
-    } catch (e) {
-      const error = isMallaError(e) ? e : new MallaError('PEER', `${what}: ${message(e)}`, { cause: e })
-      this.#finish('failed', error.message)
-      throw error
-    }
-  }
 
-  #ensureOpen(): void {
-    if (this.#state === 'closed') throw closedError()
-  }
 
-  #armConnectTimer(): void {
-    const ms = this.#options.connectTimeoutMs ?? RTC_DEFAULTS.connectTimeoutMs
-    clearTimeout(this.#connectTimer)
-    this.#connectTimer = setTimeout(() => this.#finish('timeout', `not open within ${ms} ms`), ms)
-  }
 
-  #finish(reason: RtcCloseReason, detail?: string): void {
-    if (this.#state === 'closed') return
-    this.#state = 'closed'
-    clearTimeout(this.#connectTimer)
-    this.#markClosed()
+  /** What ending this peer means for the stack; `PeerLifecycle.finish` runs it once, before `close` fires. */
+  #teardown(): void {
     const channel = this.#channel
     const pc = this.#pc
     if (channel) {
@@ -292,8 +259,6 @@ class BrowserPeer implements RtcPeer {
     } catch (e) {
       this.#logger.warn('rtc: closing the peer connection failed', { error: message(e) })
     }
-    this.#events.emit('close', reason, detail)
-    this.#events.clear()
   }
 }
 
@@ -308,10 +273,4 @@ function utf8Length(s: string): number {
   return new TextEncoder().encode(s).byteLength
 }
 
-function closedError(): MallaError {
-  return new MallaError('PEER', 'the peer is closed')
-}
 
-function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e)
-}

@@ -1,16 +1,15 @@
 import { isIP } from 'node:net'
 import { RTCPeerConnection, type RTCDataChannel, type RTCPeerConnectionConfig } from 'werift'
-import { badInput, isMallaError, MallaError } from '../../core/errors.js'
+import { badInput, MallaError } from '../../core/errors.js'
 import { silentLogger, type Logger } from '../../core/log.js'
 import {
   checkRemoteDescription,
-  peerEvents,
   RTC_DEFAULTS,
-  type RtcCloseReason,
   type RtcFactory,
   type RtcOptions,
   type RtcPeer,
 } from '../../rtc/rtc-peer.js'
+import { closedError, errorMessage as message, PeerLifecycle } from '../../rtc/peer-lifecycle.js'
 
 /**
  * What this side advertises as `a=max-message-size`: Chromium's own figure, and the largest message
@@ -72,33 +71,27 @@ function checkOptions(o: RtcOptions): void {
 
 class WeriftPeer implements RtcPeer {
   readonly lowWaterMark: number
-  #state: RtcPeer['state'] = 'new'
-  readonly #events = peerEvents()
+  readonly #life = new PeerLifecycle(() => this.#teardown())
   readonly #options: RtcOptions
   readonly #logger: Logger
   #pc: RTCPeerConnection | undefined
   #channel: RTCDataChannel | undefined
   #role: 'offerer' | 'answerer' | undefined
   #answered = false
-  #connectTimer: ReturnType<typeof setTimeout> | undefined
   /** Accepted by send() and not yet given to werift (see FEED_BUDGET_BYTES), oldest first. */
   readonly #queue: { readonly data: string | Buffer; readonly size: number }[] = []
   #queuedBytes = 0
   #aboveLowWater = false
   readonly #unsubscribe: (() => void)[] = []
-  /** Resolves when the peer closes, so that a pending gather stops waiting at once. */
-  readonly #closed: Promise<void>
-  #markClosed!: () => void
 
   constructor(options: RtcOptions, logger: Logger) {
     this.#options = options
     this.#logger = logger
     this.lowWaterMark = options.lowWaterMark ?? RTC_DEFAULTS.lowWaterMark
-    this.#closed = new Promise((resolve) => (this.#markClosed = resolve))
   }
 
   get state(): RtcPeer['state'] {
-    return this.#state
+    return this.#life.state
   }
 
   get bufferedAmount(): number {
@@ -112,48 +105,48 @@ class WeriftPeer implements RtcPeer {
     return remote === 0 ? MAX_MESSAGE_SIZE : Math.min(remote, MAX_MESSAGE_SIZE)
   }
 
-  on: RtcPeer['on'] = (event, listener) => this.#events.on(event, listener)
+  on: RtcPeer['on'] = (event, listener) => this.#life.events.on(event, listener)
 
   async createOffer(): Promise<string> {
     const pc = this.#start('offerer')
-    return this.#step('creating the offer', async () => {
+    return this.#life.step('creating the offer', async () => {
       this.#openChannel(pc)
       const offer = await pc.createOffer()
-      this.#ensureOpen()
+      this.#life.ensureOpen()
       return await this.#gather(pc, pc.setLocalDescription(offer))
     })
   }
 
   async acceptOffer(offerSdp: string): Promise<string> {
     const pc = this.#start('answerer')
-    this.#armConnectTimer()
-    return this.#step('answering the offer', async () => {
+    this.#life.armConnectTimer(this.#options.connectTimeoutMs ?? RTC_DEFAULTS.connectTimeoutMs)
+    return this.#life.step('answering the offer', async () => {
       await pc.setRemoteDescription({ type: 'offer', sdp: checkRemoteDescription(offerSdp, 'offer') })
-      this.#ensureOpen()
+      this.#life.ensureOpen()
       // Created after the offer is applied, so that it joins the SCTP transport the offer set up.
       this.#openChannel(pc)
       const answer = await pc.createAnswer()
-      this.#ensureOpen()
+      this.#life.ensureOpen()
       return await this.#gather(pc, pc.setLocalDescription(answer))
     })
   }
 
   async acceptAnswer(answerSdp: string): Promise<void> {
     const pc = this.#pc
-    if (this.#state === 'closed') throw closedError()
+    if (this.#life.state === 'closed') throw closedError()
     if (this.#role !== 'offerer' || !pc?.localDescription || this.#answered) {
       throw new MallaError('PEER', 'acceptAnswer needs a peer whose offer is made and not yet answered')
     }
     this.#answered = true
-    this.#armConnectTimer()
-    await this.#step('applying the answer', async () => {
+    this.#life.armConnectTimer(this.#options.connectTimeoutMs ?? RTC_DEFAULTS.connectTimeoutMs)
+    await this.#life.step('applying the answer', async () => {
       await pc.setRemoteDescription({ type: 'answer', sdp: checkRemoteDescription(answerSdp, 'answer') })
     })
   }
 
   send(data: string | Uint8Array): void {
     const channel = this.#channel
-    if (this.#state !== 'open' || !channel) throw new MallaError('PEER', `cannot send: the channel is ${this.#state}`)
+    if (this.#life.state !== 'open' || !channel) throw new MallaError('PEER', `cannot send: the channel is ${this.#life.state}`)
     const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength
     if (size === 0) throw badInput('empty messages are not sent (werift drops them silently)')
     if (size > this.maxMessageSize) throw new MallaError('TOO_LARGE', `message of ${size} bytes over the limit of ${this.maxMessageSize}`)
@@ -180,25 +173,25 @@ class WeriftPeer implements RtcPeer {
         channel.send(next.data)
       } catch (e) {
         // Checked in send(), so this is werift refusing a channel it considers open: the peer is unusable.
-        this.#finish('failed', `werift refused a message: ${message(e)}`)
+        this.#life.finish('failed', `werift refused a message: ${message(e)}`)
         return
       }
     }
     if (this.#aboveLowWater && this.bufferedAmount <= this.lowWaterMark) {
       this.#aboveLowWater = false
-      this.#events.emit('drain')
+      this.#life.events.emit('drain')
     }
   }
 
   close(): void {
-    this.#finish('local')
+    this.#life.finish('local')
   }
 
   #start(role: 'offerer' | 'answerer'): RTCPeerConnection {
-    if (this.#state !== 'new') {
-      throw this.#state === 'closed' ? closedError() : new MallaError('PEER', 'createOffer/acceptOffer may be called once per peer')
+    if (this.#life.state !== 'new') {
+      throw this.#life.state === 'closed' ? closedError() : new MallaError('PEER', 'createOffer/acceptOffer may be called once per peer')
     }
-    this.#state = 'connecting'
+    this.#life.state = 'connecting'
     this.#role = role
     const o = this.#options
     const stunUrls = o.stunUrls ?? []
@@ -217,7 +210,7 @@ class WeriftPeer implements RtcPeer {
     this.#unsubscribe.push(
       pc.connectionStateChange.subscribe((s) => {
         // 'disconnected' may recover (consent checks resume); 'closed' here means werift gave up by itself.
-        if (s === 'failed' || s === 'closed') this.#finish('failed', `connection ${s}`)
+        if (s === 'failed' || s === 'closed') this.#life.finish('failed', `connection ${s}`)
       }).unSubscribe,
     )
     return pc
@@ -235,30 +228,24 @@ class WeriftPeer implements RtcPeer {
     this.#channel = channel
     this.#unsubscribe.push(
       channel.stateChanged.subscribe((s) => {
-        if (s === 'open') this.#opened()
+        if (s === 'open') this.#life.opened()
         // Reached only for the remote's close: #finish unsubscribes before closing the channel itself.
-        else if (s === 'closed') this.#finish('remote', 'data channel closed')
+        else if (s === 'closed') this.#life.finish('remote', 'data channel closed')
       }).unSubscribe,
       channel.onMessage.subscribe((m) => {
         // The SCTP association can come up on the remote first; data is proof enough that it is up here.
-        if (this.#state === 'connecting') this.#opened()
-        if (this.#state !== 'open') return
+        if (this.#life.state === 'connecting') this.#life.opened()
+        if (this.#life.state !== 'open') return
         // A plain Uint8Array view on the same bytes: callers compare and re-wrap bytes, not Buffers.
-        this.#events.emit('message', typeof m === 'string' ? m : new Uint8Array(m.buffer, m.byteOffset, m.byteLength))
+        this.#life.events.emit('message', typeof m === 'string' ? m : new Uint8Array(m.buffer, m.byteOffset, m.byteLength))
       }).unSubscribe,
       channel.bufferedAmountLow.subscribe(() => {
-        if (this.#state === 'open') this.#feed(channel)
+        if (this.#life.state === 'open') this.#feed(channel)
       }).unSubscribe,
-      channel.error.subscribe((e) => this.#finish('failed', `data channel error: ${message(e)}`)).unSubscribe,
+      channel.error.subscribe((e) => this.#life.finish('failed', `data channel error: ${message(e)}`)).unSubscribe,
     )
   }
 
-  #opened(): void {
-    if (this.#state !== 'connecting') return
-    this.#state = 'open'
-    clearTimeout(this.#connectTimer)
-    this.#events.emit('open')
-  }
 
   /**
    * werift's setLocalDescription itself waits for gathering (host candidates in a few ms, then STUN until
@@ -268,45 +255,24 @@ class WeriftPeer implements RtcPeer {
     let timer: ReturnType<typeof setTimeout> | undefined
     const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#options.gather?.maxMs ?? RTC_DEFAULTS.maxMs)))
     try {
-      await Promise.race([setLocal, deadline, this.#closed])
+      await Promise.race([setLocal, deadline, this.#life.closed])
     } finally {
       clearTimeout(timer)
     }
     // Once the description is handed out, a late failure of setLocal can only end the peer.
-    setLocal.catch((e: unknown) => this.#finish('failed', `setting the local description: ${message(e)}`))
-    this.#ensureOpen()
+    setLocal.catch((e: unknown) => this.#life.finish('failed', `setting the local description: ${message(e)}`))
+    this.#life.ensureOpen()
     enlargeReceiveBuffers(pc, this.#logger)
     const sdp = pc.localDescription?.sdp
     if (!sdp) throw new MallaError('PEER', 'no local description after gathering')
     return sdp
   }
 
-  /** Runs one negotiation step; any failure ends the peer (reason 'failed') and rejects with a MallaError. */
-  async #step<T>(what: string, body: () => Promise<T>): Promise<T> {
-    try {
-      return await body()
-    } catch (e) {
-      const error = isMallaError(e) ? e : new MallaError('PEER', `${what}: ${message(e)}`, { cause: e })
-      this.#finish('failed', error.message)
-      throw error
-    }
-  }
 
-  #ensureOpen(): void {
-    if (this.#state === 'closed') throw closedError()
-  }
 
-  #armConnectTimer(): void {
-    const ms = this.#options.connectTimeoutMs ?? RTC_DEFAULTS.connectTimeoutMs
-    clearTimeout(this.#connectTimer)
-    this.#connectTimer = setTimeout(() => this.#finish('timeout', `not open within ${ms} ms`), ms)
-  }
 
-  #finish(reason: RtcCloseReason, detail?: string): void {
-    if (this.#state === 'closed') return
-    this.#state = 'closed'
-    clearTimeout(this.#connectTimer)
-    this.#markClosed()
+  /** What ending this peer means for the stack; `PeerLifecycle.finish` runs it once, before `close` fires. */
+  #teardown(): void {
     for (const off of this.#unsubscribe.splice(0)) off()
     this.#queue.length = 0
     this.#queuedBytes = 0
@@ -320,8 +286,6 @@ class WeriftPeer implements RtcPeer {
     }
     if (pc) stopDtlsRetransmits(pc)
     pc?.close().catch((e: unknown) => this.#logger.warn('rtc: closing the peer connection failed', { error: message(e) }))
-    this.#events.emit('close', reason, detail)
-    this.#events.clear()
   }
 }
 
@@ -362,10 +326,4 @@ function stopDtlsRetransmits(pc: RTCPeerConnection): void {
   }
 }
 
-function closedError(): MallaError {
-  return new MallaError('PEER', 'the peer is closed')
-}
 
-function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e)
-}

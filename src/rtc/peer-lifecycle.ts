@@ -1,0 +1,66 @@
+import { isMallaError, MallaError } from '../core/errors.js'
+import { peerEvents, type RtcCloseReason, type RtcPeer } from './rtc-peer.js'
+
+/**
+ * The part of an `RtcPeer` that is the same whatever the WebRTC stack: its state, its events, the connect
+ * deadline, and the one way to its end (`finish`), which runs the adapter's own teardown and then fires
+ * `close` exactly once. Adapters hold one and keep only what talks to their stack.
+ */
+export class PeerLifecycle {
+  state: RtcPeer['state'] = 'new'
+  readonly events = peerEvents()
+  /** Resolves when the peer ends, so that a pending gather stops waiting at once. */
+  readonly closed: Promise<void>
+  private markClosed!: () => void
+  private connectTimer: ReturnType<typeof setTimeout> | undefined
+
+  constructor(private readonly teardown: () => void) {
+    this.closed = new Promise((resolve) => (this.markClosed = resolve))
+  }
+
+  /** Runs one negotiation step; any failure ends the peer (reason 'failed') and rejects with a MallaError. */
+  async step<T>(what: string, body: () => Promise<T>): Promise<T> {
+    try {
+      return await body()
+    } catch (e) {
+      const error = isMallaError(e) ? e : new MallaError('PEER', `${what}: ${errorMessage(e)}`, { cause: e })
+      this.finish('failed', error.message)
+      throw error
+    }
+  }
+
+  ensureOpen(): void {
+    if (this.state === 'closed') throw closedError()
+  }
+
+  armConnectTimer(ms: number): void {
+    clearTimeout(this.connectTimer)
+    this.connectTimer = setTimeout(() => this.finish('timeout', `not open within ${ms} ms`), ms)
+  }
+
+  /** The channel opened: fires `open` once, and only while connecting. */
+  opened(): void {
+    if (this.state !== 'connecting') return
+    this.state = 'open'
+    clearTimeout(this.connectTimer)
+    this.events.emit('open')
+  }
+
+  finish(reason: RtcCloseReason, detail?: string): void {
+    if (this.state === 'closed') return
+    this.state = 'closed'
+    clearTimeout(this.connectTimer)
+    this.markClosed()
+    this.teardown()
+    this.events.emit('close', reason, detail)
+    this.events.clear()
+  }
+}
+
+export function closedError(): MallaError {
+  return new MallaError('PEER', 'the peer is closed')
+}
+
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e)
+}

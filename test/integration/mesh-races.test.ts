@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join as joinPath } from 'node:path'
+import { test } from 'node:test'
+import { weriftRtcFactory } from '../../src/node/rtc/werift-peer.js'
+import { join, type Room } from '../../src/signaling/join.js'
+import { compactSession, sessionFacts } from '../../src/signaling/sdp-codec.js'
+import { answerKey, OFFERS_TYPE } from '../../src/signaling/signal-records.js'
+import { fetchPoster } from '../../src/transport/http-poster.js'
+import { startDaemon } from '../helpers/processes.js'
+
+type TestContext = { after(fn: () => unknown): void }
+
+const rtc = weriftRtcFactory({ hostAddresses: ['127.0.0.1'] })
+
+async function router(t: TestContext) {
+  const dir = await mkdtemp(joinPath(tmpdir(), 'malla-races-'))
+  let stop: (() => Promise<void>) | undefined
+  t.after(async () => {
+    await stop?.()
+    await rm(dir, { recursive: true, force: true })
+  })
+  const d = await startDaemon(t, ['--data', dir, '--name', 'r1'])
+  stop = () => d.stop('SIGKILL')
+  return d
+}
+
+async function peer(t: TestContext, base: string, peerId: string, options: { target: number; pool: number }): Promise<Room> {
+  const room = await join({ room: 'races', routerUrl: base, rtc, poster: fetchPoster, peerId, max: 4, ...options })
+  t.after(() => room.leave())
+  return room
+}
+
+/** Resolves when `ok()` holds, checked on every mesh event and every 20 ms; fails after `ms`. */
+async function until(ok: () => boolean | Promise<boolean>, what: () => string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await ok())) {
+    if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what()}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+/** Open offers of `of` that `room`'s replica holds now. */
+async function openOffersSeen(room: Room, of: string): Promise<number> {
+  const view = await room.mesh.view()
+  return view.offers.filter((o) => o.record !== 'withdrawn' && o.record.kind === 'offer' && o.record.peer === of).length
+}
+
+test('two peers answering one offer: the offerer takes one, the other learns it within a second and moves on', async (t) => {
+  const d = await router(t)
+  const a = await peer(t, d.base, 'aaaaaaaaaaaaaaaa', { target: 0, pool: 1 })
+  const b = await peer(t, d.base, 'bbbbbbbbbbbbbbbb', { target: 0, pool: 0 })
+  const c = await peer(t, d.base, 'cccccccccccccccc', { target: 0, pool: 0 })
+  await until(async () => (await openOffersSeen(b, a.id)) === 1 && (await openOffersSeen(c, a.id)) === 1, () => 'B and C hold A\'s one offer')
+  // Both go for it at the same moment: both answer the same, only, offer.
+  b.mesh.setTarget(1)
+  c.mesh.setTarget(1)
+  let firstOpen = 0
+  a.mesh.on('peer', () => (firstOpen ||= Date.now()))
+  await until(() => a.mesh.stats().connected >= 1, () => JSON.stringify(a.mesh.stats()))
+  const winner = a.mesh.peers()[0]?.id
+  const loser = winner === b.id ? c : b
+  await until(() => loser.mesh.stats().racesLost >= 1, () => `loser ${JSON.stringify(loser.mesh.stats())}`, 5000)
+  const learnt = Date.now() - firstOpen
+  assert.ok(learnt < 1000, `the loser gave up ${learnt} ms after the winner's channel opened`)
+  assert.equal(loser.mesh.stats().connected, 0, 'the loser did not connect through the taken offer')
+  // A replaces the taken offer, so the loser still gets its connection, on the new one.
+  await until(() => loser.mesh.stats().connected === 1 && a.mesh.stats().connected === 2, () => `A ${JSON.stringify(a.mesh.stats())} loser ${JSON.stringify(loser.mesh.stats())}`)
+  assert.deepEqual(a.mesh.peers().map((p) => p.id).sort(), [b.id, c.id])
+})
+
+test('glare: two peers answering each other\'s offers at once end with exactly one connection', async (t) => {
+  const d = await router(t)
+  const a = await peer(t, d.base, 'aaaaaaaaaaaaaaaa', { target: 0, pool: 1 })
+  const b = await peer(t, d.base, 'bbbbbbbbbbbbbbbb', { target: 0, pool: 1 })
+  await until(async () => (await openOffersSeen(a, b.id)) === 1 && (await openOffersSeen(b, a.id)) === 1, () => 'each holds the other\'s offer')
+  a.mesh.setTarget(1)
+  b.mesh.setTarget(1)
+  await until(() => a.mesh.stats().connected === 1 && b.mesh.stats().connected === 1, () => `A ${JSON.stringify(a.mesh.stats())} B ${JSON.stringify(b.mesh.stats())}`)
+  // Give a second channel every chance to open, then check that one connection is all there is.
+  await new Promise((r) => setTimeout(r, 1500))
+  assert.deepEqual(a.mesh.peers().map((p) => p.id), [b.id])
+  assert.deepEqual(b.mesh.peers().map((p) => p.id), [a.id])
+  assert.equal(a.mesh.stats().pendingAnswers + b.mesh.stats().pendingAnswers, 0, 'no attempt left hanging')
+  assert.ok(a.mesh.stats().glare + b.mesh.stats().glare >= 1, 'the glare was seen and settled')
+  // The lower id keeps its own offer: A offered the connection that survived.
+  assert.equal(a.mesh.peers()[0]?.offerer, true)
+})
+
+test('a stale answer (for an offer already taken) is ignored: no attempt, no mark', async (t) => {
+  const d = await router(t)
+  const a = await peer(t, d.base, 'aaaaaaaaaaaaaaaa', { target: 0, pool: 1 })
+  const b = await peer(t, d.base, 'bbbbbbbbbbbbbbbb', { target: 0, pool: 0 })
+  await until(async () => (await openOffersSeen(b, a.id)) === 1, () => 'B holds A\'s offer')
+  const taken = (await b.mesh.view()).offers.find((o) => o.record !== 'withdrawn' && o.record.kind === 'offer')?.key as string
+  b.mesh.setTarget(1)
+  await until(() => a.mesh.stats().connected === 1, () => JSON.stringify(a.mesh.stats()))
+  const before = a.mesh.stats()
+  // A well-formed answer from a third peer to the offer B already took, as a router would relay it.
+  const other = rtc()
+  t.after(() => other.close())
+  const offerer = rtc()
+  t.after(() => offerer.close())
+  const sdp = await other.acceptOffer(await offerer.createOffer())
+  const late = 'zzzzzzzzzzzzzzzz'
+  const entry = { data: { v: 1, s: compactSession(sessionFacts(sdp)), exp: Date.now() + 15_000 }, author: late, bleachTTL: 2, clock: String(Date.now() * 1000) }
+  const res = await fetch(`${d.base}/cgi-bin/shared-state/malla-answers`, { method: 'POST', body: JSON.stringify({ [answerKey(taken, late)]: entry }) })
+  assert.equal(res.status, 200)
+  await until(async () => (await a.mesh.view()).answers.some((x) => x.record.peer === late), () => 'A holds the stale answer')
+  await new Promise((r) => setTimeout(r, 300))
+  const after = a.mesh.stats()
+  assert.equal(after.connected, before.connected)
+  assert.equal(after.peerConnections, before.peerConnections, 'no RTCPeerConnection spent on it')
+  const marks = (await (await fetch(`${d.base}/malla/v1/tables/${OFFERS_TYPE}`)).json()) as Record<string, { data?: { taken?: string } }>
+  assert.ok(!Object.values(marks).some((e) => e.data?.taken === late), 'no offer marked taken by the stale answerer')
+  assert.deepEqual(after.ignored, before.ignored, 'a stale answer is not malformed, just ignored')
+})
