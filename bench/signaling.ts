@@ -36,6 +36,7 @@ import { Cleanup } from './lib/cleanup.js'
 import { CLI_PATH, sleep, startDaemon, type BenchDaemon } from './lib/daemon.js'
 import { formatNumber } from './lib/format.js'
 import { NETNS_PORT, netnsUnavailable, openNetnsChain, type NetnsChain } from './lib/netns.js'
+import { waitOnWake } from './lib/feed.js'
 import { row, type BenchContext, type BenchResult, type BenchRow } from './lib/result.js'
 import { median, percentile, summarize } from './lib/stats.js'
 
@@ -198,17 +199,7 @@ class EntryLog {
   }
 
   waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
-    if (condition()) return Promise.resolve(true)
-    return new Promise((resolve) => {
-      const done = (ok: boolean) => {
-        clearTimeout(timer)
-        this.waiters.delete(check)
-        resolve(ok)
-      }
-      const check = () => condition() && done(true)
-      const timer = setTimeout(() => done(condition()), timeoutMs)
-      this.waiters.add(check)
-    })
+    return waitOnWake(this.waiters, condition, timeoutMs)
   }
 
   close(): void {

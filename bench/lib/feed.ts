@@ -104,20 +104,7 @@ export class ChangeFeed {
 
   /** Resolves true as soon as `condition` holds (checked after every event), false after `timeoutMs` or if the stream stops. */
   waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
-    if (condition()) return Promise.resolve(true)
-    return new Promise((resolve) => {
-      const done = (ok: boolean) => {
-        clearTimeout(timer)
-        this.waiters.delete(check)
-        resolve(ok)
-      }
-      const check = () => {
-        if (condition()) done(true)
-        else if (this.error !== undefined || this.closed) done(false)
-      }
-      const timer = setTimeout(() => done(condition()), timeoutMs)
-      this.waiters.add(check)
-    })
+    return waitOnWake(this.waiters, condition, timeoutMs, () => this.error !== undefined || this.closed)
   }
 
   /** When `key` first arrived (nowMs), waiting up to `timeoutMs`; undefined if it did not. */
@@ -132,4 +119,25 @@ export class ChangeFeed {
     this.controller.abort()
     this.wake()
   }
+}
+
+/**
+ * Resolves true as soon as `condition` holds, re-checked each time the owner calls every function in
+ * `waiters` (after each event it receives); false after `timeoutMs`, or as soon as `stopped()` holds.
+ */
+export function waitOnWake(waiters: Set<() => void>, condition: () => boolean, timeoutMs: number, stopped: () => boolean = () => false): Promise<boolean> {
+  if (condition()) return Promise.resolve(true)
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer)
+      waiters.delete(check)
+      resolve(ok)
+    }
+    const check = () => {
+      if (condition()) done(true)
+      else if (stopped()) done(false)
+    }
+    const timer = setTimeout(() => done(condition()), timeoutMs)
+    waiters.add(check)
+  })
 }

@@ -1,4 +1,4 @@
-import { MallaError } from '../core/errors.js'
+import { badInput, MallaError } from '../core/errors.js'
 
 /**
  * What malla needs from a WebRTC implementation: one connection carrying one reliable, ordered data
@@ -167,5 +167,18 @@ export function peerEvents(): {
       }
     },
     clear: () => listeners.clear(),
+  }
+}
+
+/** Refuses, with BAD_INPUT, options no adapter can use (every adapter checks with this). */
+export function checkRtcOptions(o: RtcOptions): void {
+  for (const url of o.stunUrls ?? []) if (!/^stun:\S+$/i.test(url)) throw badInput(`not a STUN URL: ${url}`)
+  for (const [name, v] of [
+    ['gather.settleMs', o.gather?.settleMs],
+    ['gather.maxMs', o.gather?.maxMs],
+    ['connectTimeoutMs', o.connectTimeoutMs],
+    ['lowWaterMark', o.lowWaterMark],
+  ] as const) {
+    if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw badInput(`${name} must be a non-negative number`)
   }
 }

@@ -39,7 +39,7 @@ export interface MeshOptions {
   readonly pool?: number
   /** Wall-clock life of a published offer, renewed while it stays open (default 60 s). */
   readonly offerLifeMs?: number
-  /** From publishing an answer (or applying one) to an open channel, at most (default 15 s). */
+  /** From publishing an answer (or applying one) to an open channel, at most (default 10 s). */
   readonly connectTimeoutMs?: number
   /** Hard bound on RTCPeerConnections this peer holds at once, whatever happens (default max + pool + 2). */
   readonly maxPeerConnections?: number
@@ -120,7 +120,7 @@ type Link = {
   readonly peer: MeshPeerImpl
 }
 
-const DEFAULTS = { target: 3, max: 6, pool: 3, offerLifeMs: 60_000, connectTimeoutMs: 15_000 }
+const DEFAULTS = { target: 3, max: 6, pool: 3, offerLifeMs: 60_000, connectTimeoutMs: 10_000 }
 /** How often wall-clock deadlines are looked at (expiries, renewals, give-ups). */
 const HOUSEKEEPING_MS = 1000
 /** Offers this peer failed to connect through are not answered again for this long. */
@@ -354,6 +354,7 @@ export class Mesh {
       if (now - a.at > this.connectTimeoutMs) {
         this.accepted.delete(key)
         this.counts.failed++
+        this.log.debug('taken offer never opened', { offer: key, answerer: a.remote, rtc: a.rtc.state })
         a.rtc.close()
       }
     }
@@ -519,8 +520,11 @@ export class Mesh {
       // Answers and taken marks are not withdrawn: they expire, and bleach drops them (SHORT_SIGNAL_TTL).
       this.tick()
     })
-    rtc.on('close', () => {
-      if (!linked) failed()
+    rtc.on('close', (reason, detail) => {
+      if (!linked) {
+        this.log.debug('attempt ended before it opened', { with: who()?.remote, reason, detail })
+        failed()
+      }
       this.tick()
     })
   }

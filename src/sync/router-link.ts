@@ -11,6 +11,9 @@ import { endpointUrl, exchangeTable, type ExchangeReply } from './full-table-syn
 
 export type RouterKind = 'malla' | 'libremesh'
 
+/** How long stop() waits for the sends in flight (a last withdrawal) before it gives up on them. */
+const STOP_GRACE_MS = 3000
+
 export interface RouterLinkOptions {
   /** The leaf's own replica: its `author` marks the entries this link sends. */
   readonly replica: Replica
@@ -52,8 +55,13 @@ export class RouterLink {
   private offApplied: Unsubscribe | undefined
   private timer: ReturnType<typeof setInterval> | undefined
   /** Per type: the send in flight and whether another must follow it (sends of one type never overlap). */
-  /** Pushes in flight (malla routers), awaited by stop() so a last withdrawal still arrives. */
-  private readonly pushes = new Set<Promise<void>>()
+  /**
+   * Per type, to a malla router: entries waiting to be pushed, and the push loop in flight. One push per
+   * type at a time, carrying everything that came meanwhile: a page has few connections to its router (a
+   * browser allows 6 per host, the feed holds one), and a push that waited in the browser's queue past its
+   * deadline would leave an answer undelivered until the next repair.
+   */
+  private readonly pushing = new Map<TypeName, { pending: Map<string, object>; running: Promise<void> }>()
   private readonly sending = new Map<TypeName, { running: Promise<void>; again: boolean; read: boolean }>()
 
   constructor(private readonly options: RouterLinkOptions) {
@@ -84,11 +92,7 @@ export class RouterLink {
       if (own.size === 0) return
       // To a malla router the new entries go at once, straight from the event: a signaling answer is
       // waited for by a person. A LibreMesh router gets this leaf's whole own set (one send at a time).
-      if (this.kind === 'malla') {
-        const pushed = this.push(event.type, own).catch((e: Error) => this.trouble(e))
-        this.pushes.add(pushed)
-        void pushed.finally(() => this.pushes.delete(pushed))
-      }
+      if (this.kind === 'malla') this.queuePush(event.type, own)
       else this.send(event.type, 'changes')
     })
     const replies = await Promise.all(types.map((type) => this.exchange(type, false)))
@@ -108,7 +112,11 @@ export class RouterLink {
   async stop(): Promise<void> {
     this.offApplied?.()
     clearInterval(this.timer)
-    await Promise.allSettled([...this.sending.values()].map((s) => s.running).concat([...this.pushes]))
+    // Bounded: a router that went away must not keep a leaving page waiting.
+    const settled = Promise.allSettled([...this.sending.values()].map((s) => s.running).concat([...this.pushing.values()].map((p) => p.running)))
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([settled, new Promise((resolve) => (timer = setTimeout(resolve, STOP_GRACE_MS)))])
+    clearTimeout(timer)
     this.abort.abort()
   }
 
@@ -154,6 +162,35 @@ export class RouterLink {
     const reply = await exchangeTable(endpointUrl(base, ref), serializeTable(own), { poster, timeoutMs: this.options.timeoutMs ?? 3000 }, { push })
     if (reply.kind === 'table') await this.mergeFromRouter(type, reply.value, `answer from ${base}`)
     return reply
+  }
+
+  private queuePush(type: TypeName, entries: ReadonlyMap<string, object>): void {
+    const busy = this.pushing.get(type)
+    if (busy) {
+      for (const [k, v] of entries) busy.pending.set(k, v)
+      return
+    }
+    const slot = { pending: new Map(entries), running: Promise.resolve() }
+    slot.running = (async () => {
+      let delay = 250
+      while (slot.pending.size > 0 && !this.abort.signal.aborted) {
+        const batch = slot.pending
+        slot.pending = new Map()
+        try {
+          await this.push(type, batch)
+          delay = 250
+        } catch (e) {
+          this.trouble(e as Error)
+          // Retried (with whatever came since) after a pause that grows while the router stays away;
+          // a newer copy of a key queued meanwhile replaces the one that failed.
+          for (const [k, v] of batch) if (!slot.pending.has(k)) slot.pending.set(k, v)
+          await new Promise((resolve) => setTimeout(resolve, delay))
+          delay = Math.min(5000, delay * 2)
+        }
+      }
+      this.pushing.delete(type)
+    })()
+    this.pushing.set(type, slot)
   }
 
   private async push(type: TypeName, entries: ReadonlyMap<string, object>): Promise<void> {

@@ -90,7 +90,7 @@ test('browsers on two routers of a netns lab, with Node peers, connect through s
     const everyone = new Set([...pages.map((p) => p.id), ...nodes.map((n) => n.id)])
     const started = Date.now()
     await Promise.all(pages.map((p) => waitConnected(p.page, 3, 60_000)))
-    t.diagnostic(`pages at target ${Date.now() - started} ms after the Node peers joined`)
+    t.diagnostic(`pages at target ${Date.now() - started} ms after the Node peers joined; ${JSON.stringify(await Promise.all(pages.map(async (p) => (await pageState(p.page)).stats)))}`)
     await eventually(
       async () => (await Promise.all(nodes.map(nodeStats))).every((s) => s.connected >= 3),
       async () => JSON.stringify(await Promise.all(nodes.map(nodeStats))),

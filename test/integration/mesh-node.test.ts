@@ -7,7 +7,9 @@ import { fetchPoster } from '../../src/transport/http-poster.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join as joinPath } from 'node:path'
-import { startDaemon } from '../helpers/processes.js'
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { CLI, startDaemon } from '../helpers/processes.js'
 
 type TestContext = { after(fn: () => unknown): void }
 
@@ -128,4 +130,31 @@ test('malformed offers and answers in the tables are skipped and counted, and pe
     assert.ok(ignored.offers >= 1, `bad offers counted (${ignored.offers})`)
     assert.ok(ignored.answers >= 1, `bad answers counted (${ignored.answers})`)
   }
+})
+
+test('malla join: a CLI peer in a room prints what happens as JSON lines and sends its stdin lines to every peer', async (t) => {
+  const d = await router(t)
+  const cli = spawn(process.execPath, [CLI, 'join', 'test', '--url', d.base, '--target', '1'], { stdio: ['pipe', 'pipe', 'pipe'] })
+  t.after(() => void cli.kill('SIGKILL'))
+  const lines: Array<Record<string, unknown>> = []
+  createInterface({ input: cli.stdout! }).on('line', (l) => lines.push(JSON.parse(l) as Record<string, unknown>))
+  const exited = new Promise<number | null>((resolve) => cli.once('exit', (code) => resolve(code)))
+  const waitLine = (ok: (l: Record<string, unknown>) => boolean, what: string) =>
+    until([], () => lines.some(ok), () => `${what}; got ${JSON.stringify(lines)}`, 20_000)
+  await waitLine((l) => l.event === 'ready', 'ready')
+  const cliId = lines[0]?.id as string
+  const [room] = await joinAll(t, d.base, 1, { target: 1, max: 2 })
+  const got: MessageValue[] = []
+  room!.mesh.on('peer', (p) => p.on('message', (v) => got.push(v)))
+  await waitLine((l) => l.event === 'peer' && l.id === room!.id, 'the CLI connected')
+  await until([room!], () => room!.mesh.peers().some((p) => p.id === cliId), () => 'the room sees the CLI')
+  await room!.mesh.peers()[0]!.send({ to: 'cli' })
+  await waitLine((l) => l.event === 'message' && l.kind === 'json' && JSON.stringify(l.value) === '{"to":"cli"}', 'the message printed')
+  cli.stdin!.write('hello from the shell\n')
+  await until([room!], () => got.includes('hello from the shell'), () => `got ${JSON.stringify(got)}`, 10_000)
+  cli.stdin!.end()
+  assert.equal(await exited, 0, 'the end of stdin leaves the room and exits 0')
+  const offers = (await (await fetch(`${d.base}/malla/v1/tables/malla-offers`)).json()) as Record<string, { author: string; data?: { s?: unknown } | null }>
+  const mine = Object.values(offers).filter((e) => e.author === cliId)
+  assert.ok(mine.length > 0 && mine.every((e) => e.data?.s === undefined), `no open offer of the CLI's is left: ${JSON.stringify(mine)}`)
 })

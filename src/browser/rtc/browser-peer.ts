@@ -2,6 +2,7 @@ import { badInput, MallaError } from '../../core/errors.js'
 import { silentLogger, type Logger } from '../../core/log.js'
 import {
   checkRemoteDescription,
+  checkRtcOptions,
   RTC_DEFAULTS,
   type RtcFactory,
   type RtcOptions,
@@ -30,22 +31,10 @@ export function browserRtcFactory(
   logger: Logger = silentLogger,
 ): RtcFactory {
   if (typeof RTCPeerConnection !== 'function') throw new MallaError('PEER', 'this platform has no RTCPeerConnection')
-  checkOptions(defaults)
+  checkRtcOptions(defaults)
   return (options) => {
-    if (options) checkOptions(options)
+    if (options) checkRtcOptions(options)
     return new BrowserPeer(RTCPeerConnection, { ...defaults, ...options }, logger)
-  }
-}
-
-function checkOptions(o: RtcOptions): void {
-  for (const url of o.stunUrls ?? []) if (!/^stun:\S+$/i.test(url)) throw badInput(`not a STUN URL: ${url}`)
-  for (const [name, v] of [
-    ['gather.settleMs', o.gather?.settleMs],
-    ['gather.maxMs', o.gather?.maxMs],
-    ['connectTimeoutMs', o.connectTimeoutMs],
-    ['lowWaterMark', o.lowWaterMark],
-  ] as const) {
-    if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw badInput(`${name} must be a non-negative number`)
   }
 }
 

@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
+import { createInterface } from 'node:readline'
 import { join, resolve } from 'node:path'
 import { isMallaError, MallaError, type ErrorCode } from '../../core/errors.js'
 import { parseInsertValues, parseJsonText, parseKeyList, parseTtl, parseTypeName } from '../../core/schema.js'
@@ -240,6 +241,42 @@ export function buildProgram(): Command {
     .action(async (o: { url?: string }) => {
       const info = JSON.parse(await new DaemonApiClient(o.url ?? process.env.MALLA_URL ?? DEFAULT_URL).info()) as { neighbours: unknown[] }
       if (info.neighbours.length > 0) print(info.neighbours.map((n) => JSON.stringify(n)).join('\n'))
+    })
+
+  program
+    .command('join')
+    .summary('join a room of browsers and Node peers through a router; JSON lines out, stdin lines sent to every peer')
+    .description(
+      'Meet the room\'s peers through the router at --url (a malla daemon, or a plain LibreMesh router), over WebRTC.\n' +
+        'Prints one JSON line per event: {"event":"ready","id",...}, {"event":"peer","id"}, {"event":"closed","id","reason"},\n' +
+        '{"event":"message","from","kind","value"}. Each line read on stdin is sent, as text, to every connected peer.\n' +
+        'At the end of stdin, SIGINT or SIGTERM it withdraws its offers from the router and exits.',
+    )
+    .argument('<room>', 'the room (an app name: 1-64 of letters, digits and _.:@+-)')
+    .option('--url <url>', `the router (default: $MALLA_URL or ${DEFAULT_URL})`)
+    .option('--target <n>', 'connections to look for (default 3)', integer(0, 64))
+    .option('--max <n>', 'connections to accept at most (default 6)', integer(1, 64))
+    .action(async (room: string, o: { url?: string; target?: number; max?: number }) => {
+      const { joinRoom } = await import('../index.js')
+      const joined = await joinRoom(room, { routerUrl: o.url ?? process.env.MALLA_URL ?? DEFAULT_URL, ...(o.target !== undefined ? { target: o.target } : {}), ...(o.max !== undefined ? { max: o.max } : {}) })
+      const say = (line: object) => print(JSON.stringify(line))
+      say({ event: 'ready', id: joined.id, router: joined.router.kind, name: joined.router.name ?? null })
+      joined.mesh.on('peer', (peer) => {
+        say({ event: 'peer', id: peer.id })
+        peer.on('message', (value, kind) => say({ event: 'message', from: peer.id, kind, value: value instanceof Uint8Array ? Buffer.from(value).toString('base64') : value }))
+      })
+      joined.mesh.on('peer-closed', (peer, reason) => say({ event: 'closed', id: peer.id, reason }))
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve)
+        process.once('SIGTERM', resolve)
+        const input = createInterface({ input: process.stdin })
+        input.on('line', (line) => {
+          for (const peer of joined.mesh.peers()) void peer.send(line).catch((e: Error) => process.stderr.write(`malla: join: ${e.message}\n`))
+        })
+        input.on('close', resolve)
+      })
+      await joined.leave()
+      process.exit(0)
     })
 
   program

@@ -4,6 +4,7 @@ import { badInput, MallaError } from '../../core/errors.js'
 import { silentLogger, type Logger } from '../../core/log.js'
 import {
   checkRemoteDescription,
+  checkRtcOptions,
   RTC_DEFAULTS,
   type RtcFactory,
   type RtcOptions,
@@ -54,18 +55,10 @@ export function weriftRtcFactory(defaults: RtcOptions = {}, logger: Logger = sil
 }
 
 function checkOptions(o: RtcOptions): void {
-  for (const url of o.stunUrls ?? []) if (!/^stun:\S+$/i.test(url)) throw badInput(`not a STUN URL: ${url}`)
+  checkRtcOptions(o)
   if (o.hostAddresses) {
     if (o.hostAddresses.length === 0) throw badInput('hostAddresses must name at least one address')
     for (const a of o.hostAddresses) if (!isIP(a)) throw badInput(`not an IP address: ${a}`)
-  }
-  for (const [name, v] of [
-    ['gather.settleMs', o.gather?.settleMs],
-    ['gather.maxMs', o.gather?.maxMs],
-    ['connectTimeoutMs', o.connectTimeoutMs],
-    ['lowWaterMark', o.lowWaterMark],
-  ] as const) {
-    if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw badInput(`${name} must be a non-negative number`)
   }
 }
 
