@@ -26,5 +26,6 @@ export type BrowserJoinOptions = Partial<Omit<JoinOptions, 'room'>>
  * Works against a malla daemon (live feed, STUN) and against a plain LibreMesh router (polling).
  */
 export function joinRoom(room: string, options: BrowserJoinOptions = {}): Promise<Room> {
-  return join({ rtc: options.rtc ?? browserRtcFactory(), poster: fetchPoster, routerUrl: location.origin, ...options, room })
+  const rtc = options.rtc ?? browserRtcFactory(globalThis.RTCPeerConnection, {}, options.log)
+  return join({ rtc, poster: fetchPoster, routerUrl: location.origin, ...options, room })
 }
