@@ -7,6 +7,7 @@ import { MemoryStore } from '../storage/memory-store.js'
 import { RouterLink, type RouterKind } from '../sync/router-link.js'
 import type { HttpPoster } from '../transport/http-poster.js'
 import { Mesh, type MeshOptions } from './mesh.js'
+import { hopDistances, LINKS_TYPE, parseLinks } from './router-links.js'
 import { ANSWERS_TYPE, OFFERS_TYPE } from './signal-records.js'
 
 export interface JoinOptions extends Omit<MeshOptions, 'replica' | 'rtc' | 'router'> {
@@ -44,20 +45,29 @@ export async function join(options: JoinOptions): Promise<Room> {
   const log = options.log ?? silentLogger
   const id = options.peerId ?? randomPeerId()
   const replica = new Replica({ store: new MemoryStore(), author: id, log })
-  const link = new RouterLink({ replica, base: options.routerUrl, types: [OFFERS_TYPE, ANSWERS_TYPE], poster: options.poster, log, ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
+  const link = new RouterLink({ replica, base: options.routerUrl, types: [OFFERS_TYPE, ANSWERS_TYPE, LINKS_TYPE], poster: options.poster, log, ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
   const kind = await link.start()
   const info = kind === 'malla' ? await routerInfo(options.routerUrl) : undefined
+  // Hops from this peer's router, recomputed whenever the routers' links change.
+  let hops = new Map<string, number>()
+  const readLinks = async () => {
+    if (info?.name) hops = hopDistances(parseLinks((await replica.read({ flavour: 'ttl', type: LINKS_TYPE })).table as ReadonlyMap<string, { data?: unknown }>), info.name)
+  }
+  await readLinks()
+  const offLinks = replica.on('change', (e) => {
+    if (e.type === LINKS_TYPE) void readLinks()
+  })
   const stunHost = info?.via ? (info.via.includes(':') ? `[${info.via}]` : info.via) : hostOf(options.routerUrl)
   const stunUrls = options.useRouterStun !== false && info?.stunPort ? [`stun:${stunHost}:${info.stunPort}`] : []
   const rtcOptions: RtcOptions = { ...options.rtcOptions, ...(stunUrls.length > 0 && !options.rtcOptions?.stunUrls ? { stunUrls } : {}) }
-  const mesh = new Mesh({ ...options, replica, rtc: options.rtc, rtcOptions, ...(info?.name ? { router: info.name } : {}), log })
+  const mesh = new Mesh({ ...options, replica, rtc: options.rtc, rtcOptions, ...(info?.name ? { router: info.name } : {}), hopsTo: (router) => hops.get(router), log })
   mesh.start()
   let left: Promise<void> | undefined
   return {
     id,
     mesh,
     router: { url: options.routerUrl, kind, name: info?.name, stunUrls },
-    leave: () => (left ??= mesh.close().then(() => link.stop())),
+    leave: () => (left ??= mesh.close().then(() => (offLinks(), link.stop()))),
   }
 }
 

@@ -31,6 +31,11 @@ export interface MeshOptions {
   readonly rtcOptions?: RtcOptions
   /** The router this peer hangs off, by name: peers behind the same router are answered first. */
   readonly router?: string
+  /**
+   * Hops from this peer's router to another router, by name (undefined: not known). Offers from nearer
+   * routers are answered first; `join` derives it from the routers' `malla-links` table.
+   */
+  readonly hopsTo?: (router: string) => number | undefined
   /** Connections this peer goes looking for, by answering others' offers (default 3). */
   readonly target?: number
   /** Connections it accepts at most; past it, it withdraws its offers (default 6). */
@@ -125,6 +130,7 @@ const DEFAULTS = { target: 3, max: 6, pool: 3, offerLifeMs: 60_000, connectTimeo
 const HOUSEKEEPING_MS = 1000
 /** Offers this peer failed to connect through are not answered again for this long. */
 const FAILED_OFFER_MEMORY = 512
+const UNKNOWN_HOPS = 1_000_000
 /** The longest a taken mark waits for its answer to be applied (see `takeAnswers`). */
 const MARK_DELAY_MS = 20
 /** Renewals of one offer before it is replaced: its TTL then stays below LibreMesh's default of 30. */
@@ -133,7 +139,7 @@ const MAX_RENEWALS = 20
 /**
  * The article's algorithm, over shared-state (docs/protocol.md §12):
  * - keep `pool` offers published while below `max` connections, replacing each one that gets taken;
- * - while below `target`, answer others' offers: same router first, then the newest;
+ * - while below `target`, answer others' offers: same router first, then the fewest hops, then the newest;
  * - the offerer applies the first answer it sees for an offer (among answers seen together, the lowest
  *   answerer id) and marks the offer taken by that answerer; any other answerer sees the mark (or the
  *   offer gone, or expired) and gives up at once;
@@ -403,7 +409,7 @@ export class Mesh {
       .filter(({ key, record }) => record.peer !== this.id && record.expiresAt > now && !this.failedOffers.has(key))
       .filter(({ record }) => !this.hasLinkOrAttempt(record.peer, 'any'))
       .sort((x, y) => {
-        const near = Number(y.record.router === this.options.router && this.options.router !== undefined) - Number(x.record.router === this.options.router && this.options.router !== undefined)
+        const near = this.hops(x.record.router) - this.hops(y.record.router)
         return near !== 0 ? near : y.record.expiresAt - x.record.expiresAt
       })
     const chosen = new Set<string>()
@@ -565,6 +571,13 @@ export class Mesh {
     for (const a of this.accepted.values()) if (a.remote === remote) return true
     if (what === 'any') for (const a of this.answers.values()) if (a.to === remote) return true
     return false
+  }
+
+  /** 0 for this peer's own router, then hops as far as known; unknown routers come last (a large number, not Infinity: it is subtracted). */
+  private hops(router: string | undefined): number {
+    if (router === undefined) return UNKNOWN_HOPS
+    if (router === this.options.router) return 0
+    return this.options.hopsTo?.(router) ?? UNKNOWN_HOPS
   }
 
   private rememberFailed(offer: string): void {

@@ -37,6 +37,8 @@ export const DEFAULT_TIMEOUT_MS = 3000
  */
 export const MALLA_HEADER = 'x-malla'
 export const MALLA_PROTOCOL_VERSION = '1'
+/** Beside it, the answering node's `--name` (URI-encoded): how a node learns its neighbours' names. */
+export const MALLA_NAME_HEADER = 'x-malla-name'
 /**
  * Sent with a partial table to ask a malla neighbour for a delta answer (`push`: only its corrections for the
  * keys sent, not its whole table). A partial table is still a valid LibreMesh sync, merged key by key.
@@ -50,6 +52,8 @@ interface ReplyFacts {
   readonly bytesReceived: number
   /** The neighbour answered with malla's capability header. */
   readonly malla: boolean
+  /** Its name, when it said (MALLA_NAME_HEADER). */
+  readonly name?: string
 }
 
 export type ExchangeReply =
@@ -82,7 +86,8 @@ export async function exchangeTable(url: string, text: string, options: Exchange
     timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     maxReplyBytes,
   })
-  const sizes = { bytesSent: body.byteLength, bytesReceived: reply.body.byteLength, malla: reply.headers.get(MALLA_HEADER) !== undefined }
+  const name = decodeName(reply.headers.get(MALLA_NAME_HEADER))
+  const sizes = { bytesSent: body.byteLength, bytesReceived: reply.body.byteLength, malla: reply.headers.get(MALLA_HEADER) !== undefined, ...(name ? { name } : {}) }
   if (reply.status < 200 || reply.status > 299) {
     const detail = decoder.decode(reply.body.subarray(0, 300)).trim()
     throw new MallaError('PEER', `POST ${url} answered HTTP ${reply.status}${detail ? `: ${detail}` : ''}`)
@@ -114,6 +119,8 @@ export interface SyncOutcome {
   readonly bytesReceived: number
   /** The neighbour speaks malla (it answered with the capability header). */
   readonly malla: boolean
+  /** The neighbour's name, when it said. */
+  readonly name?: string
 }
 
 /** The outcome of an exchange that failed outright (no answer, timeout, HTTP error). */
@@ -145,7 +152,7 @@ export async function pushEntries(
 }
 
 async function mergeReply(replica: Replica, ref: TableRef, url: string, reply: ExchangeReply): Promise<SyncOutcome> {
-  const sizes = { bytesSent: reply.bytesSent, bytesReceived: reply.bytesReceived, malla: reply.malla }
+  const sizes = { bytesSent: reply.bytesSent, bytesReceived: reply.bytesReceived, malla: reply.malla, ...(reply.name ? { name: reply.name } : {}) }
   if (reply.kind === 'empty') return { url, keys: [], skipped: reply.reason, ...sizes }
   try {
     const what = `answer from ${url}`
@@ -157,5 +164,16 @@ async function mergeReply(replica: Replica, ref: TableRef, url: string, reply: E
   } catch (e) {
     if (isMallaError(e, 'BAD_INPUT')) return { url, keys: [], skipped: e.message, ...sizes }
     throw e
+  }
+}
+
+/** A neighbour's name from its header: at most 64 characters, and none that could not be a host name. */
+function decodeName(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined
+  try {
+    const name = decodeURIComponent(raw)
+    return name.length > 0 && name.length <= 64 && !/[\u0000-\u001f]/.test(name) ? name : undefined
+  } catch {
+    return undefined
   }
 }

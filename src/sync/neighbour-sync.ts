@@ -20,6 +20,8 @@ export interface NeighbourSyncOptions {
    * `antiEntropy()` round and nothing in between (the baseline benchmarks compare against).
    */
   readonly mode?: 'malla' | 'libremesh'
+  /** Called when what is known of the neighbours changes (one added or removed, a name learnt, an error). */
+  readonly onNeighbours?: () => void
 }
 
 /** Bytes this node's own exchanges carried, both directions, since it started. */
@@ -36,6 +38,8 @@ export interface NeighbourInfo {
   readonly source: 'static' | 'discovered'
   /** Whether it answered with malla's capability header; undefined until it answered at all. */
   readonly malla: boolean | undefined
+  /** Its `--name`, once a malla answer said it. */
+  readonly name: string | undefined
   readonly lastOkAt: number | undefined
   readonly lastError: string | undefined
 }
@@ -44,6 +48,7 @@ interface Neighbour {
   base: string
   source: 'static' | 'discovered'
   malla: boolean | undefined
+  name: string | undefined
   lastOkAt: number | undefined
   lastError: string | undefined
 }
@@ -76,7 +81,7 @@ export class NeighbourSync {
   private readonly mode: 'malla' | 'libremesh'
 
   constructor(private readonly options: NeighbourSyncOptions) {
-    this.neighbours = options.peers.map((base) => ({ base, source: 'static' as const, malla: undefined, lastOkAt: undefined, lastError: undefined }))
+    this.neighbours = options.peers.map((base) => ({ base, source: 'static' as const, malla: undefined, name: undefined, lastOkAt: undefined, lastError: undefined }))
     this.mode = options.mode ?? 'malla'
   }
 
@@ -90,9 +95,10 @@ export class NeighbourSync {
    */
   addNeighbour(base: string, source: 'static' | 'discovered' = 'discovered'): void {
     if (this.stopped || this.neighbours.some((n) => n.base === base)) return
-    const n: Neighbour = { base, source, malla: undefined, lastOkAt: undefined, lastError: undefined }
+    const n: Neighbour = { base, source, malla: undefined, name: undefined, lastOkAt: undefined, lastError: undefined }
     this.neighbours.push(n)
     this.options.log.info('neighbour added', { peer: base, source })
+    this.options.onNeighbours?.()
     void this.options.replica.list().then((refs) => Promise.all(refs.map((ref) => this.exchange(ref, endpointUrl(base, ref), n, undefined))))
   }
 
@@ -102,6 +108,7 @@ export class NeighbourSync {
     if (i < 0) return
     this.neighbours.splice(i, 1)
     this.options.log.info('neighbour removed', { peer: base })
+    this.options.onNeighbours?.()
   }
 
   start(): void {
@@ -220,9 +227,11 @@ export class NeighbourSync {
       outcome = failedOutcome(url, e)
       log.warn(`${how} failed`, { type: ref.type, url, error: outcome.skipped })
       if (n) {
+        const changed = n.lastError === undefined
         n.lastError = outcome.skipped
         // Whatever it missed is repaired by a full sync once it answers again, which also re-learns what it speaks.
         n.malla = undefined
+        if (changed) this.options.onNeighbours?.()
       }
       return outcome
     }
@@ -232,10 +241,13 @@ export class NeighbourSync {
     if (outcome.skipped) log.warn('sync answer unusable', { type: ref.type, url, reason: outcome.skipped })
     else log.debug({ push: 'pushed', reconcile: 'reconciled', sync: 'synced' }[how], { type: ref.type, url, changed: outcome.keys.length, sent: outcome.bytesSent, received: outcome.bytesReceived })
     if (n) {
+      if (n.malla !== outcome.malla) log.info(outcome.malla ? 'neighbour speaks malla' : 'neighbour speaks LibreMesh only', { peer: n.base })
+      const changed = n.lastError !== undefined || n.malla !== outcome.malla || (outcome.name !== undefined && n.name !== outcome.name)
       n.lastOkAt = Date.now()
       n.lastError = undefined
-      if (n.malla !== outcome.malla) log.info(outcome.malla ? 'neighbour speaks malla' : 'neighbour speaks LibreMesh only', { peer: n.base })
       n.malla = outcome.malla
+      if (outcome.name) n.name = outcome.name
+      if (changed) this.options.onNeighbours?.()
     }
     return outcome
   }

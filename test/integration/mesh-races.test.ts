@@ -8,7 +8,7 @@ import { join, type Room } from '../../src/signaling/join.js'
 import { compactSession, sessionFacts } from '../../src/signaling/sdp-codec.js'
 import { answerKey, OFFERS_TYPE } from '../../src/signaling/signal-records.js'
 import { fetchPoster } from '../../src/transport/http-poster.js'
-import { startDaemon } from '../helpers/processes.js'
+import { freePort, startDaemon } from '../helpers/processes.js'
 
 type TestContext = { after(fn: () => unknown): void }
 
@@ -115,4 +115,37 @@ test('a stale answer (for an offer already taken) is ignored: no attempt, no mar
   const marks = (await (await fetch(`${d.base}/malla/v1/tables/${OFFERS_TYPE}`)).json()) as Record<string, { data?: { taken?: string } }>
   assert.ok(!Object.values(marks).some((e) => e.data?.taken === late), 'no offer marked taken by the stale answerer')
   assert.deepEqual(after.ignored, before.ignored, 'a stale answer is not malformed, just ignored')
+})
+
+test('offers from nearer routers are answered first: hops come from the routers\' malla-links table', async (t) => {
+  // r1 - r2 - r3 on loopback; each router publishes its malla neighbours by name.
+  const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()]
+  const dirs = await Promise.all([1, 2, 3].map(() => mkdtemp(joinPath(tmpdir(), 'malla-hops-'))))
+  const daemons: Array<{ stop(s?: NodeJS.Signals): Promise<void> }> = []
+  t.after(async () => {
+    for (const d of daemons) await d.stop('SIGKILL')
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true })
+  })
+  const url = (p: number) => `http://127.0.0.1:${p}`
+  const plan: Array<[number, string, number[]]> = [[p1, 'r1', [p2]], [p2, 'r2', [p1, p3]], [p3, 'r3', [p2]]]
+  for (const [i, [port, name, peers]] of plan.entries()) {
+    daemons.push(await startDaemon(t, ['--port', String(port), '--data', dirs[i] as string, '--name', name, '--sync-interval', '1', ...peers.flatMap((p) => ['--peer', url(p)])]))
+  }
+  // The far router's offer is the newer one: without hop counts, the newest would win.
+  const near = await join({ room: 'hops', routerUrl: url(p2), rtc, poster: fetchPoster, peerId: 'nearnearnearnear', target: 0, pool: 1 })
+  t.after(() => near.leave())
+  await new Promise((r) => setTimeout(r, 50))
+  const far = await join({ room: 'hops', routerUrl: url(p3), rtc, poster: fetchPoster, peerId: 'farfarfarfarfarf', target: 0, pool: 1 })
+  t.after(() => far.leave())
+  const me = await join({ room: 'hops', routerUrl: url(p1), rtc, poster: fetchPoster, peerId: 'memememememememe', target: 0, pool: 0 })
+  t.after(() => me.leave())
+  const links = async () => (await (await fetch(`${url(p1)}/malla/v1/tables/malla-links`)).json()) as Record<string, { data?: { n?: string[] } }>
+  await until(async () => {
+    const l = await links()
+    return (l.r1?.data?.n ?? []).includes('r2') && (l.r3?.data?.n ?? []).includes('r2')
+  }, () => 'r1 holds the links of r1 and r3')
+  await until(async () => (await openOffersSeen(me, near.id)) === 1 && (await openOffersSeen(me, far.id)) === 1, () => 'both offers reached r1')
+  me.mesh.setTarget(1)
+  await until(() => me.mesh.stats().connected === 1, () => JSON.stringify(me.mesh.stats()))
+  assert.equal(me.mesh.peers()[0]?.id, near.id, 'the offer one hop away, not the newer one two hops away')
 })

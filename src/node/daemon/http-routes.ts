@@ -17,7 +17,7 @@ import type { Entry, Flavour, MultiWriterTable, Table } from '../../core/types.j
 import type { ChangeLog, LoggedChange } from '../../replica/change-log.js'
 import type { Replica } from '../../replica/replica.js'
 import type { TableRef } from '../../storage/table-store.js'
-import { MALLA_HEADER, MALLA_PROTOCOL_VERSION, MALLA_SYNC_HEADER, type SyncOutcome } from '../../sync/full-table-sync.js'
+import { MALLA_HEADER, MALLA_NAME_HEADER, MALLA_PROTOCOL_VERSION, MALLA_SYNC_HEADER, type SyncOutcome } from '../../sync/full-table-sync.js'
 import type { NeighbourInfo, Traffic } from '../../sync/neighbour-sync.js'
 import { answerSummary, parseReconcileEntries, parseReconcileRequest, pick } from '../../sync/reconcile.js'
 import type { WorkBudget } from '../../sync/work-budget.js'
@@ -155,7 +155,7 @@ async function libremeshEndpoint(
   const push = req.headers[MALLA_SYNC_HEADER] === 'push'
   const text = push ? serializeTable(corrections(remote, snapshot.table)) : snapshot.text
   const body = Buffer.from(text + '\n')
-  res.writeHead(200, { 'content-type': 'application/json', [MALLA_HEADER]: MALLA_PROTOCOL_VERSION })
+  res.writeHead(200, { 'content-type': 'application/json', [MALLA_HEADER]: MALLA_PROTOCOL_VERSION, [MALLA_NAME_HEADER]: encodeURIComponent(ctx.name) })
   res.end(gzipped ? gzipSync(body) : body)
   ctx.log.debug(push ? 'served push' : 'served sync', { flavour, type, from: req.socket.remoteAddress, keys: remote.size, changed: snapshot.changed.length, ms: Date.now() - started })
 }
@@ -194,7 +194,7 @@ async function reconcileEndpoint(ctx: RouteContext, req: IncomingMessage, res: S
     ref.flavour === 'ttl'
       ? await ctx.replica.merge(ref.type, incoming as Table)
       : await ctx.replica.mergeMultiWriter(ref.type, incoming as MultiWriterTable)
-  res.writeHead(200, { 'content-type': 'application/json', [MALLA_HEADER]: MALLA_PROTOCOL_VERSION })
+  res.writeHead(200, { 'content-type': 'application/json', [MALLA_HEADER]: MALLA_PROTOCOL_VERSION, [MALLA_NAME_HEADER]: encodeURIComponent(ctx.name) })
   res.end(`{"v":1,"entries":${serializeTable(new Map(Object.entries(pick(merged.table as ReadonlyMap<string, Entry>, want))))}}\n`)
   ctx.log.debug('served reconcile', { type: ref.type, from: who, received: incoming.size, changed: merged.changed.length, sent: want.length })
 }

@@ -17,6 +17,7 @@ import { nodeHttpPoster } from '../transport/node-http-poster.js'
 import { NeighbourDiscovery } from '../discovery/neighbour-discovery.js'
 import { loadBrowserBundle, type BrowserBundle } from './browser-bundle.js'
 import { HookRunner } from './hook-runner.js'
+import { LINKS_TYPE, linksData } from '../../signaling/router-links.js'
 import { handleRequest } from './http-routes.js'
 import { StunResponder } from './stun-responder.js'
 
@@ -99,6 +100,9 @@ export class PeerDaemon {
   private discovery: NeighbourDiscovery | undefined
   private readonly stunResponder: StunResponder | undefined
   private bundle: BrowserBundle | undefined
+  private linksTimer: ReturnType<typeof setTimeout> | undefined
+  /** The neighbour list last published in `malla-links`, as JSON. */
+  private linksPublished: string | undefined
 
   constructor(private readonly options: PeerDaemonOptions) {
     const log = options.log
@@ -114,6 +118,7 @@ export class PeerDaemon {
       debounceMs: options.syncDebounceMs,
       log,
       mode: options.mode,
+      onNeighbours: () => this.scheduleLinks(),
     })
     this.stunResponder = options.stun ? new StunResponder({ port: options.stun.port, host: options.host, log }) : undefined
     this.server = createServer((req, res) => {
@@ -139,6 +144,27 @@ export class PeerDaemon {
     this.server.requestTimeout = 30_000
     this.server.headersTimeout = 10_000
     this.server.keepAliveTimeout = 5_000
+  }
+
+  /**
+   * Publishes this router's malla neighbours (by name) in `malla-links`, soon after they change and again
+   * at every bleach round, so pages can count hops to other peers' routers (docs/protocol.md §12.5).
+   */
+  private scheduleLinks(): void {
+    if (this.linksTimer !== undefined || this.options.mode === 'libremesh') return
+    this.linksTimer = setTimeout(() => {
+      this.linksTimer = undefined
+      void this.publishLinks(false)
+    }, 100)
+  }
+
+  private async publishLinks(always: boolean): Promise<void> {
+    const names = [...new Set(this.sync.info().flatMap((n) => (n.malla && n.lastError === undefined && n.name ? [n.name] : [])))].sort()
+    const text = JSON.stringify(names)
+    if (!always && text === this.linksPublished) return
+    if (names.length === 0 && this.linksPublished === undefined) return
+    this.linksPublished = text
+    await this.replica.insert(LINKS_TYPE, [[this.options.name, linksData(names)]]).catch((e: Error) => this.options.log.warn('could not publish links', { error: e.message }))
   }
 
   /** What the daemon knows of each peer (for `/malla/v1/info` and the CLI). */
@@ -189,7 +215,12 @@ export class PeerDaemon {
       })
     })
     this.address = this.server.address() as AddressInfo
-    this.timers.push(setInterval(() => void this.bleachAll(), this.options.bleachIntervalMs))
+    this.timers.push(
+      setInterval(() => {
+        // Bleach ages our own links entry too: publish it again, as LibreMesh nodes republish their data.
+        void this.bleachAll().then(() => (this.linksPublished !== undefined ? this.publishLinks(true) : undefined))
+      }, this.options.bleachIntervalMs),
+    )
     // Rounds never overlap: on a slow mesh a round may outlast the period, and piling them up only makes it slower.
     let round: Promise<void> | undefined
     this.timers.push(
@@ -221,6 +252,7 @@ export class PeerDaemon {
     await this.discovery?.stop()
     await this.stunResponder?.stop()
     for (const t of this.timers) clearInterval(t)
+    clearTimeout(this.linksTimer)
     for (const w of this.watchers) w.close()
     this.server.closeAllConnections()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
