@@ -289,6 +289,8 @@ export class Mesh {
     await this.takeAnswers(view.answers.filter((a) => a.record.to === this.id && a.record.expiresAt > now).map((a) => a.record))
     await this.dropLostAnswers(offers, now)
     await this.expireAndRenew(now)
+    // close() may have run while this step awaited: it must not start anything new after that.
+    if (this.closed) return
     this.answerOffers(view, now)
     this.fillPool()
   }
@@ -437,7 +439,7 @@ export class Mesh {
     void (async () => {
       try {
         const sdp = await rtc.acceptOffer(toSdp(offer.session, 'offer'))
-        if (this.answers.get(key) !== own || this.closed) return
+        if (this.answers.get(key) !== own || this.closed) return rtc.close()
         const now = this.now()
         await this.tables.write(ANSWERS_TYPE, [[own.key, answerData({ session: compactSession(sessionFacts(sdp)), expiresAt: now + this.connectTimeoutMs })]], SHORT_SIGNAL_TTL)
         own.state = 'published'
@@ -489,7 +491,7 @@ export class Mesh {
     void (async () => {
       try {
         const sdp = await rtc.createOffer()
-        if (this.offers.get(key) !== own || this.closed) return
+        if (this.offers.get(key) !== own || this.closed) return rtc.close()
         own.session = sessionFacts(sdp)
         own.createdAt = this.now()
         own.expiresAt = own.createdAt + this.offerLifeMs
