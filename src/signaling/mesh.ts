@@ -103,9 +103,6 @@ type OwnOffer = {
   expiresAt: number
   state: 'gathering' | 'open' | 'taken'
   renewals: number
-  /** The answerer it was handed to, once taken. */
-  by?: string
-  takenAt?: number
 }
 
 type OwnAnswer = {
@@ -312,8 +309,6 @@ export class Mesh {
       const winner = usable[0]
       if (!winner) continue
       own.state = 'taken'
-      own.by = winner.peer
-      own.takenAt = this.now()
       this.offers.delete(key)
       this.accepted.set(key, { remote: winner.peer, offer: key, rtc: own.rtc, at: this.now() })
       // The answer first: the connection is what the answerer waits for; the mark only tells the others,

@@ -133,39 +133,39 @@ test('browsers on two routers of a netns lab, with Node peers, connect through s
   })
 
   await t.test('a page that closes is replaced by the others', async () => {
-      const gone = pages[1] as JoinedPage
-      const closing = Date.now()
-      await gone.page.close()
-      const rest = pages.filter((p) => p !== gone)
-      await eventually(
-        async () => (await Promise.all(rest.map((p) => pageState(p.page)))).every((s) => s.stats.connected >= 3 && !s.peers.includes(gone.id)),
-        async () => JSON.stringify(await Promise.all(rest.map(async (p) => (await pageState(p.page)).peers))),
-        60_000,
-      )
-      t.diagnostic(`back at target ${Date.now() - closing} ms after the page closed`)
-    })
+    const gone = pages[1] as JoinedPage
+    const closing = Date.now()
+    await gone.page.close()
+    const rest = pages.filter((p) => p !== gone)
+    await eventually(
+      async () => (await Promise.all(rest.map((p) => pageState(p.page)))).every((s) => s.stats.connected >= 3 && !s.peers.includes(gone.id)),
+      async () => JSON.stringify(await Promise.all(rest.map(async (p) => (await pageState(p.page)).peers))),
+      60_000,
+    )
+    t.diagnostic(`back at target ${Date.now() - closing} ms after the page closed`)
+  })
 
   await t.test('malformed offers and answers are skipped and counted, and a page still joins', async () => {
-      assert.ok(named, 'the first subtest joined the pages')
-      const bad = await named.page.evaluate(async () => {
-        const post = (type: string, body: unknown) => fetch(`/malla/v1/tables/${type}/insert`, { method: 'POST', body: JSON.stringify(body) }).then((r) => r.status)
-        return [
-          await post('malla-offers', { 'aaaaaaaaaaaaaaaa.1': { v: 1, room: 'e2e-main', peer: 'aaaaaaaaaaaaaaaa', s: 'garbage', t: 1, exp: 9e15 }, 'x.2': 7 }),
-          await post('malla-answers', { 'y.0>z': { v: 1, room: 'e2e-main', peer: 'zzzzzzzzzzzzzzzz', to: 'yyyyyyyyyyyyyyyy', offer: 'y.0', s: [], t: 1, exp: 9e15 } }),
-        ]
-      })
-      assert.deepEqual(bad, [200, 200])
-      const far = pages[2] as JoinedPage
-      await eventually(
-        async () => {
-          const s = await pageState(far.page)
-          return s.stats.ignored.offers >= 1 && s.stats.ignored.answers >= 1
-        },
-        async () => JSON.stringify((await pageState(far.page)).stats),
-        20_000,
-      )
-      const late = await joinInPage(b2, `${r2}/room`, 'e2e-main')
-      await waitConnected(late.page, 1, 60_000)
+    assert.ok(named, 'the first subtest joined the pages')
+    const bad = await named.page.evaluate(async () => {
+      const post = (type: string, body: unknown) => fetch(`/malla/v1/tables/${type}/insert`, { method: 'POST', body: JSON.stringify(body) }).then((r) => r.status)
+      return [
+        await post('malla-offers', { 'aaaaaaaaaaaaaaaa.1': { v: 1, room: 'e2e-main', peer: 'aaaaaaaaaaaaaaaa', s: 'garbage', t: 1, exp: 9e15 }, 'x.2': 7 }),
+        await post('malla-answers', { 'y.0>z': { v: 1, room: 'e2e-main', peer: 'zzzzzzzzzzzzzzzz', to: 'yyyyyyyyyyyyyyyy', offer: 'y.0', s: [], t: 1, exp: 9e15 } }),
+      ]
+    })
+    assert.deepEqual(bad, [200, 200])
+    const far = pages[2] as JoinedPage
+    await eventually(
+      async () => {
+        const s = await pageState(far.page)
+        return s.stats.ignored.offers >= 1 && s.stats.ignored.answers >= 1
+      },
+      async () => JSON.stringify((await pageState(far.page)).stats),
+      20_000,
+    )
+    const late = await joinInPage(b2, `${r2}/room`, 'e2e-main')
+    await waitConnected(late.page, 1, 60_000)
   })
 
   // Without STUN a page has only its mDNS name (`<uuid>.local`) to offer, which resolves only where
