@@ -125,8 +125,9 @@ type Link = {
 const DEFAULTS = { target: 3, max: 6, pool: 3, offerLifeMs: 60_000, connectTimeoutMs: 10_000 }
 /** How often wall-clock deadlines are looked at (expiries, renewals, give-ups). */
 const HOUSEKEEPING_MS = 1000
-/** Offers this peer failed to connect through are not answered again for this long. */
+/** How many offers that failed it remembers, so as not to answer them again (the oldest is forgotten first). */
 const FAILED_OFFER_MEMORY = 512
+/** The distance of a router whose hop count is not known: after every known one. */
 const UNKNOWN_HOPS = 1_000_000
 /** The longest a taken mark waits for its answer to be applied (see `takeAnswers`). */
 const MARK_DELAY_MS = 20
@@ -142,7 +143,8 @@ const MAX_RENEWALS = 20
  *   offer gone, or expired) and gives up at once;
  * - glare (two peers answering each other's offers): the attempt on the offer of the lower id is kept,
  *   by both sides independently; if both channels open anyway, the same rule closes one;
- * - offers expire by wall clock (renewed while open) and fade by bleach; everything own is withdrawn on close.
+ * - offers expire by wall clock (renewed while open) and fade by bleach; open offers and pending answers are
+ *   withdrawn on close (answers and taken marks of opened connections just expire).
  */
 export class Mesh {
   readonly id: string
@@ -215,7 +217,7 @@ export class Mesh {
 
   /**
    * The signaling tables as this peer's replica holds them now, read and checked as the mesh reads them
-   * (added for bench/signaling.ts, which waits until a page holds another's offer; read-only, no effect).
+   * (for tests and bench/signaling.ts, which wait until a peer holds another's offer; read-only).
    */
   view(): Promise<TablesView> {
     return this.tables.read()
