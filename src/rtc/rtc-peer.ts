@@ -100,6 +100,8 @@ export interface RtcOptions {
    * `veth` interfaces, which it skips too; werift also ignores IPv6 link-local addresses.
    */
   readonly hostAddresses?: readonly string[]
+  /** Names this peer in the adapter's debug log (signaling passes the offer it belongs to). */
+  readonly label?: string
 }
 
 /** Makes peers; each platform provides one. */

@@ -129,6 +129,12 @@ const HOUSEKEEPING_MS = 1000
 const FAILED_OFFER_MEMORY = 512
 /** The distance of a router whose hop count is not known: after every known one. */
 const UNKNOWN_HOPS = 1_000_000
+/**
+ * How long a taken offer may take to open before the offerer gives up on it. Much shorter than the
+ * connect timeout: on a mesh a channel opens within a second, and what keeps one from opening (an
+ * answerer that lost the race but reached the offer's ICE agent first) does not go away by waiting.
+ */
+const OPEN_DEADLINE_MS = 3000
 /** The longest a taken mark waits for its answer to be applied (see `takeAnswers`). */
 const MARK_DELAY_MS = 20
 /** Renewals of one offer before it is replaced: its TTL then stays below LibreMesh's default of 30. */
@@ -137,7 +143,8 @@ const MAX_RENEWALS = 20
 /**
  * The article's algorithm, over shared-state (docs/protocol.md §12):
  * - keep `pool` offers published while below `max` connections, replacing each one that gets taken;
- * - while below `target`, answer others' offers: same router first, then the fewest hops, then the newest;
+ * - while below `target`, answer others' offers: same router first, then the fewest hops, skipping offers
+ *   someone else has answered, in an order of each peer's own (so answerers spread over the offers);
  * - the offerer applies the first answer it sees for an offer (among answers seen together, the lowest
  *   answerer id) and marks the offer taken by that answerer; any other answerer sees the mark (or the
  *   offer gone, or expired) and gives up at once;
@@ -356,11 +363,14 @@ export class Mesh {
       }
     }
     for (const [key, a] of [...this.accepted]) {
-      if (now - a.at > this.connectTimeoutMs) {
+      if (now - a.at > Math.min(this.connectTimeoutMs, OPEN_DEADLINE_MS)) {
+        // Most often another answerer's checks reached this offer's ICE agent first and its DTLS hello
+        // won the handshake. Withdrawing the offer tells the answerer at once, and both try again elsewhere.
         this.accepted.delete(key)
         this.counts.failed++
         this.log.debug('taken offer never opened', { offer: key, answerer: a.remote, rtc: a.rtc.state })
         a.rtc.close()
+        void this.tables.withdraw(OFFERS_TYPE, [key]).catch(() => {})
       }
     }
   }
@@ -403,14 +413,17 @@ export class Mesh {
   private answerOffers(view: TablesView, now: number): void {
     let wanted = this.target - this.links.size - this.answers.size - this.accepted.size
     if (wanted <= 0) return
+    // An offer someone else has answered is probably gone already, and answering it too is worse than
+    // wasted: both answerers run ICE with the offerer's one agent (they share its credentials), and the
+    // loser's checks and DTLS hello can break the winner's handshake. So those are skipped, and among the
+    // others each peer takes its own order (a hash of its id and the key), not "the newest" that every
+    // answerer would pick at once.
+    const answered = new Set(view.answers.filter((a) => a.record.peer !== this.id && a.record.expiresAt > now).map((a) => a.record.offer))
     const candidates = view.offers
-      .flatMap((o) => (o.record !== 'withdrawn' && o.record.kind === 'offer' ? [{ key: o.key, record: o.record }] : []))
-      .filter(({ key, record }) => record.peer !== this.id && record.expiresAt > now && !this.failedOffers.has(key))
+      .flatMap((o) => (o.record !== 'withdrawn' && o.record.kind === 'offer' ? [{ key: o.key, record: o.record, spread: spread(this.id, o.key) }] : []))
+      .filter(({ key, record }) => record.peer !== this.id && record.expiresAt > now && !this.failedOffers.has(key) && !answered.has(key))
       .filter(({ record }) => !this.hasLinkOrAttempt(record.peer, 'any'))
-      .sort((x, y) => {
-        const near = this.hops(x.record.router) - this.hops(y.record.router)
-        return near !== 0 ? near : y.record.expiresAt - x.record.expiresAt
-      })
+      .sort((x, y) => this.hops(x.record.router) - this.hops(y.record.router) || x.spread - y.spread)
     const chosen = new Set<string>()
     for (const { key, record } of candidates) {
       if (wanted <= 0 || this.pcCount() >= this.maxPcs) break
@@ -422,7 +435,7 @@ export class Mesh {
   }
 
   private answer(key: string, offer: OfferRecord): void {
-    const rtc = this.makePeer()
+    const rtc = this.makePeer(`answer to ${key}`)
     const own: OwnAnswer = { key: answerKey(key, this.id), offer: key, to: offer.peer, router: offer.router, rtc, startedAt: this.now(), state: 'gathering' }
     this.answers.set(key, own)
     this.watchAttempt(rtc, () => ({ remote: offer.peer, offerer: offer.peer, offer: key, router: offer.router }), () => {
@@ -467,7 +480,7 @@ export class Mesh {
 
   private offer(): void {
     const key = offerKey(this.id, this.nextOffer++)
-    const rtc = this.makePeer()
+    const rtc = this.makePeer(`offer ${key}`)
     const now = this.now()
     const own: OwnOffer = { key, rtc, createdAt: now, expiresAt: now + this.offerLifeMs, state: 'gathering', renewals: 0 }
     this.offers.set(key, own)
@@ -502,8 +515,8 @@ export class Mesh {
     })()
   }
 
-  private makePeer(): RtcPeer {
-    const rtc = this.options.rtc({ connectTimeoutMs: this.connectTimeoutMs, ...this.options.rtcOptions })
+  private makePeer(label: string): RtcPeer {
+    const rtc = this.options.rtc({ connectTimeoutMs: this.connectTimeoutMs, ...this.options.rtcOptions, label })
     // Counted from creation: the bound holds for gathering attempts too.
     queueMicrotask(() => (this.peak = Math.max(this.peak, this.pcCount())))
     return rtc
@@ -623,4 +636,14 @@ class MeshPeerImpl implements MeshPeer {
   close(): void {
     this.rtc.close()
   }
+}
+
+/** A number in [0, 2^32) from a peer id and an offer key (FNV-1a): the same for one pair, spread across peers. */
+function spread(peer: string, key: string): number {
+  let h = 0x811c9dc5
+  for (const ch of `${peer}/${key}`) {
+    h ^= ch.charCodeAt(0)
+    h = Math.imul(h, 0x01000193) >>> 0
+  }
+  return h
 }

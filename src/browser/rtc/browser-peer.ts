@@ -143,7 +143,7 @@ class BrowserPeer implements RtcPeer {
     const pc = new this.#Pc({ iceServers: stunUrls.length ? [{ urls: [...stunUrls] }] : [] })
     this.#pc = pc
     const watch = () => {
-      this.#logger.debug('rtc: state', { role, connection: pc.connectionState, ice: pc.iceConnectionState, gathering: pc.iceGatheringState })
+      this.#logger.debug('rtc: state', { peer: this.#options.label, role, connection: pc.connectionState, ice: pc.iceConnectionState, gathering: pc.iceGatheringState })
       const s = pc.connectionState ?? pc.iceConnectionState
       // 'disconnected' may recover by itself; 'failed' does not.
       if (s === 'failed') this.#life.finish('failed', 'ICE or DTLS failed')
