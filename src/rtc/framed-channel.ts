@@ -102,8 +102,8 @@ export class FramedChannel {
    * their send() was called. Plain objects and arrays go as JSON; strings as text; Uint8Array as binary.
    */
   send(value: MessageValue, onProgress?: (p: Progress) => void): Promise<void> {
-    const [kind, bytes] = encode(value)
-    const job = this.queue.then(() => this.sendNow(kind, bytes, onProgress))
+    const [kind, bytes, text] = encode(value)
+    const job = this.queue.then(() => this.sendNow(kind, bytes, text, onProgress))
     this.queue = job.catch(() => {})
     return job
   }
@@ -118,10 +118,10 @@ export class FramedChannel {
     this.peer.send(frame)
   }
 
-  private async sendNow(kind: MessageKind, bytes: Uint8Array, onProgress?: (p: Progress) => void): Promise<void> {
+  private async sendNow(kind: MessageKind, bytes: Uint8Array, text: string | undefined, onProgress?: (p: Progress) => void): Promise<void> {
     if (bytes.byteLength + 1 <= this.chunkBytes) {
-      if (kind === 'binary') this.sendRaw(prefixed(0, bytes))
-      else this.sendRaw((kind === 'json' ? 'j' : 't') + decoder.decode(bytes))
+      if (text === undefined) this.sendRaw(prefixed(0, bytes))
+      else this.sendRaw((kind === 'json' ? 'j' : 't') + text)
       return
     }
     const id = this.nextId++
@@ -206,12 +206,13 @@ function framing(message: string): MallaError {
   return new MallaError('PEER', `bad frame from the peer: ${message}`)
 }
 
-function encode(value: MessageValue): [MessageKind, Uint8Array] {
-  if (typeof value === 'string') return ['text', encoder.encode(value)]
-  if (value instanceof Uint8Array) return ['binary', value]
+/** The message's kind and UTF-8 bytes (what its size is counted in), and its text unless it is binary. */
+function encode(value: MessageValue): [MessageKind, Uint8Array, string | undefined] {
+  if (typeof value === 'string') return ['text', encoder.encode(value), value]
+  if (value instanceof Uint8Array) return ['binary', value, undefined]
   const text = JSON.stringify(value)
   if (text === undefined) throw new MallaError('BAD_INPUT', 'this value cannot be sent as JSON')
-  return ['json', encoder.encode(text)]
+  return ['json', encoder.encode(text), text]
 }
 
 function prefixed(tag: number, bytes: Uint8Array): Uint8Array {

@@ -99,9 +99,9 @@ type OwnOffer = {
   readonly key: string
   readonly rtc: RtcPeer
   session?: SessionFacts
-  createdAt: number
   expiresAt: number
-  state: 'gathering' | 'open' | 'taken'
+  /** 'open' once published; a taken offer leaves `offers` for `accepted`. */
+  state: 'gathering' | 'open'
   renewals: number
 }
 
@@ -109,10 +109,8 @@ type OwnAnswer = {
   readonly key: string
   readonly offer: string
   readonly to: string
-  readonly router: string | undefined
   readonly rtc: RtcPeer
   readonly startedAt: number
-  state: 'gathering' | 'published'
 }
 
 type Link = {
@@ -238,7 +236,7 @@ export class Mesh {
   stats(): MeshStats {
     return {
       connected: this.links.size,
-      openOffers: [...this.offers.values()].filter((o) => o.state !== 'taken').length,
+      openOffers: this.offers.size,
       pendingAnswers: this.answers.size,
       peerConnections: this.pcCount(),
       peakPeerConnections: this.peak,
@@ -293,7 +291,7 @@ export class Mesh {
     const now = this.now()
     const offers = new Map(view.offers.map((o) => [o.key, o.record]))
     await this.takeAnswers(view.answers.filter((a) => a.record.to === this.id && a.record.expiresAt > now).map((a) => a.record))
-    await this.dropLostAnswers(offers, now)
+    this.dropLostAnswers(offers, now)
     await this.expireAndRenew(now)
     // close() may have run while this step awaited: it must not start anything new after that.
     if (this.closed) return
@@ -317,7 +315,6 @@ export class Mesh {
         .sort((x, y) => (x.peer < y.peer ? -1 : 1))
       const winner = usable[0]
       if (!winner) continue
-      own.state = 'taken'
       this.offers.delete(key)
       this.accepted.set(key, { remote: winner.peer, offer: key, rtc: own.rtc, at: this.now() })
       // The answer first: the connection is what the answerer waits for; the mark only tells the others,
@@ -352,7 +349,7 @@ export class Mesh {
   }
 
   /** Answerer side: give up answers whose offer went to someone else, was withdrawn, or expired. */
-  private async dropLostAnswers(offers: ReadonlyMap<string, TablesView['offers'][number]['record']>, now: number): Promise<void> {
+  private dropLostAnswers(offers: ReadonlyMap<string, TablesView['offers'][number]['record']>, now: number): void {
     for (const a of [...this.answers.values()]) {
       const o = offers.get(a.offer)
       const lost = o === undefined || o === 'withdrawn' || (o.kind === 'taken' && o.by !== this.id)
@@ -400,10 +397,8 @@ export class Mesh {
         continue
       }
       o.renewals++
-      {
-        o.expiresAt = now + this.offerLifeMs
-        renew.push([o.key, offerData({ room: this.options.room, router: this.options.router, session: compactSession(o.session), expiresAt: o.expiresAt })])
-      }
+      o.expiresAt = now + this.offerLifeMs
+      renew.push([o.key, offerData({ room: this.options.room, router: this.options.router, session: compactSession(o.session), expiresAt: o.expiresAt })])
     }
     if (renew.length > 0) await this.tables.write(OFFERS_TYPE, renew)
     if (retire.length > 0) await this.tables.withdraw(OFFERS_TYPE, retire)
@@ -436,7 +431,7 @@ export class Mesh {
 
   private answer(key: string, offer: OfferRecord): void {
     const rtc = this.makePeer(`answer to ${key}`)
-    const own: OwnAnswer = { key: answerKey(key, this.id), offer: key, to: offer.peer, router: offer.router, rtc, startedAt: this.now(), state: 'gathering' }
+    const own: OwnAnswer = { key: answerKey(key, this.id), offer: key, to: offer.peer, rtc, startedAt: this.now() }
     this.answers.set(key, own)
     this.watchAttempt(rtc, () => ({ remote: offer.peer, offerer: offer.peer, offer: key, router: offer.router }), () => {
       if (this.answers.get(key) === own) {
@@ -452,7 +447,6 @@ export class Mesh {
         if (this.answers.get(key) !== own || this.closed) return rtc.close()
         const now = this.now()
         await this.tables.write(ANSWERS_TYPE, [[own.key, answerData({ session: compactSession(sessionFacts(sdp)), expiresAt: now + this.connectTimeoutMs })]], SHORT_SIGNAL_TTL)
-        own.state = 'published'
         this.counts.answersPublished++
       } catch (e) {
         this.log.warn('could not answer', { offer: key, error: (e as Error).message })
@@ -481,8 +475,7 @@ export class Mesh {
   private offer(): void {
     const key = offerKey(this.id, this.nextOffer++)
     const rtc = this.makePeer(`offer ${key}`)
-    const now = this.now()
-    const own: OwnOffer = { key, rtc, createdAt: now, expiresAt: now + this.offerLifeMs, state: 'gathering', renewals: 0 }
+    const own: OwnOffer = { key, rtc, expiresAt: this.now() + this.offerLifeMs, state: 'gathering', renewals: 0 }
     this.offers.set(key, own)
     this.watchAttempt(
       rtc,
@@ -503,8 +496,8 @@ export class Mesh {
         const sdp = await rtc.createOffer()
         if (this.offers.get(key) !== own || this.closed) return rtc.close()
         own.session = sessionFacts(sdp)
-        own.createdAt = this.now()
-        own.expiresAt = own.createdAt + this.offerLifeMs
+        // Its life counts from publication, not from when gathering began.
+        own.expiresAt = this.now() + this.offerLifeMs
         await this.tables.write(OFFERS_TYPE, [[key, offerData({ room: this.options.room, router: this.options.router, session: compactSession(own.session), expiresAt: own.expiresAt })]])
         own.state = 'open'
         this.counts.offersPublished++

@@ -62,7 +62,7 @@ export class RouterLink {
    * deadline would leave an answer undelivered until the next repair.
    */
   private readonly pushing = new Map<TypeName, { pending: Map<string, object>; running: Promise<void> }>()
-  private readonly sending = new Map<TypeName, { running: Promise<void>; again: boolean; read: boolean }>()
+  private readonly sending = new Map<TypeName, { running: Promise<void>; again: boolean }>()
 
   constructor(private readonly options: RouterLinkOptions) {
     this.log = options.log ?? silentLogger
@@ -93,9 +93,9 @@ export class RouterLink {
       // To a malla router the new entries go at once, straight from the event: a signaling answer is
       // waited for by a person. A LibreMesh router gets this leaf's whole own set (one send at a time).
       if (this.kind === 'malla') this.queuePush(event.type, own)
-      else this.send(event.type, 'changes')
+      else this.send(event.type)
     })
-    const replies = await Promise.all(types.map((type) => this.exchange(type, false)))
+    const replies = await Promise.all(types.map((type) => this.exchange(type)))
     this.kind = replies.every((r) => r.malla) ? 'malla' : 'libremesh'
     if (this.kind === 'malla') {
       this.follow()
@@ -121,25 +121,21 @@ export class RouterLink {
   }
 
   /**
-   * Sends this leaf's own entries of `type` now, and once more after the send in flight if there is one.
-   * 'changes' is a malla push where the router speaks malla (the answer holds only corrections); 'read'
-   * asks for the router's whole table back.
+   * Sends this leaf's own entries of `type` and merges the router's whole table from the answer: now, and
+   * once more after the exchange in flight if there is one (exchanges of one type never overlap).
    */
-  send(type: TypeName, what: 'changes' | 'read' = 'changes'): void {
+  send(type: TypeName): void {
     if (this.abort.signal.aborted) return
     const busy = this.sending.get(type)
     if (busy) {
       busy.again = true
-      busy.read ||= what === 'read'
       return
     }
-    const slot = { running: Promise.resolve(), again: false, read: what === 'read' }
+    const slot = { running: Promise.resolve(), again: false }
     slot.running = (async () => {
       do {
-        const push = this.kind === 'malla' && !slot.read
         slot.again = false
-        slot.read = false
-        await this.exchange(type, push).catch((e: Error) => this.trouble(e))
+        await this.exchange(type).catch((e: Error) => this.trouble(e))
       } while (slot.again && !this.abort.signal.aborted)
       this.sending.delete(type)
     })()
@@ -147,21 +143,15 @@ export class RouterLink {
   }
 
   private readAll(): void {
-    for (const type of this.options.types) this.send(type, 'read')
+    for (const type of this.options.types) this.send(type)
   }
 
-  /**
-   * One POST of this leaf's own entries. As a push, a malla router answers only its corrections; otherwise
-   * any router answers its whole merged table. Either way the answer is merged here.
-   */
-  private async exchange(type: TypeName, push: boolean): Promise<ExchangeReply> {
-    const { replica, base, poster } = this.options
-    const ref = { flavour: 'ttl' as const, type }
+  /** All of this leaf's own entries of `type`, as an ordinary sync: any router answers its whole table. */
+  private async exchange(type: TypeName): Promise<ExchangeReply> {
+    const { replica } = this.options
     const own = new Map<string, object>()
-    for (const [key, entry] of (await replica.read(ref)).table) if ((entry as Entry).author === replica.author) own.set(key, entry)
-    const reply = await exchangeTable(endpointUrl(base, ref), serializeTable(own), { poster, timeoutMs: this.options.timeoutMs ?? 3000 }, { push })
-    if (reply.kind === 'table') await this.mergeFromRouter(type, reply.value, `answer from ${base}`)
-    return reply
+    for (const [key, entry] of (await replica.read({ flavour: 'ttl', type })).table) if ((entry as Entry).author === replica.author) own.set(key, entry)
+    return this.post(type, own, false)
   }
 
   private queuePush(type: TypeName, entries: ReadonlyMap<string, object>): void {
@@ -177,7 +167,7 @@ export class RouterLink {
         const batch = slot.pending
         slot.pending = new Map()
         try {
-          await this.push(type, batch)
+          await this.post(type, batch, true)
           delay = 250
         } catch (e) {
           this.trouble(e as Error)
@@ -193,10 +183,15 @@ export class RouterLink {
     this.pushing.set(type, slot)
   }
 
-  private async push(type: TypeName, entries: ReadonlyMap<string, object>): Promise<void> {
+  /**
+   * One POST of `entries`, and the answer merged here. As a push (malla routers only), the answer holds
+   * only the router's corrections to the entries sent.
+   */
+  private async post(type: TypeName, entries: ReadonlyMap<string, object>, push: boolean): Promise<ExchangeReply> {
     const { base, poster } = this.options
-    const reply = await exchangeTable(endpointUrl(base, { flavour: 'ttl', type }), serializeTable(entries), { poster, timeoutMs: this.options.timeoutMs ?? 3000 }, { push: true })
+    const reply = await exchangeTable(endpointUrl(base, { flavour: 'ttl', type }), serializeTable(entries), { poster, timeoutMs: this.options.timeoutMs ?? 3000 }, { push })
     if (reply.kind === 'table') await this.mergeFromRouter(type, reply.value, `answer from ${base}`)
+    return reply
   }
 
   private follow(): void {
