@@ -4,8 +4,8 @@ import { test } from 'node:test'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import type { Logger } from '../../src/core/log.js'
-import { DEFAULTS, PeerDaemon } from '../../src/node/daemon/peer-daemon.js'
 import { BUNDLE_BUDGET_BYTES } from '../../scripts/bundle-budget.js'
+import { inProcessDaemon } from '../helpers/in-process-daemon.js'
 import { startDaemon, tempDir } from '../helpers/processes.js'
 
 /** What `npm run build` wrote; the tests run after it, as `npm test` does. */
@@ -65,18 +65,7 @@ test('a daemon whose bundle was not built warns at start and answers /malla.js w
   const lines: string[] = []
   const record = (level: string) => (message: string, fields?: Record<string, unknown>) => lines.push(`${level} ${message} ${JSON.stringify(fields ?? {})}`)
   const log: Logger = { debug: record('debug'), info: record('info'), warn: record('warn'), error: record('error') }
-  const daemon = new PeerDaemon({
-    ...DEFAULTS,
-    port: 0,
-    host: '127.0.0.1',
-    dataDir: await tempDir(t),
-    hooksDir: await tempDir(t),
-    name: 'B',
-    peers: [],
-    log,
-    bundleDir: await tempDir(t),
-  })
-  t.after(() => daemon.stop())
+  const daemon = await inProcessDaemon(t, { name: 'B', log, bundleDir: await tempDir(t) })
   await daemon.start()
   assert.ok(lines.some((l) => /^warn browser bundle not built.*npm run build/.test(l) && l.includes('malla.js')), lines.join('\n'))
   const res = await get(new URL('malla.js', daemon.url).href)

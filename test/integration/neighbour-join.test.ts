@@ -1,15 +1,12 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { silentLogger } from '../../src/core/log.js'
 import type { TypeName } from '../../src/core/types.js'
-import { DEFAULTS, PeerDaemon } from '../../src/node/daemon/peer-daemon.js'
-import { tempDir } from '../helpers/processes.js'
+import type { PeerDaemon } from '../../src/node/daemon/peer-daemon.js'
+import { inProcessDaemon } from '../helpers/in-process-daemon.js'
 
-async function daemon(t: Parameters<typeof tempDir>[0], name: string): Promise<PeerDaemon> {
-  const dir = await tempDir(t)
-  const d = new PeerDaemon({ ...DEFAULTS, port: 0, host: '127.0.0.1', dataDir: dir, name, peers: [], hooksDir: `${dir}/hooks`, log: silentLogger })
+async function daemon(t: Parameters<typeof inProcessDaemon>[0], name: string): Promise<PeerDaemon> {
+  const d = await inProcessDaemon(t, { name })
   await d.start()
-  t.after(() => d.stop())
   return d
 }
 

@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto'
 import { createSocket, type Socket } from 'node:dgram'
 import { test } from 'node:test'
 import { RTCPeerConnection } from 'werift'
-import { silentLogger } from '../../src/core/log.js'
-import { PeerDaemon, DEFAULTS } from '../../src/node/daemon/peer-daemon.js'
+import { DEFAULTS } from '../../src/node/daemon/peer-daemon.js'
+import { inProcessDaemon } from '../helpers/in-process-daemon.js'
 import { startDaemon, tempDir, type RunningDaemon } from '../helpers/processes.js'
 
 // Requests and answers are built and read by hand here, not with the `stun` package the responder uses,
@@ -185,18 +185,7 @@ test('--no-stun starts no responder', { timeout: 30_000 }, async (t) => {
 
 test('the responder starts and stops with the daemon, releasing its port', { timeout: 30_000 }, async (t) => {
   assert.equal(DEFAULTS.stunPort, 3478)
-  const daemon = new PeerDaemon({
-    ...DEFAULTS,
-    port: 0,
-    host: '127.0.0.1',
-    dataDir: await tempDir(t),
-    hooksDir: await tempDir(t),
-    name: 'S',
-    peers: [],
-    log: silentLogger,
-    stun: { port: 0 },
-  })
-  t.after(() => daemon.stop())
+  const daemon = await inProcessDaemon(t, { name: 'S', stun: { port: 0 } })
   await daemon.start()
   const res = await fetch(new URL('malla/v1/info', daemon.url), { signal: AbortSignal.timeout(5000) })
   const port = ((await res.json()) as Info).stun?.port
