@@ -9,10 +9,11 @@
  *     the offer made beforehand (as a published pool offer is); t0 = the answerer starts `acceptOffer`,
  *     t1 = the channel is open on both sides (the answer applied with `acceptAnswer`).
  * (b) one malla router: page A joined with `{ target: 0, pool: 1 }` (it only offers), page B with
- *     `{ target: 0, pool: 0 }`, both through router n0; once B's replica holds A's open offer,
+ *     `{ target: 0, pool: 0 }`, both through router n0, before n1..n3 start (so n0 is a router alone: on
+ *     this one machine its neighbours' relaying would take the pages' cores); once B's replica holds A's open offer,
  *     t0 = `B.mesh.setTarget(1)`, t1 = B's mesh emits 'peer'. B then leaves the connection and waits
  *     for A's next offer.
- * (c) the same with A's page served by n0 and B's by n3, three hops apart along a chain of four daemons,
+ * (c) run last: the same with A's page served by n0 and B's by n3, three hops apart along a chain of four daemons,
  *     each in its own network namespace (bench/lib/netns.ts, `malla lab --netns`'s code), each browser in
  *     its router's namespace.
  * (d) PeerJS: a PeerServer (npm `peer`) inside n0's namespace on n0's chain address, two pages with the
@@ -223,18 +224,18 @@ async function browserIn(cleanup: Cleanup, dir: string, ns: string, name: string
 }
 
 /**
- * A new tab on `url` (a router's live page). That page follows the router's change feed and re-reads
- * its tables on every change; its feed is closed, so the tab runs only the benchmark's code, as an app's would.
+ * The page every tab loads: the router's `/room` page, which opens nothing until its form is used, so that
+ * nothing but the benchmark's code runs in the tab. (The router's `/` is its live table view, which keeps a
+ * change feed open, holding one of the 6 connections per host that Chromium allows a whole browser for all
+ * its tabs, and reads a table again on every signaling write. A blank page fulfilled by Playwright would have
+ * no address, and Chromium's Private Network Access then refuses its requests to the router's 10.x address.)
  */
+const PAGE_PATH = '/room'
+
 async function openPage(context: BrowserContext, url: string): Promise<Page> {
   const page = await context.newPage()
   page.on('pageerror', (e) => process.stderr.write(`page ${url}: uncaught ${e.message}\n`))
-  await page.goto(url, { timeout: 15_000 })
-  await page.evaluate(() => {
-    const w = window as unknown as { eval(s: string): unknown }
-    // `events` is a top-level const of the live page's script (src/node/daemon/tables-page.ts).
-    w.eval("typeof events !== 'undefined' && events.close()")
-  })
+  await page.goto(new URL(PAGE_PATH, url).href, { timeout: 15_000 })
   return page
 }
 
@@ -242,8 +243,9 @@ type PcEvent = { pc: string; what: string; t: number }
 
 /**
  * Installs, in the page, `__WatchedPC`: the page's own RTCPeerConnection with listeners that note when
- * its ICE, connection and gathering states change and when a remote description has been applied (into
- * `__pcLog`); nothing else differs. `replaceGlobal` makes it the page's RTCPeerConnection (for PeerJS);
+ * its ICE, connection and gathering states change, when it emits a candidate and when a remote description
+ * has been applied (into `__pcLog`); the page's fetch() notes when each request left and was answered (as
+ * connection -1). Nothing else differs. `replaceGlobal` makes it the page's RTCPeerConnection (for PeerJS);
  * otherwise /malla.js is imported as `__malla`, and the malla pages give it to `browserRtcFactory`.
  */
 async function instrument(page: Page, replaceGlobal: boolean): Promise<void> {
@@ -261,6 +263,7 @@ async function instrument(page: Page, replaceGlobal: boolean): Promise<void> {
         this.addEventListener('iceconnectionstatechange', () => mark(`ice ${this.iceConnectionState}`))
         this.addEventListener('connectionstatechange', () => mark(`pc ${this.connectionState}`))
         this.addEventListener('icegatheringstatechange', () => mark(`gathering ${this.iceGatheringState}`))
+        this.addEventListener('icecandidate', (e) => mark(e.candidate?.candidate ? `candidate ${e.candidate.type}` : 'candidate end'))
         const apply = this.setRemoteDescription.bind(this) as (d: RTCSessionDescriptionInit) => Promise<void>
         this.setRemoteDescription = (async (d: RTCSessionDescriptionInit) => {
           mark(`applying ${d.type}`)
@@ -270,6 +273,12 @@ async function instrument(page: Page, replaceGlobal: boolean): Promise<void> {
       }
     }
     w.__WatchedPC = WatchedPC
+    const realFetch = window.fetch.bind(window)
+    window.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const what = `${init?.method ?? 'GET'} ${String(input instanceof Request ? input.url : input).replace(location.origin, '')}`
+      log.push({ pc: -1, what: `fetch ${what}`, t: now() })
+      try { return await realFetch(input, init) } finally { log.push({ pc: -1, what: `fetched ${what}`, t: now() }) }
+    }) as typeof fetch
     if (replaceGlobal) w.RTCPeerConnection = WatchedPC
     else w.__malla = await import(`${location.origin}/malla.js`)
   }, replaceGlobal)
@@ -306,11 +315,22 @@ function timeline(events: readonly PcEvent[], t0: number, names: { answerer: str
     const steps: Array<[string, number | undefined]> = [
       [`${applied.split(' ')[0]} given to setRemoteDescription`, first((w) => w === 'applying offer' || w === 'applying answer')],
       [applied, first((w) => w === 'remote offer' || w === 'remote answer')],
+      ['host candidate', first((w) => w === 'candidate host')],
+      ['srflx candidate', first((w) => w === 'candidate srflx')],
       ['gathering complete', first((w) => w === 'gathering complete')],
       ['ICE connected', first((w) => w === 'ice connected' || w === 'ice completed')],
       ['connected (DTLS)', first((w) => w === 'pc connected')],
     ]
     for (const [step, t] of steps) if (t !== undefined) out[`${name}: ${step}`] = t - t0
+  }
+  // Each page's first POST after t0 (B's: its answer; A's: the taken mark), from `instrument`'s fetch notes.
+  for (const tag of new Set(ev.filter((e) => e.pc.endsWith(':-1')).map((e) => e.pc.split(':')[0] as string))) {
+    const sent = ev.find((e) => e.pc === `${tag}:-1` && e.what.startsWith('fetch POST '))
+    if (!sent) continue
+    const done = ev.find((e) => e.pc === sent.pc && e.t >= sent.t && e.what === `fetched ${sent.what.slice('fetch '.length)}`)
+    const path = sent.what.slice('fetch POST '.length).split('?')[0]
+    out[`${tag}: POST ${path} sent`] = sent.t - t0
+    if (done) out[`${tag}: POST ${path} answered`] = done.t - t0
   }
   return out
 }
@@ -326,8 +346,9 @@ async function floorMode(ctx: BenchContext, page: Page, stunUrls: readonly strin
         async ({ stunUrls, timeoutMs, gapMs }) => {
           const now = () => performance.timeOrigin + performance.now()
           type Peer = { createOffer(): Promise<string>; acceptOffer(s: string): Promise<string>; acceptAnswer(s: string): Promise<void>; on(e: string, f: (...a: unknown[]) => void): () => void; close(): void }
-          const w = window as unknown as { __malla: { browserRtcFactory(pc: unknown, o: unknown): () => Peer }; __WatchedPC: unknown }
-          const factory = w.__malla.browserRtcFactory(w.__WatchedPC, { stunUrls, connectTimeoutMs: timeoutMs })
+          const w = window as unknown as { __malla: { browserRtcFactory(pc: unknown, o: unknown): () => Peer }; __WatchedPC: unknown; __floorFactory?: () => Peer }
+          // One factory for all connections, as a joined room has (it keeps a made-ahead RTCPeerConnection).
+          const factory = (w.__floorFactory ??= w.__malla.browserRtcFactory(w.__WatchedPC, { stunUrls, connectTimeoutMs: timeoutMs }))
           const offerer = factory()
           const answerer = factory()
           const opened = (p: Peer) =>
@@ -866,15 +887,23 @@ const SECTIONS: Record<ModeName, string> = {
 interface Lab {
   readonly dir: string
   readonly net: NetnsChain
-  readonly daemons: readonly BenchDaemon[]
+  readonly daemon0: BenchDaemon
   /** Each router's IPv4 address on its first chain veth. */
   readonly addresses: readonly string[]
   readonly log: EntryLog
   readonly browser0: BrowserContext
-  readonly browser3: BrowserContext
+  /**
+   * Starts the daemons of n1..n3 and waits until all four have discovered their neighbours; follows n3's
+   * feed and starts the browser in n3. Until then n0's daemon is a router with no neighbours.
+   */
+  startChain(): Promise<{ daemons: readonly BenchDaemon[]; browser3: BrowserContext }>
 }
 
-/** The namespaces, the daemons (once they have discovered each other), their feeds and the two browsers. */
+/**
+ * The namespaces, n0's daemon, its feed and n0's browser; the rest of the chain waits for `startChain`:
+ * (a), (b) and (d) run on one router alone, because on this one machine its neighbours' relaying of every
+ * write would take the same 2 cores as the pages, which on a mesh run on routers of their own.
+ */
 async function setUp(ctx: BenchContext, cleanup: Cleanup): Promise<Lab> {
   const net: NetnsChain = await openNetnsChain(HOPS)
   cleanup.add('delete the network namespaces', () => net.close())
@@ -887,28 +916,34 @@ async function setUp(ctx: BenchContext, cleanup: Cleanup): Promise<Lab> {
   cleanup.add('drop the exit hook', () => process.off('exit', removeDir))
   ctx.progress(`${net.routers.length} namespaces malla-${net.runId}-n0..n${HOPS}`)
   const addresses = await Promise.all(net.routers.map((r) => chainAddress(r.ns, r.discover[0] as string)))
-  const daemons = await Promise.all(
-    net.routers.map((r) =>
-      startDaemon(['--port', String(NETNS_PORT), '--data', join(dir, r.name), '--name', r.name, ...r.discover.flatMap((d) => ['--discover', d])], {
-        netns: r.ns,
-        host: '::',
-        base: `http://${r.api}:${NETNS_PORT}`,
-      }).then((d) => {
-        cleanup.add(`stop daemon ${r.name}`, () => d.stop(3000))
-        return d
-      }),
-    ),
-  )
-  await waitDiscovered(daemons, net.routers.map((r) => r.discover.length))
-  ctx.progress(`daemons n0..n${HOPS} listening and have discovered their neighbours; chain addresses ${addresses.join(', ')}`)
+  const start = (r: NetnsChain['routers'][number]) =>
+    startDaemon(['--port', String(NETNS_PORT), '--data', join(dir, r.name), '--name', r.name, ...r.discover.flatMap((d) => ['--discover', d])], {
+      netns: r.ns,
+      host: '::',
+      base: `http://${r.api}:${NETNS_PORT}`,
+    }).then((d) => {
+      cleanup.add(`stop daemon ${r.name}`, () => d.stop(3000))
+      return d
+    })
+  const first = net.routers[0] as NetnsChain['routers'][number]
+  const last = net.routers[HOPS] as NetnsChain['routers'][number]
+  const d0 = await start(first)
+  ctx.progress(`daemon n0 listening (alone until (c)); chain addresses ${addresses.join(', ')}`)
   const log = new EntryLog()
   cleanup.add('close the change feeds', () => log.close())
-  await log.follow(net.routers[0]?.name as string, (daemons[0] as BenchDaemon).base)
-  await log.follow(net.routers[HOPS]?.name as string, (daemons[HOPS] as BenchDaemon).base)
-  const browser0 = await browserIn(cleanup, dir, net.routers[0]?.ns as string, 'n0')
-  const browser3 = await browserIn(cleanup, dir, net.routers[HOPS]?.ns as string, `n${HOPS}`)
-  ctx.progress(`Chromium running in ${net.routers[0]?.ns} and ${net.routers[HOPS]?.ns}`)
-  return { dir, net, daemons, addresses, log, browser0, browser3 }
+  await log.follow(first.name, d0.base)
+  const browser0 = await browserIn(cleanup, dir, first.ns, 'n0')
+  ctx.progress(`Chromium running in ${first.ns}`)
+  const startChain = async () => {
+    const daemons = [d0, ...(await Promise.all(net.routers.slice(1).map(start)))]
+    await waitDiscovered(daemons, net.routers.map((r) => r.discover.length))
+    ctx.progress(`daemons n0..n${HOPS} listening and have discovered their neighbours`)
+    await log.follow(last.name, (daemons[HOPS] as BenchDaemon).base)
+    const browser3 = await browserIn(cleanup, dir, last.ns, `n${HOPS}`)
+    ctx.progress(`Chromium running in ${last.ns}`)
+    return { daemons, browser3 }
+  }
+  return { dir, net, daemon0: d0, addresses, log, browser0, startChain }
 }
 
 export async function run(ctx: BenchContext): Promise<BenchResult> {
@@ -946,12 +981,12 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       await sleep(2000)
       lab = await setUp(ctx, cleanup)
     }
-    const { dir, net, daemons, addresses, log, browser0, browser3 } = lab
+    const { dir, net, daemon0, addresses, log, browser0 } = lab
     const first = net.routers[0] as NetnsChain['routers'][number]
     const last = net.routers[HOPS] as NetnsChain['routers'][number]
     const url0 = `http://${addresses[0]}:${NETNS_PORT}/`
     const url3 = `http://${addresses[HOPS]}:${NETNS_PORT}/`
-    const info0 = await getJson<{ stun: { port: number } | null }>(`${(daemons[0] as BenchDaemon).base}/malla/v1/info`)
+    const info0 = await getJson<{ stun: { port: number } | null }>(`${daemon0.base}/malla/v1/info`)
     const stun0 = info0.stun ? [`stun:${addresses[0]}:${info0.stun.port}`] : []
     Object.assign(env, { namespaces: net.routers.map((r) => r.ns), chainAddresses: addresses, pageUrls: { n0: url0, [`n${HOPS}`]: url3 }, stunN0: stun0 })
 
@@ -964,11 +999,18 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       }
     })
     await attempt('b', () => meshMode(ctx, 'b', log, { context: browser0, url: url0, router: first.name }, { context: browser0, url: url0, router: first.name }, n))
-    await attempt('c', () => meshMode(ctx, 'c', log, { context: browser0, url: url0, router: first.name }, { context: browser3, url: url3, router: last.name }, n))
     await attempt('d', async () => {
-      await startPeerServer(cleanup, dir, first.ns, addresses[0] as string)
+      const server = await startPeerServer(cleanup, dir, first.ns, addresses[0] as string)
       ctx.progress(`PeerServer listening in ${first.ns} on ${addresses[0]}:${PEERJS_PORT}${PEERJS_PATH}`)
-      return peerjsMode(ctx, browser0, url0, addresses[0] as string, n)
+      try {
+        return await peerjsMode(ctx, browser0, url0, addresses[0] as string, n)
+      } finally {
+        server.kill('SIGTERM')
+      }
+    })
+    await attempt('c', async () => {
+      const { browser3 } = await lab.startChain()
+      return meshMode(ctx, 'c', log, { context: browser0, url: url0, router: first.name }, { context: browser3, url: url3, router: last.name }, n)
     })
   } finally {
     await cleanup.run()
@@ -1015,8 +1057,8 @@ function report(n: number, quick: boolean, results: Map<ModeName, ModeResult>, e
   }
 
   const notes: string[] = [
-    `Network: ${HOPS + 1} network namespaces n0..n${HOPS} in a chain (bench/lib/netns.ts openNetnsChain, \`malla lab --netns\`'s code): veth pairs with IPv6 link-local and an IPv4 /30 each, a default route via each namespace's first chain veth, IPv4 forwarding and routes between all links. One daemon per namespace (\`malla peer --host :: --port ${NETNS_PORT}\`, built CLI, default timers, --discover on its chain veths: neighbours found by ping ff02::1), plus its STUN responder on a free UDP port. This process reaches each daemon's API and change feed only through one more veth per namespace.`,
-    `Browsers: Debian's ${CHROMIUM} via playwright-core, headless, fresh profile, flags ${CHROMIUM_FLAGS.join(' ')}, each run inside a namespace (\`ip netns exec\`): one in n0 (pages of (a), (b), (d) and A of (c)), one in n${HOPS} (B of (c)). Chromium gathers candidates only on the default-route interface, i.e. the chain veth. Pages load http://<router's chain address>:${NETNS_PORT}/ (not a secure context); the live table view on that page has its change feed closed right after loading, so a tab runs only the benchmark's code.`,
+    `Network: ${HOPS + 1} network namespaces n0..n${HOPS} in a chain (bench/lib/netns.ts openNetnsChain, \`malla lab --netns\`'s code): veth pairs with IPv6 link-local and an IPv4 /30 each, a default route via each namespace's first chain veth, IPv4 forwarding and routes between all links. One daemon per namespace (\`malla peer --host :: --port ${NETNS_PORT}\`, built CLI, default timers, --discover on its chain veths: neighbours found by ping ff02::1), plus its STUN responder on a free UDP port. Order: (a), (b), (d) with n0's daemon alone (n1..n${HOPS} not started yet: on this 2-core machine their relaying of every write would compete with the pages, which on a mesh runs on other routers), then n1..n${HOPS} start, all four discover their neighbours, and (c) runs. This process reaches each daemon's API and change feed only through one more veth per namespace.`,
+    `Browsers: Debian's ${CHROMIUM} via playwright-core, headless, fresh profile, flags ${CHROMIUM_FLAGS.join(' ')}, each run inside a namespace (\`ip netns exec\`): one in n0 (pages of (a), (b), (d) and A of (c)), one in n${HOPS} (B of (c)). Chromium gathers candidates only on the default-route interface, i.e. the chain veth. Pages load the router's http://<router's chain address>:${NETNS_PORT}${PAGE_PATH} (not a secure context), which opens nothing until its form is used, so a tab runs only the benchmark's code (the router's / is its live table view, which keeps a change feed open, and Chromium allows a browser 6 connections per host for all its tabs).`,
     `Every connection: a pause of ${QUIET_GAP_MS} ms before t0; times are taken inside the page (performance.timeOrigin + performance.now(), the same wall clock in every page and process of the machine); a connection not open ${OPEN_TIMEOUT_MS / 1000} s after t0 is a failure and the run goes on. Rows: success rate, median (with p10..p90 beside it) and p95 of t1 - t0 over the connections that opened, and signaling bytes per connection (median); ratios are to the floor (a) measured in the same run.`,
     `(a) floor: one page in n0's browser imports /malla.js and makes both peers with browserRtcFactory(the page's RTCPeerConnection, with note-taking listeners only: see Timelines, {stunUrls: [the n0 router's STUN URL, as joinRoom passes it], connectTimeoutMs: ${OPEN_TIMEOUT_MS}}): the same adapter and gather policy as (b)/(c) (no trickle; a description goes out 30 ms after its last candidate once it has a routable one, here the srflx candidate from the router's STUN responder). The offer is made before t0 (as a published pool offer is); t0 = answerer.acceptOffer(offer), then offerer.acceptAnswer(answer); t1 = the later of the two sides' 'open'. Bytes = offer.length + answer.length (the two SDP strings, ASCII).`,
     `(b) one router: page A joins a fresh room through n0 with {target: 0, pool: 1, connectTimeoutMs: ${OPEN_TIMEOUT_MS}} (it only offers), page B (a second tab of n0's browser) with {target: 0, pool: 0, connectTimeoutMs: ${OPEN_TIMEOUT_MS}}; both joinRoom with the default adapter (over the same note-taking RTCPeerConnection), so both use the router's STUN. Per connection: B polls its replica (Mesh.view(), every 10 ms) until it holds an open offer of A's that it has not used; then t0 = B.mesh.setTarget(1), t1 = B's mesh emits 'peer' (A's 'peer' is recorded too, as "time to A's 'peer'"). Then B calls setTarget(0) and closes the MeshPeer, and both pages' meshes report no connection and no pending answer before the next one. Mesh.setTarget existed; Mesh.view() was added (read-only) for the wait.`,

@@ -4,6 +4,7 @@
  */
 import { join, type JoinOptions, type Room } from '../signaling/join.js'
 import { fetchPoster } from '../transport/http-poster.js'
+import type { SocketLike } from '../transport/push-socket-client.js'
 import { browserRtcFactory } from './rtc/browser-peer.js'
 
 export * from '../core/index.js'
@@ -27,5 +28,6 @@ export type BrowserJoinOptions = Partial<Omit<JoinOptions, 'room'>>
  */
 export function joinRoom(room: string, options: BrowserJoinOptions = {}): Promise<Room> {
   const rtc = options.rtc ?? browserRtcFactory(globalThis.RTCPeerConnection, {}, options.log)
-  return join({ rtc, poster: fetchPoster, routerUrl: location.origin, ...options, room })
+  const socket = typeof WebSocket === 'function' ? (url: string) => new WebSocket(url) as unknown as SocketLike : undefined
+  return join({ rtc, poster: fetchPoster, routerUrl: location.origin, ...(socket ? { socket } : {}), ...options, room })
 }

@@ -1,4 +1,6 @@
+import { WebSocket } from 'ws'
 import { join, type JoinOptions, type Room } from '../signaling/join.js'
+import type { SocketLike } from '../transport/push-socket-client.js'
 import { nodeHttpPoster } from './transport/node-http-poster.js'
 import { weriftRtcFactory } from './rtc/werift-peer.js'
 
@@ -19,5 +21,10 @@ export type { RtcFactory, RtcOptions, RtcPeer } from '../rtc/rtc-peer.js'
 
 /** Joins `room` through the router at `routerUrl`, with werift as the WebRTC stack. */
 export function joinRoom(room: string, options: Partial<Omit<JoinOptions, 'room'>> & { readonly routerUrl: string }): Promise<Room> {
-  return join({ rtc: options.rtc ?? weriftRtcFactory(), poster: nodeHttpPoster, ...options, room })
+  return join({ rtc: options.rtc ?? weriftRtcFactory(), poster: nodeHttpPoster, socket: wsSocket, ...options, room })
+}
+
+/** `ws`'s WebSocket, which has the WHATWG event-handler properties a push socket uses (Node 20 has no global one). */
+export function wsSocket(url: string): SocketLike {
+  return new WebSocket(url, { perMessageDeflate: false }) as unknown as SocketLike
 }

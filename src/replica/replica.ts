@@ -270,8 +270,8 @@ export class Replica {
       // The draft goes out as it is: the push to neighbours should not wait for a copy of the whole table.
       if (keys.size > 0 && draft) this.emit('applied', slot.ref, [...keys], 'local', draft)
       // Let what the 'applied' listeners started (a push to neighbours) reach the network before this
-      // process spends time copying and saving.
-      if (keys.size > 0 && (this.emitter.events.applied?.length ?? 0) > 0) await new Promise((resolve) => setTimeout(resolve, 0))
+      // process spends time copying and saving (a store in memory saves at once: no need).
+      if (keys.size > 0 && !this.store.memoryOnly && (this.emitter.events.applied?.length ?? 0) > 0) await new Promise((resolve) => setTimeout(resolve, 0))
       const work = draft === undefined ? slot.table : draft.changedCount === 0 ? slot.table : draft.materialize()
       let text: string | undefined
       const compact = slot.journalBytes > 0 && batch.some((p) => p.full)

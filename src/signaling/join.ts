@@ -6,6 +6,7 @@ import type { RtcFactory, RtcOptions } from '../rtc/rtc-peer.js'
 import { MemoryStore } from '../storage/memory-store.js'
 import { RouterLink, type RouterKind } from '../sync/router-link.js'
 import type { HttpPoster } from '../transport/http-poster.js'
+import type { SocketFactory } from '../transport/push-socket-client.js'
 import { Mesh, type MeshOptions } from './mesh.js'
 import { hopDistances, LINKS_TYPE, parseLinks } from './router-links.js'
 import { ANSWERS_TYPE, OFFERS_TYPE } from './signal-records.js'
@@ -15,6 +16,8 @@ export interface JoinOptions extends Omit<MeshOptions, 'replica' | 'rtc' | 'rout
   readonly routerUrl: string
   readonly rtc: RtcFactory
   readonly poster: HttpPoster
+  /** Opens WebSockets, for pushes to a malla router on one open socket (see `RouterLinkOptions.socket`). */
+  readonly socket?: SocketFactory
   /** This peer's id; random when absent (16 of [a-z0-9]). */
   readonly peerId?: string
   /** How often a plain LibreMesh router is polled (default 1000 ms). */
@@ -45,7 +48,7 @@ export async function join(options: JoinOptions): Promise<Room> {
   const log = options.log ?? silentLogger
   const id = options.peerId ?? randomPeerId()
   const replica = new Replica({ store: new MemoryStore(), author: id, log })
-  const link = new RouterLink({ replica, base: options.routerUrl, types: [OFFERS_TYPE, ANSWERS_TYPE, LINKS_TYPE], poster: options.poster, log, ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
+  const link = new RouterLink({ replica, base: options.routerUrl, types: [OFFERS_TYPE, ANSWERS_TYPE, LINKS_TYPE], poster: options.poster, log, ...(options.socket ? { socket: options.socket } : {}), ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
   const kind = await link.start()
   const info = kind === 'malla' ? await routerInfo(options.routerUrl) : undefined
   // Hops from this peer's router, recomputed whenever the routers' links change.

@@ -6,7 +6,7 @@ import { silentLogger } from '../core/log.js'
 import type { Replica } from '../replica/replica.js'
 import { FramedChannel, type MessageKind, type MessageValue, type Progress } from '../rtc/framed-channel.js'
 import type { RtcCloseReason, RtcFactory, RtcOptions, RtcPeer } from '../rtc/rtc-peer.js'
-import { compactSession, sessionFacts, toSdp, type SessionFacts } from './sdp-codec.js'
+import { compactSession, sessionFacts, toSdp, withoutShadowedNames, type SessionFacts } from './sdp-codec.js'
 import {
   ANSWERS_TYPE,
   answerData,
@@ -446,7 +446,7 @@ export class Mesh {
         const sdp = await rtc.acceptOffer(toSdp(offer.session, 'offer'))
         if (this.answers.get(key) !== own || this.closed) return rtc.close()
         const now = this.now()
-        await this.tables.write(ANSWERS_TYPE, [[own.key, answerData({ session: compactSession(sessionFacts(sdp)), expiresAt: now + this.connectTimeoutMs })]], SHORT_SIGNAL_TTL)
+        await this.tables.write(ANSWERS_TYPE, [[own.key, answerData({ session: compactSession(withoutShadowedNames(sessionFacts(sdp))), expiresAt: now + this.connectTimeoutMs })]], SHORT_SIGNAL_TTL)
         this.counts.answersPublished++
       } catch (e) {
         this.log.warn('could not answer', { offer: key, error: (e as Error).message })
@@ -495,7 +495,7 @@ export class Mesh {
       try {
         const sdp = await rtc.createOffer()
         if (this.offers.get(key) !== own || this.closed) return rtc.close()
-        own.session = sessionFacts(sdp)
+        own.session = withoutShadowedNames(sessionFacts(sdp))
         // Its life counts from publication, not from when gathering began.
         own.expiresAt = this.now() + this.offerLifeMs
         await this.tables.write(OFFERS_TYPE, [[key, offerData({ room: this.options.room, router: this.options.router, session: compactSession(own.session), expiresAt: own.expiresAt })]])

@@ -79,6 +79,21 @@ export function sessionFacts(sdp: string): SessionFacts {
   }
 }
 
+/**
+ * Drops the mDNS host candidates (`<uuid>.local`) that a server-reflexive candidate on the same port stands
+ * for. A page's router STUN responder saw that socket, unchanged in port, at a routable address, which every
+ * peer that could resolve the name can reach as well; the name would cost ~90 bytes in a shared-state entry
+ * and a lookup on the remote side that succeeds only within one LAN segment. A name with no such twin (no
+ * STUN, or a NAT that changed the port) stays: it may be the only way in.
+ */
+export function withoutShadowedNames(f: SessionFacts): SessionFacts {
+  const reflexive = new Set(f.candidates.filter((c) => c.type === 'srflx').map((c) => `${c.protocol} ${c.port}`))
+  const candidates = f.candidates.filter((c) => !(c.type === 'host' && isMdnsName(c.address) && reflexive.has(`${c.protocol} ${c.port}`)))
+  return candidates.length === f.candidates.length ? f : { ...f, candidates }
+}
+
+export const isMdnsName = (address: string): boolean => address.toLowerCase().endsWith('.local')
+
 /** Rebuilds a session description that browsers and Node WebRTC stacks accept, from its facts. */
 export function toSdp(facts: SessionFacts, type: 'offer' | 'answer', sessionId = '1'): string {
   const fingerprint = (facts.fingerprint.match(/../g) ?? []).join(':').toUpperCase()

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { isMallaError } from '../../src/core/errors.js'
-import { compactSession, expandSession, sessionFacts, toSdp } from '../../src/signaling/sdp-codec.js'
+import { compactSession, expandSession, sessionFacts, toSdp, withoutShadowedNames } from '../../src/signaling/sdp-codec.js'
 
 /** An offer as Chromium writes it for one data channel (host candidate hidden behind mDNS). */
 const CHROMIUM_OFFER = [
@@ -66,5 +66,17 @@ describe('compact session descriptions', () => {
     ]
     for (const value of bad) assert.throws(() => expandSession(value), (e) => isMallaError(e, 'BAD_INPUT'), JSON.stringify(value))
     assert.throws(() => sessionFacts('v=0\r\n'), (e) => isMallaError(e, 'BAD_INPUT'))
+  })
+
+  it('drops an mDNS host candidate only when a server-reflexive one has its port', () => {
+    const facts = sessionFacts(CHROMIUM_OFFER)
+    const kept = withoutShadowedNames(facts).candidates.map((c) => `${c.type} ${c.address} ${c.port}`)
+    assert.deepEqual(kept, ['srflx 10.99.0.2 54321', 'host 10.99.0.2 9'])
+    // A NAT that changed the port: the name may be the only way in from the same segment, so it stays.
+    const natted = sessionFacts(CHROMIUM_OFFER.replace('10.99.0.2 54321 typ srflx', '10.99.0.2 61000 typ srflx'))
+    assert.equal(withoutShadowedNames(natted).candidates.length, 3)
+    // No STUN at all (a plain LibreMesh router): the name is all there is.
+    const noStun = sessionFacts(CHROMIUM_OFFER.split('\r\n').filter((l) => !l.includes('typ srflx')).join('\r\n'))
+    assert.deepEqual(withoutShadowedNames(noStun), noStun)
   })
 })

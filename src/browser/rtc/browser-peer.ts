@@ -9,6 +9,7 @@ import {
   type RtcPeer,
 } from '../../rtc/rtc-peer.js'
 import { closedError, errorMessage as message, PeerLifecycle } from '../../rtc/peer-lifecycle.js'
+import { isMdnsName } from '../../signaling/sdp-codec.js'
 
 /** The part of the W3C constructor this adapter uses, so that a page or a test can inject its own. */
 export type RTCPeerConnectionConstructor = new (configuration?: RTCConfiguration) => RTCPeerConnection
@@ -32,16 +33,47 @@ export function browserRtcFactory(
 ): RtcFactory {
   if (typeof RTCPeerConnection !== 'function') throw new MallaError('PEER', 'this platform has no RTCPeerConnection')
   checkRtcOptions(defaults)
+  const spares = new SparePeerConnection(RTCPeerConnection)
   return (options) => {
     if (options) checkRtcOptions(options)
-    return new BrowserPeer(RTCPeerConnection, { ...defaults, ...options }, logger)
+    return new BrowserPeer((config) => spares.take(config), { ...defaults, ...options }, logger)
+  }
+}
+
+/** A made-ahead RTCPeerConnection is made this long after the last one was taken, past the busiest part of its start. */
+const SPARE_DELAY_MS = 50
+
+/**
+ * One RTCPeerConnection made ahead of need, for the next peer with the same ICE servers: its constructor
+ * takes about a millisecond of the page's main thread, on the path from "answer this offer" to the answer.
+ * An unused one is inert (gathering starts only with a local description); there is never more than one.
+ */
+class SparePeerConnection {
+  #spare: { key: string; pc: RTCPeerConnection } | undefined
+  #timer: ReturnType<typeof setTimeout> | undefined
+
+  constructor(private readonly Pc: RTCPeerConnectionConstructor) {}
+
+  take(config: RTCConfiguration): RTCPeerConnection {
+    const key = JSON.stringify(config.iceServers ?? [])
+    const spare = this.#spare
+    this.#spare = undefined
+    clearTimeout(this.#timer)
+    // Made later, once this one's handshake is likely over, and only if the page is still making peers.
+    this.#timer = setTimeout(() => {
+      this.#spare?.pc.close()
+      this.#spare = { key, pc: new this.Pc(config) }
+    }, SPARE_DELAY_MS)
+    if (spare && spare.key === key && spare.pc.signalingState === 'stable' && spare.pc.connectionState === 'new') return spare.pc
+    spare?.pc.close()
+    return new this.Pc(config)
   }
 }
 
 class BrowserPeer implements RtcPeer {
   readonly lowWaterMark: number
   readonly #life = new PeerLifecycle(() => this.#teardown())
-  readonly #Pc: RTCPeerConnectionConstructor
+  readonly #makePc: (config: RTCConfiguration) => RTCPeerConnection
   readonly #options: RtcOptions
   readonly #logger: Logger
   #pc: RTCPeerConnection | undefined
@@ -51,8 +83,8 @@ class BrowserPeer implements RtcPeer {
   /** A channel error seen before its close event: the close is then a failure, not the remote's choice. */
   #channelError: string | undefined
 
-  constructor(Pc: RTCPeerConnectionConstructor, options: RtcOptions, logger: Logger) {
-    this.#Pc = Pc
+  constructor(makePc: (config: RTCConfiguration) => RTCPeerConnection, options: RtcOptions, logger: Logger) {
+    this.#makePc = makePc
     this.#options = options
     this.#logger = logger
     this.lowWaterMark = options.lowWaterMark ?? RTC_DEFAULTS.lowWaterMark
@@ -140,7 +172,7 @@ class BrowserPeer implements RtcPeer {
     this.#life.state = 'connecting'
     this.#role = role
     const stunUrls = this.#options.stunUrls ?? []
-    const pc = new this.#Pc({ iceServers: stunUrls.length ? [{ urls: [...stunUrls] }] : [] })
+    const pc = this.#makePc({ iceServers: stunUrls.length ? [{ urls: [...stunUrls] }] : [] })
     this.#pc = pc
     const watch = () => {
       this.#logger.debug('rtc: state', { peer: this.#options.label, role, connection: pc.connectionState, ice: pc.iceConnectionState, gathering: pc.iceGatheringState })
@@ -256,7 +288,7 @@ class BrowserPeer implements RtcPeer {
 function isRoutable(c: RTCIceCandidate): boolean {
   // `address` is missing in some stacks; the candidate line has it as its fifth field.
   const address = c.address ?? c.candidate.split(' ')[4]
-  return !!address && !address.toLowerCase().endsWith('.local')
+  return !!address && !isMdnsName(address)
 }
 
 function utf8Length(s: string): number {

@@ -12,7 +12,7 @@ import {
   parseTypeName,
   serializeTable,
 } from '../../core/schema.js'
-import { sameEntry } from '../../core/order.js'
+import { pushCorrections } from '../../sync/push-corrections.js'
 import type { Entry, Flavour, MultiWriterTable, Table } from '../../core/types.js'
 import type { ChangeLog, LoggedChange } from '../../replica/change-log.js'
 import type { Replica } from '../../replica/replica.js'
@@ -153,7 +153,7 @@ async function libremeshEndpoint(
       : await ctx.replica.mergeMultiWriter(type, remote as MultiWriterTable)
   // A malla push gets only our corrections: our copy of each key sent wherever it is not the copy sent.
   const push = req.headers[MALLA_SYNC_HEADER] === 'push'
-  const text = push ? serializeTable(corrections(remote, snapshot.table)) : snapshot.text
+  const text = push ? serializeTable(pushCorrections(remote, snapshot.table)) : snapshot.text
   const body = Buffer.from(text + '\n')
   res.writeHead(200, { 'content-type': 'application/json', [MALLA_HEADER]: MALLA_PROTOCOL_VERSION, [MALLA_NAME_HEADER]: encodeURIComponent(ctx.name) })
   res.end(gzipped ? gzipSync(body) : body)
@@ -201,16 +201,6 @@ async function reconcileEndpoint(ctx: RouteContext, req: IncomingMessage, res: S
 
 /** Work units charged for a request that fails validation. */
 const BAD_INPUT_PENALTY = 100_000
-
-function corrections(sent: ReadonlyMap<string, object>, merged: ReadonlyMap<string, object>): Map<string, object> {
-  const out = new Map<string, object>()
-  for (const [key, entry] of sent) {
-    const ours = merged.get(key)
-    // Only where our copy differs: an equal copy kept here is not a correction.
-    if (ours !== undefined && !sameEntry(ours as Record<string, unknown>, entry as Record<string, unknown>)) out.set(key, ours)
-  }
-  return out
-}
 
 async function apiEndpoint(
   ctx: RouteContext,

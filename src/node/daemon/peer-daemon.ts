@@ -19,6 +19,7 @@ import { loadBrowserBundle, type BrowserBundle } from './browser-bundle.js'
 import { HookRunner } from './hook-runner.js'
 import { LINKS_TYPE, linksData } from '../../signaling/router-links.js'
 import { handleRequest } from './http-routes.js'
+import { PushSockets } from './push-socket.js'
 import { StunResponder } from './stun-responder.js'
 
 export interface PeerDaemonOptions {
@@ -91,6 +92,7 @@ export class PeerDaemon {
   private readonly store: FileStore
   private readonly hooks: HookRunner
   private readonly server: Server
+  private readonly pushSockets: PushSockets
   private readonly timers: NodeJS.Timeout[] = []
   private readonly compactions = new Map<string, NodeJS.Timeout>()
   private readonly watchers: FSWatcher[] = []
@@ -140,6 +142,8 @@ export class PeerDaemon {
         res,
       )
     })
+    this.pushSockets = new PushSockets({ replica: this.replica, maxFrameBytes: options.maxBodyBytes, log })
+    this.server.on('upgrade', (req, socket, head) => this.pushSockets.upgrade(req, socket, head))
     // Slow or stalled clients must not hold sockets forever.
     this.server.requestTimeout = 30_000
     this.server.headersTimeout = 10_000
@@ -254,6 +258,7 @@ export class PeerDaemon {
     for (const t of this.timers) clearInterval(t)
     clearTimeout(this.linksTimer)
     for (const w of this.watchers) w.close()
+    this.pushSockets.close()
     this.server.closeAllConnections()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
     await this.sync.stop()

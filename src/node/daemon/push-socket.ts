@@ -1,0 +1,96 @@
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { isMallaError, MallaError } from '../../core/errors.js'
+import type { Logger } from '../../core/log.js'
+import { parseJsonText, parseTable, parseTypeName, serializeTable } from '../../core/schema.js'
+import type { Replica } from '../../replica/replica.js'
+import { pushCorrections } from '../../sync/push-corrections.js'
+import { PUSH_SOCKET_PATH } from '../../transport/push-socket-client.js'
+
+/** Frames that fail to parse before the socket is closed: a client that sends garbage is not kept. */
+const MAX_BAD_FRAMES = 10
+/** How often every socket is pinged; one that did not answer the previous ping is dropped. */
+const PING_MS = 15_000
+
+/**
+ * `GET /malla/v1/push` as a WebSocket (docs/protocol.md §10.1): a leaf's pushes to its router, each frame
+ * one `POST /cgi-bin/shared-state/<type>` with `x-malla-sync: push`, answered with the corrections. Pages use
+ * it because a browser's fetch() costs a few milliseconds more per request than a frame on an open socket,
+ * and a signaling answer is waited for by a person.
+ */
+export class PushSockets {
+  private readonly server: WebSocketServer
+  private readonly alive = new WeakMap<WebSocket, boolean>()
+  private readonly timer: ReturnType<typeof setInterval>
+
+  constructor(private readonly options: { replica: Replica; maxFrameBytes: number; log: Logger }) {
+    this.server = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes, perMessageDeflate: false })
+    this.server.on('connection', (socket, req) => this.serve(socket, req))
+    this.timer = setInterval(() => this.pingAll(), PING_MS)
+    this.timer.unref?.()
+  }
+
+  /** Takes an HTTP upgrade; answers 404 for any path but the push socket's. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const pathname = (req.url ?? '/').split('?', 1)[0]
+    if (pathname !== PUSH_SOCKET_PATH) {
+      socket.end('HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nno WebSocket here\n')
+      return
+    }
+    this.server.handleUpgrade(req, socket, head, (ws) => this.server.emit('connection', ws, req))
+  }
+
+  close(): void {
+    clearInterval(this.timer)
+    for (const ws of this.server.clients) ws.terminate()
+    this.server.close()
+  }
+
+  private serve(socket: WebSocket, req: IncomingMessage): void {
+    const from = req.socket.remoteAddress ?? 'unknown'
+    let bad = 0
+    this.alive.set(socket, true)
+    socket.on('pong', () => this.alive.set(socket, true))
+    socket.on('error', (e) => this.options.log.warn('push socket error', { from, error: e.message }))
+    socket.on('message', (data, isBinary) => {
+      void this.frame(isBinary ? undefined : data.toString()).then(({ reply, id, error }) => {
+        if (error !== undefined) {
+          this.options.log.warn('push refused', { from, error })
+          if (id === null && ++bad >= MAX_BAD_FRAMES) return socket.close(1008, 'too many bad frames')
+        }
+        if (socket.readyState === socket.OPEN) socket.send(reply)
+      })
+    })
+  }
+
+  /** One frame, `{"id", "type", "entries"}`, merged into the TTL table `type`; the reply's text. Never throws. */
+  private async frame(text: string | undefined): Promise<{ reply: string; id: number | null; error?: string }> {
+    let id: number | null = null
+    try {
+      if (text === undefined) throw new MallaError('BAD_INPUT', 'push frames are text (JSON), not binary')
+      const value = parseJsonText(text, 'push frame') as { id?: unknown; type?: unknown; entries?: unknown } | null
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new MallaError('BAD_INPUT', 'a push frame is an object {"id", "type", "entries"}')
+      if (!Number.isSafeInteger(value.id) || (value.id as number) < 0) throw new MallaError('BAD_INPUT', 'a push frame needs an "id": a whole number ≥ 0')
+      id = value.id as number
+      const type = parseTypeName(typeof value.type === 'string' ? value.type : '')
+      const sent = parseTable(value.entries, 'push frame entries')
+      const snapshot = await this.options.replica.merge(type, sent)
+      return { id, reply: `{"id":${id},"entries":${serializeTable(pushCorrections(sent, snapshot.table))}}` }
+    } catch (e) {
+      const error = isMallaError(e) ? e : new MallaError('STORAGE', `internal error: ${(e as Error).message}`, { cause: e })
+      return { id, error: error.message, reply: JSON.stringify({ id, error: { code: error.code, message: error.message } }) }
+    }
+  }
+
+  private pingAll(): void {
+    for (const ws of this.server.clients) {
+      if (this.alive.get(ws) === false) {
+        ws.terminate()
+        continue
+      }
+      this.alive.set(ws, false)
+      ws.ping()
+    }
+  }
+}
