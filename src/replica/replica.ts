@@ -34,9 +34,11 @@ export interface ReplicaEvents {
   /** A substantial change, once it is durable: for hooks, feeds, anything that must not see a write the disk refused. */
   change(event: ChangeEvent): void
   /**
-   * The same change as soon as it is applied in memory, before it is saved: for spreading it to neighbours
-   * without waiting for the disk. If the save then fails, memory goes back to the disk's copy and no
-   * `change` follows; neighbours may already hold the entries, which is harmless in a CRDT.
+   * The same change as soon as it is applied in memory, before it is locked and saved: for spreading it to
+   * neighbours without waiting for the disk. It is computed on the table as this process knows it; when the
+   * stored copy turns out to have been changed by another process, the batch is applied again to that copy
+   * and this event comes once more with that result. If the save then fails, memory goes back to the disk's
+   * copy and no `change` follows; neighbours may already hold the entries, which is harmless in a CRDT.
    */
   applied(event: ChangeEvent): void
 }
@@ -231,47 +233,21 @@ export class Replica {
     let release: (() => Promise<void>) | undefined
     try {
       const writes = batch.filter((p) => p.write)
+      // Announced before the lock and the check of the stored copy, run on the table as this process last
+      // knew it: pushes and the feed need not wait for a lock file and a stat. Another process rarely writes
+      // meanwhile; when it has, the batch runs again on the stored copy and that result is announced too.
+      // Both are valid states of the CRDT (merges commute), and the later copy of a key wins everywhere.
+      // (Not before the table's first load: this process knows nothing of it yet.)
+      const known = slot.table
+      const early = writes.length > 0 && slot.version !== undefined && (this.emitter.events.applied?.length ?? 0) > 0 ? applyBatch(known, batch) : undefined
+      if (early?.draft && early.keys.size > 0) this.emit('applied', slot.ref, [...early.keys], 'local', early.draft)
       if (writes.length > 0) release = await this.store.lock(slot.ref)
       const external = await this.reloadIfChanged(slot)
-      const failed = new Map<Pending, unknown>()
-      let draft: DraftTable<AnyEntry> | undefined
-      let results = new Map<Pending, Changes>()
-      if (writes.length > 0) {
-        // An operation that throws part-way is dropped and the others are replayed on a fresh draft.
-        for (;;) {
-          const work = (draft = new DraftTable(slot.table))
-          results = new Map()
-          const thrower = batch.find((p) => {
-            if (failed.has(p)) return false
-            try {
-              results.set(p, p.op(work))
-              return false
-            } catch (error) {
-              failed.set(p, error)
-              return true
-            }
-          })
-          if (thrower === undefined) break
-        }
-      } else {
-        for (const p of batch) results.set(p, { keys: [], touched: false, written: [], deleted: [] })
-      }
-      const keys = new Set<string>()
-      const written = new Set<string>()
-      const deleted = new Set<string>()
-      let touched = false
-      for (const c of results.values()) {
-        touched ||= c.touched
-        for (const k of c.keys) keys.add(k)
-        for (const k of c.written) written.add(k)
-        for (const k of c.deleted) deleted.add(k)
-      }
+      const { draft, results, failed, keys, written, deleted, touched } =
+        early && slot.table === known ? early : writes.length > 0 ? applyBatch(slot.table, batch) : readBatch(batch)
       if (external.length > 0) this.emit('applied', slot.ref, external, 'external', slot.table)
       // The draft goes out as it is: the push to neighbours should not wait for a copy of the whole table.
-      if (keys.size > 0 && draft) this.emit('applied', slot.ref, [...keys], 'local', draft)
-      // Let what the 'applied' listeners started (a push to neighbours) reach the network before this
-      // process spends time copying and saving (a store in memory saves at once: no need).
-      if (keys.size > 0 && !this.store.memoryOnly && (this.emitter.events.applied?.length ?? 0) > 0) await new Promise((resolve) => setTimeout(resolve, 0))
+      if (keys.size > 0 && draft && draft !== early?.draft) this.emit('applied', slot.ref, [...keys], 'local', draft)
       const work = draft === undefined ? slot.table : draft.changedCount === 0 ? slot.table : draft.materialize()
       let text: string | undefined
       const compact = slot.journalBytes > 0 && batch.some((p) => p.full)
@@ -381,4 +357,53 @@ function applyJournalRecord(table: AnyTable, record: string, parse: (value: unkn
   if (value === null || typeof value !== 'object' || !Array.isArray(value.del)) throw new MallaError('BAD_INPUT', 'journal record must be {"set": {...}, "del": [...]}')
   for (const [key, entry] of parse(value.set, 'journal record')) table.set(key, entry)
   for (const key of value.del) if (typeof key === 'string') table.delete(key)
+}
+
+interface BatchResult {
+  readonly draft: DraftTable<AnyEntry> | undefined
+  readonly results: Map<Pending, Changes>
+  /** Operations that threw, with what they threw; the others were applied without them. */
+  readonly failed: Map<Pending, unknown>
+  readonly keys: Set<string>
+  readonly written: Set<string>
+  readonly deleted: Set<string>
+  readonly touched: boolean
+}
+
+/** Runs a batch on a draft over `table`: an operation that throws part-way is dropped and the others are replayed on a fresh draft. */
+function applyBatch(table: AnyTable, batch: readonly Pending[]): BatchResult {
+  const failed = new Map<Pending, unknown>()
+  for (;;) {
+    const draft = new DraftTable(table)
+    const results = new Map<Pending, Changes>()
+    const thrower = batch.find((p) => {
+      if (failed.has(p)) return false
+      try {
+        results.set(p, p.op(draft))
+        return false
+      } catch (error) {
+        failed.set(p, error)
+        return true
+      }
+    })
+    if (thrower === undefined) return summarize(draft, results, failed)
+  }
+}
+
+function readBatch(batch: readonly Pending[]): BatchResult {
+  return summarize(undefined, new Map(batch.map((p) => [p, { keys: [], touched: false, written: [], deleted: [] }])), new Map())
+}
+
+function summarize(draft: DraftTable<AnyEntry> | undefined, results: Map<Pending, Changes>, failed: Map<Pending, unknown>): BatchResult {
+  const keys = new Set<string>()
+  const written = new Set<string>()
+  const deleted = new Set<string>()
+  let touched = false
+  for (const c of results.values()) {
+    touched ||= c.touched
+    for (const k of c.keys) keys.add(k)
+    for (const k of c.written) written.add(k)
+    for (const k of c.deleted) deleted.add(k)
+  }
+  return { draft, results, failed, keys, written, deleted, touched }
 }

@@ -86,8 +86,8 @@ export interface RtcOptions {
   /**
    * When a gathered description is good enough to hand out. Waiting for "complete" costs ~140 ms in
    * Chromium although the host candidate exists at once; so a description goes out after `settleMs`
-   * with no new candidate once it has a routable one (an IP address, not only an mDNS name), and
-   * always by `maxMs`.
+   * with no new candidate once it has a routable one (an IP address, not only an mDNS name), at once
+   * when a server-reflexive one arrives (see the browser adapter), and always by `maxMs`.
    */
   readonly gather?: { readonly settleMs?: number; readonly maxMs?: number }
   /** From acceptAnswer/acceptOffer to open; after it the peer closes with reason `timeout`. */

@@ -4,7 +4,6 @@ import { KeyedMutex } from './mutex.js'
 
 /** Keeps tables in memory: for browsers without IndexedDB, tests, and nodes that need no persistence. */
 export class MemoryStore implements TableStore {
-  readonly memoryOnly = true
   private readonly tables = new Map<string, { ref: TableRef; text: string; version: number }>()
   private readonly quarantined = new Map<string, string>()
   private readonly mutex = new KeyedMutex()

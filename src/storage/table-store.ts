@@ -24,8 +24,6 @@ export interface StoredTable {
  * Every adapter passes the suite in `test/conformance/table-store-suite.ts`.
  */
 export interface TableStore {
-  /** True for a store whose saves do no I/O (a page's, a test's): a write then need not yield before saving. */
-  readonly memoryOnly?: boolean
   /** Every table saved so far. */
   list(): Promise<TableRef[]>
   load(ref: TableRef): Promise<StoredTable>

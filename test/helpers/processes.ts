@@ -11,7 +11,9 @@ export const CLI = fileURLToPath(new URL('../../dist/node/cli/main.js', import.m
 
 export async function tempDir(t: { after(fn: () => unknown): void }, prefix = 'malla-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix))
-  t.after(() => rm(dir, { recursive: true, force: true }))
+  // Hooks run in the order they were added, so a daemon started on this directory is stopped only after
+  // this: a file it writes meanwhile (ENOTEMPTY) is removed on a retry.
+  t.after(() => rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }))
   return dir
 }
 

@@ -238,6 +238,11 @@ class BrowserPeer implements RtcPeer {
     pc.onicecandidate = (e: RTCPeerConnectionIceEvent) => {
       // null (or, in older stacks, an empty candidate) marks the end of gathering.
       if (!e.candidate || !e.candidate.candidate) return ready()
+      // An answer is waited for: it goes with the router's STUN answer, which comes a round trip after the
+      // host candidates, which need no network (an mDNS one may still be registering, but the reflexive one
+      // on its port stands for it: sdp-codec's withoutShadowedNames); another could only add a second path.
+      // An offer is published ahead of need, and lets gathering finish rather than run on into a handshake.
+      if (e.candidate.type === 'srflx' && this.#role === 'answerer') return ready()
       routable ||= isRoutable(e.candidate)
       if (!routable) return
       clearTimeout(settle)
