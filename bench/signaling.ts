@@ -16,6 +16,7 @@
  * (c) run last: the same with A's page served by n0 and B's by n3, three hops apart along a chain of four daemons,
  *     each in its own network namespace (bench/lib/netns.ts, `malla lab --netns`'s code), each browser in
  *     its router's namespace.
+ * (b) and (d) take turns, 10 connections at a time, as the target compares them.
  * (d) PeerJS: a PeerServer (npm `peer`) inside n0's namespace on n0's chain address, two pages with the
  *     PeerJS client, `iceServers: []`; t0 = `B.connect(A)`, t1 = that DataConnection's 'open' on B.
  *
@@ -56,6 +57,8 @@ const PEERJS_PATH = '/bench'
 const HOPS = 3
 /** A connection not open this long after t0 is a failure. */
 const OPEN_TIMEOUT_MS = 10_000
+/** (b) and (d) alternate in blocks of this many connections. */
+const BLOCK = 10
 /** Before each t0: the previous connection's teardown and the new offer's writes are over. */
 const QUIET_GAP_MS = 100
 /** How long B may wait for A's next open offer to be in its replica. */
@@ -333,6 +336,16 @@ function timeline(events: readonly PcEvent[], t0: number, names: { answerer: str
     if (done) out[`${tag}: POST ${path} answered`] = done.t - t0
   }
   return out
+}
+
+/**
+ * One mode's blocks as one result. The per-block summaries of writes or frames (the same every block) are
+ * kept from the first block only; every other note is kept once.
+ */
+function mergeBlocks(parts: readonly ModeResult[]): ModeResult {
+  const summary = /writes per connection|WebSocket frames on the two pages/
+  const notes = [...new Set(parts.flatMap((p, i) => p.notes.filter((x) => i === 0 || !summary.test(x))))].map((x) => (summary.test(x) && parts.length > 1 ? `${x} (first block of ${parts.length})` : x))
+  return { mode: (parts[0] as ModeResult).mode, attempts: parts.flatMap((p) => p.attempts), notes, ...(parts[0]?.sample ? { sample: parts[0].sample } : {}) }
 }
 
 // ---------------------------------------------------------------- (a) floor
@@ -998,16 +1011,17 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         await page.close().catch(() => {})
       }
     })
-    await attempt('b', () => meshMode(ctx, 'b', log, { context: browser0, url: url0, router: first.name }, { context: browser0, url: url0, router: first.name }, n))
-    await attempt('d', async () => {
-      const server = await startPeerServer(cleanup, dir, first.ns, addresses[0] as string)
-      ctx.progress(`PeerServer listening in ${first.ns} on ${addresses[0]}:${PEERJS_PORT}${PEERJS_PATH}`)
-      try {
-        return await peerjsMode(ctx, browser0, url0, addresses[0] as string, n)
-      } finally {
-        server.kill('SIGTERM')
-      }
-    })
+    // (b) and (d), the pair the target compares, take turns in blocks: a slower stretch of this shared
+    // machine then falls on both rather than on whichever ran during it.
+    const server = await startPeerServer(cleanup, dir, first.ns, addresses[0] as string)
+    ctx.progress(`PeerServer listening in ${first.ns} on ${addresses[0]}:${PEERJS_PORT}${PEERJS_PATH}`)
+    const blocks = { b: [] as ModeResult[], d: [] as ModeResult[] }
+    for (let done = 0; done < n; done += BLOCK) {
+      const k = Math.min(BLOCK, n - done)
+      if (!errors.has('b')) await attempt('b', async () => (blocks.b.push(await meshMode(ctx, 'b', log, { context: browser0, url: url0, router: first.name }, { context: browser0, url: url0, router: first.name }, k)), mergeBlocks(blocks.b)))
+      if (!errors.has('d')) await attempt('d', async () => (blocks.d.push(await peerjsMode(ctx, browser0, url0, addresses[0] as string, k)), mergeBlocks(blocks.d)))
+    }
+    server.kill('SIGTERM')
     await attempt('c', async () => {
       const { browser3 } = await lab.startChain()
       return meshMode(ctx, 'c', log, { context: browser0, url: url0, router: first.name }, { context: browser3, url: url3, router: last.name }, n)
@@ -1057,7 +1071,7 @@ function report(n: number, quick: boolean, results: Map<ModeName, ModeResult>, e
   }
 
   const notes: string[] = [
-    `Network: ${HOPS + 1} network namespaces n0..n${HOPS} in a chain (bench/lib/netns.ts openNetnsChain, \`malla lab --netns\`'s code): veth pairs with IPv6 link-local and an IPv4 /30 each, a default route via each namespace's first chain veth, IPv4 forwarding and routes between all links. One daemon per namespace (\`malla peer --host :: --port ${NETNS_PORT}\`, built CLI, default timers, --discover on its chain veths: neighbours found by ping ff02::1), plus its STUN responder on a free UDP port. Order: (a), (b), (d) with n0's daemon alone (n1..n${HOPS} not started yet: on this 2-core machine their relaying of every write would compete with the pages, which on a mesh runs on other routers), then n1..n${HOPS} start, all four discover their neighbours, and (c) runs. This process reaches each daemon's API and change feed only through one more veth per namespace.`,
+    `Network: ${HOPS + 1} network namespaces n0..n${HOPS} in a chain (bench/lib/netns.ts openNetnsChain, \`malla lab --netns\`'s code): veth pairs with IPv6 link-local and an IPv4 /30 each, a default route via each namespace's first chain veth, IPv4 forwarding and routes between all links. One daemon per namespace (\`malla peer --host :: --port ${NETNS_PORT}\`, built CLI, default timers, --discover on its chain veths: neighbours found by ping ff02::1), plus its STUN responder on a free UDP port. Order: (a), then (b) and (d) in turns of ${BLOCK} connections each (so that a slower stretch of this shared machine falls on both), all with n0's daemon alone (n1..n${HOPS} not started yet: on this 2-core machine their relaying of every write would compete with the pages, which on a mesh runs on other routers), then n1..n${HOPS} start, all four discover their neighbours, and (c) runs. This process reaches each daemon's API and change feed only through one more veth per namespace.`,
     `Browsers: Debian's ${CHROMIUM} via playwright-core, headless, fresh profile, flags ${CHROMIUM_FLAGS.join(' ')}, each run inside a namespace (\`ip netns exec\`): one in n0 (pages of (a), (b), (d) and A of (c)), one in n${HOPS} (B of (c)). Chromium gathers candidates only on the default-route interface, i.e. the chain veth. Pages load the router's http://<router's chain address>:${NETNS_PORT}${PAGE_PATH} (not a secure context), which opens nothing until its form is used, so a tab runs only the benchmark's code (the router's / is its live table view, which keeps a change feed open, and Chromium allows a browser 6 connections per host for all its tabs).`,
     `Every connection: a pause of ${QUIET_GAP_MS} ms before t0; times are taken inside the page (performance.timeOrigin + performance.now(), the same wall clock in every page and process of the machine); a connection not open ${OPEN_TIMEOUT_MS / 1000} s after t0 is a failure and the run goes on. Rows: success rate, median (with p10..p90 beside it) and p95 of t1 - t0 over the connections that opened, and signaling bytes per connection (median); ratios are to the floor (a) measured in the same run.`,
     `(a) floor: one page in n0's browser imports /malla.js and makes both peers with browserRtcFactory(the page's RTCPeerConnection, with note-taking listeners only: see Timelines, {stunUrls: [the n0 router's STUN URL, as joinRoom passes it], connectTimeoutMs: ${OPEN_TIMEOUT_MS}}): the same adapter and gather policy as (b)/(c) (no trickle; a description goes out 30 ms after its last candidate once it has a routable one, here the srflx candidate from the router's STUN responder). The offer is made before t0 (as a published pool offer is); t0 = answerer.acceptOffer(offer), then offerer.acceptAnswer(answer); t1 = the later of the two sides' 'open'. Bytes = offer.length + answer.length (the two SDP strings, ASCII).`,

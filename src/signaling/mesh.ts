@@ -203,7 +203,9 @@ export class Mesh {
   start(): void {
     if (this.started) return
     this.started = true
-    this.offChange = this.options.replica.on('change', (e) => {
+    // On 'applied', not 'change': the tables are read from that event (SignalTables), so an answer is acted
+    // on while the replica is still storing it.
+    this.offChange = this.options.replica.on('applied', (e) => {
       if (e.type === OFFERS_TYPE || e.type === ANSWERS_TYPE) this.tick()
     })
     this.timer = setInterval(() => this.tick(), HOUSEKEEPING_MS)
@@ -250,6 +252,7 @@ export class Mesh {
     if (this.closed) return
     this.closed = true
     this.offChange?.()
+    this.tables.close()
     clearInterval(this.timer)
     const offerKeys = [...this.offers.keys()]
     const answerKeys = [...this.answers.values()].map((a) => a.key)

@@ -1,5 +1,6 @@
 import { isMallaError } from '../core/errors.js'
 import type { Entry, Json, TypeName } from '../core/types.js'
+import type { Unsubscribe } from 'nanoevents'
 import type { Replica } from '../replica/replica.js'
 import {
   ANSWERS_TYPE,
@@ -43,11 +44,28 @@ export class SignalTables {
   private readonly badSeen = new Set<string>()
   private badOffers = 0
   private badAnswers = 0
+  /**
+   * Each table as the replica's last `applied` event left it: a read then needs no turn in the replica's
+   * queue behind the commit that is still saving it (a page reacts to an answer while it is being stored).
+   */
+  private readonly latest = new Map<TypeName, ReadonlyMap<string, Entry>>()
+  /** Entries are never mutated, only replaced: each one is checked once, however often the tables are read. */
+  private readonly parsed = new WeakMap<object, { readonly key: string; readonly record: OfferRecord | TakenRecord | AnswerRecord | null }>()
+  private readonly offApplied: Unsubscribe
 
   constructor(
     private readonly replica: Replica,
     private readonly room: string,
-  ) {}
+  ) {
+    this.offApplied = replica.on('applied', (e) => {
+      if (e.flavour === 'ttl' && (e.type === OFFERS_TYPE || e.type === ANSWERS_TYPE)) this.latest.set(e.type, e.table as ReadonlyMap<string, Entry>)
+    })
+  }
+
+  /** Stops following the replica's events. */
+  close(): void {
+    this.offApplied()
+  }
 
   get author(): string {
     return this.replica.author
@@ -85,12 +103,9 @@ export class SignalTables {
   }
 
   async read(): Promise<TablesView> {
-    const [offerTable, answerTable] = await Promise.all([
-      this.replica.read({ flavour: 'ttl', type: OFFERS_TYPE }),
-      this.replica.read({ flavour: 'ttl', type: ANSWERS_TYPE }),
-    ])
+    const [offerTable, answerTable] = await Promise.all([this.table(OFFERS_TYPE), this.table(ANSWERS_TYPE)])
     const offers: OfferView[] = []
-    for (const [key, entry] of offerTable.table as ReadonlyMap<string, Entry>) {
+    for (const [key, entry] of offerTable) {
       if (entry.data === null || entry.data === undefined) {
         offers.push({ key, record: 'withdrawn' })
         continue
@@ -102,7 +117,7 @@ export class SignalTables {
       else this.countBad(OFFERS_TYPE, key, entry)
     }
     const answers: Array<{ key: string; record: AnswerRecord }> = []
-    for (const [key, entry] of answerTable.table as ReadonlyMap<string, Entry>) {
+    for (const [key, entry] of answerTable) {
       if (entry.data === null || entry.data === undefined) continue
       const record = this.check(ANSWERS_TYPE, key, entry, () => parseAnswerEntry(key, entry.data))
       // An answer names no room either: it is for the offer in its key, which only its offerer reads.
@@ -113,11 +128,20 @@ export class SignalTables {
     return { offers, answers }
   }
 
-  private check<T>(type: TypeName, key: string, entry: Entry, parse: () => T): T | undefined {
+  private async table(type: TypeName): Promise<ReadonlyMap<string, Entry>> {
+    return this.latest.get(type) ?? ((await this.replica.read({ flavour: 'ttl', type })).table as ReadonlyMap<string, Entry>)
+  }
+
+  private check<T extends OfferRecord | TakenRecord | AnswerRecord>(type: TypeName, key: string, entry: Entry, parse: () => T): T | undefined {
+    const known = this.parsed.get(entry)
+    if (known?.key === key) return (known.record ?? undefined) as T | undefined
     try {
-      return parse()
+      const record = parse()
+      this.parsed.set(entry, { key, record })
+      return record
     } catch (e) {
       if (!isMallaError(e, 'BAD_INPUT')) throw e
+      this.parsed.set(entry, { key, record: null })
       this.countBad(type, key, entry)
       return undefined
     }
