@@ -6,6 +6,7 @@ import type { Entry, Json, Table, TypeName } from '../../src/core/types.js'
 import { type ChangeEvent, Replica } from '../../src/replica/replica.js'
 import { MemoryStore } from '../../src/storage/memory-store.js'
 import type { StoredTable, TableRef, TableStore } from '../../src/storage/table-store.js'
+import { lockGate } from '../helpers/lock-gate.js'
 
 const TYPE = 'demo' as TypeName
 const REF: TableRef = { flavour: 'ttl', type: TYPE }
@@ -281,65 +282,55 @@ describe('Replica and other writers of the same store', () => {
 })
 
 describe("Replica 'applied' events (before the lock and the save)", () => {
-  /** A store whose lock is held until `open()`: shows what happens before a write gets it. */
-  class GatedStore extends InstrumentedStore {
-    private gate: Promise<void> | undefined
-    open: () => void = () => {}
-    hold(): void {
-      this.gate = new Promise((resolve) => (this.open = resolve))
-    }
-    override async lock(ref: TableRef): Promise<() => Promise<void>> {
-      await this.gate
-      return this.inner.lock(ref)
-    }
-  }
-
   it('announces a merge before it has the lock, and saves it once it does', async () => {
-    const store = new GatedStore()
+    const store = new InstrumentedStore()
+    const gate = lockGate(store)
     const replica = new Replica({ store, author: 'node-A', now: () => NOW })
     await replica.insert(TYPE, [['a', 1]])
     const applied: EventSummary[] = []
     replica.on('applied', (e) => applied.push(summary(e)))
-    store.hold()
+    gate.hold()
     const merged = replica.merge(TYPE, new Map([['b', { data: 2, author: 'node-B', bleachTTL: 30 }]]))
     await new Promise((resolve) => setTimeout(resolve, 20))
     assert.deepEqual(applied, [{ flavour: 'ttl', type: TYPE, keys: ['b'], origin: 'local' }])
     assert.equal(store.saves, 1, 'not saved while the lock is held elsewhere')
-    store.open()
+    gate.open()
     assert.deepEqual(dataOf((await merged).table), { a: 1, b: 2 })
     assert.equal(store.saves, 2)
     assert.equal(applied.length, 1, 'announced once')
   })
 
   it('does not announce early a table it has never loaded', async () => {
-    const store = new GatedStore()
+    const store = new InstrumentedStore()
+    const gate = lockGate(store)
     await new Replica({ store, author: 'cli', now: () => NOW }).insert(TYPE, [['old', 0]])
     const replica = new Replica({ store, author: 'node-A', now: () => NOW })
     const applied: Array<{ keys: readonly string[]; table: Record<string, Json> }> = []
     replica.on('applied', (e) => applied.push({ keys: [...e.keys], table: dataOf(e.table as ReadonlyMap<string, Entry>) }))
-    store.hold()
+    gate.hold()
     const merged = replica.merge(TYPE, new Map([['b', { data: 2, author: 'node-B', bleachTTL: 30 }]]))
     await new Promise((resolve) => setTimeout(resolve, 20))
     assert.deepEqual(applied, [])
-    store.open()
+    gate.open()
     assert.deepEqual(dataOf((await merged).table), { old: 0, b: 2 })
     assert.deepEqual(applied, [{ keys: ['b'], table: { old: 0, b: 2 } }])
   })
 
   it('when another writer changed the stored copy meanwhile, applies the batch again to it and announces that too', async () => {
-    const store = new GatedStore()
+    const store = new InstrumentedStore()
+    const gate = lockGate(store)
     const replica = new Replica({ store, author: 'node-A', now: () => NOW })
     await replica.insert(TYPE, [['a', 1]])
     const applied: Array<{ origin: string; keys: readonly string[]; k?: Json }> = []
     replica.on('applied', (e) => applied.push({ origin: e.origin, keys: [...e.keys].sort(), k: (e.table.get('k') as Entry | undefined)?.data }))
-    store.hold()
+    gate.hold()
     const merged = replica.merge(TYPE, new Map([['k', { data: 'pushed', author: 'node-B', bleachTTL: 20 }]]))
     await new Promise((resolve) => setTimeout(resolve, 20))
     // Meanwhile the CLI writes k with a higher TTL (it wins) straight into the store.
     const theirs = await storedTable(store)
     theirs.set('k', { data: 'cli', author: 'cli', bleachTTL: 30 })
     await store.inner.save(REF, serializeTable(theirs))
-    store.open()
+    gate.open()
     const snap = await merged
     assert.equal(snap.table.get('k')?.data, 'cli')
     assert.deepEqual(applied, [

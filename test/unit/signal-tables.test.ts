@@ -5,38 +5,26 @@ import { Replica } from '../../src/replica/replica.js'
 import { answerData, ANSWERS_TYPE, offerData, OFFERS_TYPE } from '../../src/signaling/signal-records.js'
 import { SignalTables } from '../../src/signaling/signal-tables.js'
 import { MemoryStore } from '../../src/storage/memory-store.js'
-import type { TableRef } from '../../src/storage/table-store.js'
+import { lockGate } from '../helpers/lock-gate.js'
 
 const SESSION = ['Zx9T', 'q3kXh7gL0cYb1vT6Nw8pR2sF', 'TyoZwH1l5QOIqrvM3e8WVWZ3iIoqK-9OcT1UXmFwcXE', 'actpass', ['1 1 udp 1677729535 10.99.0.2 54321 srflx'], 262144]
 const EXP = Date.now() + 60_000
 
-/** A MemoryStore whose lock can be held, to see what a reader gets while a write waits for it. */
-class GatedStore extends MemoryStore {
-  private gate: Promise<void> | undefined
-  open: () => void = () => {}
-  hold(): void {
-    this.gate = new Promise((resolve) => (this.open = resolve))
-  }
-  override async lock(ref: TableRef): Promise<() => Promise<void>> {
-    await this.gate
-    return super.lock(ref)
-  }
-}
-
 describe('SignalTables', () => {
   it('reads a merged answer as soon as the replica announces it, before the write has its lock', async () => {
-    const store = new GatedStore()
+    const store = new MemoryStore()
+    const gate = lockGate(store)
     const replica = new Replica({ store, author: 'offerer01' })
     const tables = new SignalTables(replica, 'room')
     await tables.write(OFFERS_TYPE, [['offerer01.0', offerData({ room: 'room', session: SESSION as never, expiresAt: EXP })]])
     // The replica has read the answers table once (a router link's first exchange does), so it knows it.
     await replica.read({ flavour: 'ttl', type: ANSWERS_TYPE })
-    store.hold()
+    gate.hold()
     const merging = replica.merge(ANSWERS_TYPE, new Map([['offerer01.0>answerer1', { data: answerData({ session: SESSION as never, expiresAt: EXP }), author: 'answerer1', bleachTTL: 2 }]]) as Table)
     await new Promise((resolve) => setTimeout(resolve, 10))
     const view = await tables.read()
     assert.deepEqual(view.answers.map((a) => [a.key, a.record.to, a.record.peer]), [['offerer01.0>answerer1', 'offerer01', 'answerer1']])
-    store.open()
+    gate.open()
     await merging
     tables.close()
   })
