@@ -92,6 +92,19 @@ test('bad push frames get an error answer each and change nothing; a socket that
   assert.equal(code, 1008)
 })
 
+test('a page of another origin may not open the push socket; a page of the daemon may', async (t) => {
+  const daemon = await inProcessDaemon(t)
+  const base = await daemon.start()
+  const foreign = new WebSocket(socketUrl(base), { origin: 'http://example.org' })
+  foreign.on('error', () => {})
+  const [, res] = (await once(foreign, 'unexpected-response')) as [unknown, { statusCode: number }]
+  assert.equal(res.statusCode, 403)
+  foreign.terminate()
+  const own = new WebSocket(socketUrl(base), { origin: new URL(base).origin })
+  await once(own, 'open')
+  own.close()
+})
+
 test('WebSocket upgrades on any other path are refused with 404', async (t) => {
   const daemon = await inProcessDaemon(t)
   const base = await daemon.start()

@@ -31,12 +31,18 @@ export class PushSockets {
     this.timer.unref?.()
   }
 
-  /** Takes an HTTP upgrade; answers 404 for any path but the push socket's. */
+  /**
+   * Takes an HTTP upgrade; answers 404 for any path but the push socket's. A browser names the page that
+   * opens a WebSocket in `Origin`, and WebSockets skip CORS: only pages served by this daemon (the same
+   * host and port) may open one, so a web page elsewhere cannot make a visitor's browser write to the mesh.
+   */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const pathname = (req.url ?? '/').split('?', 1)[0]
-    if (pathname !== PUSH_SOCKET_PATH) {
-      socket.end('HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nno WebSocket here\n')
-      return
+    if (pathname !== PUSH_SOCKET_PATH) return refuse(socket, '404 Not Found', 'no WebSocket here')
+    const origin = req.headers.origin
+    if (origin !== undefined && originHost(origin) !== req.headers.host) {
+      this.options.log.warn('push socket refused', { from: req.socket.remoteAddress, origin })
+      return refuse(socket, '403 Forbidden', `pages of ${origin} may not push here`)
     }
     this.server.handleUpgrade(req, socket, head, (ws) => this.server.emit('connection', ws, req))
   }
@@ -92,5 +98,17 @@ export class PushSockets {
       this.alive.set(ws, false)
       ws.ping()
     }
+  }
+}
+
+function refuse(socket: Duplex, status: string, why: string): void {
+  socket.end(`HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${why}\n`)
+}
+
+function originHost(origin: string): string | undefined {
+  try {
+    return new URL(origin).host
+  } catch {
+    return undefined // "null" (a file or a sandboxed frame) or garbage
   }
 }
