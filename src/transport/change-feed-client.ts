@@ -116,7 +116,7 @@ function readWithEventSource(url: string, signal: AbortSignal | undefined, onEve
           const data = JSON.parse(message.data as string) as Record<string, unknown>
           onEvent({ ...data, event: name, cursor: message.lastEventId || String(data.cursor) } as FeedEvent)
         } catch (e) {
-          done(new MallaError("PEER", `a change feed event could not be handled: ${(e as Error).message}`))
+          done(new MallaError('PEER', `a change feed event could not be handled: ${(e as Error).message}`))
         }
       })
     }
