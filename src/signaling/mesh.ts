@@ -133,8 +133,8 @@ const UNKNOWN_HOPS = 1_000_000
  * answerer that lost the race but reached the offer's ICE agent first) does not go away by waiting.
  */
 const OPEN_DEADLINE_MS = 3000
-/** The longest a taken mark waits for its answer to be applied (see `takeAnswers`). */
-const MARK_DELAY_MS = 20
+/** The longest a taken mark waits for its attempt to open (see `takeAnswers`). */
+const MARK_DELAY_MS = 150
 /** Renewals of one offer before it is replaced: its TTL then stays below LibreMesh's default of 30. */
 const MAX_RENEWALS = 20
 
@@ -166,7 +166,7 @@ export class Mesh {
   private readonly offers = new Map<string, OwnOffer>()
   private readonly answers = new Map<string, OwnAnswer>()
   /** Offerer side: attempts whose answer was applied, until their channel opens. */
-  private readonly accepted = new Map<string, { remote: string; offer: string; rtc: RtcPeer; at: number }>()
+  private readonly accepted = new Map<string, { remote: string; offer: string; rtc: RtcPeer; at: number; markTaken(): void }>()
   private readonly links = new Map<string, Link[]>()
   private readonly failedOffers = new Set<string>()
   private nextOffer = 0
@@ -307,7 +307,12 @@ export class Mesh {
     const byOffer = new Map<string, AnswerRecord[]>()
     for (const a of answers) {
       const own = this.offers.get(a.offer)
-      if (!own || own.state !== 'open') continue // stale: an offer that is gone or already taken
+      if (!own || own.state !== 'open') {
+        // Stale: an offer that is gone or already taken. A rival of the answer taken must hear it at once.
+        const taken = this.accepted.get(a.offer)
+        if (taken && taken.remote !== a.peer) taken.markTaken()
+        continue
+      }
       byOffer.set(a.offer, [...(byOffer.get(a.offer) ?? []), a])
     }
     for (const [key, list] of byOffer) {
@@ -319,19 +324,25 @@ export class Mesh {
       const winner = usable[0]
       if (!winner) continue
       this.offers.delete(key)
-      this.accepted.set(key, { remote: winner.peer, offer: key, rtc: own.rtc, at: this.now() })
-      // The answer first: the connection is what the answerer waits for; the mark only tells the others,
-      // and written at once it takes the main thread (a page's) while the stack applies the answer. So it
-      // follows once the answer is applied, or after MARK_DELAY_MS at most (a stack may resolve only once
-      // connected). Nothing here waits for either.
-      const applied = own.rtc.acceptAnswer(toSdp(winner.session, 'answer')).catch((e: Error) => {
+      const mark = takenData({ by: winner.peer, expiresAt: own.expiresAt })
+      let marked = false
+      const markTaken = () => {
+        if (marked || this.closed) return
+        marked = true
+        void this.tables.write(OFFERS_TYPE, [[key, mark]], SHORT_SIGNAL_TTL).catch((e: Error) => this.log.warn('could not mark an offer taken', { offer: key, error: e.message }))
+      }
+      this.accepted.set(key, { remote: winner.peer, offer: key, rtc: own.rtc, at: this.now(), markTaken })
+      // The answer first: the connection is what the answerer waits for; the mark only tells the others.
+      // Written at once, it and its echo through the router take both pages' main threads during the
+      // handshake (about 1 ms of the median in bench/signaling). So, alone, it follows once the attempt has
+      // opened or ended, or after MARK_DELAY_MS at most. With a rival answer in sight it goes at once: the
+      // rival's checks reach this offer's one ICE agent, and its DTLS hello can take the handshake.
+      own.rtc.acceptAnswer(toSdp(winner.session, 'answer')).catch((e: Error) => {
         this.log.warn('answer refused', { offer: key, from: winner.peer, error: e.message })
         own.rtc.close()
       })
-      const mark = takenData({ by: winner.peer, expiresAt: own.expiresAt })
-      void Promise.race([applied, new Promise((resolve) => setTimeout(resolve, MARK_DELAY_MS))]).then(() =>
-        this.closed ? undefined : this.tables.write(OFFERS_TYPE, [[key, mark]], SHORT_SIGNAL_TTL).catch((e: Error) => this.log.warn('could not mark an offer taken', { offer: key, error: e.message })),
-      )
+      if (list.length > 1) markTaken()
+      else void settled(own.rtc, MARK_DELAY_MS).then(markTaken)
     }
   }
 
@@ -642,4 +653,19 @@ function spread(peer: string, key: string): number {
     h = Math.imul(h, 0x01000193) >>> 0
   }
   return h
+}
+
+/** Resolves when `rtc` opens or closes, or after `ms`, whichever comes first. */
+function settled(rtc: RtcPeer, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      offOpen()
+      offClose()
+      clearTimeout(timer)
+      resolve()
+    }
+    const offOpen = rtc.on('open', done)
+    const offClose = rtc.on('close', done)
+    const timer = setTimeout(done, ms)
+  })
 }
