@@ -18,10 +18,19 @@ export class PeerLifecycle {
     this.closed = new Promise((resolve) => (this.markClosed = resolve))
   }
 
-  /** Runs one negotiation step; any failure ends the peer (reason 'failed') and rejects with a MallaError. */
+  /**
+   * Runs one negotiation step; any failure ends the peer (reason 'failed') and rejects with a MallaError.
+   * A close during the step rejects it at once (PEER): a browser abandons, and never settles, a call still
+   * pending on an RTCPeerConnection that was closed (W3C webrtc-pc, the "operations chain").
+   */
   async step<T>(what: string, body: () => Promise<T>): Promise<T> {
     try {
-      return await body()
+      return await Promise.race([
+        body(),
+        this.closed.then((): never => {
+          throw closedError()
+        }),
+      ])
     } catch (e) {
       const error = isMallaError(e) ? e : new MallaError('PEER', `${what}: ${errorMessage(e)}`, { cause: e })
       this.finish('failed', error.message)
