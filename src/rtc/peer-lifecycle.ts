@@ -1,4 +1,4 @@
-import { isMallaError, MallaError } from '../core/errors.js'
+import { badInput, isMallaError, MallaError } from '../core/errors.js'
 import { peerEvents, type RtcCloseReason, type RtcPeer } from './rtc-peer.js'
 
 /**
@@ -8,6 +8,9 @@ import { peerEvents, type RtcCloseReason, type RtcPeer } from './rtc-peer.js'
  */
 export class PeerLifecycle {
   state: RtcPeer['state'] = 'new'
+  /** Set by `begin`: which side of the negotiation this peer is. */
+  role: 'offerer' | 'answerer' | undefined
+  private answered = false
   readonly events = peerEvents()
   /** Resolves when the peer ends, so that a pending gather stops waiting at once. */
   readonly closed: Promise<void>
@@ -36,6 +39,34 @@ export class PeerLifecycle {
       this.finish('failed', error.message)
       throw error
     }
+  }
+
+  /** createOffer/acceptOffer: allowed once, on a new peer; the peer is connecting from here on. */
+  begin(role: 'offerer' | 'answerer'): void {
+    if (this.state !== 'new') throw this.state === 'closed' ? closedError() : new MallaError('PEER', 'createOffer/acceptOffer may be called once per peer')
+    this.state = 'connecting'
+    this.role = role
+  }
+
+  /**
+   * acceptAnswer: allowed once, on an offerer whose offer is made (`offerMade`, the stack's local
+   * description). Arms the connect deadline, then applies the answer as a step.
+   */
+  async applyAnswer(offerMade: boolean, connectTimeoutMs: number, apply: () => Promise<unknown>): Promise<void> {
+    if (this.state === 'closed') throw closedError()
+    if (this.role !== 'offerer' || !offerMade || this.answered) throw new MallaError('PEER', 'acceptAnswer needs a peer whose offer is made and not yet answered')
+    this.answered = true
+    this.armConnectTimer(connectTimeoutMs)
+    await this.step('applying the answer', async () => {
+      await apply()
+    })
+  }
+
+  /** What send() refuses on every stack (see `RtcPeer.send`): a channel not open, an empty message, one over `max` bytes. */
+  checkSend<C>(channel: C | undefined, size: number, max: number): asserts channel is C {
+    if (this.state !== 'open' || channel === undefined) throw new MallaError('PEER', `cannot send: the channel is ${this.state}`)
+    if (size === 0) throw badInput('empty messages are not sent (werift drops them silently)')
+    if (size > max) throw new MallaError('TOO_LARGE', `message of ${size} bytes over the limit of ${max}`)
   }
 
   ensureOpen(): void {

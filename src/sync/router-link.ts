@@ -62,7 +62,6 @@ export class RouterLink {
   private pushSocket: PushSocketClient | undefined
   private offApplied: Unsubscribe | undefined
   private timer: ReturnType<typeof setInterval> | undefined
-  /** Per type: the send in flight and whether another must follow it (sends of one type never overlap). */
   /**
    * Per type, to a malla router: entries waiting to be pushed, and the push loop in flight. One push per
    * type at a time, carrying everything that came meanwhile: a page has few connections to its router (a
@@ -70,6 +69,7 @@ export class RouterLink {
    * deadline would leave an answer undelivered until the next repair.
    */
   private readonly pushing = new Map<TypeName, { pending: Map<string, object>; running: Promise<void> }>()
+  /** Per type: the full exchange in flight and whether another must follow it (exchanges of one type never overlap). */
   private readonly sending = new Map<TypeName, { running: Promise<void>; again: boolean }>()
 
   constructor(private readonly options: RouterLinkOptions) {

@@ -1,4 +1,4 @@
-import { badInput, MallaError } from '../../core/errors.js'
+import { MallaError } from '../../core/errors.js'
 import { silentLogger, type Logger } from '../../core/log.js'
 import {
   checkRemoteDescription,
@@ -8,7 +8,7 @@ import {
   type RtcOptions,
   type RtcPeer,
 } from '../../rtc/rtc-peer.js'
-import { closedError, errorMessage as message, PeerLifecycle } from '../../rtc/peer-lifecycle.js'
+import { errorMessage as message, PeerLifecycle } from '../../rtc/peer-lifecycle.js'
 import { isMdnsName } from '../../signaling/sdp-codec.js'
 
 /** The part of the W3C constructor this adapter uses, so that a page or a test can inject its own. */
@@ -72,14 +72,12 @@ class SparePeerConnection {
 
 class BrowserPeer implements RtcPeer {
   readonly lowWaterMark: number
-  readonly #life = new PeerLifecycle(() => this.#teardown())
+  readonly #life: PeerLifecycle = new PeerLifecycle(() => this.#teardown())
   readonly #makePc: (config: RTCConfiguration) => RTCPeerConnection
   readonly #options: RtcOptions
   readonly #logger: Logger
   #pc: RTCPeerConnection | undefined
   #channel: RTCDataChannel | undefined
-  #role: 'offerer' | 'answerer' | undefined
-  #answered = false
   /** A channel error seen before its close event: the close is then a failure, not the remote's choice. */
   #channelError: string | undefined
 
@@ -133,24 +131,17 @@ class BrowserPeer implements RtcPeer {
 
   async acceptAnswer(answerSdp: string): Promise<void> {
     const pc = this.#pc
-    if (this.#life.state === 'closed') throw closedError()
-    if (this.#role !== 'offerer' || !pc?.localDescription || this.#answered) {
-      throw new MallaError('PEER', 'acceptAnswer needs a peer whose offer is made and not yet answered')
-    }
-    this.#answered = true
-    this.#life.armConnectTimer(this.#options.connectTimeoutMs ?? RTC_DEFAULTS.connectTimeoutMs)
-    await this.#life.step('applying the answer', async () => {
-      await pc.setRemoteDescription({ type: 'answer', sdp: checkRemoteDescription(answerSdp, 'answer') })
-    })
+    await this.#life.applyAnswer(!!pc?.localDescription, this.#options.connectTimeoutMs ?? RTC_DEFAULTS.connectTimeoutMs, () =>
+      (pc as RTCPeerConnection).setRemoteDescription({ type: 'answer', sdp: checkRemoteDescription(answerSdp, 'answer') }),
+    )
   }
 
   send(data: string | Uint8Array): void {
     const channel = this.#channel
-    if (this.#life.state !== 'open' || !channel) throw new MallaError('PEER', `cannot send: the channel is ${this.#life.state}`)
     const max = this.maxMessageSize
+    // A string of n UTF-16 units is at most 3n bytes: measured only when that could pass the limit.
     const size = typeof data === 'string' ? (data.length * 3 <= max ? data.length : utf8Length(data)) : data.byteLength
-    if (size === 0) throw badInput('empty messages are not sent (werift drops them silently)')
-    if (size > max) throw new MallaError('TOO_LARGE', `message of ${size} bytes over the limit of ${max}`)
+    this.#life.checkSend(channel, size, max)
     try {
       if (typeof data === 'string') channel.send(data)
       // send() takes views on ArrayBuffers only; a view on a SharedArrayBuffer is copied.
@@ -166,11 +157,7 @@ class BrowserPeer implements RtcPeer {
   }
 
   #start(role: 'offerer' | 'answerer'): RTCPeerConnection {
-    if (this.#life.state !== 'new') {
-      throw this.#life.state === 'closed' ? closedError() : new MallaError('PEER', 'createOffer/acceptOffer may be called once per peer')
-    }
-    this.#life.state = 'connecting'
-    this.#role = role
+    this.#life.begin(role)
     const stunUrls = this.#options.stunUrls ?? []
     const pc = this.#makePc({ iceServers: stunUrls.length ? [{ urls: [...stunUrls] }] : [] })
     this.#pc = pc
@@ -242,7 +229,7 @@ class BrowserPeer implements RtcPeer {
       // host candidates, which need no network (an mDNS one may still be registering, but the reflexive one
       // on its port stands for it: sdp-codec's withoutShadowedNames); another could only add a second path.
       // An offer is published ahead of need, and lets gathering finish rather than run on into a handshake.
-      if (e.candidate.type === 'srflx' && this.#role === 'answerer') return ready()
+      if (e.candidate.type === 'srflx' && this.#life.role === 'answerer') return ready()
       routable ||= isRoutable(e.candidate)
       if (!routable) return
       clearTimeout(settle)

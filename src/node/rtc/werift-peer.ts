@@ -10,7 +10,7 @@ import {
   type RtcOptions,
   type RtcPeer,
 } from '../../rtc/rtc-peer.js'
-import { closedError, errorMessage as message, PeerLifecycle } from '../../rtc/peer-lifecycle.js'
+import { errorMessage as message, PeerLifecycle } from '../../rtc/peer-lifecycle.js'
 
 /**
  * What this side advertises as `a=max-message-size`: Chromium's own figure, and the largest message
@@ -64,13 +64,11 @@ function checkOptions(o: RtcOptions): void {
 
 class WeriftPeer implements RtcPeer {
   readonly lowWaterMark: number
-  readonly #life = new PeerLifecycle(() => this.#teardown())
+  readonly #life: PeerLifecycle = new PeerLifecycle(() => this.#teardown())
   readonly #options: RtcOptions
   readonly #logger: Logger
   #pc: RTCPeerConnection | undefined
   #channel: RTCDataChannel | undefined
-  #role: 'offerer' | 'answerer' | undefined
-  #answered = false
   /** Accepted by send() and not yet given to werift (see FEED_BUDGET_BYTES), oldest first. */
   readonly #queue: { readonly data: string | Buffer; readonly size: number }[] = []
   #queuedBytes = 0
@@ -126,23 +124,15 @@ class WeriftPeer implements RtcPeer {
 
   async acceptAnswer(answerSdp: string): Promise<void> {
     const pc = this.#pc
-    if (this.#life.state === 'closed') throw closedError()
-    if (this.#role !== 'offerer' || !pc?.localDescription || this.#answered) {
-      throw new MallaError('PEER', 'acceptAnswer needs a peer whose offer is made and not yet answered')
-    }
-    this.#answered = true
-    this.#life.armConnectTimer(this.#options.connectTimeoutMs ?? RTC_DEFAULTS.connectTimeoutMs)
-    await this.#life.step('applying the answer', async () => {
-      await pc.setRemoteDescription({ type: 'answer', sdp: checkRemoteDescription(answerSdp, 'answer') })
-    })
+    await this.#life.applyAnswer(!!pc?.localDescription, this.#options.connectTimeoutMs ?? RTC_DEFAULTS.connectTimeoutMs, () =>
+      (pc as RTCPeerConnection).setRemoteDescription({ type: 'answer', sdp: checkRemoteDescription(answerSdp, 'answer') }),
+    )
   }
 
   send(data: string | Uint8Array): void {
     const channel = this.#channel
-    if (this.#life.state !== 'open' || !channel) throw new MallaError('PEER', `cannot send: the channel is ${this.#life.state}`)
     const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength
-    if (size === 0) throw badInput('empty messages are not sent (werift drops them silently)')
-    if (size > this.maxMessageSize) throw new MallaError('TOO_LARGE', `message of ${size} bytes over the limit of ${this.maxMessageSize}`)
+    this.#life.checkSend(channel, size, this.maxMessageSize)
     this.#queue.push({ data: typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength), size })
     this.#queuedBytes += size
     if (this.bufferedAmount > this.lowWaterMark) this.#aboveLowWater = true
@@ -181,11 +171,7 @@ class WeriftPeer implements RtcPeer {
   }
 
   #start(role: 'offerer' | 'answerer'): RTCPeerConnection {
-    if (this.#life.state !== 'new') {
-      throw this.#life.state === 'closed' ? closedError() : new MallaError('PEER', 'createOffer/acceptOffer may be called once per peer')
-    }
-    this.#life.state = 'connecting'
-    this.#role = role
+    this.#life.begin(role)
     const o = this.#options
     const stunUrls = o.stunUrls ?? []
     const pc = new RTCPeerConnection({
