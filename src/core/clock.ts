@@ -20,21 +20,38 @@ export function isValidClock(clock: string): boolean {
   return CLOCK_PATTERN.test(clock) && Number(clock) < MAX_CLOCK
 }
 
+/**
+ * How far ahead of this node's wall clock a clock seen on a received entry may move its own clock: 1000
+ * years. Honest clocks differ by decades at most (a router with no real-time clock boots at 1970 while its
+ * neighbours run at the current date), so they keep ordering each other's writes; but an entry that claims
+ * a clock near MAX_CLOCK cannot drag this node's clock there, where its own next writes would be invalid.
+ * Such an entry is still accepted and relayed (dropping it would make nodes with different wall clocks
+ * disagree on what a table holds); it only outranks later writes to its own key until it is bleached.
+ */
+export const MAX_CLOCK_LEAD_MS = 1000 * 365.25 * 24 * 3600 * 1000
+
 export class WriteClock {
   private last = 0
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** A fresh clock value, greater than every value this clock issued or observed. */
+  /**
+   * A fresh clock value, greater than every value this clock issued and every observed one it took in,
+   * and always valid on the wire (below MAX_CLOCK). Only a wall clock near year 287,000 could stall it.
+   */
   tick(): string {
-    this.last = Math.min(MAX_CLOCK, Math.max(Math.floor(this.now()), this.last + 1))
+    this.last = Math.min(MAX_CLOCK - 1, Math.max(Math.floor(this.now()), this.last + 1))
     return String(this.last)
   }
 
-  /** Take a clock seen on a remote entry into account. */
+  /**
+   * Take a clock seen on a remote entry into account, up to MAX_CLOCK_LEAD_MS ahead of the wall clock:
+   * one received entry cannot move this clock further (see MAX_CLOCK_LEAD_MS for why).
+   */
   observe(clock: string | undefined): void {
     if (clock === undefined) return
-    const n = Number(clock)
-    if (n > this.last && n <= MAX_CLOCK) this.last = n
+    const ceiling = Math.min(MAX_CLOCK - 1 - 2 ** 40, Math.max(0, Math.floor(this.now())) + MAX_CLOCK_LEAD_MS)
+    const n = Math.min(Number(clock), ceiling)
+    if (n > this.last) this.last = n
   }
 }
 

@@ -1,7 +1,8 @@
 import * as v from 'valibot'
 import { isValidClock } from './clock.js'
 import { badInput } from './errors.js'
-import type { Entry, Json, MultiWriterEntry, MultiWriterTable, Table, TypeName } from './types.js'
+import { jsonLimitProblem, MAX_DATA_CHARS, MAX_DATA_DEPTH, MAX_ENTRY_CHARS, MAX_ENTRY_DEPTH } from './json-limits.js'
+import type { Entry, Flavour, Json, MultiWriterEntry, MultiWriterTable, Table, TypeName } from './types.js'
 
 /**
  * The one place where bytes from outside (HTTP bodies, files, CLI stdin) become typed tables.
@@ -45,6 +46,8 @@ function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string {
   return issues.map((i) => `${v.getDotPath(i) ? `${v.getDotPath(i)}: ` : ''}${i.message}`).join('; ')
 }
 
+const shorten = (key: string) => (key.length > 80 ? `${key.slice(0, 80)}…` : key)
+
 /** Parses JSON text, turning a syntax error into a BAD_INPUT error that says where. */
 export function parseJsonText(text: string, what: string): unknown {
   try {
@@ -63,10 +66,23 @@ function objectKeys(value: unknown, what: string): Record<string, unknown> {
   return value as Record<string, unknown>
 }
 
+/** An entry that failed validation, as received, with the reason: what a lenient parse leaves out. */
+export interface RejectedEntry {
+  readonly key: string
+  readonly value: unknown
+  readonly reason: string
+}
+
+/**
+ * Validates every entry of a table. Strict (no `rejected` list): the first bad entry throws BAD_INPUT, as
+ * input from the network must be all good or refused. Lenient: bad entries go to `rejected` and the rest
+ * is kept, as a stored table must lose nothing but what cannot be read.
+ */
 function parseEntries<E>(
   value: unknown,
   what: string,
   schema: v.GenericSchema<unknown, Record<string, unknown>>,
+  rejected?: RejectedEntry[],
 ): Map<string, E> {
   const source = objectKeys(value, what)
   const table = new Map<string, E>()
@@ -74,10 +90,13 @@ function parseEntries<E>(
   // (JSON.parse makes a new string for every value), which is a tenth of a large table's memory.
   const authors = new Map<string, string>()
   for (const key of Object.keys(source)) {
-    if (key.length > MAX_KEY_LENGTH) throw badInput(`${what}: a key is longer than ${MAX_KEY_LENGTH} characters`)
-    const result = v.safeParse(schema, source[key])
-    if (!result.success) throw badInput(`${what}: entry ${JSON.stringify(key)}: ${describeIssues(result.issues)}`)
-    const entry = result.output as { data?: unknown; author: string }
+    const reason = entryProblem(key, source[key], schema)
+    if (typeof reason === 'string') {
+      if (rejected === undefined) throw badInput(`${what}: entry ${JSON.stringify(shorten(key))}: ${reason}`)
+      rejected.push({ key, value: source[key], reason })
+      continue
+    }
+    const entry = reason.output as { data?: unknown; author: string }
     let author = authors.get(entry.author)
     if (author === undefined) authors.set(entry.author, (author = entry.author))
     entry.author = author
@@ -86,6 +105,20 @@ function parseEntries<E>(
     table.set(key, entry as E)
   }
   return table
+}
+
+/** Why one entry is refused, or its validated copy. */
+function entryProblem(key: string, value: unknown, schema: v.GenericSchema<unknown, Record<string, unknown>>): string | { output: Record<string, unknown> } {
+  if (key.length > MAX_KEY_LENGTH) return `key longer than ${MAX_KEY_LENGTH} characters`
+  const problem = jsonLimitProblem(value, MAX_ENTRY_DEPTH, MAX_ENTRY_CHARS)
+  if (problem !== undefined) return problem
+  const result = v.safeParse(schema, value)
+  return result.success ? { output: result.output } : describeIssues(result.issues)
+}
+
+/** A stored table, keeping every valid entry and listing the others in `rejected` (see parseEntries). */
+export function parseStoredTable(flavour: Flavour, value: unknown, what: string, rejected: RejectedEntry[]): Map<string, Entry | MultiWriterEntry> {
+  return flavour === 'ttl' ? parseEntries<Entry>(value, what, EntrySchema, rejected) : parseEntries<MultiWriterEntry>(value, what, MultiWriterEntrySchema, rejected)
 }
 
 /** A LibreMesh table (`{key: {data, author, bleachTTL, ...}}` or `[]`), validated. */
@@ -105,8 +138,20 @@ export function parseInsertValues(value: unknown, what = 'insert input'): Array<
   }
   return Object.keys(value).map((key) => {
     if (key.length > MAX_KEY_LENGTH) throw badInput(`${what}: a key is longer than ${MAX_KEY_LENGTH} characters`)
-    return [key, (value as Record<string, Json>)[key] as Json]
+    const data = (value as Record<string, Json>)[key] as Json
+    checkData(key, data, what)
+    return [key, data]
   })
+}
+
+/**
+ * Throws BAD_INPUT unless `data` is something this node may write under `key`: within the depth and size
+ * limits, with finite numbers only, so the entry can always be saved, relayed and loaded again.
+ */
+export function checkData(key: string, data: unknown, what: string): void {
+  if (key.length > MAX_KEY_LENGTH) throw badInput(`${what}: a key is longer than ${MAX_KEY_LENGTH} characters`)
+  const problem = data === undefined ? 'no data (use null to remove)' : jsonLimitProblem(data, MAX_DATA_DEPTH, MAX_DATA_CHARS)
+  if (problem !== undefined) throw badInput(`${what}: ${JSON.stringify(shorten(key))}: ${problem}`)
 }
 
 /** `["key", ...]` as `remove` takes it on stdin. */

@@ -24,3 +24,41 @@ export function lineLogger(options: { level?: LogLevel; name?: string; write?: (
   }
   return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') }
 }
+
+/**
+ * Bounds how many lines one source can make a logger write: anyone on the network can send requests that
+ * are refused, and each refusal is worth a line only until it becomes a flood. Per key and per window,
+ * `perWindow` lines pass; the next line that passes after a window in which some were held back says how many.
+ */
+export class LogThrottle {
+  private readonly counts = new Map<string, { window: number; lines: number; held: number }>()
+
+  constructor(
+    private readonly perWindow = 10,
+    private readonly windowMs = 60_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Whether a line for `key` may be written now; when it may, how many were held back before it. */
+  allow(key: string): { ok: true; held: number } | { ok: false } {
+    const window = Math.floor(this.now() / this.windowMs)
+    let c = this.counts.get(key)
+    if (c === undefined) {
+      if (this.counts.size >= 1000) this.counts.clear() // many one-off keys: forget them rather than grow
+      c = { window, lines: 0, held: 0 }
+      this.counts.set(key, c)
+    }
+    if (c.window !== window) {
+      c.window = window
+      c.lines = 0
+    }
+    if (c.lines >= this.perWindow) {
+      c.held++
+      return { ok: false }
+    }
+    c.lines++
+    const held = c.held
+    c.held = 0
+    return { ok: true, held }
+  }
+}

@@ -1,13 +1,18 @@
 import type { Flavour, TypeName } from '../core/types.js'
 import type { ChangeEvent, Replica } from './replica.js'
 
-/** One recorded change: the changed keys with their entries right after it (`null`: the key is gone). */
+/** One recorded change, as the feed sends it. */
 export interface LoggedChange {
   readonly cursor: string
   readonly flavour: Flavour
   readonly type: TypeName
   readonly origin: ChangeEvent['origin']
-  readonly entries: Readonly<Record<string, object | null>>
+  /**
+   * `{"cursor","flavour","type","origin","keys","entries"}` (entries: each changed key's entry right after the
+   * change, `null` when the key is gone), serialised once: every feed client sends these same characters, and
+   * the log holds text, not the entries, so what it keeps is counted in bytes.
+   */
+  readonly json: string
 }
 
 export type ReplayResult =
@@ -15,27 +20,45 @@ export type ReplayResult =
   /** The cursor is from another run of the node, or older than what is kept: start over from full tables. */
   | { readonly kind: 'reset'; readonly cursor: string }
 
+export interface ChangeLogOptions {
+  /** Identifies this run of the node in cursors; random when absent. */
+  readonly epoch?: string
+  /** Most changes kept (10,000 by default). */
+  readonly maxChanges?: number
+  /** Most characters of change text kept (4 MiB by default): a few large writes cannot hold memory. */
+  readonly maxChars?: number
+}
+
+export const CHANGE_LOG_DEFAULTS = { maxChanges: 10_000, maxChars: 4 * 1024 * 1024 } as const
+
 /**
  * The recent changes of a replica, each with a resume cursor, so a client that reconnects (a page, `malla
  * watch`) gets exactly what it missed. Cursors are `<epoch>.<seq>`: the epoch changes with every run of the
- * node, so a cursor from before a restart is never mistaken for a current one; a cursor too old for the
- * kept window also asks the client to start again from full tables.
+ * node, so a cursor from before a restart is never mistaken for a current one. What is kept is bounded in
+ * count and in bytes; a cursor older than that asks the client to start again from full tables (`reset`).
  */
 export class ChangeLog {
+  readonly epoch: string
   private readonly changes: LoggedChange[] = []
+  private chars = 0
   private seq = 0
+  private readonly maxChanges: number
+  private readonly maxChars: number
   private readonly listeners = new Set<(change: LoggedChange) => void>()
-  private readonly off: () => void
+  private readonly offs: Array<() => void>
 
-  constructor(
-    replica: Replica,
-    readonly epoch: string = Math.random().toString(36).slice(2, 10),
-    private readonly capacity = 10_000,
-  ) {
-    // 'applied', not 'change': a page waiting for a signaling answer should not wait for our disk, any more
-    // than our neighbours do (pushes leave on 'applied' too). A save that then fails is not taken back:
-    // whoever saw the entries holds a valid CRDT state, as our neighbours do.
-    this.off = replica.on('applied', (event) => this.record(event))
+  constructor(replica: Replica, options: ChangeLogOptions = {}) {
+    this.epoch = options.epoch ?? Math.random().toString(36).slice(2, 10)
+    this.maxChanges = options.maxChanges ?? CHANGE_LOG_DEFAULTS.maxChanges
+    this.maxChars = options.maxChars ?? CHANGE_LOG_DEFAULTS.maxChars
+    this.offs = [
+      // 'applied', not 'change': a page waiting for a signaling answer should not wait for our disk, any more
+      // than our neighbours do (pushes leave on 'applied' too).
+      replica.on('applied', (event) => this.record(event)),
+      // A change announced but then not saved: its keys hold their stored entries again, and clients must
+      // hear so, or the feed would hold an entry the table never kept.
+      replica.on('reverted', (event) => this.record(event)),
+    ]
   }
 
   /** The cursor of the latest change: "everything up to now". */
@@ -43,8 +66,13 @@ export class ChangeLog {
     return `${this.epoch}.${this.seq}`
   }
 
+  /** How much the log holds now: changes and characters of their text. */
+  size(): { changes: number; chars: number } {
+    return { changes: this.changes.length, chars: this.chars }
+  }
+
   close(): void {
-    this.off()
+    for (const off of this.offs) off()
     this.listeners.clear()
   }
 
@@ -64,12 +92,18 @@ export class ChangeLog {
   }
 
   private record(event: ChangeEvent): void {
+    this.seq++
+    const cursor = `${this.epoch}.${this.seq}`
     const entries: Record<string, object | null> = {}
     for (const key of event.keys) Object.defineProperty(entries, key, { value: event.table.get(key) ?? null, enumerable: true })
-    this.seq++
-    const change: LoggedChange = { cursor: `${this.epoch}.${this.seq}`, flavour: event.flavour, type: event.type, origin: event.origin, entries }
+    const json = JSON.stringify({ cursor, flavour: event.flavour, type: event.type, origin: event.origin, keys: event.keys, entries })
+    const change: LoggedChange = { cursor, flavour: event.flavour, type: event.type, origin: event.origin, json }
     this.changes.push(change)
-    if (this.changes.length > this.capacity) this.changes.splice(0, this.changes.length - this.capacity)
+    this.chars += json.length
+    // The latest change is always kept, however large, so a client that read it can resume after it.
+    while (this.changes.length > 1 && (this.changes.length > this.maxChanges || this.chars > this.maxChars)) {
+      this.chars -= (this.changes.shift() as LoggedChange).json.length
+    }
     for (const l of this.listeners) l(change)
   }
 }

@@ -3,7 +3,7 @@ import { WriteClock } from '../core/clock.js'
 import { isMallaError, MallaError } from '../core/errors.js'
 import type { Logger } from '../core/log.js'
 import { silentLogger } from '../core/log.js'
-import { parseJsonText, parseMultiWriterTable, parseTable, serializeTable } from '../core/schema.js'
+import { checkData, parseJsonText, parseStoredTable, type RejectedEntry, serializeTable } from '../core/schema.js'
 import {
   bleachTable,
   type Changes,
@@ -17,7 +17,7 @@ import {
 } from '../core/table-ops.js'
 import type { Flavour, Json, MultiWriterTable, Table, TypeName, WritableTable } from '../core/types.js'
 import { DraftTable } from './draft-table.js'
-import { refKey, type TableRef, type TableStore } from '../storage/table-store.js'
+import { refKey, type StoredTable, type TableRef, type TableStore } from '../storage/table-store.js'
 
 /** A substantial change to one table, after it is durable. */
 export interface ChangeEvent {
@@ -41,6 +41,12 @@ export interface ReplicaEvents {
    * copy and no `change` follows; neighbours may already hold the entries, which is harmless in a CRDT.
    */
   applied(event: ChangeEvent): void
+  /**
+   * An `applied` change that could not be saved (the disk refused it, or the lock could not be had): memory
+   * is back to the stored copy, given here as `table`, and `keys` are the keys announced. Whoever kept the
+   * announced entries (a change log) must record that these keys hold their stored entries again.
+   */
+  reverted(event: ChangeEvent): void
 }
 
 /** A table as it stood right after an operation, as a map and as the JSON text that was saved. */
@@ -81,14 +87,12 @@ interface Slot {
   /** Size of the stored table's journal, and of its last whole save, in bytes: when to compact. */
   journalBytes: number
   baseBytes: number
+  /** Parts of the stored copy could not be read: the next save rewrites it whole, without them. */
+  rewrite: boolean
   pending: Pending[]
   draining: boolean
 }
 
-const PARSERS: Record<Flavour, (value: unknown, what: string) => AnyTable> = {
-  ttl: parseTable,
-  multiwriter: parseMultiWriterTable,
-}
 
 /**
  * A node's copy of its tables, kept in a `TableStore`. Each operation runs against the freshest stored
@@ -135,7 +139,7 @@ export class Replica {
 
   async insert(type: TypeName, values: Iterable<readonly [string, Json]>, ttl = DEFAULT_TTL): Promise<Snapshot> {
     const ctx = { author: this.author, clock: this.clock }
-    const list = [...values]
+    const list = checkedValues(values)
     return this.run({ flavour: 'ttl', type }, (t) => insertEntries(t as Table, list, ttl, ctx)) as Promise<Snapshot>
   }
 
@@ -160,7 +164,7 @@ export class Replica {
 
   async insertMultiWriter(type: TypeName, values: Iterable<readonly [string, Json]>): Promise<Snapshot<MultiWriterTable>> {
     const ctx = { author: this.author, random: this.random, nowSeconds: () => this.now() / 1000 }
-    const list = [...values]
+    const list = checkedValues(values)
     return this.run({ flavour: 'multiwriter', type }, (t) =>
       insertMultiWriter(t as MultiWriterTable, list, ctx),
     ) as Promise<Snapshot<MultiWriterTable>>
@@ -189,7 +193,7 @@ export class Replica {
     const key = refKey(ref)
     let slot = this.slots.get(key)
     if (slot === undefined) {
-      slot = { ref, table: new Map(), version: undefined, journalBytes: 0, baseBytes: 0, pending: [], draining: false }
+      slot = { ref, table: new Map(), version: undefined, journalBytes: 0, baseBytes: 0, rewrite: false, pending: [], draining: false }
       this.slots.set(key, slot)
     }
     return slot
@@ -231,8 +235,10 @@ export class Replica {
    */
   private async commit(slot: Slot, batch: Pending[]): Promise<void> {
     let release: (() => Promise<void>) | undefined
+    // Keys announced by 'applied' in this commit: if it then fails, listeners hear they were taken back.
+    const announced = new Set<string>()
+    const writes = batch.filter((p) => p.write)
     try {
-      const writes = batch.filter((p) => p.write)
       // Announced before the lock and the check of the stored copy, run on the table as this process last
       // knew it: pushes and the feed need not wait for a lock file and a stat. Another process rarely writes
       // meanwhile; when it has, the batch runs again on the stored copy and that result is announced too.
@@ -240,27 +246,33 @@ export class Replica {
       // (Not before the table's first load: this process knows nothing of it yet.)
       const known = slot.table
       const early = writes.length > 0 && slot.version !== undefined && (this.emitter.events.applied?.length ?? 0) > 0 ? applyBatch(known, batch) : undefined
-      if (early?.draft && early.keys.size > 0) this.emit('applied', slot.ref, [...early.keys], 'local', early.draft)
-      if (writes.length > 0) release = await this.store.lock(slot.ref)
+      if (early?.draft && early.keys.size > 0) {
+        early.keys.forEach((k) => announced.add(k))
+        this.emit('applied', slot.ref, [...early.keys], 'local', early.draft)
+      }
+      if (writes.length > 0) release = await disk(this.store.lock(slot.ref))
       const external = await this.reloadIfChanged(slot)
       const { draft, results, failed, keys, written, deleted, touched } =
         early && slot.table === known ? early : writes.length > 0 ? applyBatch(slot.table, batch) : readBatch(batch)
       if (external.length > 0) this.emit('applied', slot.ref, external, 'external', slot.table)
       // The draft goes out as it is: the push to neighbours should not wait for a copy of the whole table.
-      if (keys.size > 0 && draft && draft !== early?.draft) this.emit('applied', slot.ref, [...keys], 'local', draft)
+      if (keys.size > 0 && draft && draft !== early?.draft) {
+        keys.forEach((k) => announced.add(k))
+        this.emit('applied', slot.ref, [...keys], 'local', draft)
+      }
       const work = draft === undefined ? slot.table : draft.changedCount === 0 ? slot.table : draft.materialize()
       let text: string | undefined
-      const compact = slot.journalBytes > 0 && batch.some((p) => p.full)
+      const compact = (slot.journalBytes > 0 || slot.rewrite) && batch.some((p) => p.full)
       if (touched || compact) {
         // A small change to a large table goes to the journal; the whole table is rewritten when the
         // journal grows past half the table (or 64 KiB), when asked to compact, or when most keys changed.
         const small = written.size + deleted.size <= Math.max(64, work.size / 8)
-        const journalRoom = slot.journalBytes < Math.max(64 * 1024, slot.baseBytes / 2)
+        const journalRoom = !slot.rewrite && slot.journalBytes < Math.max(64 * 1024, slot.baseBytes / 2)
         if (this.store.append && touched && small && journalRoom && !compact) {
           const set = new Map<string, object>()
           for (const k of written) if (!deleted.has(k)) set.set(k, work.get(k) as object)
           try {
-            const appended = await this.store.append(slot.ref, `{"set":${serializeTable(set)},"del":${JSON.stringify([...deleted])}}`)
+            const appended = await disk(this.store.append(slot.ref, `{"set":${serializeTable(set)},"del":${JSON.stringify([...deleted])}}`))
             slot.version = appended.version
             slot.journalBytes = appended.journalBytes
           } catch (error) {
@@ -270,8 +282,9 @@ export class Replica {
           }
         } else {
           text = serializeTable(work)
-          slot.version = await this.store.save(slot.ref, text)
+          slot.version = await disk(this.store.save(slot.ref, text))
           slot.journalBytes = 0
+          slot.rewrite = false
           slot.baseBytes = text.length
         }
         slot.table = work
@@ -287,26 +300,36 @@ export class Replica {
       if (keys.size > 0) this.emit('change', slot.ref, [...keys], 'local', slot.table)
     } catch (error) {
       if (release) await release().catch(() => {})
-      const wrapped = isMallaError(error) ? error : new MallaError('STORAGE', `cannot write ${refKey(slot.ref)}: ${(error as Error).message}`, { cause: error })
+      if (announced.size > 0) this.emit('reverted', slot.ref, [...announced], 'local', slot.table)
+      // Not the disk, not the lock: a bug or a value that slipped past the edge's checks. Each write then
+      // runs alone, so one bad operation never fails the others that happened to share its commit.
+      if (!isMallaError(error) && writes.length > 1) {
+        for (const p of batch) await this.commit(slot, [p])
+        return
+      }
+      const wrapped = isMallaError(error) ? error : new MallaError('INTERNAL', `cannot write ${refKey(slot.ref)}: ${(error as Error).message}`, { cause: error })
       this.log.error('table operation failed', { table: refKey(slot.ref), error: wrapped.message })
-      for (const p of batch) p.reject(wrapped)
+      // Reads need neither the lock nor the save: they get the table as stored, which memory still is.
+      for (const p of batch) {
+        if (p.write) p.reject(wrapped)
+        else p.resolve(snapshotOf(slot.table, [], undefined))
+      }
     }
   }
 
   /** Loads the stored copy when its version differs from ours; returns the keys that changed substantially. */
   private async reloadIfChanged(slot: Slot): Promise<string[]> {
-    const version = await this.store.version(slot.ref)
+    const version = await disk(this.store.version(slot.ref))
     if (version === slot.version) return []
-    const stored = await this.store.load(slot.ref)
-    let fresh: AnyTable
-    const parse = PARSERS[slot.ref.flavour]
-    try {
-      fresh = stored.text === undefined || stored.text.trim() === '' ? new Map() : parse(parseJsonText(stored.text, 'stored table'), 'stored table')
-      for (const record of stored.journal ?? []) applyJournalRecord(fresh, record, parse)
-    } catch (error) {
-      const aside = await this.store.quarantine(slot.ref, (error as Error).message)
-      this.log.error('corrupt table moved aside', { table: refKey(slot.ref), to: aside, error: (error as Error).message })
-      fresh = new Map()
+    const stored = await disk(this.store.load(slot.ref))
+    const { table: fresh, unreadable } = readStoredTable(slot.ref.flavour, stored)
+    if (unreadable.length > 0) {
+      // Keep every entry that is valid, and put only what is not where a person can read it. The table is
+      // then rewritten whole (below), so the bad parts are not read again at every start.
+      const reason = unreadable.map((u) => u.reason).slice(0, 3).join('; ') + (unreadable.length > 3 ? `; and ${unreadable.length - 3} more` : '')
+      const aside = await disk(this.store.setAside(slot.ref, unreadable.map((u) => u.text).join('\n') + '\n', reason))
+      this.log.error('unreadable parts of a table set aside; the rest is kept', { table: refKey(slot.ref), kept: fresh.size, unreadable: unreadable.length, to: aside, error: reason })
+      slot.rewrite = true
     }
     slot.baseBytes = stored.text?.length ?? 0
     slot.journalBytes = (stored.journal ?? []).reduce((n, r) => n + r.length + 1, 0)
@@ -319,6 +342,7 @@ export class Replica {
     }
     slot.table = fresh
     slot.version = stored.version
+    if (slot.rewrite) queueMicrotask(() => void this.compact(slot.ref).catch(() => {}))
     return changed
   }
 
@@ -333,6 +357,22 @@ export class Replica {
       }
     }
   }
+}
+
+/** A storage call whose failure is the store's: anything it throws that is not a MallaError is a STORAGE error. */
+async function disk<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call
+  } catch (e) {
+    throw isMallaError(e) ? e : new MallaError('STORAGE', `storage failed: ${(e as Error).message}`, { cause: e })
+  }
+}
+
+/** Values to write, refused up front (BAD_INPUT) if one could not be saved or loaded again. */
+function checkedValues(values: Iterable<readonly [string, Json]>): Array<readonly [string, Json]> {
+  const list = [...values]
+  for (const [key, data] of list) checkData(key, data, 'insert')
+  return list
 }
 
 /**
@@ -351,12 +391,52 @@ function snapshotOf(table: AnyTable, changed: readonly string[], saved: string |
   }
 }
 
-/** Applies one journal record (`{"set": {...}, "del": [...]}`) to a table, validating it like any stored table. */
-function applyJournalRecord(table: AnyTable, record: string, parse: (value: unknown, what: string) => AnyTable): void {
-  const value = parseJsonText(record, 'journal record') as { set?: unknown; del?: unknown }
-  if (value === null || typeof value !== 'object' || !Array.isArray(value.del)) throw new MallaError('BAD_INPUT', 'journal record must be {"set": {...}, "del": [...]}')
-  for (const [key, entry] of parse(value.set, 'journal record')) table.set(key, entry)
-  for (const key of value.del) if (typeof key === 'string') table.delete(key)
+/** A part of a stored table that could not be read: its text, kept aside, and why. */
+interface Unreadable {
+  readonly text: string
+  readonly reason: string
+}
+
+/**
+ * A stored table (base text plus journal records), keeping every valid entry and record: a bad entry, a bad
+ * record or an unreadable base text loses only itself. What is left out is returned, to be kept aside.
+ */
+function readStoredTable(flavour: Flavour, stored: StoredTable): { table: AnyTable; unreadable: Unreadable[] } {
+  const unreadable: Unreadable[] = []
+  const lenient = (value: unknown, what: string): AnyTable => {
+    const rejected: RejectedEntry[] = []
+    const table = parseStoredTable(flavour, value, what, rejected) as AnyTable
+    for (const r of rejected) unreadable.push({ text: `{${JSON.stringify(r.key)}:${safeStringify(r.value)}}`, reason: `${what}: entry ${JSON.stringify(r.key.slice(0, 80))}: ${r.reason}` })
+    return table
+  }
+  let table: AnyTable = new Map()
+  if (stored.text !== undefined && stored.text.trim() !== '') {
+    try {
+      table = lenient(parseJsonText(stored.text, 'stored table'), 'stored table')
+    } catch (error) {
+      unreadable.push({ text: stored.text, reason: (error as Error).message })
+    }
+  }
+  for (const record of stored.journal ?? []) {
+    try {
+      const value = parseJsonText(record, 'journal record') as { set?: unknown; del?: unknown }
+      if (value === null || typeof value !== 'object' || !Array.isArray(value.del)) throw new MallaError('BAD_INPUT', 'journal record must be {"set": {...}, "del": [...]}')
+      for (const [key, entry] of lenient(value.set, 'journal record')) table.set(key, entry)
+      for (const key of value.del) if (typeof key === 'string') table.delete(key)
+    } catch (error) {
+      unreadable.push({ text: record, reason: (error as Error).message })
+    }
+  }
+  return { table, unreadable }
+}
+
+/** JSON text of a value that failed validation: it may be too deep to serialise. */
+function safeStringify(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? 'null'
+  } catch {
+    return '"(not serialisable)"'
+  }
 }
 
 interface BatchResult {

@@ -5,7 +5,8 @@ import { KeyedMutex } from './mutex.js'
 /** Keeps tables in memory: for browsers without IndexedDB, tests, and nodes that need no persistence. */
 export class MemoryStore implements TableStore {
   private readonly tables = new Map<string, { ref: TableRef; text: string; version: number }>()
-  private readonly quarantined = new Map<string, string>()
+  /** What was set aside, by name: kept for a person to read, never loaded. */
+  readonly asides = new Map<string, string>()
   private readonly mutex = new KeyedMutex()
   private nextVersion = 1
 
@@ -34,11 +35,11 @@ export class MemoryStore implements TableStore {
     return async () => release()
   }
 
-  async quarantine(ref: TableRef, reason: string): Promise<string> {
-    const key = refKey(ref)
-    const name = `${key}.corrupt-${Date.now()}`
-    this.quarantined.set(name, `${reason}\n${this.tables.get(key)?.text ?? ''}`)
-    this.tables.delete(key)
+  async setAside(ref: TableRef, text: string, reason: string): Promise<string> {
+    const existing = [...this.asides].find(([name, kept]) => name.startsWith(`${refKey(ref)}.unreadable-`) && kept.endsWith(`\n${text}`))
+    if (existing) return existing[0]
+    const name = `${refKey(ref)}.unreadable-${this.asides.size + 1}`
+    this.asides.set(name, `${reason}\n${text}`)
     return name
   }
 }

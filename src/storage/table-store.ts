@@ -41,7 +41,10 @@ export interface TableStore {
   version(ref: TableRef): Promise<string>
   /** Exclusive write access to one table across every user of the same storage; resolves to the release. */
   lock(ref: TableRef): Promise<() => Promise<void>>
-  /** Moves unreadable content aside (keeping it for a person to inspect) and leaves the table empty. */
-  quarantine(ref: TableRef, reason: string): Promise<string>
+  /**
+   * Keeps `text`, the parts of a stored table that could not be read, where a person can inspect it,
+   * without touching the table itself; returns where. The same text set aside twice is kept once.
+   */
+  setAside(ref: TableRef, text: string, reason: string): Promise<string>
   close?(): Promise<void>
 }

@@ -4,6 +4,8 @@ import type { Replica } from '../replica/replica.js'
 import type { MultiWriterTable, Table } from '../core/types.js'
 import type { TableRef } from '../storage/table-store.js'
 import { gunzip, gzip, isGzip } from '../transport/gzip.js'
+import { decodeName } from './neighbour-name.js'
+import { SYNC_PAGE_CHARS } from './reconcile.js'
 import type { HttpPoster } from '../transport/http-poster.js'
 
 /**
@@ -138,7 +140,8 @@ export async function syncTable(replica: Replica, ref: TableRef, url: string, op
 /**
  * Pushes some entries of a table to a malla neighbour, which merges them and answers only where its copy
  * is better than the one pushed; those corrections are merged here. A change thus costs its own size on
- * each link, whatever the table's size.
+ * each link, whatever the table's size. Many entries go in pages (SYNC_PAGE_CHARS each), one after the
+ * other, so no push needs a body limit larger than the default.
  */
 export async function pushEntries(
   replica: Replica,
@@ -147,8 +150,30 @@ export async function pushEntries(
   entries: ReadonlyMap<string, object>,
   options: ExchangeOptions,
 ): Promise<SyncOutcome> {
-  const reply = await exchangeTable(url, serializeTable(entries), options, { push: true })
-  return mergeReply(replica, ref, url, reply)
+  let total: SyncOutcome | undefined
+  for (const page of pages(entries)) {
+    const reply = await exchangeTable(url, serializeTable(page), options, { push: true })
+    const outcome = await mergeReply(replica, ref, url, reply)
+    total = total === undefined ? outcome : { ...outcome, keys: [...total.keys, ...outcome.keys], bytesSent: total.bytesSent + outcome.bytesSent, bytesReceived: total.bytesReceived + outcome.bytesReceived, skipped: total.skipped ?? outcome.skipped }
+  }
+  return total ?? { url, keys: [], bytesSent: 0, bytesReceived: 0, malla: true }
+}
+
+/** Entries cut into maps of at most SYNC_PAGE_CHARS of JSON each (an entry larger than that alone). */
+function* pages(entries: ReadonlyMap<string, object>): Generator<Map<string, object>> {
+  let page = new Map<string, object>()
+  let chars = 0
+  for (const [key, entry] of entries) {
+    const size = key.length + JSON.stringify(entry).length + 4
+    if (page.size > 0 && chars + size > SYNC_PAGE_CHARS) {
+      yield page
+      page = new Map()
+      chars = 0
+    }
+    page.set(key, entry)
+    chars += size
+  }
+  if (page.size > 0) yield page
 }
 
 async function mergeReply(replica: Replica, ref: TableRef, url: string, reply: ExchangeReply): Promise<SyncOutcome> {
@@ -164,16 +189,5 @@ async function mergeReply(replica: Replica, ref: TableRef, url: string, reply: E
   } catch (e) {
     if (isMallaError(e, 'BAD_INPUT')) return { url, keys: [], skipped: e.message, ...sizes }
     throw e
-  }
-}
-
-/** A neighbour's name from its header: at most 64 characters, and none that could not be a host name. */
-function decodeName(raw: string | undefined): string | undefined {
-  if (raw === undefined) return undefined
-  try {
-    const name = decodeURIComponent(raw)
-    return name.length > 0 && name.length <= 64 && !/[\u0000-\u001f]/.test(name) ? name : undefined
-  } catch {
-    return undefined
   }
 }

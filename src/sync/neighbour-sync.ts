@@ -3,7 +3,7 @@ import type { Replica } from '../replica/replica.js'
 import { refKey, type TableRef } from '../storage/table-store.js'
 import type { HttpPoster } from '../transport/http-poster.js'
 import { endpointUrl, failedOutcome, pushEntries, syncTable, type SyncOutcome } from './full-table-sync.js'
-import { reconcileTable } from './reconcile-client.js'
+import { NotMallaError, reconcileTable } from './reconcile-client.js'
 
 export interface NeighbourSyncOptions {
   readonly replica: Replica
@@ -99,7 +99,7 @@ export class NeighbourSync {
     this.neighbours.push(n)
     this.options.log.info('neighbour added', { peer: base, source })
     this.options.onNeighbours?.()
-    void this.options.replica.list().then((refs) => Promise.all(refs.map((ref) => this.exchange(ref, endpointUrl(base, ref), n, undefined))))
+    void this.options.replica.list().then((refs) => Promise.all(refs.map((ref) => this.repair(ref, n))))
   }
 
   /** Forgets a neighbour (one discovery no longer sees); static peers stay. */
@@ -130,10 +130,13 @@ export class NeighbourSync {
     return this.neighbours.map((n) => ({ ...n }))
   }
 
-  /** Full-table sync of one table with the given endpoint URLs, or with every neighbour. */
+  /**
+   * Syncs one table now: LibreMesh's full-table sync with each of the given endpoint URLs, or, with none
+   * given, a repair with every neighbour (reconciliation with malla neighbours, a full-table sync with others).
+   */
   async syncNow(ref: TableRef, urls?: readonly string[]): Promise<SyncOutcome[]> {
     if (urls !== undefined) return Promise.all(urls.map((url) => this.exchange(ref, url, undefined, undefined)))
-    return Promise.all(this.neighbours.map((n) => this.exchange(ref, endpointUrl(n.base, ref), n, undefined)))
+    return Promise.all(this.neighbours.map((n) => this.repair(ref, n)))
   }
 
   /**
@@ -144,12 +147,19 @@ export class NeighbourSync {
   async antiEntropy(): Promise<void> {
     if (this.neighbours.length === 0) return
     for (const ref of await this.options.replica.list()) {
-      await Promise.all(
-        this.neighbours.map((n) =>
-          n.malla && this.mode === 'malla' ? this.exchange(ref, `${n.base}/malla/v1/reconcile`, n, 'reconcile') : this.exchange(ref, endpointUrl(n.base, ref), n, undefined),
-        ),
-      )
+      await Promise.all(this.neighbours.map((n) => this.repair(ref, n)))
     }
+  }
+
+  /**
+   * Brings one table in step with one neighbour. A neighbour that may speak malla (it did, or nothing is
+   * known yet) is reconciled, in pages, so that no body ever holds a whole table: a node that joins late gets
+   * a large table with the default body limit. One that answers without malla's header gets LibreMesh's
+   * full-table sync, now and until an exchange with it fails.
+   */
+  private repair(ref: TableRef, n: Neighbour): Promise<SyncOutcome> {
+    if (this.mode === 'malla' && n.malla !== false) return this.exchange(ref, `${n.base.replace(/\/+$/, '')}/malla/v1/reconcile`, n, 'reconcile')
+    return this.exchange(ref, endpointUrl(n.base, ref), n, undefined)
   }
 
   private markDirty(ref: TableRef, keys: readonly string[], table: ReadonlyMap<string, object>): void {
@@ -200,7 +210,8 @@ export class NeighbourSync {
       if (entry !== undefined) entries.set(k, entry)
     }
     if (entries.size === 0) return
-    await Promise.all(this.neighbours.map((n) => this.exchange(ref, endpointUrl(n.base, ref), n, n.malla ? entries : undefined)))
+    // A neighbour not heard from yet is reconciled rather than sent this whole table: that also tells what it speaks.
+    await Promise.all(this.neighbours.map((n) => (n.malla === true ? this.exchange(ref, endpointUrl(n.base, ref), n, entries) : this.repair(ref, n))))
   }
 
   /**
@@ -224,6 +235,12 @@ export class NeighbourSync {
             ? await pushEntries(replica, ref, url, what, { poster, timeoutMs })
             : await syncTable(replica, ref, url, { poster, timeoutMs })
     } catch (e) {
+      if (e instanceof NotMallaError && n) {
+        // A LibreMesh router: it gets what LibreMesh routers get, the whole table.
+        if (n.malla !== false) log.info('neighbour speaks LibreMesh only', { peer: n.base })
+        n.malla = false
+        return this.exchange(ref, endpointUrl(n.base, ref), n, undefined)
+      }
       outcome = failedOutcome(url, e)
       log.warn(`${how} failed`, { type: ref.type, url, error: outcome.skipped })
       if (n) {

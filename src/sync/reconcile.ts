@@ -22,6 +22,12 @@ export const MIN_BUCKETS = 16
 export const MAX_BUCKETS = 4096
 /** Most keys one round-2 request may name or carry: a bound on the work one request can ask for. */
 export const MAX_RECONCILE_KEYS = 20_000
+/**
+ * Most characters of entries (or item lists) a node puts in one sync request or answer between malla nodes,
+ * beyond a single entry that is larger: a quarter of the default body limit, so that nodes converge with the
+ * defaults whatever the size of their tables (pushes and reconciliation go page by page).
+ */
+export const SYNC_PAGE_CHARS = 256 * 1024
 
 type AnyEntry = { readonly data: Json; readonly author: string; readonly [field: string]: unknown }
 
@@ -102,6 +108,8 @@ export type ExchangeRequest = v.InferOutput<typeof ExchangeRequestSchema>
 export interface SummaryAnswer {
   readonly v: 1
   readonly buckets: Record<string, Array<[string, string]>>
+  /** Only some of the differing buckets are listed (the answer reached its page size): ask again after these. */
+  readonly partial?: true
 }
 
 /** Validates a reconcile request (round 1 or 2) at the edge, with clear errors. */
@@ -118,22 +126,37 @@ export function parseReconcileRequest(value: unknown): { round: 1; request: Summ
   return { round: 2, request: r.output }
 }
 
-/** Round 1, answerer side: the item lists of the buckets whose digest differs. */
-export function answerSummary(request: SummaryRequest, table: ReadonlyMap<string, AnyEntry>): SummaryAnswer {
+/**
+ * Round 1, answerer side: the item lists of the buckets whose digest differs, as many whole buckets as fit in
+ * `pageChars` (at least one); `partial` when some were left out.
+ */
+export function answerSummary(request: SummaryRequest, table: ReadonlyMap<string, AnyEntry>, pageChars = SYNC_PAGE_CHARS): SummaryAnswer {
   const ours = tableDigests(request.flavour, table, request.buckets)
   const differing = new Set<number>()
   for (let b = 0; b < request.buckets; b++) {
     if (ours.slice(b * 16, b * 16 + 16) !== request.digests.slice(b * 16, b * 16 + 16)) differing.add(b)
   }
-  const buckets: Record<string, Array<[string, string]>> = {}
-  for (const b of differing) buckets[b] = []
+  const lists = new Map<number, Array<[string, string]>>()
+  for (const b of differing) lists.set(b, [])
   if (differing.size > 0) {
     for (const [key, entry] of table) {
       const b = keyBucket(key, request.buckets)
-      if (differing.has(b)) buckets[b]?.push([key, hex16(itemHash(request.flavour, key, entry))])
+      if (differing.has(b)) lists.get(b)?.push([key, hex16(itemHash(request.flavour, key, entry))])
     }
   }
-  return { v: 1, buckets }
+  const buckets: Record<string, Array<[string, string]>> = {}
+  let chars = 0
+  let partial = false
+  for (const [b, items] of lists) {
+    const size = items.reduce((n, [key]) => n + key.length + 24, 8)
+    if (chars > 0 && chars + size > pageChars) {
+      partial = true
+      break
+    }
+    buckets[b] = items
+    chars += size
+  }
+  return partial ? { v: 1, buckets, partial: true } : { v: 1, buckets }
 }
 
 /**
@@ -167,12 +190,20 @@ export function parseReconcileEntries(flavour: Flavour, entries: unknown, what: 
   return flavour === 'ttl' ? parseTable(entries, what) : parseMultiWriterTable(entries, what)
 }
 
-/** The answerer's copies of `want`, for round 2. */
-export function pick(table: ReadonlyMap<string, AnyEntry>, want: readonly string[]): Record<string, AnyEntry> {
-  const out: Record<string, AnyEntry> = {}
+/**
+ * The answerer's copies of `want`, for round 2, as many as fit in `pageChars` (at least one); `more` when
+ * some were left out, which the asker then asks for again.
+ */
+export function pick(table: ReadonlyMap<string, AnyEntry>, want: readonly string[], pageChars = SYNC_PAGE_CHARS): { entries: Map<string, AnyEntry>; more: boolean } {
+  const entries = new Map<string, AnyEntry>()
+  let chars = 0
   for (const key of want) {
     const entry = table.get(key)
-    if (entry !== undefined) Object.defineProperty(out, key, { value: entry, enumerable: true })
+    if (entry === undefined) continue
+    const size = key.length + JSON.stringify(entry).length + 4
+    if (entries.size > 0 && chars + size > pageChars) return { entries, more: true }
+    entries.set(key, entry)
+    chars += size
   }
-  return out
+  return { entries, more: false }
 }

@@ -13,13 +13,15 @@ export class WorkBudget {
     readonly capacity = 2_000_000,
     readonly perSecond = 200_000,
     private readonly now: () => number = Date.now,
+    /** What the units are, for the error a refused caller gets. */
+    private readonly unit = 'units',
   ) {}
 
   /** Takes `units` from `who`'s budget, or throws BUSY without taking anything when it has too few. */
   charge(who: string, units: number): void {
     const b = this.refill(who)
     if (b.tokens < units) {
-      throw new MallaError('BUSY', `${who} asked for more work than its budget allows (${Math.floor(b.tokens)} of ${units} units left); retry later`)
+      throw new MallaError('BUSY', `${who} asked for more than its budget allows (${Math.floor(b.tokens)} of ${units} ${this.unit} left); retry later`)
     }
     b.tokens -= units
   }

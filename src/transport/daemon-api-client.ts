@@ -1,4 +1,4 @@
-import { MallaError } from '../core/errors.js'
+import { isErrorCode, MallaError } from '../core/errors.js'
 import type { Flavour, TypeName } from '../core/types.js'
 
 /**
@@ -62,7 +62,7 @@ export class DaemonApiClient {
     } catch {
       error = undefined
     }
-    const code = (error?.code ?? 'PEER') as MallaError['code']
+    const code = isErrorCode(error?.code) ? error.code : 'PEER'
     throw new MallaError(code, error?.message ?? `${method} ${url} answered HTTP ${res.status}`)
   }
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -100,16 +101,30 @@ describe('FileStore on disk', () => {
       assert.deepEqual(await filesUnder(dir), ['blocked.json', join('blocked.json', 'inside')])
     }))
 
-  it('moves a quarantined table aside, keeping its content', () =>
+  it('keeps what it sets aside in a file beside the table, byte for byte, named by its content', () =>
     withDir(async (dir) => {
       const store = new FileStore(dir)
-      await store.save(ref('multiwriter', 'broken'), '{bad json')
-      const aside = await store.quarantine(ref('multiwriter', 'broken'), 'not JSON')
+      const aside = await store.setAside(ref('multiwriter', 'broken'), '{bad json', 'not JSON')
       assert.equal(await readFile(aside, 'utf8'), '{bad json')
-      assert.ok(aside.startsWith(join(dir, 'multiwriter')), aside)
-      assert.deepEqual(await store.load(ref('multiwriter', 'broken')), { text: undefined, version: 'absent' })
-      // A second process quarantining the same file finds it gone: no error.
-      await new FileStore(dir).quarantine(ref('multiwriter', 'broken'), 'again')
+      assert.ok(aside.startsWith(join(dir, 'multiwriter', 'broken.json.unreadable-')), aside)
+      // A second process setting the same text aside finds it there: no error, no second file.
+      assert.equal(await new FileStore(dir).setAside(ref('multiwriter', 'broken'), '{bad json', 'again'), aside)
+      assert.deepEqual(await filesUnder(join(dir, 'multiwriter')), [aside.slice(join(dir, 'multiwriter').length + 1)])
+    }))
+
+  it('removes temp files of writers that died mid-save, and only those', () =>
+    withDir(async (dir) => {
+      const store = new FileStore(dir)
+      await store.save(ref('ttl', 'kept'), '{}')
+      const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString()
+      await writeFile(join(dir, `kept.json.tmp-${dead}-abc123`), '{"a whole":"copy"}')
+      await mkdir(join(dir, 'multiwriter'), { recursive: true })
+      await writeFile(join(dir, 'multiwriter', `mw.json.journal.tmp-${dead}-x9`), 'header')
+      const mine = join(dir, `kept.json.tmp-${process.pid}-live`)
+      await writeFile(mine, 'a save in progress')
+      const removed = await store.removeStaleTemps()
+      assert.deepEqual(removed.sort(), [join(dir, `kept.json.tmp-${dead}-abc123`), join(dir, 'multiwriter', `mw.json.journal.tmp-${dead}-x9`)].sort())
+      assert.deepEqual((await filesUnder(dir)).sort(), ['kept.json', `kept.json.tmp-${process.pid}-live`, 'multiwriter'].sort())
     }))
 
   it('takes over a lock left by a dead process within the stale time', () =>

@@ -181,9 +181,8 @@ export function tableStoreSuite(name: string, setup: () => Promise<TableStoreFix
           // A table that is only locked, never saved, is not a table yet.
           const release = await store.lock(ref('ttl', 'locked-only'))
           try {
-            // A quarantined table is gone, whatever the store keeps aside.
-            await store.save(ref('ttl', 'broken'), '{bad')
-            await store.quarantine(ref('ttl', 'broken'), 'test')
+            // What a store keeps aside is not a table.
+            await store.setAside(ref('ttl', 'aside-only'), '{bad', 'test')
             const listed = await store.list()
             assert.deepEqual(byKey(listed), ['multiwriter/Gamma-3', 'multiwriter/alpha', 'ttl/alpha', 'ttl/beta_2'])
             for (const r of listed) assert.deepEqual(Object.keys(r).sort(), ['flavour', 'type'])
@@ -265,27 +264,27 @@ export function tableStoreSuite(name: string, setup: () => Promise<TableStoreFix
         }))
     })
 
-    describe('quarantine', () => {
-      it('empties the table and returns a name for what it moved aside', () =>
+    describe('setAside', () => {
+      it('keeps the text apart from the table, and the same text once', () =>
         withStore(async ({ store }) => {
-          const r = ref('ttl', 'corrupt')
-          const before = await store.save(r, '{bad json')
-          const name = await store.quarantine(r, 'not JSON')
+          const r = ref('ttl', 'partly')
+          const before = await store.save(r, '{"fine":1}')
+          const name = await store.setAside(r, '{"bad":5}\n', 'entry "bad": wrong shape')
           assert.equal(typeof name, 'string')
           assert.ok(name.length > 0)
-          const after = await store.load(r)
-          assert.ok(after.text === undefined || after.text.trim() === '', `still holds ${after.text}`)
-          assert.notEqual(after.version, before)
-          assert.notEqual(await store.version(r), before)
+          assert.deepEqual(await store.load(r), { text: '{"fine":1}', version: before })
+          assert.equal(await store.version(r), before)
+          assert.equal(await store.setAside(r, '{"bad":5}\n', 'again'), name)
+          assert.notEqual(await store.setAside(r, '{"other":5}\n', 'another'), name)
         }))
 
-      it('leaves other tables alone and lets the table be saved again', () =>
+      it('leaves other tables alone and the table can be saved again', () =>
         withStore(async ({ store, other }) => {
-          const r = ref('multiwriter', 'corrupt')
+          const r = ref('multiwriter', 'partly')
           await store.save(r, '{bad')
-          await store.save(ref('ttl', 'corrupt'), '{"fine":1}')
-          await store.quarantine(r, 'test')
-          assert.equal((await store.load(ref('ttl', 'corrupt'))).text, '{"fine":1}')
+          await store.save(ref('ttl', 'partly'), '{"fine":1}')
+          await store.setAside(r, '{bad', 'test')
+          assert.equal((await store.load(ref('ttl', 'partly'))).text, '{"fine":1}')
           const v = await store.save(r, '{"ok":1}')
           assert.deepEqual(await other().load(r), { text: '{"ok":1}', version: v })
         }))

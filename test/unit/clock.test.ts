@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { CLOCK_PATTERN, compareClocks, MAX_CLOCK, WriteClock } from '../../src/core/clock.js'
+import { CLOCK_PATTERN, compareClocks, isValidClock, MAX_CLOCK, MAX_CLOCK_LEAD_MS, WriteClock } from '../../src/core/clock.js'
 
 /** A wall clock the test moves by hand. */
 function fakeNow(start: number): { now: () => number; set(ms: number): void } {
@@ -85,13 +85,37 @@ describe('WriteClock', () => {
     assert.equal(clock.tick(), '1001')
   })
 
-  it('orders a write after every clock it observed, for large values too', () => {
-    const clock = new WriteClock(() => 1)
-    for (const seen of ['17', '1700000000000', '4503599627370496', String(MAX_CLOCK - 1)]) {
+  it('orders a write after every clock it observed within the lead bound, decades apart included', () => {
+    // A router with no real-time clock (wall time near 1970) hears from routers at today's date.
+    const clock = new WriteClock(() => 60_000)
+    for (const seen of ['17', '1700000000000', String(60_000 + MAX_CLOCK_LEAD_MS - 1)]) {
       clock.observe(seen)
       const next = clock.tick()
       assert.ok(compareClocks(next, seen) > 0, `${next} after observing ${seen}`)
     }
+  })
+
+  it('does not let one received clock drag it past the lead bound: its own writes stay valid', () => {
+    const wall = fakeNow(1_700_000_000_000)
+    const clock = new WriteClock(wall.now)
+    clock.observe(String(MAX_CLOCK - 1)) // a poisoned entry: valid on the wire, just under 2^53
+    const ticks = [clock.tick(), clock.tick(), clock.tick()]
+    assertIncreasing(ticks)
+    for (const c of ticks) {
+      assert.ok(isValidClock(c), c)
+      assert.ok(Number(c) <= 1_700_000_000_000 + MAX_CLOCK_LEAD_MS + 3, c)
+    }
+    // Renewing the poison does not ratchet it further: the bound follows the wall clock, not the last clock.
+    for (let i = 0; i < 1000; i++) clock.observe(String(MAX_CLOCK - 2 - i))
+    assert.ok(Number(clock.tick()) <= 1_700_000_000_000 + MAX_CLOCK_LEAD_MS + 4)
+    wall.set(1_700_000_060_000)
+    assert.ok(isValidClock(clock.tick()))
+  })
+
+  it('never issues an invalid clock, even from an absurd wall clock', () => {
+    const clock = new WriteClock(() => Number.MAX_VALUE)
+    assert.ok(isValidClock(clock.tick()))
+    assert.ok(isValidClock(clock.tick()))
   })
 })
 

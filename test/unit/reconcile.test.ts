@@ -20,9 +20,9 @@ function reconcile(asker: Table, answerer: Table): { gave: number; wanted: numbe
   const answer = JSON.parse(JSON.stringify(answerSummary(parsed.request as typeof r1, answerer)))
   const { give, want } = planExchange('ttl', asker, buckets, answer)
   mergeTable(answerer, give as Table)
-  const back = pick(answerer, want)
-  mergeTable(asker, new Map(Object.entries(back)) as Table)
-  return { gave: give.size, wanted: want.length, bytes: JSON.stringify(r1).length + JSON.stringify(answer).length + JSON.stringify([...give]).length + JSON.stringify(back).length }
+  const back = pick(answerer, want).entries
+  mergeTable(asker, back as Table)
+  return { gave: give.size, wanted: want.length, bytes: JSON.stringify(r1).length + JSON.stringify(answer).length + JSON.stringify([...give]).length + JSON.stringify([...back]).length }
 }
 
 describe('reconciliation by bucket digests', () => {
@@ -57,6 +57,31 @@ describe('reconciliation by bucket digests', () => {
     assert.equal(bucketCount(10_000_000), 4096)
     for (const key of ['a', 'ü', 'host-1']) assert.ok(keyBucket(key, 64) >= 0 && keyBucket(key, 64) < 64)
     assert.equal(keyBucket('a', 1 << 30), 0xe40c292c % (1 << 30), 'FNV-1a 32 of "a"')
+  })
+
+  it('answers in pages: a summary lists whole buckets up to its page and says it is partial; wanted entries say there are more', () => {
+    const a = table(2000)
+    const empty: Table = new Map()
+    const request = { v: 1 as const, flavour: 'ttl' as const, type: 't', buckets: 256, digests: tableDigests('ttl', empty, 256) }
+    const whole = answerSummary(request, a)
+    assert.equal(whole.partial, undefined)
+    assert.equal(Object.values(whole.buckets).flat().length, 2000)
+    const paged = answerSummary(request, a, 4000)
+    assert.equal(paged.partial, true)
+    const listed = Object.values(paged.buckets).flat()
+    assert.ok(listed.length > 0 && listed.length < 2000, `${listed.length} items`)
+    // Buckets are never cut: each listed bucket holds every key of it.
+    for (const [b, items] of Object.entries(paged.buckets)) assert.equal(items.length, [...a.keys()].filter((k) => keyBucket(k, 256) === Number(b)).length)
+    // At least one bucket, even past the page.
+    assert.equal(Object.keys(answerSummary(request, a, 1).buckets).length, 1)
+
+    const want = [...a.keys()]
+    const first = pick(a, want, 10_000)
+    assert.equal(first.more, true)
+    assert.ok(first.entries.size > 10 && first.entries.size < 2000)
+    assert.deepEqual([...first.entries.keys()], want.slice(0, first.entries.size), 'in the order asked')
+    assert.equal(pick(a, want, 1).entries.size, 1, 'at least one entry, however large')
+    assert.deepEqual(pick(a, ['host-1', 'absent']), { entries: new Map([['host-1', a.get('host-1')]]), more: false })
   })
 
   it('rejects malformed requests with BAD_INPUT', () => {

@@ -7,17 +7,18 @@ import { type ChangeEvent, Replica } from '../../src/replica/replica.js'
 import { MemoryStore } from '../../src/storage/memory-store.js'
 import type { StoredTable, TableRef, TableStore } from '../../src/storage/table-store.js'
 import { lockGate } from '../helpers/lock-gate.js'
+import { waitFor } from '../helpers/wait.js'
 
 const TYPE = 'demo' as TypeName
 const REF: TableRef = { flavour: 'ttl', type: TYPE }
 const NOW = 1_700_000_000_000
 
-/** A MemoryStore that counts saves and quarantines and can be told to refuse saves, like a full disk. */
+/** A MemoryStore that counts saves and what it set aside, and can be told to refuse saves, like a full disk. */
 class InstrumentedStore implements TableStore {
   readonly inner = new MemoryStore()
   saves = 0
   failSaves = false
-  readonly quarantined: Array<{ ref: TableRef; reason: string }> = []
+  readonly asides: Array<{ ref: TableRef; text: string; reason: string }> = []
 
   list(): Promise<TableRef[]> {
     return this.inner.list()
@@ -36,9 +37,9 @@ class InstrumentedStore implements TableStore {
   lock(ref: TableRef): Promise<() => Promise<void>> {
     return this.inner.lock(ref)
   }
-  quarantine(ref: TableRef, reason: string): Promise<string> {
-    this.quarantined.push({ ref, reason })
-    return this.inner.quarantine(ref, reason)
+  setAside(ref: TableRef, text: string, reason: string): Promise<string> {
+    this.asides.push({ ref, text, reason })
+    return this.inner.setAside(ref, text, reason)
   }
 }
 
@@ -394,31 +395,46 @@ describe('Replica failures', () => {
     assert.deepEqual(dataOf(await storedTable(store)), { a: 1, b: 2 })
   })
 
-  it('moves corrupt stored text aside and starts the table empty', async () => {
-    for (const corrupt of ['{bad', '{"x":5}', '"just a string"']) {
+  it('sets unreadable stored text aside, starts the table empty and rewrites it', async () => {
+    for (const corrupt of ['{bad', '"just a string"', '[1,2]']) {
       const { store, replica } = setup()
       await store.inner.save(REF, corrupt)
       const snap = await replica.get(TYPE)
       assert.equal(snap.table.size, 0, corrupt)
       assert.equal(snap.text, '{}')
-      assert.equal(store.quarantined.length, 1, corrupt)
-      assert.deepEqual(store.quarantined[0]?.ref, REF)
-      assert.equal((await store.load(REF)).text, undefined)
-      // The table is usable again.
+      assert.equal(store.asides.length, 1, corrupt)
+      assert.deepEqual(store.asides[0]?.ref, REF)
+      assert.equal(store.asides[0]?.text, `${corrupt}\n`, 'kept as it was')
+      await waitFor(async () => (await store.load(REF)).text === '{}', 'the bad text is rewritten away')
+      // The table is usable again, and the bad text is not set aside a second time.
       const next = await replica.insert(TYPE, [['k', 'v']])
       assert.deepEqual(dataOf(next.table), { k: 'v' })
       assert.deepEqual(dataOf(await storedTable(store)), { k: 'v' })
-      assert.equal(store.quarantined.length, 1)
+      assert.equal(store.asides.length, 1)
     }
   })
 
-  it('reads an empty or blank stored text as an empty table without quarantining it', async () => {
+  it('keeps every valid entry of a stored table and sets aside only the bad ones', async () => {
+    const { store, replica } = setup()
+    const good = { data: 1, author: 'A', bleachTTL: 7 }
+    const stored = `{"a":${JSON.stringify(good)},"bad":5,"b":${JSON.stringify({ ...good, data: 2 })},"deep":{"data":${'['.repeat(40)}${']'.repeat(40)},"author":"A","bleachTTL":3}}`
+    await store.inner.save(REF, stored)
+    const snap = await replica.get(TYPE)
+    assert.deepEqual(dataOf(snap.table), { a: 1, b: 2 })
+    assert.equal(store.asides.length, 1)
+    assert.match(store.asides[0]?.text ?? '', /^\{"bad":5\}\n\{"deep":/)
+    assert.match(store.asides[0]?.reason ?? '', /entry "bad"/)
+    await waitFor(async () => !(await store.load(REF)).text?.includes('bad'), 'the table is rewritten without the bad entries')
+    assert.deepEqual(dataOf(await storedTable(store)), { a: 1, b: 2 })
+  })
+
+  it('reads an empty or blank stored text as an empty table without setting anything aside', async () => {
     const { store, replica } = setup()
     await store.inner.save(REF, '  \n')
     assert.equal((await replica.get(TYPE)).table.size, 0)
-    assert.deepEqual(store.quarantined, [])
+    assert.deepEqual(store.asides, [])
     await store.inner.save(REF, '[]\n')
     assert.equal((await replica.get(TYPE)).table.size, 0)
-    assert.deepEqual(store.quarantined, [])
+    assert.deepEqual(store.asides, [])
   })
 })

@@ -7,7 +7,8 @@ import { join, resolve } from 'node:path'
 import { isMallaError, MallaError, type ErrorCode } from '../../core/errors.js'
 import { parseInsertValues, parseJsonText, parseKeyList, parseTtl, parseTypeName } from '../../core/schema.js'
 import type { Flavour, Json } from '../../core/types.js'
-import { DEFAULTS, PeerDaemon } from '../daemon/peer-daemon.js'
+import { apiAllowList, DEFAULTS, PeerDaemon } from '../daemon/peer-daemon.js'
+import { SOURCE_LIMITS } from '../daemon/source-limits.js'
 import { DISCOVERY_DEFAULTS } from '../discovery/neighbour-discovery.js'
 import { runLab, TOPOLOGIES, type Topology } from '../lab/lab.js'
 import { cleanLabs, runNetnsLab } from '../lab/netns-lab.js'
@@ -17,8 +18,11 @@ import { followChanges } from '../../transport/change-feed-client.js'
 import { DaemonApiClient } from '../../transport/daemon-api-client.js'
 import { daemonBackend, dataDirBackend, type TableBackend } from './table-backend.js'
 
-/** Exit statuses, as LibreMesh's `shared-state` uses them where it has one (22 bad input, 165 lock failed). */
-const EXIT: Record<ErrorCode, number> = { BAD_INPUT: 22, TOO_LARGE: 22, LOCK_FAILED: 165, STORAGE: 74, PEER: 69, NOT_FOUND: 66, BUSY: 75 }
+/**
+ * Exit statuses, as LibreMesh's `shared-state` uses them where it has one (22 bad input, 165 lock failed),
+ * else sysexits.h's (69 unavailable, 70 software error, 74 I/O error, 75 try again, 77 permission denied).
+ */
+const EXIT: Record<ErrorCode, number> = { BAD_INPUT: 22, TOO_LARGE: 22, LOCK_FAILED: 165, STORAGE: 74, PEER: 69, NOT_FOUND: 66, BUSY: 75, FORBIDDEN: 77, INTERNAL: 70 }
 
 const DEFAULT_URL = `http://127.0.0.1:${DEFAULTS.port}`
 
@@ -45,6 +49,21 @@ const baseUrl = (value: string): string => {
 
 const interfaceName = (value: string): string => {
   if (!/^[^\s/%:]{1,15}$/.test(value) || value === '.' || value === '..') throw new InvalidArgumentError('expected a network interface name, e.g. br-lan or bat0')
+  return value
+}
+
+const cidr = (value: string): string => {
+  try {
+    apiAllowList([value])
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message)
+  }
+  return value
+}
+
+/** A node's name: written as `author` into every entry and sent in a header, so short and printable. */
+const nodeName = (value: string): string => {
+  if (value.length < 1 || value.length > 64 || /[\u0000-\u001f\u007f]/.test(value)) throw new InvalidArgumentError('expected 1-64 printable characters')
   return value
 }
 
@@ -84,7 +103,7 @@ function tableCommand(program: Command, name: string, summary: string): Command 
     .argument('<type>', 'data type (table) name, [A-Za-z0-9_-]+')
     .option('--url <url>', `a running daemon (default: $MALLA_URL or ${DEFAULT_URL})`)
     .option('--data <dir>', 'act on a data directory instead of a daemon (locks and writes it as the daemon does)')
-    .option('--name <name>', 'author name for writes with --data (default: this host name)')
+    .option('--name <name>', 'author name for writes with --data (default: this host name)', nodeName)
 }
 
 function print(text: string): void {
@@ -106,7 +125,7 @@ export function buildProgram(): Command {
     .option('--port <port>', 'TCP port', integer(0, 65535), DEFAULTS.port)
     .option('--host <address>', 'address to listen on', DEFAULTS.host)
     .option('--data <dir>', 'data directory', './malla-data')
-    .option('--name <name>', 'this router\'s name, written as author', hostname())
+    .option('--name <name>', 'this router\'s name, written as author (1-64 characters)', nodeName, hostname().slice(0, 64))
     .option('--peer <base-url>', 'a neighbour, e.g. http://10.5.0.2:8080 (repeatable)', collect(baseUrl), [] as string[])
     .option('--discover <iface>', 'find neighbours as LibreMesh does: ping ff02::1 on this interface and sync with whoever answers (repeatable; needs iputils-ping and --host ::)', collect(interfaceName), [] as string[])
     .option('--discover-port <port>', 'port the discovered neighbours\' daemons listen on (default: this daemon\'s --port)', integer(1, 65535))
@@ -118,7 +137,12 @@ export function buildProgram(): Command {
     .option('--sync-interval <seconds>', 'how often every table is synced with every peer', seconds, DEFAULTS.syncIntervalMs)
     .option('--timeout <seconds>', 'per request to a peer', seconds, DEFAULTS.requestTimeoutMs)
     .option('--hook-timeout <seconds>', 'a hook running longer is killed', seconds, DEFAULTS.hookTimeoutMs)
-    .option('--max-body <bytes>', 'largest request body accepted', integer(1024, 1024 ** 3), DEFAULTS.maxBodyBytes)
+    .option('--max-body <bytes>', 'largest request body accepted (a LibreMesh router posts its whole table: raise this for tables larger than about 3,500 entries; malla neighbours never need it)', integer(1024, 1024 ** 3), DEFAULTS.maxBodyBytes)
+    .option('--api-allow <cidr>', 'also take the operator\'s verbs of /malla/v1/ (insert, remove, bleach, sync) from this network, e.g. 10.13.0.0/16 (repeatable; default: only this machine)', collect(cidr), [] as string[])
+    .option('--source-rate <bytes>', 'bytes per second one address may send, after its burst (this machine is not limited)', integer(1024, 1024 ** 3), SOURCE_LIMITS.bytesPerSecond)
+    .option('--source-burst <bytes>', 'bytes one address may send at once before --source-rate applies', integer(1024, 1024 ** 3), SOURCE_LIMITS.burstBytes)
+    .option('--neighbour-rate <bytes>', 'the same for neighbours (--peer and discovered), which relay everyone\'s writes', integer(1024, 1024 ** 3), SOURCE_LIMITS.neighbourBytesPerSecond)
+    .option('--neighbour-burst <bytes>', 'the same for neighbours', integer(1024, 1024 ** 3), SOURCE_LIMITS.neighbourBurstBytes)
     .addOption(new Option('--mode <mode>', 'malla: push changes, reconcile by digests; libremesh: only full-table sync every --sync-interval, as LibreMesh does').choices(['malla', 'libremesh']).default('malla'))
     .addOption(new Option('--quiet', 'log warnings and errors only').conflicts('verbose'))
     .option('--verbose', 'log every request and sync')
@@ -148,6 +172,8 @@ export function buildProgram(): Command {
         log,
         discover: discover.length > 0 ? { interfaces: [...new Set(discover)], port: o.discoverPort, intervalMs: o.discoverInterval ?? DISCOVERY_DEFAULTS.intervalMs } : undefined,
         stun: o.stun ? { port: o.stunPort } : undefined,
+        apiAllow: o.apiAllow,
+        sourceLimits: { bytesPerSecond: o.sourceRate, burstBytes: o.sourceBurst, neighbourBytesPerSecond: o.neighbourRate, neighbourBurstBytes: o.neighbourBurst },
       })
       await daemon.start()
       await new Promise<void>((done) => {
@@ -356,7 +382,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv)
   } catch (e) {
-    const code: ErrorCode = isMallaError(e) ? e.code : 'STORAGE'
+    const code: ErrorCode = isMallaError(e) ? e.code : 'INTERNAL'
     process.stderr.write(`malla: ${(e as Error).message}\n`)
     process.exitCode = EXIT[code]
   }

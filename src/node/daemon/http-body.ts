@@ -5,17 +5,21 @@ import { MallaError } from '../../core/errors.js'
 /**
  * Reads a request body up to `maxBytes`, whether it came with a Content-Length or chunked (as the
  * routers' uclient-fetch sends it). A gzip body is inflated under the same limit, so a small
- * compressed body cannot expand into a large allocation.
+ * compressed body cannot expand into a large allocation. `charge` is called with every chunk's size
+ * before it is kept (a sender's byte budget: it throws to refuse). `advice`, when given, is added to a
+ * TOO_LARGE error: what the operator can do about it.
  */
-export async function readBody(req: IncomingMessage, maxBytes: number, gzipped: boolean): Promise<string> {
+export async function readBody(req: IncomingMessage, maxBytes: number, gzipped: boolean, charge?: (bytes: number) => void, advice?: string): Promise<string> {
+  const tooLarge = (what: string) => new MallaError('TOO_LARGE', `${what} is over the ${maxBytes} byte limit${advice ? ` (${advice})` : ''}`)
   const declared = Number(req.headers['content-length'] ?? '0')
-  if (declared > maxBytes) throw new MallaError('TOO_LARGE', `body of ${declared} bytes is over the ${maxBytes} byte limit`)
+  if (declared > maxBytes) throw tooLarge(`body of ${declared} bytes`)
   const chunks: Buffer[] = []
   let total = 0
   try {
     for await (const chunk of req as AsyncIterable<Buffer>) {
       total += chunk.byteLength
-      if (total > maxBytes) throw new MallaError('TOO_LARGE', `body is over the ${maxBytes} byte limit`)
+      if (total > maxBytes) throw tooLarge('body')
+      charge?.(chunk.byteLength)
       chunks.push(chunk)
     }
   } catch (e) {
@@ -26,13 +30,15 @@ export async function readBody(req: IncomingMessage, maxBytes: number, gzipped: 
   const raw = Buffer.concat(chunks, total)
   if (!gzipped) return raw.toString('utf8')
   if (raw.byteLength === 0) return ''
+  let inflated: Buffer
   try {
-    return gunzipSync(raw, { maxOutputLength: maxBytes }).toString('utf8')
+    inflated = gunzipSync(raw, { maxOutputLength: maxBytes })
   } catch (e) {
     const err = e as NodeJS.ErrnoException
-    if (err.code === 'ERR_BUFFER_TOO_LARGE' || /larger than|maxOutputLength/i.test(err.message)) {
-      throw new MallaError('TOO_LARGE', `gzip body inflates to more than the ${maxBytes} byte limit`)
-    }
+    if (err.code === 'ERR_BUFFER_TOO_LARGE' || /larger than|maxOutputLength/i.test(err.message)) throw tooLarge('gzip body, inflated,')
     throw new MallaError('BAD_INPUT', `body is not valid gzip: ${err.message}`)
   }
+  // What the inflation adds counts too: a small compressed body does the work of a large one.
+  charge?.(Math.max(0, inflated.byteLength - total))
+  return inflated.toString('utf8')
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { gzipSync } from 'node:zlib'
-import { isMallaError, MallaError, type ErrorCode } from '../../core/errors.js'
+import { asMallaError, isMallaError, MallaError, type ErrorCode } from '../../core/errors.js'
 import type { Logger } from '../../core/log.js'
 import {
   parseInsertValues,
@@ -14,7 +14,9 @@ import {
 } from '../../core/schema.js'
 import { pushCorrections } from '../../sync/push-corrections.js'
 import type { Entry, Flavour, MultiWriterTable, Table } from '../../core/types.js'
-import type { ChangeLog, LoggedChange } from '../../replica/change-log.js'
+import type { ChangeStreams } from './change-stream.js'
+import { normalizeAddress, type SourceLimits, type Ticket } from './source-limits.js'
+import type { LogThrottle } from '../log.js'
 import type { Replica } from '../../replica/replica.js'
 import type { TableRef } from '../../storage/table-store.js'
 import { MALLA_HEADER, MALLA_NAME_HEADER, MALLA_PROTOCOL_VERSION, MALLA_SYNC_HEADER, type SyncOutcome } from '../../sync/full-table-sync.js'
@@ -30,8 +32,6 @@ import { renderTablesPage } from './tables-page.js'
 /** What the routes need from the daemon. */
 export interface RouteContext {
   readonly replica: Replica
-  /** Recent changes with resume cursors, for the live feed. */
-  readonly changes: ChangeLog
   readonly name: string
   /** Work each neighbour may ask for (reconciliation). */
   readonly budget: WorkBudget
@@ -47,6 +47,14 @@ export interface RouteContext {
   readonly bundle?: BrowserBundle
   /** The STUN responder's port, for pages' `iceServers`; undefined when it is off or failed to start. */
   stun?(): StunInfo | undefined
+  /** The change feed's clients. */
+  readonly streams: ChangeStreams
+  /** Rate and size limits per sending address. */
+  readonly limits: SourceLimits
+  /** Bounds the lines refused requests write, per sender. */
+  readonly logThrottle: LogThrottle
+  /** Whether this address may use the operator's verbs (insert, remove, bleach, sync): this machine by default. */
+  mayAdminister(address: string): boolean
 }
 
 const STATUS: Record<ErrorCode, number> = {
@@ -57,6 +65,8 @@ const STATUS: Record<ErrorCode, number> = {
   STORAGE: 507,
   PEER: 502,
   BUSY: 429,
+  FORBIDDEN: 403,
+  INTERNAL: 500,
 }
 
 const LIBREMESH_PATH = /^\/cgi-bin\/(shared-state|shared-state-multiwriter)\/([^/]*)$/
@@ -73,11 +83,15 @@ export async function handleRequest(ctx: RouteContext, req: IncomingMessage, res
   const started = Date.now()
   const [pathname = '/', query = ''] = (req.url ?? '/').split('?', 2)
   const params = new URLSearchParams(query)
+  const source = req.socket.remoteAddress ?? 'unknown'
+  let ticket: Ticket | undefined
   try {
+    ticket = ctx.limits.admit(source)
+    res.on('close', () => ticket?.end())
     const libremesh = LIBREMESH_PATH.exec(pathname)
-    if (libremesh) return await libremeshEndpoint(ctx, req, res, libremesh[1] === 'shared-state' ? 'ttl' : 'multiwriter', libremesh[2] ?? '', query, started)
+    if (libremesh) return await libremeshEndpoint(ctx, req, res, libremesh[1] === 'shared-state' ? 'ttl' : 'multiwriter', libremesh[2] ?? '', query, started, ticket)
     const api = API_PATH.exec(pathname)
-    if (api) return await apiEndpoint(ctx, req, res, api[1] === 'tables' ? 'ttl' : 'multiwriter', api[2] ?? '', api[3], params)
+    if (api) return await apiEndpoint(ctx, req, res, api[1] === 'tables' ? 'ttl' : 'multiwriter', api[2] ?? '', api[3], params, ticket)
     if (pathname === '/malla/v1/tables') {
       requireMethod(req, 'GET')
       const refs = await ctx.replica.list()
@@ -85,7 +99,7 @@ export async function handleRequest(ctx: RouteContext, req: IncomingMessage, res
     }
     if (pathname === '/malla/v1/reconcile') {
       requireMethod(req, 'POST')
-      return await reconcileEndpoint(ctx, req, res)
+      return await reconcileEndpoint(ctx, req, res, ticket)
     }
     if (pathname === '/malla/v1/info') {
       requireMethod(req, 'GET')
@@ -101,7 +115,9 @@ export async function handleRequest(ctx: RouteContext, req: IncomingMessage, res
     }
     if (pathname === '/malla/v1/events') {
       requireMethod(req, 'GET')
-      return changeStream(ctx, req, res, params)
+      // A feed lasts: it is bounded by the feed's own limits, not counted as a request in progress.
+      ticket.end()
+      return ctx.streams.serve(req, res, params, source)
     }
     if (pathname === '/room') {
       requireMethod(req, 'GET')
@@ -139,11 +155,12 @@ async function libremeshEndpoint(
   rawType: string,
   query: string,
   started: number,
+  ticket: Ticket,
 ): Promise<void> {
   requireMethod(req, 'POST')
   const type = parseTypeName(rawType)
   const gzipped = query.includes('gzip')
-  const received = await readBody(req, ctx.maxBodyBytes, gzipped)
+  const received = await readBody(req, ctx.maxBodyBytes, gzipped, ticket.charge, TOO_LARGE_ADVICE)
   // An empty body asks for our table without offering anything (LibreMesh merges "nothing" too).
   const value = received.trim() === '' ? {} : parseJsonText(received, 'body')
   const remote: ReadonlyMap<string, object> = flavour === 'ttl' ? parseTable(value, 'body') : parseMultiWriterTable(value, 'body')
@@ -155,7 +172,7 @@ async function libremeshEndpoint(
   const push = req.headers[MALLA_SYNC_HEADER] === 'push'
   const text = push ? serializeTable(pushCorrections(remote, snapshot.table)) : snapshot.text
   const body = Buffer.from(text + '\n')
-  res.writeHead(200, { 'content-type': 'application/json', [MALLA_HEADER]: MALLA_PROTOCOL_VERSION, [MALLA_NAME_HEADER]: encodeURIComponent(ctx.name) })
+  res.writeHead(200, { 'content-type': 'application/json', ...mallaHeaders(ctx) })
   res.end(gzipped ? gzipSync(body) : body)
   ctx.log.debug(push ? 'served push' : 'served sync', { flavour, type, from: req.socket.remoteAddress, keys: remote.size, changed: snapshot.changed.length, ms: Date.now() - started })
 }
@@ -164,12 +181,12 @@ async function libremeshEndpoint(
  * Delta anti-entropy between malla nodes (src/sync/reconcile.ts). Every request is charged to the asking
  * address's work budget; bad input is charged a penalty, so garbage soon gets 429 instead of more work.
  */
-async function reconcileEndpoint(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function reconcileEndpoint(ctx: RouteContext, req: IncomingMessage, res: ServerResponse, ticket: Ticket): Promise<void> {
   const who = req.socket.remoteAddress ?? 'unknown'
   ctx.budget.charge(who, 1)
   let parsed: ReturnType<typeof parseReconcileRequest>
   try {
-    const text = await readBody(req, ctx.maxBodyBytes, false)
+    const text = await readBody(req, ctx.maxBodyBytes, false, ticket.charge)
     parsed = parseReconcileRequest(parseJsonText(text, 'body'))
   } catch (e) {
     if (isMallaError(e, 'BAD_INPUT') || isMallaError(e, 'TOO_LARGE')) ctx.budget.penalize(who, BAD_INPUT_PENALTY)
@@ -179,7 +196,7 @@ async function reconcileEndpoint(ctx: RouteContext, req: IncomingMessage, res: S
   if (parsed.round === 1) {
     const snapshot = await ctx.replica.read(ref)
     ctx.budget.charge(who, snapshot.table.size + parsed.request.buckets)
-    return sendJson(res, 200, answerSummary(parsed.request, snapshot.table as ReadonlyMap<string, Entry>))
+    return sendJson(res, 200, answerSummary(parsed.request, snapshot.table as ReadonlyMap<string, Entry>), mallaHeaders(ctx))
   }
   const { entries, want } = parsed.request
   ctx.budget.charge(who, Object.keys(entries).length + want.length)
@@ -194,10 +211,17 @@ async function reconcileEndpoint(ctx: RouteContext, req: IncomingMessage, res: S
     ref.flavour === 'ttl'
       ? await ctx.replica.merge(ref.type, incoming as Table)
       : await ctx.replica.mergeMultiWriter(ref.type, incoming as MultiWriterTable)
-  res.writeHead(200, { 'content-type': 'application/json', [MALLA_HEADER]: MALLA_PROTOCOL_VERSION, [MALLA_NAME_HEADER]: encodeURIComponent(ctx.name) })
-  res.end(`{"v":1,"entries":${serializeTable(new Map(Object.entries(pick(merged.table as ReadonlyMap<string, Entry>, want))))}}\n`)
+  const answer = pick(merged.table as ReadonlyMap<string, Entry>, want)
+  res.writeHead(200, { 'content-type': 'application/json', ...mallaHeaders(ctx) })
+  res.end(`{"v":1,"entries":${serializeTable(answer.entries)}${answer.more ? ',"more":true' : ''}}\n`)
   ctx.log.debug('served reconcile', { type: ref.type, from: who, received: incoming.size, changed: merged.changed.length, sent: want.length })
 }
+
+/**
+ * Said with every 413 on the LibreMesh endpoint: between malla nodes no body ever holds a whole table
+ * (they reconcile), so a table this large comes from a LibreMesh router, whose only sync is the whole table.
+ */
+const TOO_LARGE_ADVICE = 'a LibreMesh router posts its whole table: raise --max-body on this daemon to take tables this large'
 
 /** Work units charged for a request that fails validation. */
 const BAD_INPUT_PENALTY = 100_000
@@ -210,16 +234,23 @@ async function apiEndpoint(
   rawType: string,
   action: string | undefined,
   params: URLSearchParams,
+  ticket: Ticket,
 ): Promise<void> {
   const type = parseTypeName(rawType)
   const ref: TableRef = { flavour, type }
   if (action === undefined) {
     requireMethod(req, 'GET')
-    return sendText(res, 200, (await ctx.replica.read(ref)).text)
+    const text = (await ctx.replica.read(ref)).text
+    ticket.charge(text.length)
+    return sendText(res, 200, text)
   }
   requireMethod(req, 'POST')
+  const source = req.socket.remoteAddress ?? 'unknown'
+  if (!ctx.mayAdminister(source)) {
+    throw new MallaError('FORBIDDEN', `${action} is an operator's verb, taken only from this machine; start the daemon with --api-allow ${source.includes(':') ? `${normalizeAddress(source)}/128` : `${source}/32`} to take it from ${normalizeAddress(source)}`)
+  }
   const input = async () => {
-    const text = await readBody(req, ctx.maxBodyBytes, false)
+    const text = await readBody(req, ctx.maxBodyBytes, false, ticket.charge)
     return text.trim() === '' ? undefined : parseJsonText(text, 'body')
   }
   const ttl = params.has('ttl') ? parseTtl(params.get('ttl')) : undefined
@@ -250,56 +281,34 @@ async function apiEndpoint(
   }
 }
 
-/**
- * Server-sent events, one per substantial change, each with its resume cursor as the event id. A client
- * that reconnects with `Last-Event-ID` (EventSource does) or `?since=CURSOR` first gets what it missed, or a
- * `reset` event when that is no longer kept (it then re-reads the tables and continues from the new cursor).
- */
-function changeStream(ctx: RouteContext, req: IncomingMessage, res: ServerResponse, params: URLSearchParams): void {
-  const wanted = params.get('types')?.split(',').filter(Boolean)
-  const since = params.get('since') ?? req.headers['last-event-id']
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
-  const send = (c: LoggedChange) => {
-    if (wanted && !wanted.includes(c.type)) return
-    const data = { cursor: c.cursor, flavour: c.flavour, type: c.type, origin: c.origin, keys: Object.keys(c.entries), entries: c.entries }
-    res.write(`id: ${c.cursor}\nevent: change\ndata: ${JSON.stringify(data)}\n\n`)
-  }
-  // Subscribing and replaying happen in one synchronous step, so no change can fall between them.
-  const off = ctx.changes.subscribe(send)
-  const replay = typeof since === 'string' && since !== '' ? ctx.changes.since(since) : undefined
-  if (replay?.kind === 'replay') replay.changes.forEach(send)
-  else {
-    const event = replay ? 'reset' : 'hello'
-    res.write(`id: ${ctx.changes.cursor}\nevent: ${event}\ndata: ${JSON.stringify({ cursor: ctx.changes.cursor })}\n\n`)
-  }
-  const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000)
-  req.socket.setTimeout(0)
-  res.on('close', () => {
-    off()
-    clearInterval(keepAlive)
-  })
+function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  sendText(res, status, JSON.stringify(value), headers)
 }
 
-function sendJson(res: ServerResponse, status: number, value: unknown): void {
-  sendText(res, status, JSON.stringify(value))
-}
-
-function sendText(res: ServerResponse, status: number, text: string): void {
-  res.writeHead(status, { 'content-type': 'application/json' })
+function sendText(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers })
   res.end(text + '\n')
 }
 
+/** The capability headers every answer of the sync protocol carries (§9.1). */
+function mallaHeaders(ctx: RouteContext): Record<string, string> {
+  return { [MALLA_HEADER]: MALLA_PROTOCOL_VERSION, [MALLA_NAME_HEADER]: encodeURIComponent(ctx.name) }
+}
+
 function sendError(ctx: RouteContext, req: IncomingMessage, res: ServerResponse, e: unknown): void {
-  const error = isMallaError(e) ? e : new MallaError('STORAGE', `internal error: ${(e as Error).message}`, { cause: e })
+  const error = asMallaError(e)
   const status = error instanceof MethodNotAllowed ? 405 : STATUS[error.code]
   const level = status >= 500 ? 'error' : 'warn'
-  ctx.log[level]('request refused', { method: req.method, url: req.url, from: req.socket.remoteAddress, status, error: error.message })
+  const from = req.socket.remoteAddress ?? 'unknown'
+  const line = level === 'error' ? { ok: true as const, held: 0 } : ctx.logThrottle.allow(from)
+  if (line.ok) ctx.log[level]('request refused', { method: req.method, url: req.url?.slice(0, 200), from, status, error: error.message.slice(0, 500), earlierNotLogged: line.held || undefined })
   if (res.headersSent) {
     res.destroy()
     return
   }
   const headers: Record<string, string> = { 'content-type': 'application/json' }
   if (error instanceof MethodNotAllowed) headers.allow = error.allow
+  if (error.code === 'BUSY') headers['retry-after'] = '1'
   // The body may not have been read (too large, say): close rather than let a client keep sending it.
   if (!req.complete) headers.connection = 'close'
   res.writeHead(status, headers)

@@ -1,12 +1,13 @@
 import { watch, type FSWatcher } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { BlockList, isIP, type AddressInfo, type Socket } from 'node:net'
+import { MallaError } from '../../core/errors.js'
 import { join } from 'node:path'
 import type { Logger } from '../../core/log.js'
 import { isTypeName } from '../../core/schema.js'
 import type { Flavour, TypeName } from '../../core/types.js'
-import { ChangeLog } from '../../replica/change-log.js'
+import { ChangeLog, type ChangeLogOptions } from '../../replica/change-log.js'
 import { Replica } from '../../replica/replica.js'
 import { refKey, type TableRef } from '../../storage/table-store.js'
 import type { SyncOutcome } from '../../sync/full-table-sync.js'
@@ -20,6 +21,9 @@ import { HookRunner } from './hook-runner.js'
 import { LINKS_TYPE, linksData } from '../../signaling/router-links.js'
 import { handleRequest } from './http-routes.js'
 import { PushSockets } from './push-socket.js'
+import { LogThrottle } from '../log.js'
+import { CHANGE_STREAM_LIMITS, ChangeStreams, type ChangeStreamLimits } from './change-stream.js'
+import { baseAddress, isLoopback, normalizeAddress, SOURCE_LIMITS, SourceLimits, type SourceLimitOptions } from './source-limits.js'
 import { StunResponder } from './stun-responder.js'
 
 export interface PeerDaemonOptions {
@@ -61,6 +65,36 @@ export interface PeerDaemonOptions {
   readonly stun?: { readonly port: number }
   /** Where the page bundle (`malla.js`, `malla.js.map`) is read from at start; the package's `dist/browser/` when absent. */
   readonly bundleDir?: string
+  /**
+   * Networks (CIDR, `10.13.0.0/16`, `fd00::/8`) whose hosts may use the operator's verbs of `/malla/v1/`
+   * (insert, remove, bleach, sync) besides this machine, which always may. None by default.
+   */
+  readonly apiAllow?: readonly string[]
+  /** Rate and size limits per sending address; SOURCE_LIMITS where absent. */
+  readonly sourceLimits?: Partial<SourceLimitOptions>
+  /** Bounds of the change log and its feed clients; the defaults where absent. */
+  readonly changeLog?: ChangeLogOptions
+  readonly changeStreams?: Partial<ChangeStreamLimits>
+}
+
+/** Sockets the daemon keeps open at once, and from one address (neighbours and this machine excepted). */
+const MAX_CONNECTIONS = 2048
+const MAX_CONNECTIONS_PER_SOURCE = 64
+
+/**
+ * The networks given by `--api-allow`, as a BlockList (used here as an allow list). Throws BAD_INPUT for a
+ * network that does not parse.
+ */
+export function apiAllowList(cidrs: readonly string[]): BlockList {
+  const list = new BlockList()
+  for (const cidr of cidrs) {
+    const m = /^([0-9a-fA-F:.]+)\/(\d{1,3})$/.exec(cidr)
+    const family = m && isIP(m[1] as string)
+    const bits = Number(m?.[2])
+    if (!m || !family || bits > (family === 4 ? 32 : 128)) throw new MallaError('BAD_INPUT', `bad network ${JSON.stringify(cidr)}: expected CIDR such as 10.13.0.0/16 or fd00::/8`)
+    list.addSubnet(m[1] as string, bits, family === 4 ? 'ipv4' : 'ipv6')
+  }
+  return list
 }
 
 /** How long a table must be quiet before its journal is folded into its file. */
@@ -93,6 +127,13 @@ export class PeerDaemon {
   private readonly hooks: HookRunner
   private readonly server: Server
   private readonly pushSockets: PushSockets
+  private readonly streams: ChangeStreams
+  private readonly limits: SourceLimits
+  private readonly logThrottle = new LogThrottle()
+  private readonly apiAllow: BlockList
+  private readonly connections = new Map<string, number>()
+  private neighbourKey = ''
+  private neighbourSet: ReadonlySet<string> = new Set()
   private readonly timers: NodeJS.Timeout[] = []
   private readonly compactions = new Map<string, NodeJS.Timeout>()
   private readonly watchers: FSWatcher[] = []
@@ -110,7 +151,10 @@ export class PeerDaemon {
     const log = options.log
     this.store = new FileStore(options.dataDir, { log })
     this.replica = new Replica({ store: this.store, author: options.name, log })
-    this.changes = new ChangeLog(this.replica)
+    this.changes = new ChangeLog(this.replica, options.changeLog)
+    this.streams = new ChangeStreams(this.changes, log, { ...CHANGE_STREAM_LIMITS, ...options.changeStreams })
+    this.limits = new SourceLimits({ ...SOURCE_LIMITS, ...options.sourceLimits }, (address) => this.neighbourAddresses().has(address))
+    this.apiAllow = apiAllowList(options.apiAllow ?? [])
     this.hooks = new HookRunner({ dir: options.hooksDir, timeoutMs: options.hookTimeoutMs, log })
     this.sync = new NeighbourSync({
       replica: this.replica,
@@ -127,7 +171,6 @@ export class PeerDaemon {
       void handleRequest(
         {
           replica: this.replica,
-          changes: this.changes,
           budget: this.budget,
           name: options.name,
           maxBodyBytes: options.maxBodyBytes,
@@ -137,17 +180,54 @@ export class PeerDaemon {
           syncNow: (ref, urls) => this.syncNow(ref, urls),
           bundle: this.bundle,
           stun: () => this.stunResponder?.info(),
+          streams: this.streams,
+          limits: this.limits,
+          logThrottle: this.logThrottle,
+          mayAdminister: (address) => isLoopback(address) || this.apiAllow.check(normalizeAddress(address), normalizeAddress(address).includes(':') ? 'ipv6' : 'ipv4'),
         },
         req,
         res,
       )
     })
-    this.pushSockets = new PushSockets({ replica: this.replica, maxFrameBytes: options.maxBodyBytes, log })
+    this.pushSockets = new PushSockets({ replica: this.replica, maxFrameBytes: options.maxBodyBytes, log, limits: this.limits, logThrottle: this.logThrottle })
     this.server.on('upgrade', (req, socket, head) => this.pushSockets.upgrade(req, socket, head))
     // Slow or stalled clients must not hold sockets forever.
     this.server.requestTimeout = 30_000
     this.server.headersTimeout = 10_000
     this.server.keepAliveTimeout = 5_000
+    this.server.maxConnections = MAX_CONNECTIONS
+    this.server.on('connection', (socket) => this.admitConnection(socket))
+  }
+
+  /**
+   * At most MAX_CONNECTIONS_PER_SOURCE sockets from one address (this machine and neighbours excepted): one
+   * sender cannot take the whole MAX_CONNECTIONS, with their buffers, from everyone else.
+   */
+  private admitConnection(socket: Socket): void {
+    const address = normalizeAddress(socket.remoteAddress ?? 'unknown')
+    if (isLoopback(address) || this.neighbourAddresses().has(address)) return
+    const n = (this.connections.get(address) ?? 0) + 1
+    if (n > MAX_CONNECTIONS_PER_SOURCE) {
+      socket.destroy()
+      return
+    }
+    this.connections.set(address, n)
+    socket.once('close', () => {
+      const left = (this.connections.get(address) ?? 1) - 1
+      if (left > 0) this.connections.set(address, left)
+      else this.connections.delete(address)
+    })
+  }
+
+  /** Addresses of the neighbours known now, as sockets report them: they get the neighbours' budgets. */
+  private neighbourAddresses(): ReadonlySet<string> {
+    const bases = this.sync.info().map((n) => n.base)
+    const key = bases.join(' ')
+    if (key !== this.neighbourKey) {
+      this.neighbourKey = key
+      this.neighbourSet = new Set(bases.flatMap((b) => baseAddress(b) ?? []))
+    }
+    return this.neighbourSet
   }
 
   /**
@@ -202,7 +282,9 @@ export class PeerDaemon {
       this.scheduleCompaction(ref)
     })
     this.sync.start()
-    // Load every table now, so a corrupt file is moved aside at start and not on the first request.
+    // A save killed mid-way leaves a temp file holding a whole copy of its table: nothing else removes it.
+    for (const path of await this.store.removeStaleTemps()) log.info('removed a temp file left by a killed save', { path })
+    // Load every table now, so unreadable parts are set aside at start and not on the first request.
     for (const ref of await this.replica.list()) await this.replica.read(ref)
     this.watchDataDir()
     const { bundle, missing } = await loadBrowserBundle(this.options.bundleDir)
@@ -259,6 +341,7 @@ export class PeerDaemon {
     clearTimeout(this.linksTimer)
     for (const w of this.watchers) w.close()
     this.pushSockets.close()
+    this.streams.close()
     this.server.closeAllConnections()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
     await this.sync.stop()

@@ -1,17 +1,23 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { WebSocketServer, type WebSocket } from 'ws'
-import { isMallaError, MallaError } from '../../core/errors.js'
+import { WebSocketServer, type RawData, type WebSocket } from 'ws'
+import { asMallaError, MallaError } from '../../core/errors.js'
 import type { Logger } from '../../core/log.js'
 import { parseJsonText, parseTable, parseTypeName, serializeTable } from '../../core/schema.js'
 import type { Replica } from '../../replica/replica.js'
 import { pushCorrections } from '../../sync/push-corrections.js'
 import { PUSH_SOCKET_PATH } from '../../transport/push-socket-client.js'
+import type { LogThrottle } from '../log.js'
+import type { SourceLimits, Ticket } from './source-limits.js'
 
 /** Frames that fail to parse before the socket is closed: a client that sends garbage is not kept. */
 const MAX_BAD_FRAMES = 10
 /** How often every socket is pinged; one that did not answer the previous ping is dropped. */
 const PING_MS = 15_000
+/** Frames of one socket being merged at once; past it the socket is not read until some are answered. */
+const MAX_FRAMES_IN_FLIGHT = 16
+/** Answers a socket may leave unread before it is dropped: a client that sends without reading is not buffered for. */
+const MAX_UNREAD_BYTES = 1024 * 1024
 
 /**
  * `GET /malla/v1/push` as a WebSocket (docs/protocol.md §10.1): a leaf's pushes to its router, each frame
@@ -24,7 +30,7 @@ export class PushSockets {
   private readonly alive = new WeakMap<WebSocket, boolean>()
   private readonly timer: ReturnType<typeof setInterval>
 
-  constructor(private readonly options: { replica: Replica; maxFrameBytes: number; log: Logger }) {
+  constructor(private readonly options: { replica: Replica; maxFrameBytes: number; log: Logger; limits: SourceLimits; logThrottle: LogThrottle }) {
     this.server = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes, perMessageDeflate: false })
     this.server.on('connection', (socket, req) => this.serve(socket, req))
     this.timer = setInterval(() => this.pingAll(), PING_MS)
@@ -56,22 +62,46 @@ export class PushSockets {
   private serve(socket: WebSocket, req: IncomingMessage): void {
     const from = req.socket.remoteAddress ?? 'unknown'
     let bad = 0
+    let inFlight = 0
     this.alive.set(socket, true)
     socket.on('pong', () => this.alive.set(socket, true))
-    socket.on('error', (e) => this.options.log.warn('push socket error', { from, error: e.message }))
+    socket.on('error', (e) => this.warn(from, 'push socket error', { error: e.message }))
     socket.on('message', (data, isBinary) => {
-      void this.frame(isBinary ? undefined : data.toString()).then(({ reply, id, error }) => {
+      // Each frame is a request: the sender's limits apply to it as to a push POST.
+      let ticket: Ticket | undefined
+      let refused: MallaError | undefined
+      try {
+        ticket = this.options.limits.admit(from)
+        ticket.charge(rawLength(data))
+      } catch (e) {
+        ticket?.end()
+        refused = asMallaError(e)
+      }
+      if (++inFlight >= MAX_FRAMES_IN_FLIGHT) socket.pause()
+      void this.frame(isBinary ? undefined : data.toString(), refused).then(({ reply, id, error }) => {
+        ticket?.end()
+        if (inFlight-- === MAX_FRAMES_IN_FLIGHT) socket.resume()
         if (error !== undefined) {
-          this.options.log.warn('push refused', { from, error })
+          this.warn(from, 'push refused', { error })
           if (id === null && ++bad >= MAX_BAD_FRAMES) return socket.close(1008, 'too many bad frames')
         }
-        if (socket.readyState === socket.OPEN) socket.send(reply)
+        if (socket.readyState !== socket.OPEN) return
+        if (socket.bufferedAmount > MAX_UNREAD_BYTES) {
+          this.warn(from, 'push socket dropped', { why: `over ${MAX_UNREAD_BYTES} bytes of answers unread` })
+          return socket.terminate()
+        }
+        socket.send(reply)
       })
     })
   }
 
+  private warn(from: string, message: string, fields: Record<string, unknown>): void {
+    const line = this.options.logThrottle.allow(from)
+    if (line.ok) this.options.log.warn(message, { from, ...fields, earlierNotLogged: line.held || undefined })
+  }
+
   /** One frame, `{"id", "type", "entries"}`, merged into the TTL table `type`; the reply's text. Never throws. */
-  private async frame(text: string | undefined): Promise<{ reply: string; id: number | null; error?: string }> {
+  private async frame(text: string | undefined, refused: MallaError | undefined): Promise<{ reply: string; id: number | null; error?: string }> {
     let id: number | null = null
     try {
       if (text === undefined) throw new MallaError('BAD_INPUT', 'push frames are text (JSON), not binary')
@@ -79,12 +109,13 @@ export class PushSockets {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new MallaError('BAD_INPUT', 'a push frame is an object {"id", "type", "entries"}')
       if (!Number.isSafeInteger(value.id) || (value.id as number) < 0) throw new MallaError('BAD_INPUT', 'a push frame needs an "id": a whole number ≥ 0')
       id = value.id as number
+      if (refused) throw refused
       const type = parseTypeName(typeof value.type === 'string' ? value.type : '')
       const sent = parseTable(value.entries, 'push frame entries')
       const snapshot = await this.options.replica.merge(type, sent)
       return { id, reply: `{"id":${id},"entries":${serializeTable(pushCorrections(sent, snapshot.table))}}` }
     } catch (e) {
-      const error = isMallaError(e) ? e : new MallaError('STORAGE', `internal error: ${(e as Error).message}`, { cause: e })
+      const error = asMallaError(e)
       return { id, error: error.message, reply: JSON.stringify({ id, error: { code: error.code, message: error.message } }) }
     }
   }
@@ -99,6 +130,12 @@ export class PushSockets {
       ws.ping()
     }
   }
+}
+
+/** Bytes of a frame as ws hands it over (a Buffer, or fragments). */
+function rawLength(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((n, b) => n + b.byteLength, 0)
+  return data.byteLength
 }
 
 function refuse(socket: Duplex, status: string, why: string): void {

@@ -1,4 +1,5 @@
 import { type FileHandle, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import lockfile from 'proper-lockfile'
 import { MallaError } from '../../core/errors.js'
@@ -187,20 +188,51 @@ export class FileStore implements TableStore {
     }
   }
 
-  async quarantine(ref: TableRef, reason: string): Promise<string> {
+  async setAside(ref: TableRef, text: string, reason: string): Promise<string> {
     const path = this.path(ref)
-    const aside = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`
-    for (const [from, to] of [[path, aside], [journalPath(path), `${aside}.journal`]] as const) {
-      try {
-        await rename(from, to)
-      } catch (e) {
-        // Another process moved it first (or there was no journal): nothing left to move.
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+    // Named by content, so a table read again after a restart does not leave the same parts twice.
+    const aside = `${path}.unreadable-${createHash('sha256').update(text).digest('hex').slice(0, 12)}`
+    try {
+      await mkdir(join(path, '..'), { recursive: true })
+      await writeDurably(aside, text)
+      await syncDir(join(path, '..'))
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException
+      if (err.code === 'EEXIST') return aside
+      throw new MallaError('STORAGE', `cannot keep the unreadable parts of ${path} in ${aside}: ${err.code ?? err.message}`, { cause: e })
+    }
+    this.log.warn('unreadable parts of a table kept aside', { path, to: aside, reason })
+    return aside
+  }
+
+  /**
+   * Removes temporary files that writers killed mid-save left behind (a full copy of a table each). A file
+   * whose writer is still running (another process saving right now) is left alone. Returns what it removed.
+   */
+  async removeStaleTemps(): Promise<string[]> {
+    const removed: string[] = []
+    for (const dir of [this.dir, join(this.dir, 'multiwriter')]) {
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        const m = /\.json(?:\.journal)?\.tmp-(\d+)-[a-z0-9]*$/.exec(name)
+        if (!m || processAlive(Number(m[1]))) continue
+        await unlink(join(dir, name)).then(
+          () => removed.push(join(dir, name)),
+          (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)),
+        )
       }
     }
-    await syncDir(join(path, '..'))
-    this.log.warn('moved corrupt table aside', { path, to: aside, reason })
-    return aside
+    return removed
+  }
+}
+
+/** Whether a process with this id runs on this machine (EPERM: it does, as another user). */
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

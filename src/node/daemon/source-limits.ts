@@ -1,0 +1,123 @@
+import { MallaError } from '../../core/errors.js'
+import { WorkBudget } from '../../sync/work-budget.js'
+
+export interface SourceLimitOptions {
+  /** Sustained bytes per second one address may send (bodies, frames, plus a fixed cost per request). */
+  readonly bytesPerSecond: number
+  /** What one address may send at once before the sustained rate applies. */
+  readonly burstBytes: number
+  /** The same for neighbours (configured and discovered), which relay everyone's traffic. */
+  readonly neighbourBytesPerSecond: number
+  readonly neighbourBurstBytes: number
+  /** Requests (and push frames) one address may have in progress at once. */
+  readonly maxInFlight: number
+  readonly neighbourMaxInFlight: number
+  /** Body bytes in progress from all addresses but neighbours and this machine together. */
+  readonly maxInFlightBytes: number
+}
+
+export const SOURCE_LIMITS: SourceLimitOptions = {
+  bytesPerSecond: 256 * 1024,
+  burstBytes: 4 * 1024 * 1024,
+  neighbourBytesPerSecond: 16 * 1024 * 1024,
+  neighbourBurstBytes: 64 * 1024 * 1024,
+  maxInFlight: 8,
+  neighbourMaxInFlight: 64,
+  maxInFlightBytes: 64 * 1024 * 1024,
+}
+
+/** What each request costs beyond its body: a flood of tiny requests is work too. */
+export const REQUEST_COST_BYTES = 512
+
+/** One admitted request: charge its bytes as they arrive, and end it once answered. */
+export interface Ticket {
+  /** Takes `bytes` from the sender's budget; throws BUSY (taking nothing) when it has too few. */
+  charge(bytes: number): void
+  end(): void
+}
+
+const FREE: Ticket = { charge: () => {}, end: () => {} }
+
+/**
+ * Rate and size limits per sending address, so that one sender cannot slow everyone else down or fill the
+ * daemon's memory: a byte budget (a token bucket), a bound on requests in progress, and a bound on body bytes
+ * in progress from all senders together. Neighbours get budgets of their own, larger, since they relay
+ * every write of the mesh; this machine (loopback: the operator's CLI, hooks, a lab) is not limited.
+ */
+export class SourceLimits {
+  private readonly budget: WorkBudget
+  private readonly neighbourBudget: WorkBudget
+  private readonly inFlight = new Map<string, number>()
+  private inFlightBytes = 0
+
+  constructor(
+    private readonly options: SourceLimitOptions,
+    private readonly isNeighbour: (address: string) => boolean,
+    now: () => number = Date.now,
+  ) {
+    this.budget = new WorkBudget(options.burstBytes, options.bytesPerSecond, now, 'bytes')
+    this.neighbourBudget = new WorkBudget(options.neighbourBurstBytes, options.neighbourBytesPerSecond, now, 'bytes')
+  }
+
+  /** Admits one request or frame from `address`, charging its fixed cost; throws BUSY when over a limit. */
+  admit(address: string): Ticket {
+    if (isLoopback(address)) return FREE
+    const neighbour = this.isNeighbour(address)
+    const max = neighbour ? this.options.neighbourMaxInFlight : this.options.maxInFlight
+    const running = this.inFlight.get(address) ?? 0
+    if (running >= max) throw new MallaError('BUSY', `${address} has ${running} requests in progress, the most allowed; retry later`)
+    const budget = neighbour ? this.neighbourBudget : this.budget
+    budget.charge(address, REQUEST_COST_BYTES)
+    this.inFlight.set(address, running + 1)
+    let held = 0
+    let ended = false
+    return {
+      charge: (bytes) => {
+        if (!neighbour && this.inFlightBytes + bytes > this.options.maxInFlightBytes) {
+          throw new MallaError('BUSY', `the daemon holds ${this.inFlightBytes} bytes of requests in progress, the most allowed; retry later`)
+        }
+        budget.charge(address, bytes)
+        if (!neighbour) {
+          held += bytes
+          this.inFlightBytes += bytes
+        }
+      },
+      end: () => {
+        if (ended) return
+        ended = true
+        this.inFlightBytes -= held
+        const n = (this.inFlight.get(address) ?? 1) - 1
+        if (n > 0) this.inFlight.set(address, n)
+        else this.inFlight.delete(address)
+      },
+    }
+  }
+
+  /** Requests in progress and their body bytes (for tests and benchmarks). */
+  stats(): { requests: number; bytes: number } {
+    let requests = 0
+    for (const n of this.inFlight.values()) requests += n
+    return { requests, bytes: this.inFlightBytes }
+  }
+}
+
+/** An address as a socket reports it, compared plainly: no IPv4-mapped prefix, no zone, lower case. */
+export function normalizeAddress(address: string): string {
+  return address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '').replace(/%.*$/, '').toLowerCase()
+}
+
+/** This machine: 127.0.0.0/8 and ::1 (also as `::ffff:127.x.y.z`). */
+export function isLoopback(address: string): boolean {
+  const a = normalizeAddress(address)
+  return a === '::1' || /^127\.\d+\.\d+\.\d+$/.test(a)
+}
+
+/** The host part of a neighbour's base URL (`http://[fe80::1%25br-lan]:8080` → `fe80::1`), normalised. */
+export function baseAddress(base: string): string | undefined {
+  try {
+    const host = new URL(base).hostname
+    return normalizeAddress(host.startsWith('[') ? host.slice(1, -1).replace(/%25.*$/, '') : host)
+  } catch {
+    return undefined
+  }
+}
