@@ -35,12 +35,12 @@ export interface RunningDaemon {
 export async function startDaemon(
   t: { after(fn: () => unknown): void },
   args: string[],
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; netns?: string; host?: string } = {},
 ): Promise<RunningDaemon> {
   // A free STUN port too: test daemons share the host with each other and with other runs (later args override it).
-  const child = spawn(process.execPath, [CLI, 'peer', '--host', '127.0.0.1', '--port', '0', '--stun-port', '0', ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  })
+  const argv = [CLI, 'peer', '--host', options.host ?? '127.0.0.1', '--port', '0', '--stun-port', '0', ...args]
+  // `ip netns exec` execs node in place: the child's pid is the daemon's.
+  const child = options.netns ? spawn('ip', ['netns', 'exec', options.netns, process.execPath, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] })
   const log: string[] = []
   const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = []
   createInterface({ input: child.stderr! }).on('line', (line) => {

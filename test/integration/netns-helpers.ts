@@ -121,3 +121,35 @@ export function watch(child: ChildProcess, echo = Boolean(process.env.MALLA_TEST
 export function cliIn(ns: string, args: string[], input = '', timeoutMs = 20_000): Promise<CliResult> {
   return runBounded('ip', ['netns', 'exec', ns, process.execPath, CLI, ...args], input, timeoutMs, `malla ${args.join(' ')} in ${ns}`)
 }
+
+/** A namespace joined to this (root) namespace by one veth pair, with IPv4 on both ends. */
+export interface HostLink {
+  readonly ns: string
+  /** The namespace's address: a daemon inside listens on it. */
+  readonly inside: string
+  /** Addresses of this namespace's end, each a distinct sender as the namespace sees it. */
+  readonly outside: readonly string[]
+}
+
+/**
+ * A namespace `mh-<hex>` linked to the root namespace: the root end gets `10.213.N.1` and `.3` (two senders a
+ * daemon inside tells apart, neither of them local to it), the namespace end `10.213.N.2`. Removed after the test.
+ */
+export async function hostLink(t: TestContext): Promise<HostLink> {
+  needsRoot(t)
+  const id = hex()
+  const ns = `mh-${id}`
+  const subnet = `10.213.${parseInt(id.slice(0, 2), 16)}`
+  await namespaceGuard(t, new RegExp(`^${ns}$`))
+  await ip(['netns', 'add', ns])
+  await ip(['-n', ns, 'link', 'set', 'lo', 'up'])
+  const outer = `mh${id}a`
+  await ip(['link', 'add', outer, 'type', 'veth', 'peer', 'name', `mh${id}b`, 'netns', ns])
+  t.after(() => ip(['link', 'delete', outer]).catch(() => undefined))
+  await ip(['address', 'add', `${subnet}.1/24`, 'dev', outer])
+  await ip(['address', 'add', `${subnet}.3/24`, 'dev', outer])
+  await ip(['-n', ns, 'address', 'add', `${subnet}.2/24`, 'dev', `mh${id}b`])
+  await ip(['link', 'set', outer, 'up'])
+  await ip(['-n', ns, 'link', 'set', `mh${id}b`, 'up'])
+  return { ns, inside: `${subnet}.2`, outside: [`${subnet}.1`, `${subnet}.3`] }
+}

@@ -6,7 +6,7 @@ import type { ChangeLog, LoggedChange } from '../../replica/change-log.js'
 export interface ChangeStreamLimits {
   /** Feed clients at once, in all. */
   readonly maxClients: number
-  /** Feed clients at once from one address (a browser's tabs, a few `malla watch`). */
+  /** Feed clients at once from one address (a browser's tabs, a few `malla watch`); this machine is not limited. */
   readonly maxClientsPerSource: number
   /** A client whose socket has not taken what was written for this long, while changes wait, is dropped. */
   readonly stallMs: number
@@ -72,15 +72,15 @@ export class ChangeStreams {
   }
 
   /** Serves one `GET /malla/v1/events`; throws BUSY (before answering) when there are too many clients. */
-  serve(req: IncomingMessage, res: ServerResponse, params: URLSearchParams, source: string): void {
+  serve(req: IncomingMessage, res: ServerResponse, params: URLSearchParams, source: string, local: boolean): void {
     const fromSource = this.perSource.get(source) ?? 0
-    if (this.clients.size >= this.limits.maxClients || fromSource >= this.limits.maxClientsPerSource) {
+    if (this.clients.size >= this.limits.maxClients || (!local && fromSource >= this.limits.maxClientsPerSource)) {
       throw new MallaError('BUSY', `too many feed clients (${fromSource} from ${source}, ${this.clients.size} in all); retry later`)
     }
     const types = params.get('types')?.split(',').filter(Boolean)
     const since = params.get('since') ?? req.headers['last-event-id']
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
-    req.socket.setTimeout(0)
+    req.socket?.setTimeout(0)
     const client: Client = { res, source, wanted: types ? new Set(types) : undefined, cursor: this.changes.cursor, stalledBytes: 0, stallTimer: undefined }
     if (typeof since === 'string' && since !== '' && this.changes.since(since).kind === 'replay') {
       client.cursor = since

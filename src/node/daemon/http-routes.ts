@@ -15,7 +15,7 @@ import {
 import { pushCorrections } from '../../sync/push-corrections.js'
 import type { Entry, Flavour, MultiWriterTable, Table } from '../../core/types.js'
 import type { ChangeStreams } from './change-stream.js'
-import { normalizeAddress, type SourceLimits, type Ticket } from './source-limits.js'
+import { isLocal, normalizeAddress, type SourceLimits, type Ticket } from './source-limits.js'
 import type { LogThrottle } from '../log.js'
 import type { Replica } from '../../replica/replica.js'
 import type { TableRef } from '../../storage/table-store.js'
@@ -53,7 +53,7 @@ export interface RouteContext {
   readonly limits: SourceLimits
   /** Bounds the lines refused requests write, per sender. */
   readonly logThrottle: LogThrottle
-  /** Whether this address may use the operator's verbs (insert, remove, bleach, sync): this machine by default. */
+  /** Whether this address, not this machine's, may use the operator's verbs (insert, remove, bleach, sync): none by default. */
   mayAdminister(address: string): boolean
 }
 
@@ -83,15 +83,17 @@ export async function handleRequest(ctx: RouteContext, req: IncomingMessage, res
   const started = Date.now()
   const [pathname = '/', query = ''] = (req.url ?? '/').split('?', 2)
   const params = new URLSearchParams(query)
-  const source = req.socket.remoteAddress ?? 'unknown'
+  // Read off the socket once: after an answer the request may be detached from it (req.socket is then null).
+  const caller: Caller = { address: req.socket?.remoteAddress ?? 'unknown', local: req.socket ? isLocal(req.socket) : false, via: req.socket?.localAddress ?? '' }
+  const source = caller.address
   let ticket: Ticket | undefined
   try {
-    ticket = ctx.limits.admit(source)
+    ticket = ctx.limits.admit(source, caller.local)
     res.on('close', () => ticket?.end())
     const libremesh = LIBREMESH_PATH.exec(pathname)
-    if (libremesh) return await libremeshEndpoint(ctx, req, res, libremesh[1] === 'shared-state' ? 'ttl' : 'multiwriter', libremesh[2] ?? '', query, started, ticket)
+    if (libremesh) return await libremeshEndpoint(ctx, req, res, libremesh[1] === 'shared-state' ? 'ttl' : 'multiwriter', libremesh[2] ?? '', query, started, ticket, caller)
     const api = API_PATH.exec(pathname)
-    if (api) return await apiEndpoint(ctx, req, res, api[1] === 'tables' ? 'ttl' : 'multiwriter', api[2] ?? '', api[3], params, ticket)
+    if (api) return await apiEndpoint(ctx, req, res, api[1] === 'tables' ? 'ttl' : 'multiwriter', api[2] ?? '', api[3], params, ticket, caller)
     if (pathname === '/malla/v1/tables') {
       requireMethod(req, 'GET')
       const refs = await ctx.replica.list()
@@ -99,13 +101,13 @@ export async function handleRequest(ctx: RouteContext, req: IncomingMessage, res
     }
     if (pathname === '/malla/v1/reconcile') {
       requireMethod(req, 'POST')
-      return await reconcileEndpoint(ctx, req, res, ticket)
+      return await reconcileEndpoint(ctx, req, res, ticket, caller)
     }
     if (pathname === '/malla/v1/info') {
       requireMethod(req, 'GET')
       // `via`: the address this request reached us at. A page that knows its router only by a name
       // (thisnode.info) gets an address for its STUN server, which browsers resolve apart from pages.
-      const via = (req.socket.localAddress ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '').replace(/%.*$/, '')
+      const via = caller.via.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '').replace(/%.*$/, '')
       return sendJson(res, 200, { name: ctx.name, via, neighbours: ctx.neighbours(), traffic: ctx.traffic(), stun: ctx.stun?.() ?? null })
     }
     const file = pathname.slice(1)
@@ -117,7 +119,7 @@ export async function handleRequest(ctx: RouteContext, req: IncomingMessage, res
       requireMethod(req, 'GET')
       // A feed lasts: it is bounded by the feed's own limits, not counted as a request in progress.
       ticket.end()
-      return ctx.streams.serve(req, res, params, source)
+      return ctx.streams.serve(req, res, params, source, caller.local)
     }
     if (pathname === '/room') {
       requireMethod(req, 'GET')
@@ -133,8 +135,17 @@ export async function handleRequest(ctx: RouteContext, req: IncomingMessage, res
     }
     throw new MallaError('NOT_FOUND', `no such path: ${pathname}`)
   } catch (e) {
-    sendError(ctx, req, res, e)
+    sendError(ctx, req, res, e, caller)
   }
+}
+
+/** Who sent a request, as its socket said when it arrived. */
+interface Caller {
+  readonly address: string
+  /** From this machine (isLocal). */
+  readonly local: boolean
+  /** Our address it reached. */
+  readonly via: string
 }
 
 class MethodNotAllowed extends MallaError {
@@ -156,6 +167,7 @@ async function libremeshEndpoint(
   query: string,
   started: number,
   ticket: Ticket,
+  caller: Caller,
 ): Promise<void> {
   requireMethod(req, 'POST')
   const type = parseTypeName(rawType)
@@ -174,15 +186,15 @@ async function libremeshEndpoint(
   const body = Buffer.from(text + '\n')
   res.writeHead(200, { 'content-type': 'application/json', ...mallaHeaders(ctx) })
   res.end(gzipped ? gzipSync(body) : body)
-  ctx.log.debug(push ? 'served push' : 'served sync', { flavour, type, from: req.socket.remoteAddress, keys: remote.size, changed: snapshot.changed.length, ms: Date.now() - started })
+  ctx.log.debug(push ? 'served push' : 'served sync', { flavour, type, from: caller.address, keys: remote.size, changed: snapshot.changed.length, ms: Date.now() - started })
 }
 
 /**
  * Delta anti-entropy between malla nodes (src/sync/reconcile.ts). Every request is charged to the asking
  * address's work budget; bad input is charged a penalty, so garbage soon gets 429 instead of more work.
  */
-async function reconcileEndpoint(ctx: RouteContext, req: IncomingMessage, res: ServerResponse, ticket: Ticket): Promise<void> {
-  const who = req.socket.remoteAddress ?? 'unknown'
+async function reconcileEndpoint(ctx: RouteContext, req: IncomingMessage, res: ServerResponse, ticket: Ticket, caller: Caller): Promise<void> {
+  const who = caller.address
   ctx.budget.charge(who, 1)
   let parsed: ReturnType<typeof parseReconcileRequest>
   try {
@@ -235,6 +247,7 @@ async function apiEndpoint(
   action: string | undefined,
   params: URLSearchParams,
   ticket: Ticket,
+  caller: Caller,
 ): Promise<void> {
   const type = parseTypeName(rawType)
   const ref: TableRef = { flavour, type }
@@ -245,8 +258,8 @@ async function apiEndpoint(
     return sendText(res, 200, text)
   }
   requireMethod(req, 'POST')
-  const source = req.socket.remoteAddress ?? 'unknown'
-  if (!ctx.mayAdminister(source)) {
+  const source = caller.address
+  if (!caller.local && !ctx.mayAdminister(source)) {
     throw new MallaError('FORBIDDEN', `${action} is an operator's verb, taken only from this machine; start the daemon with --api-allow ${source.includes(':') ? `${normalizeAddress(source)}/128` : `${source}/32`} to take it from ${normalizeAddress(source)}`)
   }
   const input = async () => {
@@ -295,11 +308,11 @@ function mallaHeaders(ctx: RouteContext): Record<string, string> {
   return { [MALLA_HEADER]: MALLA_PROTOCOL_VERSION, [MALLA_NAME_HEADER]: encodeURIComponent(ctx.name) }
 }
 
-function sendError(ctx: RouteContext, req: IncomingMessage, res: ServerResponse, e: unknown): void {
+function sendError(ctx: RouteContext, req: IncomingMessage, res: ServerResponse, e: unknown, caller: Caller): void {
   const error = asMallaError(e)
   const status = error instanceof MethodNotAllowed ? 405 : STATUS[error.code]
   const level = status >= 500 ? 'error' : 'warn'
-  const from = req.socket.remoteAddress ?? 'unknown'
+  const from = caller.address
   const line = level === 'error' ? { ok: true as const, held: 0 } : ctx.logThrottle.allow(from)
   if (line.ok) ctx.log[level]('request refused', { method: req.method, url: req.url?.slice(0, 200), from, status, error: error.message.slice(0, 500), earlierNotLogged: line.held || undefined })
   if (res.headersSent) {

@@ -23,7 +23,7 @@ import { handleRequest } from './http-routes.js'
 import { PushSockets } from './push-socket.js'
 import { LogThrottle } from '../log.js'
 import { CHANGE_STREAM_LIMITS, ChangeStreams, type ChangeStreamLimits } from './change-stream.js'
-import { baseAddress, isLoopback, normalizeAddress, SOURCE_LIMITS, SourceLimits, type SourceLimitOptions } from './source-limits.js'
+import { baseAddress, isLocal, normalizeAddress, SOURCE_LIMITS, SourceLimits, type SourceLimitOptions } from './source-limits.js'
 import { StunResponder } from './stun-responder.js'
 
 export interface PeerDaemonOptions {
@@ -183,11 +183,15 @@ export class PeerDaemon {
           streams: this.streams,
           limits: this.limits,
           logThrottle: this.logThrottle,
-          mayAdminister: (address) => isLoopback(address) || this.apiAllow.check(normalizeAddress(address), normalizeAddress(address).includes(':') ? 'ipv6' : 'ipv4'),
+          mayAdminister: (address) => this.apiAllow.check(normalizeAddress(address), normalizeAddress(address).includes(':') ? 'ipv6' : 'ipv4'),
         },
         req,
         res,
-      )
+      ).catch((e: Error) => {
+        // handleRequest answers every error itself; reaching here is a bug, which must not take the daemon down.
+        log.error('request handler failed', { url: req.url?.slice(0, 200), error: e.message })
+        res.destroy()
+      })
     })
     this.pushSockets = new PushSockets({ replica: this.replica, maxFrameBytes: options.maxBodyBytes, log, limits: this.limits, logThrottle: this.logThrottle })
     this.server.on('upgrade', (req, socket, head) => this.pushSockets.upgrade(req, socket, head))
@@ -205,7 +209,7 @@ export class PeerDaemon {
    */
   private admitConnection(socket: Socket): void {
     const address = normalizeAddress(socket.remoteAddress ?? 'unknown')
-    if (isLoopback(address) || this.neighbourAddresses().has(address)) return
+    if (isLocal(socket) || this.neighbourAddresses().has(address)) return
     const n = (this.connections.get(address) ?? 0) + 1
     if (n > MAX_CONNECTIONS_PER_SOURCE) {
       socket.destroy()

@@ -8,7 +8,7 @@ import type { Replica } from '../../replica/replica.js'
 import { pushCorrections } from '../../sync/push-corrections.js'
 import { PUSH_SOCKET_PATH } from '../../transport/push-socket-client.js'
 import type { LogThrottle } from '../log.js'
-import type { SourceLimits, Ticket } from './source-limits.js'
+import { isLocal, type SourceLimits, type Ticket } from './source-limits.js'
 
 /** Frames that fail to parse before the socket is closed: a client that sends garbage is not kept. */
 const MAX_BAD_FRAMES = 10
@@ -47,7 +47,7 @@ export class PushSockets {
     if (pathname !== PUSH_SOCKET_PATH) return refuse(socket, '404 Not Found', 'no WebSocket here')
     const origin = req.headers.origin
     if (origin !== undefined && originHost(origin) !== req.headers.host) {
-      this.options.log.warn('push socket refused', { from: req.socket.remoteAddress, origin })
+      this.warn(req.socket?.remoteAddress ?? 'unknown', 'push socket refused', { origin })
       return refuse(socket, '403 Forbidden', `pages of ${origin} may not push here`)
     }
     this.server.handleUpgrade(req, socket, head, (ws) => this.server.emit('connection', ws, req))
@@ -60,7 +60,8 @@ export class PushSockets {
   }
 
   private serve(socket: WebSocket, req: IncomingMessage): void {
-    const from = req.socket.remoteAddress ?? 'unknown'
+    const from = req.socket?.remoteAddress ?? 'unknown'
+    const local = req.socket ? isLocal(req.socket) : false
     let bad = 0
     let inFlight = 0
     this.alive.set(socket, true)
@@ -71,7 +72,7 @@ export class PushSockets {
       let ticket: Ticket | undefined
       let refused: MallaError | undefined
       try {
-        ticket = this.options.limits.admit(from)
+        ticket = this.options.limits.admit(from, local)
         ticket.charge(rawLength(data))
       } catch (e) {
         ticket?.end()
@@ -91,7 +92,7 @@ export class PushSockets {
           return socket.terminate()
         }
         socket.send(reply)
-      })
+      }).catch((e: Error) => this.options.log.error('push frame handler failed', { from, error: e.message }))
     })
   }
 

@@ -59,9 +59,12 @@ export class SourceLimits {
     this.neighbourBudget = new WorkBudget(options.neighbourBurstBytes, options.neighbourBytesPerSecond, now, 'bytes')
   }
 
-  /** Admits one request or frame from `address`, charging its fixed cost; throws BUSY when over a limit. */
-  admit(address: string): Ticket {
-    if (isLoopback(address)) return FREE
+  /**
+   * Admits one request or frame from `address`, charging its fixed cost; throws BUSY when over a limit.
+   * `local`: it comes from this machine (see `isLocal`), which is not limited.
+   */
+  admit(address: string, local: boolean): Ticket {
+    if (local) return FREE
     const neighbour = this.isNeighbour(address)
     const max = neighbour ? this.options.neighbourMaxInFlight : this.options.maxInFlight
     const running = this.inFlight.get(address) ?? 0
@@ -106,7 +109,17 @@ export function normalizeAddress(address: string): string {
   return address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '').replace(/%.*$/, '').toLowerCase()
 }
 
-/** This machine: 127.0.0.0/8 and ::1 (also as `::ffff:127.x.y.z`). */
+/**
+ * Whether a connection comes from this machine: from a loopback address, or from the very address it
+ * reached (the kernel gives a connection to one of this host's own addresses that address as its source).
+ */
+export function isLocal(socket: { readonly remoteAddress?: string; readonly localAddress?: string }): boolean {
+  const remote = socket.remoteAddress
+  if (remote === undefined) return false
+  return isLoopback(remote) || (socket.localAddress !== undefined && normalizeAddress(remote) === normalizeAddress(socket.localAddress))
+}
+
+/** 127.0.0.0/8 and ::1 (also as `::ffff:127.x.y.z`). */
 export function isLoopback(address: string): boolean {
   const a = normalizeAddress(address)
   return a === '::1' || /^127\.\d+\.\d+\.\d+$/.test(a)
