@@ -48,8 +48,10 @@ export function jsonLimitProblem(value: unknown, maxDepth: number, maxChars: num
           stack.push([(v as Record<string, unknown>)[key], depth + 1])
         }
       }
+    } else if (v === null || typeof v === 'boolean') {
+      worstChars += 6
     } else {
-      worstChars += 6 // true, false, null
+      return `${typeof v} is not a JSON value`
     }
   }
   if (worstChars > maxChars && JSON.stringify(value).length > maxChars) return `larger than ${maxChars} characters of JSON`

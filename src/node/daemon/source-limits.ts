@@ -127,10 +127,8 @@ export function isLoopback(address: string): boolean {
 
 /** The host part of a neighbour's base URL (`http://[fe80::1%25br-lan]:8080` → `fe80::1`), normalised. */
 export function baseAddress(base: string): string | undefined {
-  try {
-    const host = new URL(base).hostname
-    return normalizeAddress(host.startsWith('[') ? host.slice(1, -1).replace(/%25.*$/, '') : host)
-  } catch {
-    return undefined
-  }
+  // Not WHATWG URL: it refuses the zone of a link-local address, which neighbours found on a link have.
+  const m = /^https?:\/\/(?:\[([^\]]+)\]|([^/:?#]+))(?::\d+)?(?:[/?#]|$)/i.exec(base)
+  if (!m) return undefined
+  return normalizeAddress((m[1] ?? m[2] ?? '').replace(/%25.*$/, ''))
 }
