@@ -64,9 +64,17 @@ export interface ReplicaOptions {
   readonly now?: () => number
   readonly random?: () => number
   readonly log?: Logger
+  /** Most tables (of both flavours) this replica creates; a write that would create one more is refused (TOO_LARGE). */
+  readonly maxTables?: number
 }
 
+/** Default bound on tables: LibreMesh networks use a few dozen types; anyone may write a new one. */
+export const MAX_TABLES = 1024
+
 type AnyEntry = { readonly data: Json; readonly author: string }
+
+/** The version every store gives a table it does not hold (see TableStore.version). */
+const ABSENT = 'absent'
 type AnyTable = Map<string, AnyEntry>
 type Op = (table: WritableTable<AnyEntry>) => Changes
 
@@ -108,6 +116,9 @@ export class Replica {
   private readonly now: () => number
   private readonly log: Logger
   private readonly slots = new Map<string, Slot>()
+  private readonly maxTables: number
+  /** Tables the store holds, as far as this replica knows (read once, then kept up to date by its saves). */
+  private stored: Set<string> | undefined
   private readonly emitter: Emitter<ReplicaEvents> = createNanoEvents<ReplicaEvents>()
 
   constructor(options: ReplicaOptions) {
@@ -117,6 +128,7 @@ export class Replica {
     this.clock = new WriteClock(this.now)
     this.random = options.random ?? Math.random
     this.log = options.log ?? silentLogger
+    this.maxTables = options.maxTables ?? MAX_TABLES
   }
 
   on<E extends keyof ReplicaEvents>(event: E, callback: ReplicaEvents[E]): Unsubscribe {
@@ -224,6 +236,9 @@ export class Replica {
       }
     } finally {
       slot.draining = false
+      // A table that holds nothing, here or on disk, is not kept: reads of any number of names that do not
+      // exist (anyone may ask for one) must not leave a slot each behind.
+      if (slot.pending.length === 0 && slot.table.size === 0 && (slot.version === undefined || slot.version === ABSENT)) this.slots.delete(refKey(slot.ref))
     }
   }
 
@@ -263,6 +278,7 @@ export class Replica {
       const work = draft === undefined ? slot.table : draft.changedCount === 0 ? slot.table : draft.materialize()
       let text: string | undefined
       const compact = (slot.journalBytes > 0 || slot.rewrite) && batch.some((p) => p.full)
+      if (touched && (slot.version === undefined || slot.version === ABSENT)) await this.makeRoom(slot.ref)
       if (touched || compact) {
         // A small change to a large table goes to the journal; the whole table is rewritten when the
         // journal grows past half the table (or 64 KiB), when asked to compact, or when most keys changed.
@@ -315,6 +331,16 @@ export class Replica {
         else p.resolve(snapshotOf(slot.table, [], undefined))
       }
     }
+  }
+
+  /** Throws TOO_LARGE when saving `ref`, a table the store does not hold yet, would pass the bound on tables. */
+  private async makeRoom(ref: TableRef): Promise<void> {
+    this.stored ??= new Set((await disk(this.store.list())).map(refKey))
+    if (this.stored.has(refKey(ref))) return
+    if (this.stored.size >= this.maxTables) {
+      throw new MallaError('TOO_LARGE', `this node holds ${this.stored.size} tables, the most it takes: ${refKey(ref)} is not created`)
+    }
+    this.stored.add(refKey(ref))
   }
 
   /** Loads the stored copy when its version differs from ours; returns the keys that changed substantially. */

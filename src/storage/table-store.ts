@@ -37,6 +37,7 @@ export interface TableStore {
   /**
    * A token that changes whenever the table's text changes, whoever wrote it (another process sharing
    * the same files, say); cheap to read, so a replica can check it before trusting its cached copy.
+   * `'absent'` for a table the store does not hold.
    */
   version(ref: TableRef): Promise<string>
   /** Exclusive write access to one table across every user of the same storage; resolves to the release. */

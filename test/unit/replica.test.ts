@@ -9,6 +9,7 @@ import { MemoryStore } from '../../src/storage/memory-store.js'
 import type { StoredTable, TableRef, TableStore } from '../../src/storage/table-store.js'
 import { lockGate } from '../helpers/lock-gate.js'
 import { waitFor } from '../helpers/wait.js'
+import { collectGarbage } from '../../bench/lib/memory.js'
 
 const TYPE = 'demo' as TypeName
 const REF: TableRef = { flavour: 'ttl', type: TYPE }
@@ -426,6 +427,33 @@ describe('Replica failures', () => {
       await assert.rejects(replica.insert(TYPE, [['k', data as Json]]), (e: unknown) => isMallaError(e, 'BAD_INPUT'))
     }
     await replica.insert(TYPE, [['k', JSON.parse(`${'['.repeat(30)}${']'.repeat(30)}`)]])
+  })
+
+  it('keeps nothing for reads of tables that do not exist, however many names are asked for', async () => {
+    const { replica } = setup()
+    const heap = () => {
+      collectGarbage()
+      collectGarbage()
+      return process.memoryUsage().heapUsed
+    }
+    for (let i = 0; i < 1000; i++) await replica.read({ flavour: 'ttl', type: `warm-${i}` as TypeName })
+    const before = heap()
+    for (let i = 0; i < 20_000; i++) await replica.read({ flavour: i % 2 ? 'ttl' : 'multiwriter', type: `nothing-${i}` as TypeName })
+    const grown = heap() - before
+    // A slot per name was about 1 KiB: 20 MB here.
+    assert.ok(grown < 2_000_000, `heap grew by ${grown} bytes`)
+    assert.deepEqual(await replica.list(), [])
+  })
+
+  it('creates at most maxTables tables; the tables it holds stay writable', async () => {
+    const store = new InstrumentedStore()
+    const replica = new Replica({ store, author: 'A', maxTables: 2 })
+    await replica.insert('one' as TypeName, [['k', 1]])
+    await replica.insertMultiWriter('two' as TypeName, [['k', 1]])
+    await assert.rejects(replica.insert('three' as TypeName, [['k', 1]]), (e: unknown) => isMallaError(e, 'TOO_LARGE') && /2 tables/.test((e as Error).message))
+    await assert.rejects(replica.merge('four' as TypeName, new Map([['k', { data: 1, author: 'x', bleachTTL: 3 }]])), (e: unknown) => isMallaError(e, 'TOO_LARGE'))
+    await replica.insert('one' as TypeName, [['k', 2]])
+    assert.deepEqual((await store.list()).map((r) => r.type).sort(), ['one', 'two'])
   })
 
   // An operation that throws part-way (here its input iterable) must leave nothing behind in memory or on disk.

@@ -24,8 +24,8 @@ export async function readBody(req: IncomingMessage, maxBytes: number, gzipped: 
     }
   } catch (e) {
     if (e instanceof MallaError) throw e
-    // The client went away mid-upload: its request, not our disk.
-    throw new MallaError('PEER', `request body cut short: ${(e as Error).message}`, { cause: e })
+    // The client went away mid-upload, or sent a broken chunked body: its request, not our disk.
+    throw new MallaError('BAD_INPUT', `request body cut short: ${(e as Error).message}`, { cause: e })
   }
   const raw = Buffer.concat(chunks, total)
   if (!gzipped) return raw.toString('utf8')

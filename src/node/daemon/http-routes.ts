@@ -269,13 +269,15 @@ async function apiEndpoint(
   const ttl = params.has('ttl') ? parseTtl(params.get('ttl')) : undefined
   switch (action) {
     case 'insert': {
-      const values = parseInsertValues((await input()) ?? {}, 'body')
+      const body = await input()
+      const values = parseInsertValues(body === undefined ? {} : body, 'body')
       const snap = flavour === 'ttl' ? await ctx.replica.insert(type, values, ttl) : await ctx.replica.insertMultiWriter(type, values)
       return sendText(res, 200, entriesOf(snap.table, values.map(([k]) => k)))
     }
     case 'remove': {
       if (flavour !== 'ttl') throw new MallaError('BAD_INPUT', 'multi-writer tables have no remove (as in LibreMesh)')
-      const keys = parseKeyList((await input()) ?? [], 'body')
+      const body = await input()
+      const keys = parseKeyList(body === undefined ? [] : body, 'body')
       return sendText(res, 200, entriesOf((await ctx.replica.remove(type, keys, ttl)).table, keys))
     }
     case 'bleach': {
@@ -284,7 +286,8 @@ async function apiEndpoint(
       return sendText(res, 200, (await ctx.replica.bleach(type)).text)
     }
     default: {
-      const urls = (await input()) ?? []
+      const body = await input()
+      const urls = body === undefined ? [] : body
       if (!Array.isArray(urls) || !urls.every((u) => typeof u === 'string' && /^https?:\/\//.test(u))) {
         throw new MallaError('BAD_INPUT', 'body must be a JSON array of endpoint URLs (http://...)')
       }
@@ -311,9 +314,12 @@ function mallaHeaders(ctx: RouteContext): Record<string, string> {
 function sendError(ctx: RouteContext, req: IncomingMessage, res: ServerResponse, e: unknown, caller: Caller): void {
   const error = asMallaError(e)
   const status = error instanceof MethodNotAllowed ? 405 : STATUS[error.code]
-  const level = status >= 500 ? 'error' : 'warn'
+  // The daemon's own trouble (disk, lock, a bug) is always an error line; what a sender got wrong is a warning,
+  // and no sender can make the daemon write more than a few of those a minute.
+  const ours = error.code === 'STORAGE' || error.code === 'LOCK_FAILED' || error.code === 'INTERNAL'
+  const level = ours ? 'error' : 'warn'
   const from = caller.address
-  const line = level === 'error' ? { ok: true as const, held: 0 } : ctx.logThrottle.allow(from)
+  const line = ours ? { ok: true as const, held: 0 } : ctx.logThrottle.allow(from)
   if (line.ok) ctx.log[level]('request refused', { method: req.method, url: req.url?.slice(0, 200), from, status, error: error.message.slice(0, 500), earlierNotLogged: line.held || undefined })
   if (res.headersSent) {
     res.destroy()
