@@ -57,3 +57,33 @@ export function jsonLimitProblem(value: unknown, maxDepth: number, maxChars: num
   if (worstChars > maxChars && JSON.stringify(value).length > maxChars) return `larger than ${maxChars} characters of JSON`
   return undefined
 }
+
+/**
+ * Deepest nesting any JSON text malla reads may have: a table is at most 32 levels (MAX_ENTRY_DEPTH + 1), a
+ * push frame or reconcile request wraps it once more; the rest is headroom. Deeper text is refused before it
+ * is parsed: JSON.parse of thousands of levels costs milliseconds, which a sender could repeat at will.
+ */
+export const MAX_TEXT_DEPTH = 40
+
+/** Whether JSON text nests deeper than `limit`: a scan of brackets outside strings, stopping as soon as it is. */
+export function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22) {
+      // Jump to the closing quote: one not escaped, i.e. after an even run of backslashes.
+      let end = i
+      for (;;) {
+        end = text.indexOf('"', end + 1)
+        if (end < 0) return false // unterminated: the parse refuses it
+        let slashes = 0
+        while (text.charCodeAt(end - 1 - slashes) === 0x5c) slashes++
+        if (slashes % 2 === 0) break
+      }
+      i = end
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true
+    } else if (c === 0x7d || c === 0x5d) depth--
+  }
+  return false
+}

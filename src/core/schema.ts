@@ -1,7 +1,7 @@
 import * as v from 'valibot'
 import { isValidClock } from './clock.js'
 import { badInput } from './errors.js'
-import { jsonLimitProblem, MAX_DATA_CHARS, MAX_DATA_DEPTH, MAX_ENTRY_CHARS, MAX_ENTRY_DEPTH } from './json-limits.js'
+import { jsonLimitProblem, MAX_DATA_CHARS, MAX_DATA_DEPTH, MAX_ENTRY_CHARS, MAX_ENTRY_DEPTH, MAX_TEXT_DEPTH, nestsDeeperThan } from './json-limits.js'
 import type { Entry, Flavour, Json, MultiWriterEntry, MultiWriterTable, Table, TypeName } from './types.js'
 
 /**
@@ -48,8 +48,12 @@ function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string {
 
 const shorten = (key: string) => (key.length > 80 ? `${key.slice(0, 80)}…` : key)
 
-/** Parses JSON text, turning a syntax error into a BAD_INPUT error that says where. */
+/**
+ * Parses JSON text, turning a syntax error into a BAD_INPUT error that says where. Text nested deeper than
+ * MAX_TEXT_DEPTH is refused without parsing it.
+ */
 export function parseJsonText(text: string, what: string): unknown {
+  if (nestsDeeperThan(text, MAX_TEXT_DEPTH)) throw badInput(`${what} is nested deeper than ${MAX_TEXT_DEPTH} levels`)
   try {
     return JSON.parse(text)
   } catch (e) {

@@ -172,6 +172,39 @@ test('memory stays bounded under big writes, stalled feed clients and push socke
   assert.equal((await insert(d.base, 'small', { k: 1 })).status, 200)
 })
 
+test('feed clients that read keep up with large changes, while clients that do not read are the only ones dropped', async (t) => {
+  const d = await startDaemon(t, ['--data', await tempDir(t), '--name', 'F'])
+  const port = Number(new URL(d.base).port)
+  const idle: Socket[] = []
+  t.after(() => idle.forEach((s) => s.destroy()))
+  for (let i = 0; i < 40; i++) {
+    const s = connect({ host: '127.0.0.1', port })
+    s.on('error', () => {})
+    s.write(`GET /malla/v1/events HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n\r\n`)
+    s.pause()
+    idle.push(s)
+  }
+  const stop = new AbortController()
+  t.after(() => stop.abort())
+  const readers = Array.from({ length: 60 }, () => ({ changes: 0, resets: 0 }))
+  const ready: Array<Promise<void>> = readers.map((r) => new Promise<void>((resolve) => {
+    void followChanges(d.base, (e) => {
+      if (e.event === 'hello') resolve()
+      if (e.event === 'reset') r.resets++
+      if (e.event === 'change' && e.type === 'big') r.changes++
+    }, { signal: stop.signal })
+  }))
+  await Promise.all(ready)
+  // Five changes of about 1 MB each: every idle client's socket fills at once; the readers' empty again.
+  for (let i = 0; i < 5; i++) {
+    const values = Object.fromEntries(Array.from({ length: 16 }, (_, k) => [`key-${k}`, `${i}`.padEnd(60_000, 'v')]))
+    assert.equal((await insert(d.base, 'big', values)).status, 200)
+  }
+  await waitFor(() => readers.every((r) => r.changes === 5), `every reader gets the 5 changes (${readers.map((r) => r.changes).join(',')})`, 30_000)
+  assert.deepEqual(readers.filter((r) => r.resets > 0), [], 'no reader was dropped and reset')
+  assert.deepEqual(d.log.filter((l) => /feed client dropped/.test(l)), [])
+})
+
 test('a 10,000-entry table reaches a neighbour that joins late, with the default limits', async (t) => {
   const portB = await freePort()
   // Only the repair period is shortened, so the test does not wait a minute; every limit is the default.

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { isMallaError } from '../../src/core/errors.js'
-import { jsonLimitProblem, MAX_ENTRY_CHARS, MAX_ENTRY_DEPTH } from '../../src/core/json-limits.js'
-import { parseInsertValues, parseTable } from '../../src/core/schema.js'
+import { jsonLimitProblem, MAX_ENTRY_CHARS, MAX_ENTRY_DEPTH, nestsDeeperThan } from '../../src/core/json-limits.js'
+import { parseInsertValues, parseJsonText, parseTable } from '../../src/core/schema.js'
 import type { TypeName } from '../../src/core/types.js'
 import { ChangeLog } from '../../src/replica/change-log.js'
 import { Replica } from '../../src/replica/replica.js'
@@ -31,6 +31,16 @@ describe('limits on entries', () => {
     assert.equal(jsonLimitProblem('a'.repeat(998), 31, 1000), undefined)
     assert.match(jsonLimitProblem('a'.repeat(999), 31, 1000) ?? '', /larger than 1000/)
     assert.match(jsonLimitProblem('\n'.repeat(600), 31, 1000) ?? '', /larger than/, 'each newline is two characters once escaped')
+  })
+
+  it('refuses text nested too deep before parsing it, brackets inside strings not counted', () => {
+    assert.ok(nestsDeeperThan('[[[]]]', 2))
+    assert.ok(!nestsDeeperThan('[[[]]]', 3))
+    assert.ok(!nestsDeeperThan('{"a":"[[[[[[","b":"\\\\","c":"\\"[[[["}', 1), 'escaped quotes and backslashes end strings where JSON says')
+    assert.ok(nestsDeeperThan('{"a":"\\\\",' + '"b":[[[1]]]}', 3))
+    assert.ok(!nestsDeeperThan('"unterminated [[[[', 1))
+    assert.throws(() => parseJsonText(`${'['.repeat(6000)}${']'.repeat(6000)}`, 'body'), (e: unknown) => isMallaError(e, 'BAD_INPUT') && /nested deeper than 40/.test((e as Error).message))
+    assert.deepEqual(parseJsonText(`${'['.repeat(40)}${']'.repeat(40)}`, 'body'), JSON.parse(`${'['.repeat(40)}${']'.repeat(40)}`))
   })
 
   it('are checked by every parse at the edge, with BAD_INPUT that names the key', () => {

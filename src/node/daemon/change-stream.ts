@@ -8,15 +8,21 @@ export interface ChangeStreamLimits {
   readonly maxClients: number
   /** Feed clients at once from one address (a browser's tabs, a few `malla watch`); this machine is not limited. */
   readonly maxClientsPerSource: number
-  /** A client whose socket has not taken what was written for this long, while changes wait, is dropped. */
+  /**
+   * A client whose socket has held a full buffer this long is stalled (not reading): a slow link or a large
+   * change takes a moment to go through, which is not stalling.
+   */
+  readonly stallGraceMs: number
+  /** A stalled client that has still taken nothing after this long is dropped. */
   readonly stallMs: number
-  /** Bytes written but not yet taken by stalled clients' sockets, in all; past it the client stalling now is dropped. */
+  /** Bytes waiting in stalled clients' sockets, in all; past it the client found stalled now is dropped. */
   readonly maxStalledBytes: number
 }
 
 export const CHANGE_STREAM_LIMITS: ChangeStreamLimits = {
   maxClients: 512,
   maxClientsPerSource: 32,
+  stallGraceMs: 5_000,
   stallMs: 60_000,
   maxStalledBytes: 32 * 1024 * 1024,
 }
@@ -31,18 +37,20 @@ interface Client {
   readonly wanted: ReadonlySet<string> | undefined
   /** The last change this client was given (or skipped by its filter). */
   cursor: string
-  /** Bytes its socket held when it stopped taking them; 0 while it keeps up. */
+  /** Its socket's buffer is full: nothing more is written until it drains. */
+  waiting: boolean
+  /** Bytes its socket held when it was found stalled; 0 while it is not. */
   stalledBytes: number
-  stallTimer: ReturnType<typeof setTimeout> | undefined
+  timer: ReturnType<typeof setTimeout> | undefined
 }
 
 /**
  * The change feed's server side (docs/protocol.md §10). A client is only a cursor into the change log: it
  * is written what follows its cursor while its socket keeps up, and nothing while it does not, so a client
  * that stops reading holds one socket buffer, not a queue of everything since. When it reads again it
- * resumes from its cursor, or gets `reset` if the log no longer reaches back that far. A client stalled for
- * `stallMs`, or whose buffer would take the stalled total past its bound, is dropped; it may reconnect
- * with its last cursor.
+ * resumes from its cursor, or gets `reset` if the log no longer reaches back that far. A client whose buffer
+ * stays full for `stallGraceMs` is stalled; one stalled for `stallMs` more, or whose buffer would take the
+ * stalled total past its bound, is dropped; it may reconnect with its last cursor.
  */
 export class ChangeStreams {
   private readonly clients = new Set<Client>()
@@ -61,7 +69,7 @@ export class ChangeStreams {
       for (const c of this.clients) this.pump(c)
     })
     this.keepAlive = setInterval(() => {
-      for (const c of this.clients) if (c.stalledBytes === 0) c.res.write(': keep-alive\n\n')
+      for (const c of this.clients) if (!c.waiting) c.res.write(': keep-alive\n\n')
     }, KEEP_ALIVE_MS)
     this.keepAlive.unref?.()
   }
@@ -81,7 +89,7 @@ export class ChangeStreams {
     const since = params.get('since') ?? req.headers['last-event-id']
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
     req.socket?.setTimeout(0)
-    const client: Client = { res, source, wanted: types ? new Set(types) : undefined, cursor: this.changes.cursor, stalledBytes: 0, stallTimer: undefined }
+    const client: Client = { res, source, wanted: types ? new Set(types) : undefined, cursor: this.changes.cursor, waiting: false, stalledBytes: 0, timer: undefined }
     if (typeof since === 'string' && since !== '' && this.changes.since(since).kind === 'replay') {
       client.cursor = since
     } else {
@@ -91,7 +99,7 @@ export class ChangeStreams {
     this.clients.add(client)
     this.perSource.set(source, fromSource + 1)
     res.on('drain', () => {
-      this.unstall(client)
+      this.unwait(client)
       this.pump(client)
     })
     res.on('close', () => this.remove(client))
@@ -106,7 +114,7 @@ export class ChangeStreams {
 
   /** Writes what follows the client's cursor while its socket keeps up. */
   private pump(c: Client): void {
-    if (c.stalledBytes > 0 || !this.clients.has(c) || c.res.destroyed) return
+    if (c.waiting || !this.clients.has(c) || c.res.destroyed) return
     const replay = this.changes.since(c.cursor)
     if (replay.kind === 'reset') {
       c.cursor = replay.cursor
@@ -119,7 +127,10 @@ export class ChangeStreams {
         if (c.res.writableLength >= HIGH_WATER) break
       }
     }
-    if (c.res.writableLength >= HIGH_WATER) this.stall(c)
+    if (c.res.writableLength >= HIGH_WATER) {
+      c.waiting = true
+      c.timer = setTimeout(() => this.stall(c), this.limits.stallGraceMs)
+    }
   }
 
   /** One change as an event, encoded once and shared by every client's socket. */
@@ -132,18 +143,20 @@ export class ChangeStreams {
     return frame
   }
 
+  /** Still full after the grace: the client is not reading. */
   private stall(c: Client): void {
     c.stalledBytes = c.res.writableLength
     this.stalledBytes += c.stalledBytes
     if (this.stalledBytes > this.limits.maxStalledBytes) return this.drop(c, `stalled clients hold over ${this.limits.maxStalledBytes} bytes`)
-    c.stallTimer = setTimeout(() => this.drop(c, `took nothing for ${this.limits.stallMs} ms`), this.limits.stallMs)
+    c.timer = setTimeout(() => this.drop(c, `took nothing for ${this.limits.stallGraceMs + this.limits.stallMs} ms`), this.limits.stallMs)
   }
 
-  private unstall(c: Client): void {
+  private unwait(c: Client): void {
     this.stalledBytes -= c.stalledBytes
     c.stalledBytes = 0
-    clearTimeout(c.stallTimer)
-    c.stallTimer = undefined
+    c.waiting = false
+    clearTimeout(c.timer)
+    c.timer = undefined
   }
 
   private drop(c: Client, why: string): void {
@@ -154,7 +167,7 @@ export class ChangeStreams {
 
   private remove(c: Client): void {
     if (!this.clients.delete(c)) return
-    this.unstall(c)
+    this.unwait(c)
     const n = (this.perSource.get(c.source) ?? 1) - 1
     if (n > 0) this.perSource.set(c.source, n)
     else this.perSource.delete(c.source)

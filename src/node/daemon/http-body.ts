@@ -13,13 +13,16 @@ export async function readBody(req: IncomingMessage, maxBytes: number, gzipped: 
   const tooLarge = (what: string) => new MallaError('TOO_LARGE', `${what} is over the ${maxBytes} byte limit${advice ? ` (${advice})` : ''}`)
   const declared = Number(req.headers['content-length'] ?? '0')
   if (declared > maxBytes) throw tooLarge(`body of ${declared} bytes`)
+  // A declared length is charged whole, before anything is read: a sender whose budget cannot take it is
+  // refused without spending any, so it can send the same body again once its budget has refilled.
+  if (declared > 0) charge?.(declared)
   const chunks: Buffer[] = []
   let total = 0
   try {
     for await (const chunk of req as AsyncIterable<Buffer>) {
       total += chunk.byteLength
       if (total > maxBytes) throw tooLarge('body')
-      charge?.(chunk.byteLength)
+      if (total > declared) charge?.(Math.min(chunk.byteLength, total - declared))
       chunks.push(chunk)
     }
   } catch (e) {

@@ -235,6 +235,9 @@ async function reconcileEndpoint(ctx: RouteContext, req: IncomingMessage, res: S
  */
 const TOO_LARGE_ADVICE = 'a LibreMesh router posts its whole table: raise --max-body on this daemon to take tables this large'
 
+/** Endpoints one sync request may name: each costs a request with a timeout, and they run together. */
+const MAX_SYNC_URLS = 64
+
 /** Work units charged for a request that fails validation. */
 const BAD_INPUT_PENALTY = 100_000
 
@@ -288,8 +291,8 @@ async function apiEndpoint(
     default: {
       const body = await input()
       const urls = body === undefined ? [] : body
-      if (!Array.isArray(urls) || !urls.every((u) => typeof u === 'string' && /^https?:\/\//.test(u))) {
-        throw new MallaError('BAD_INPUT', 'body must be a JSON array of endpoint URLs (http://...)')
+      if (!Array.isArray(urls) || urls.length > MAX_SYNC_URLS || !urls.every((u) => typeof u === 'string' && /^https?:\/\//.test(u))) {
+        throw new MallaError('BAD_INPUT', `body must be a JSON array of at most ${MAX_SYNC_URLS} endpoint URLs (http://...)`)
       }
       const outcomes = await ctx.syncNow(ref, urls.length > 0 ? urls : undefined)
       return sendJson(res, 200, outcomes)
