@@ -32,6 +32,7 @@ import { NETNS_PORT, netnsUnavailable, openNetnsChain, type NetnsChain } from '.
 import { freePorts } from './lib/ports.js'
 import { row, type BenchContext, type BenchResult, type BenchRow } from './lib/result.js'
 import { median, summarize, type Summary } from './lib/stats.js'
+import { logProblems } from './lib/log-problems.js'
 
 type Mode = 'malla' | 'libremesh'
 
@@ -310,18 +311,9 @@ async function waitCompacted(mesh: Mesh, type: string, timeoutMs = 15_000): Prom
 }
 
 /** Warnings and errors the daemons logged, counted by message, with one example each. */
-function logProblems(mesh: Mesh): Map<string, { count: number; example: string }> {
+function meshLogProblems(mesh: Mesh): Map<string, { count: number; example: string }> {
   const out = new Map<string, { count: number; example: string }>()
-  for (const [i, d] of mesh.daemons.entries()) {
-    for (const line of d.log.slice(mesh.logMarks[i] ?? 0, mesh.logEnds?.[i] ?? d.log.length)) {
-      const m = /^\S+ (warn|error) \[[^\]]*\] (.*?)(?: \w+=|$)/.exec(line)
-      if (!m) continue
-      const what = `${m[1]}: ${m[2]}`
-      const seen = out.get(what)
-      if (seen) seen.count++
-      else out.set(what, { count: 1, example: line.length > 300 ? line.slice(0, 300) + '…' : line })
-    }
-  }
+  for (const [i, d] of mesh.daemons.entries()) logProblems(d.log.slice(mesh.logMarks[i] ?? 0, mesh.logEnds?.[i] ?? d.log.length), out)
   return out
 }
 
@@ -524,7 +516,7 @@ async function chain(ctx: BenchContext, cleanup: Cleanup, hops: number, mode: Mo
     throw new Error(`${label}: ${(e as Error).message}`, { cause: e })
   } finally {
     await mesh.stop()
-    problems.push(...describeProblems(label, logProblems(mesh)))
+    problems.push(...describeProblems(label, meshLogProblems(mesh)))
   }
 }
 
@@ -654,7 +646,7 @@ async function convergence(ctx: BenchContext, cleanup: Cleanup, mode: Mode, rout
     return { mode, rounds: results, maxRssMB: mesh.rss.maxOne / MB, maxTotalRssMB: mesh.rss.maxTotal / MB, problems }
   } finally {
     await mesh.stop()
-    problems.push(...describeProblems(label, logProblems(mesh)))
+    problems.push(...describeProblems(label, meshLogProblems(mesh)))
   }
 }
 

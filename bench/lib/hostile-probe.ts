@@ -46,6 +46,8 @@ export interface ProbeResult {
   readonly kind: 'result'
   /** Send → last byte of the answer, of the requests answered 200. */
   readonly latenciesMs: number[]
+  /** When each of those was sent, ms since the window began (same order). */
+  readonly sentAtMs: number[]
   /** Answers by HTTP status. */
   readonly statuses: Record<string, number>
   /** Requests with no answer, by error (`timeout`, `ECONNRESET`, ...). */
@@ -80,6 +82,7 @@ function runWindow(start: ProbeStart): { stop(): Promise<ProbeResult> } {
   const url = new URL(start.base)
   const agent = new Agent({ keepAlive: true, maxSockets: start.maxOutstanding })
   const latenciesMs: number[] = []
+  const sentAtMs: number[] = []
   const statuses: Record<string, number> = {}
   const errors: Record<string, number> = {}
   const examples: Record<string, string> = {}
@@ -116,6 +119,7 @@ function runWindow(start: ProbeStart): { stop(): Promise<ProbeResult> } {
     sent++
     let settled = false
     const begun = process.hrtime.bigint()
+    const at = nowMs() - t0
     const finish = (status: number | undefined, error: string | undefined, text: string) => {
       if (settled) return
       settled = true
@@ -123,7 +127,10 @@ function runWindow(start: ProbeStart): { stop(): Promise<ProbeResult> } {
       const ms = Number(process.hrtime.bigint() - begun) / 1e6
       if (status !== undefined) {
         statuses[status] = (statuses[status] ?? 0) + 1
-        if (status === 200) latenciesMs.push(ms)
+        if (status === 200) {
+          latenciesMs.push(ms)
+          sentAtMs.push(at)
+        }
         else examples[status] ??= text.slice(0, 300)
       } else {
         const e = error ?? 'unknown'
@@ -179,7 +186,7 @@ function runWindow(start: ProbeStart): { stop(): Promise<ProbeResult> } {
       clearInterval(sampler)
       sample()
       agent.destroy()
-      return { kind: 'result', latenciesMs, statuses, errors, examples, sent, skipped, rss, rssErrors, nextKey: key, durationMs: nowMs() - t0 }
+      return { kind: 'result', latenciesMs, sentAtMs, statuses, errors, examples, sent, skipped, rss, rssErrors, nextKey: key, durationMs: nowMs() - t0 }
     },
   }
 }

@@ -11,6 +11,7 @@ import { gunzipSync, gzipSync } from 'node:zlib'
 import { WebSocket } from 'ws'
 import { parseMultiWriterTable, parseTable } from '../../src/core/schema.js'
 import { freePort, startDaemon, tempDir, type RunningDaemon } from '../helpers/processes.js'
+import { seededRandom } from '../../src/node/lab/topology.js'
 
 /*
  * A seeded fuzz of one real daemon: a few thousand generated requests on every HTTP endpoint, push-socket
@@ -45,17 +46,8 @@ const RSS_GROWTH_BOUND_KIB = 96 * 1024
 // ---------------------------------------------------------------------------------------------------------
 // A deterministic generator.
 
-/** mulberry32: small, fast and good enough to pick fuzz cases. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** mulberry32 (the lab's seeded generator): small, fast and good enough to pick fuzz cases. */
+const mulberry32 = seededRandom
 
 class Rng {
   private readonly next: () => number
