@@ -40,6 +40,8 @@ const TABLE = 'prop'
 const CONV_TABLE = 'conv'
 const ENTRIES = 10_000
 const MAX_BODY = 16_000_000
+/** Entries per insert request of the fill. */
+const FILL_BATCH = 2000
 /** LibreMesh mode's period P, seconds. */
 const LM_PERIOD_S = 1
 const LATENCY_TARGET_MS = 100
@@ -173,11 +175,16 @@ async function startMesh(
     await mapLimit(ports, options.concurrency, async (port, i) => {
       const name = `n${i}`
       const router = net?.routers[i]
+      // In a namespace, this process writes through the API from its own veth: it is the operator there, so that
+      // address is let in (--api-allow), as an operator would let in the machine it manages the router from.
       const peers = router
-        ? router.discover.flatMap((dev) => ['--discover', dev])
+        ? [...router.discover.flatMap((dev) => ['--discover', dev]), '--api-allow', `${router.hostAddress}/32`]
         : (neighbours[i] as number[]).flatMap((j) => ['--peer', `http://127.0.0.1:${ports[j] as number}`])
+      // malla nodes sync in pages and need no larger body limit; LibreMesh mode's only sync is the whole table
+      // (2.8 MB), which needs one, as a LibreMesh router's table that large would (docs/protocol.md §4.1).
+      const bodyArgs = mode === 'libremesh' ? ['--max-body', String(MAX_BODY)] : []
       const d = await startDaemon(
-        ['--port', String(port), '--data', mesh.dataDirs[i] as string, '--name', name, ...peers, '--max-body', String(MAX_BODY), '--bleach-interval', '3600', ...modeArgs],
+        ['--port', String(port), '--data', mesh.dataDirs[i] as string, '--name', name, ...peers, ...bodyArgs, '--bleach-interval', '3600', ...modeArgs],
         router ? { timeoutMs: options.startTimeoutMs, netns: router.ns, host: '::', base: `http://${router.api}:${port}` } : { timeoutMs: options.startTimeoutMs },
       )
       daemons[i] = d
@@ -364,7 +371,11 @@ async function chain(ctx: BenchContext, cleanup: Cleanup, hops: number, mode: Mo
     // The table, in sync everywhere.
     const fillTimeoutMs = mode === 'malla' ? 60_000 : 30_000 + hops * 3_000
     const fillStart = nowMs()
-    const filling = insert(head, TABLE, hostRecords(ENTRIES, 1))
+    // In requests of 2,000 entries (~420 KB): one insert is a body, held to the default 1 MiB limit.
+    const records = Object.entries(hostRecords(ENTRIES, 1))
+    const filling = (async () => {
+      for (let i = 0; i < records.length; i += FILL_BATCH) await insert(head, TABLE, Object.fromEntries(records.slice(i, i + FILL_BATCH)))
+    })()
     const filled = await feed.waitFor(() => feed.firstSeen.size >= ENTRIES || mesh.aborted !== undefined, fillTimeoutMs)
     await filling
     checkMesh(mesh)
@@ -903,7 +914,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   }
 
   notes.push(
-    `Chains: H + 1 daemons (\`malla peer\`, built CLI) on 127.0.0.1, each given both neighbours with --peer, --max-body ${MAX_BODY}, --bleach-interval 3600, malla's default --sync-interval (60 s); table "${TABLE}" of ${ENTRIES.toLocaleString('en-US')} entries (~200 B of data each, ~2.8 MB as JSON) inserted at one end, then ${SETTLE_AFTER_FILL_MS / 1000} s to settle.`,
+    `Chains: H + 1 daemons (\`malla peer\`, built CLI) on 127.0.0.1, each given both neighbours with --peer, --bleach-interval 3600 (LibreMesh mode also --max-body ${MAX_BODY}: its whole-table sync of ~2.8 MB needs it; malla mode runs with the default 1 MiB, as it syncs in pages), malla's default --sync-interval (60 s); table "${TABLE}" of ${ENTRIES.toLocaleString('en-US')} entries (~200 B of data each, ~2.8 MB as JSON) inserted at one end in requests of ${FILL_BATCH.toLocaleString('en-US')}, then ${SETTLE_AFTER_FILL_MS / 1000} s to settle.`,
     `A sample: one key inserted at one end (POST /malla/v1/tables/${TABLE}/insert); time = from sending it to the far end's change feed (SSE, subscribed beforehand) delivering it; bytes = growth, over all daemons, of /malla/v1/info traffic (bytesSent + bytesReceived of the exchanges each started: request and answer bodies, no HTTP headers) from just before the insert to ${SETTLE_AFTER_SAMPLE_MS} ms after the far end saw it, divided by H. Before each sample, every daemon has compacted its journal (it rewrites the 2.8 MB table 1 s after its last change), so each update meets a quiet mesh.`,
     `"same change pushed into one end": before each API sample, a new key is POSTed to the head's /cgi-bin/shared-state/${TABLE} as a malla push (x-malla-sync: push, one entry with a clock), as a neighbour would send it, so this is the mesh's own time, without the insert API in front of it. Its baseline is LibreMesh mode's insert figure.`,
     `Baseline: the same daemons with --mode libremesh --sync-interval ${LM_PERIOD_S} (every daemon POSTs its whole table to each neighbour every ${LM_PERIOD_S} s and nothing else), same table and probes, up to ${plan.lmReps} samples per H (sampling stops at the first probe that does not arrive within 10 s + 4 s per hop, at most ${LM_SAMPLE_TIMEOUT_MAX_MS / 1000} s, or after ${LM_SAMPLING_BUDGET_MS / 1000} s of samples; the baseline is then that bound, and its bytes what the links carried meanwhile: both lower bounds); its bytes are everything the links carried in the window, i.e. the periodic full-table syncs. All daemons share this machine's 2 cores: in LibreMesh mode each full-table sync parses, merges and answers ~2.8 MB on both sides, so long chains saturate the CPUs here (see "CPU use" below), unlike real routers that each have their own CPU. The daemons count only exchanges that got an answer (src/sync/neighbour-sync.ts), so full-table POSTs that timed out (see the "sync failed" counts below) are missing from LibreMesh mode's bytes where it was saturated: there they are lower bounds.`,

@@ -26,6 +26,8 @@ export interface NetnsRouter {
   readonly api: string
   /** The host's end of that veth. */
   readonly hostDev: string
+  /** The host's address on that veth: where this process's requests come from, as the daemon sees them. */
+  readonly hostAddress: string
 }
 
 export interface NetnsChain {
@@ -232,7 +234,7 @@ export async function openNetnsChain(hops: number): Promise<NetnsChain> {
   return {
     runId,
     hops,
-    routers: plans.map((p, i) => ({ name: p.name, ns: p.ns, discover: p.ifaces.map((f) => f.dev), api: (hostLinks[i] as HostLink).api, hostDev: (hostLinks[i] as HostLink).hostDev })),
+    routers: plans.map((p, i) => ({ name: p.name, ns: p.ns, discover: p.ifaces.map((f) => f.dev), api: (hostLinks[i] as HostLink).api, hostDev: (hostLinks[i] as HostLink).hostDev, hostAddress: (hostLinks[i] as HostLink).hostAddress })),
     close,
   }
 }

@@ -267,6 +267,7 @@ test("the operator's verbs are refused from another host: no relay, no remote bl
     const r = await requestFrom(from, `${base}${path}`, 'POST', body)
     assert.equal(r.status, 403, `${path}: ${r.text}`)
     assert.equal(JSON.parse(r.text).error.code, 'FORBIDDEN')
+    assert.match(JSON.parse(r.text).error.message, new RegExp(`--api-allow ${from.replace(/\./g, '\\.')}/32 `))
   }
   assert.equal(contacted, 0, 'the daemon contacted nobody for a stranger')
   const kept = (await cliIn(link.ns, ['get', 'hosts', '--url', 'http://127.0.0.1:8080'])).stdout

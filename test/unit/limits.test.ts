@@ -138,11 +138,27 @@ describe('SourceLimits', () => {
     assert.deepEqual(limits.stats(), { requests: 1, bytes: 8000 })
   })
 
+  it('takes the bytes of answers even past zero, so the next requests wait for the budget to refill', () => {
+    const c = clock()
+    const limits = new SourceLimits(options, () => false, c.now)
+    const t = limits.admit('10.0.0.1', false)
+    t.debit(50_000)
+    t.end()
+    assert.throws(() => limits.admit('10.0.0.1', false), (e: unknown) => isMallaError(e, 'BUSY'))
+    c.advance(40_000)
+    assert.throws(() => limits.admit('10.0.0.1', false), 'still below zero after 40 s at 1000 B/s')
+    c.advance(5_000)
+    limits.admit('10.0.0.1', false).end()
+  })
+
   it('gives neighbours their own, larger budget, and does not limit this machine', () => {
-    const limits = new SourceLimits(options, (a) => a === 'fe80::1', () => 0)
-    const n = limits.admit('fe80::1', false)
-    n.charge(500_000)
-    n.end()
+    const limits = new SourceLimits(options, (a) => a === 'fe80::1' || a === '10.0.0.9', () => 0)
+    // A socket gives a link-local neighbour's address with its zone, an IPv4 one mapped: the same neighbour.
+    for (const from of ['fe80::1%eth0', '::ffff:10.0.0.9']) {
+      const n = limits.admit(from, false)
+      n.charge(500_000)
+      n.end()
+    }
     for (let i = 0; i < 100; i++) limits.admit('127.0.0.1', true).charge(1_000_000)
   })
 })

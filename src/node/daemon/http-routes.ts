@@ -184,6 +184,7 @@ async function libremeshEndpoint(
   const push = req.headers[MALLA_SYNC_HEADER] === 'push'
   const text = push ? serializeTable(pushCorrections(remote, snapshot.table)) : snapshot.text
   const body = Buffer.from(text + '\n')
+  ticket.debit(body.byteLength)
   res.writeHead(200, { 'content-type': 'application/json', ...mallaHeaders(ctx) })
   res.end(gzipped ? gzipSync(body) : body)
   ctx.log.debug(push ? 'served push' : 'served sync', { flavour, type, from: caller.address, keys: remote.size, changed: snapshot.changed.length, ms: Date.now() - started })
@@ -208,7 +209,9 @@ async function reconcileEndpoint(ctx: RouteContext, req: IncomingMessage, res: S
   if (parsed.round === 1) {
     const snapshot = await ctx.replica.read(ref)
     ctx.budget.charge(who, snapshot.table.size + parsed.request.buckets)
-    return sendJson(res, 200, answerSummary(parsed.request, snapshot.table as ReadonlyMap<string, Entry>), mallaHeaders(ctx))
+    const summary = JSON.stringify(answerSummary(parsed.request, snapshot.table as ReadonlyMap<string, Entry>))
+    ticket.debit(summary.length)
+    return sendText(res, 200, summary, mallaHeaders(ctx))
   }
   const { entries, want } = parsed.request
   ctx.budget.charge(who, Object.keys(entries).length + want.length)
@@ -224,8 +227,10 @@ async function reconcileEndpoint(ctx: RouteContext, req: IncomingMessage, res: S
       ? await ctx.replica.merge(ref.type, incoming as Table)
       : await ctx.replica.mergeMultiWriter(ref.type, incoming as MultiWriterTable)
   const answer = pick(merged.table as ReadonlyMap<string, Entry>, want)
+  const text = `{"v":1,"entries":${serializeTable(answer.entries)}${answer.more ? ',"more":true' : ''}}\n`
+  ticket.debit(text.length)
   res.writeHead(200, { 'content-type': 'application/json', ...mallaHeaders(ctx) })
-  res.end(`{"v":1,"entries":${serializeTable(answer.entries)}${answer.more ? ',"more":true' : ''}}\n`)
+  res.end(text)
   ctx.log.debug('served reconcile', { type: ref.type, from: who, received: incoming.size, changed: merged.changed.length, sent: want.length })
 }
 
@@ -257,13 +262,14 @@ async function apiEndpoint(
   if (action === undefined) {
     requireMethod(req, 'GET')
     const text = (await ctx.replica.read(ref)).text
-    ticket.charge(text.length)
+    ticket.debit(text.length)
     return sendText(res, 200, text)
   }
   requireMethod(req, 'POST')
   const source = caller.address
   if (!caller.local && !ctx.mayAdminister(source)) {
-    throw new MallaError('FORBIDDEN', `${action} is an operator's verb, taken only from this machine; start the daemon with --api-allow ${source.includes(':') ? `${normalizeAddress(source)}/128` : `${source}/32`} to take it from ${normalizeAddress(source)}`)
+    const address = normalizeAddress(source)
+    throw new MallaError('FORBIDDEN', `${action} is an operator's verb, taken only from this machine; start the daemon with --api-allow ${address}/${address.includes(':') ? 128 : 32} to take it from ${address}`)
   }
   const input = async () => {
     const text = await readBody(req, ctx.maxBodyBytes, false, ticket.charge)

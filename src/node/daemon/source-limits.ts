@@ -2,7 +2,7 @@ import { MallaError } from '../../core/errors.js'
 import { WorkBudget } from '../../sync/work-budget.js'
 
 export interface SourceLimitOptions {
-  /** Sustained bytes per second one address may send (bodies, frames, plus a fixed cost per request). */
+  /** Sustained bytes per second one address may send (bodies, frames, plus a fixed cost per request) or make the daemon answer. */
   readonly bytesPerSecond: number
   /** What one address may send at once before the sustained rate applies. */
   readonly burstBytes: number
@@ -33,10 +33,15 @@ export const REQUEST_COST_BYTES = 512
 export interface Ticket {
   /** Takes `bytes` from the sender's budget; throws BUSY (taking nothing) when it has too few. */
   charge(bytes: number): void
+  /**
+   * Takes `bytes` even past zero: for an answer already made (a whole table, say), so that a small request
+   * cannot have large answers sent at a rate beyond the sender's budget.
+   */
+  debit(bytes: number): void
   end(): void
 }
 
-const FREE: Ticket = { charge: () => {}, end: () => {} }
+const FREE: Ticket = { charge: () => {}, debit: () => {}, end: () => {} }
 
 /**
  * Rate and size limits per sending address, so that one sender cannot slow everyone else down or fill the
@@ -52,6 +57,7 @@ export class SourceLimits {
 
   constructor(
     private readonly options: SourceLimitOptions,
+    /** Whether a (normalised) address is a neighbour's. */
     private readonly isNeighbour: (address: string) => boolean,
     now: () => number = Date.now,
   ) {
@@ -63,8 +69,10 @@ export class SourceLimits {
    * Admits one request or frame from `address`, charging its fixed cost; throws BUSY when over a limit.
    * `local`: it comes from this machine (see `isLocal`), which is not limited.
    */
-  admit(address: string, local: boolean): Ticket {
+  admit(from: string, local: boolean): Ticket {
     if (local) return FREE
+    // One sender, one budget, however its socket spells the address (a zone on link-local ones, a mapped IPv4).
+    const address = normalizeAddress(from)
     const neighbour = this.isNeighbour(address)
     const max = neighbour ? this.options.neighbourMaxInFlight : this.options.maxInFlight
     const running = this.inFlight.get(address) ?? 0
@@ -85,6 +93,7 @@ export class SourceLimits {
           this.inFlightBytes += bytes
         }
       },
+      debit: (bytes) => budget.penalize(address, bytes),
       end: () => {
         if (ended) return
         ended = true
