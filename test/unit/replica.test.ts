@@ -492,7 +492,7 @@ describe('Replica failures', () => {
   it('keeps every valid entry of a stored table and sets aside only the bad ones', async () => {
     const { store, replica } = setup()
     const good = { data: 1, author: 'A', bleachTTL: 7 }
-    const stored = `{"a":${JSON.stringify(good)},"bad":5,"b":${JSON.stringify({ ...good, data: 2 })},"deep":{"data":${'['.repeat(40)}${']'.repeat(40)},"author":"A","bleachTTL":3}}`
+    const stored = `{"a":${JSON.stringify(good)},"bad":5,"b":${JSON.stringify({ ...good, data: 2 })},"deep":{"data":${'['.repeat(35)}${']'.repeat(35)},"author":"A","bleachTTL":3}}`
     await store.inner.save(REF, stored)
     const snap = await replica.get(TYPE)
     assert.deepEqual(dataOf(snap.table), { a: 1, b: 2 })
