@@ -205,6 +205,27 @@ test('feed clients that read keep up with large changes, while clients that do n
   assert.deepEqual(d.log.filter((l) => /feed client dropped/.test(l)), [])
 })
 
+test('a push socket that sends without reading its answers is dropped once they pass the bound', async (t) => {
+  const d = await startDaemon(t, ['--data', await tempDir(t), '--name', 'P'])
+  assert.equal((await insert(d.base, 'hosts', { big: 'b'.repeat(60_000) })).status, 200)
+  const ws = new WebSocket(`ws://127.0.0.1:${new URL(d.base).port}/malla/v1/push`)
+  t.after(() => ws.terminate())
+  await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)))
+  const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()))
+  ws.on('error', () => {})
+  ws.pause()
+  // Each frame sends an old copy of "big": each answer corrects it with the stored 60 KB entry.
+  for (let id = 0; id < 400 && ws.readyState === WebSocket.OPEN; id++) {
+    ws.send(JSON.stringify({ id, type: 'hosts', entries: { big: { data: 'old', author: 'x', bleachTTL: 30, clock: '1' } } }))
+    if (id % 50 === 49) await new Promise((r) => setTimeout(r, 100))
+  }
+  await d.waitForLog(/push socket dropped .*answers unread/)
+  ws.resume()
+  await closed
+  // The daemon goes on serving others.
+  assert.equal((await insert(d.base, 'hosts', { after: 1 })).status, 200)
+})
+
 test('a 10,000-entry table reaches a neighbour that joins late, with the default limits', async (t) => {
   const portB = await freePort()
   // Only the repair period is shortened, so the test does not wait a minute; every limit is the default.
