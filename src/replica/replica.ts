@@ -72,11 +72,11 @@ export interface ReplicaOptions {
 export const MAX_TABLES = 1024
 
 type AnyEntry = { readonly data: Json; readonly author: string }
+type AnyTable = Map<string, AnyEntry>
+type Op = (table: WritableTable<AnyEntry>) => Changes
 
 /** The version every store gives a table it does not hold (see TableStore.version). */
 const ABSENT = 'absent'
-type AnyTable = Map<string, AnyEntry>
-type Op = (table: WritableTable<AnyEntry>) => Changes
 
 interface Pending {
   readonly op: Op
@@ -100,7 +100,6 @@ interface Slot {
   pending: Pending[]
   draining: boolean
 }
-
 
 /**
  * A node's copy of its tables, kept in a `TableStore`. Each operation runs against the freshest stored

@@ -343,4 +343,12 @@ test('a flood of large writes from one address is slowed to its budget; another 
   assert.ok(accepted <= budget, `${accepted} bytes accepted, at most ${budget}`)
   assert.ok(statuses.length > 20)
   assert.deepEqual(new Set(statuses), new Set([200]), 'every honest request served')
+
+  // Its budget spent, the attacker cannot go on through a push socket either: the socket is closed unread.
+  const ws = new WebSocket(`ws://${link.inside}:8080/malla/v1/push`, { localAddress: attacker })
+  t.after(() => ws.terminate())
+  await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)))
+  const code = new Promise<number>((resolve) => ws.once('close', (c) => resolve(c)))
+  ws.send(JSON.stringify({ id: 1, type: 'flood', entries: JSON.parse(big) }))
+  assert.equal(await code, 1013)
 })

@@ -70,16 +70,20 @@ export class PushSockets {
     socket.on('message', (data, isBinary) => {
       // Each frame is a request: the sender's limits apply to it as to a push POST.
       let ticket: Ticket | undefined
-      let refused: MallaError | undefined
       try {
         ticket = this.options.limits.admit(from, local)
         ticket.charge(rawLength(data))
       } catch (e) {
         ticket?.end()
-        refused = asMallaError(e)
+        // Over its budget: the socket is closed, unread (code 1013, try again later), as an HTTP request over
+        // budget is; reading on would let one socket make the daemon parse frames at any rate.
+        const error = asMallaError(e)
+        this.warn(from, 'push socket closed', { why: error.message })
+        if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ id: null, error: { code: error.code, message: error.message } }))
+        return socket.close(1013, 'over budget')
       }
       if (++inFlight >= MAX_FRAMES_IN_FLIGHT) socket.pause()
-      void this.frame(isBinary ? undefined : data.toString(), refused).then(({ reply, id, error }) => {
+      void this.frame(isBinary ? undefined : data.toString()).then(({ reply, id, error }) => {
         ticket?.end()
         if (inFlight-- === MAX_FRAMES_IN_FLIGHT) socket.resume()
         if (error !== undefined) {
@@ -102,7 +106,7 @@ export class PushSockets {
   }
 
   /** One frame, `{"id", "type", "entries"}`, merged into the TTL table `type`; the reply's text. Never throws. */
-  private async frame(text: string | undefined, refused: MallaError | undefined): Promise<{ reply: string; id: number | null; error?: string }> {
+  private async frame(text: string | undefined): Promise<{ reply: string; id: number | null; error?: string }> {
     let id: number | null = null
     try {
       if (text === undefined) throw new MallaError('BAD_INPUT', 'push frames are text (JSON), not binary')
@@ -110,7 +114,6 @@ export class PushSockets {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new MallaError('BAD_INPUT', 'a push frame is an object {"id", "type", "entries"}')
       if (!Number.isSafeInteger(value.id) || (value.id as number) < 0) throw new MallaError('BAD_INPUT', 'a push frame needs an "id": a whole number ≥ 0')
       id = value.id as number
-      if (refused) throw refused
       const type = parseTypeName(typeof value.type === 'string' ? value.type : '')
       const sent = parseTable(value.entries, 'push frame entries')
       const snapshot = await this.options.replica.merge(type, sent)
