@@ -11,12 +11,11 @@ import {
   insertEntries,
   insertMultiWriter,
   isSubstantial,
-  mergeMultiWriter,
-  mergeTable,
   removeKeys,
 } from '../core/table-ops.js'
 import type { Flavour, Json, MultiWriterTable, Table, TypeName, WritableTable } from '../core/types.js'
 import { DraftTable } from './draft-table.js'
+import { FLAVOURS } from '../core/flavours.js'
 import { refKey, type StoredTable, type TableRef, type TableStore } from '../storage/table-store.js'
 
 /** A substantial change to one table, after it is durable. */
@@ -28,6 +27,11 @@ export interface ChangeEvent {
   readonly origin: 'local' | 'external'
   /** The table right after the change (never mutated later): listeners read the changed entries from it. */
   readonly table: ReadonlyMap<string, object>
+  /**
+   * For keys whose new copy arrived from a link (a merge given a `source`), that link's id: sync never sends a
+   * change back where it came from. Keys written here, or merged without a source, are not in it.
+   */
+  readonly sources?: ReadonlyMap<string, string>
 }
 
 export interface ReplicaEvents {
@@ -84,6 +88,8 @@ interface Pending {
   readonly write: boolean
   /** Save the whole table even for a small change (compaction of the journal). */
   readonly full?: boolean
+  /** The link a merge came from (ChangeEvent.sources). */
+  readonly source?: string | undefined
   readonly resolve: (s: Snapshot<AnyTable>) => void
   readonly reject: (e: unknown) => void
 }
@@ -161,8 +167,17 @@ export class Replica {
   }
 
   /** Merges a remote table and returns the merged one: what the HTTP endpoint answers. */
-  async merge(type: TypeName, remote: Table): Promise<Snapshot> {
-    return this.run({ flavour: 'ttl', type }, (t) => mergeTable(t as Table, remote, this.clock)) as Promise<Snapshot>
+  async merge(type: TypeName, remote: Table, source?: string): Promise<Snapshot> {
+    return this.mergeInto({ flavour: 'ttl', type }, remote, source) as Promise<Snapshot>
+  }
+
+  /**
+   * Merges a received table of either flavour. `source` names the link it came from (see ChangeEvent.sources),
+   * so that what it changes is not sent back there.
+   */
+  async mergeInto(ref: TableRef, remote: ReadonlyMap<string, object>, source?: string): Promise<Snapshot<AnyTable>> {
+    const rules = FLAVOURS[ref.flavour]
+    return this.run(ref, (t) => rules.merge(t as never, remote as never, this.clock), true, false, source)
   }
 
   async bleach(type: TypeName): Promise<Snapshot> {
@@ -181,10 +196,8 @@ export class Replica {
     ) as Promise<Snapshot<MultiWriterTable>>
   }
 
-  async mergeMultiWriter(type: TypeName, remote: MultiWriterTable): Promise<Snapshot<MultiWriterTable>> {
-    return this.run({ flavour: 'multiwriter', type }, (t) =>
-      mergeMultiWriter(t as MultiWriterTable, remote),
-    ) as Promise<Snapshot<MultiWriterTable>>
+  async mergeMultiWriter(type: TypeName, remote: MultiWriterTable, source?: string): Promise<Snapshot<MultiWriterTable>> {
+    return this.mergeInto({ flavour: 'multiwriter', type }, remote, source) as Promise<Snapshot<MultiWriterTable>>
   }
 
   /** Reads an operation's table without touching it: runs through the same queue so it sees every earlier write. */
@@ -218,10 +231,10 @@ export class Replica {
     await this.run(ref, () => ({ keys: [], touched: false, written: [], deleted: [] }), true, true)
   }
 
-  private run(ref: TableRef, op: Op, write = true, full = false): Promise<Snapshot<AnyTable>> {
+  private run(ref: TableRef, op: Op, write = true, full = false, source?: string): Promise<Snapshot<AnyTable>> {
     const slot = this.slot(ref)
     return new Promise((resolve, reject) => {
-      slot.pending.push({ op, write, full, resolve, reject })
+      slot.pending.push({ op, write, full, source, resolve, reject })
       if (!slot.draining) void this.drain(slot)
     })
   }
@@ -262,17 +275,17 @@ export class Replica {
       const early = writes.length > 0 && slot.version !== undefined && (this.emitter.events.applied?.length ?? 0) > 0 ? applyBatch(known, batch) : undefined
       if (early?.draft && early.keys.size > 0) {
         early.keys.forEach((k) => announced.add(k))
-        this.emit('applied', slot.ref, [...early.keys], 'local', early.draft)
+        this.emit('applied', slot.ref, [...early.keys], 'local', early.draft, early.sources)
       }
       if (writes.length > 0) release = await disk(this.store.lock(slot.ref))
       const external = await this.reloadIfChanged(slot)
-      const { draft, results, failed, keys, written, deleted, touched } =
+      const { draft, results, failed, keys, written, deleted, touched, sources } =
         early && slot.table === known ? early : writes.length > 0 ? applyBatch(slot.table, batch) : readBatch(batch)
       if (external.length > 0) this.emit('applied', slot.ref, external, 'external', slot.table)
       // The draft goes out as it is: the push to neighbours should not wait for a copy of the whole table.
       if (keys.size > 0 && draft && draft !== early?.draft) {
         keys.forEach((k) => announced.add(k))
-        this.emit('applied', slot.ref, [...keys], 'local', draft)
+        this.emit('applied', slot.ref, [...keys], 'local', draft, sources)
       }
       const work = draft === undefined ? slot.table : draft.changedCount === 0 ? slot.table : draft.materialize()
       let text: string | undefined
@@ -312,7 +325,7 @@ export class Replica {
         else p.resolve(snapshotOf(slot.table, changes.keys, text))
       }
       if (external.length > 0) this.emit('change', slot.ref, external, 'external', slot.table)
-      if (keys.size > 0) this.emit('change', slot.ref, [...keys], 'local', slot.table)
+      if (keys.size > 0) this.emit('change', slot.ref, [...keys], 'local', slot.table, sources)
     } catch (error) {
       if (release) await release().catch(() => {})
       if (announced.size > 0) this.emit('reverted', slot.ref, [...announced], 'local', slot.table)
@@ -371,8 +384,8 @@ export class Replica {
     return changed
   }
 
-  private emit(name: keyof ReplicaEvents, ref: TableRef, keys: string[], origin: ChangeEvent['origin'], table: ReadonlyMap<string, object>): void {
-    const event: ChangeEvent = { flavour: ref.flavour, type: ref.type, keys, origin, table }
+  private emit(name: keyof ReplicaEvents, ref: TableRef, keys: string[], origin: ChangeEvent['origin'], table: ReadonlyMap<string, object>, sources?: ReadonlyMap<string, string>): void {
+    const event: ChangeEvent = sources !== undefined && sources.size > 0 ? { flavour: ref.flavour, type: ref.type, keys, origin, table, sources } : { flavour: ref.flavour, type: ref.type, keys, origin, table }
     // Each listener on its own: one that throws must not hide the change from the others.
     for (const listener of [...(this.emitter.events[name] ?? [])]) {
       try {
@@ -473,6 +486,8 @@ interface BatchResult {
   readonly written: Set<string>
   readonly deleted: Set<string>
   readonly touched: boolean
+  /** Changed keys whose last change in the batch was a merge from a link: that link (ChangeEvent.sources). */
+  readonly sources: Map<string, string>
 }
 
 /** Runs a batch on a draft over `table`: an operation that throws part-way is dropped and the others are replayed on a fresh draft. */
@@ -503,12 +518,18 @@ function summarize(draft: DraftTable<AnyEntry> | undefined, results: Map<Pending
   const keys = new Set<string>()
   const written = new Set<string>()
   const deleted = new Set<string>()
+  const sources = new Map<string, string>()
   let touched = false
-  for (const c of results.values()) {
+  // In batch order: a key changed by a later operation belongs to it, whether it came from a link or not.
+  for (const [p, c] of results) {
     touched ||= c.touched
-    for (const k of c.keys) keys.add(k)
+    for (const k of c.keys) {
+      keys.add(k)
+      if (p.source !== undefined) sources.set(k, p.source)
+      else sources.delete(k)
+    }
     for (const k of c.written) written.add(k)
     for (const k of c.deleted) deleted.add(k)
   }
-  return { draft, results, failed, keys, written, deleted, touched }
+  return { draft, results, failed, keys, written, deleted, touched, sources }
 }

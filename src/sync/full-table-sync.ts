@@ -5,6 +5,7 @@ import type { MultiWriterTable, Table } from '../core/types.js'
 import type { TableRef } from '../storage/table-store.js'
 import { gunzip, gzip, isGzip } from '../transport/gzip.js'
 import { decodeName } from './neighbour-name.js'
+import { MALLA_HEADER, MALLA_NAME_HEADER, MALLA_SYNC_HEADER } from './links/http-wire.js'
 import { SYNC_PAGE_CHARS } from './reconcile.js'
 import type { HttpPoster } from '../transport/http-poster.js'
 
@@ -12,16 +13,6 @@ import type { HttpPoster } from '../transport/http-poster.js'
  * LibreMesh's sync, as a client: POST the whole local table to a neighbour's endpoint, merge the
  * whole table it answers. One round trip leaves both sides with the same table.
  */
-
-export const ENDPOINT_PATHS = {
-  ttl: '/cgi-bin/shared-state/',
-  multiwriter: '/cgi-bin/shared-state-multiwriter/',
-} as const
-
-/** A neighbour's endpoint for one table, from its base URL (`http://[fe80::1%25br-lan]`, `http://10.0.0.1:8080/`). */
-export function endpointUrl(base: string, ref: TableRef): string {
-  return `${base.replace(/\/+$/, '')}${ENDPOINT_PATHS[ref.flavour]}${ref.type}`
-}
 
 export interface ExchangeOptions {
   readonly poster: HttpPoster
@@ -33,19 +24,6 @@ export interface ExchangeOptions {
 
 export const DEFAULT_TIMEOUT_MS = 3000
 
-/**
- * malla's capability header: every malla endpoint answer carries `x-malla: 1`, so a node learns from its
- * first ordinary (LibreMesh) sync whether a neighbour speaks malla. LibreMesh routers ignore unknown headers.
- */
-export const MALLA_HEADER = 'x-malla'
-export const MALLA_PROTOCOL_VERSION = '1'
-/** Beside it, the answering node's `--name` (URI-encoded): how a node learns its neighbours' names. */
-export const MALLA_NAME_HEADER = 'x-malla-name'
-/**
- * Sent with a partial table to ask a malla neighbour for a delta answer (`push`: only its corrections for the
- * keys sent, not its whole table). A partial table is still a valid LibreMesh sync, merged key by key.
- */
-export const MALLA_SYNC_HEADER = 'x-malla-sync'
 export const DEFAULT_MAX_REPLY_BYTES = 16 * 1024 * 1024
 
 /** What the neighbour answered: a table to merge, or nothing usable (a LibreMesh router's empty 200, say). */

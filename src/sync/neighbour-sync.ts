@@ -2,7 +2,8 @@ import type { Logger } from '../core/log.js'
 import type { Replica } from '../replica/replica.js'
 import { refKey, type TableRef } from '../storage/table-store.js'
 import type { HttpPoster } from '../transport/http-poster.js'
-import { endpointUrl, failedOutcome, pushEntries, syncTable, type SyncOutcome } from './full-table-sync.js'
+import { endpointUrl } from './links/http-wire.js'
+import { failedOutcome, pushEntries, syncTable, type SyncOutcome } from './full-table-sync.js'
 import { NotMallaError, reconcileTable } from './reconcile-client.js'
 
 export interface NeighbourSyncOptions {

@@ -8,7 +8,8 @@ import type { Replica } from '../replica/replica.js'
 import { followChanges, type FeedEvent } from '../transport/change-feed-client.js'
 import type { HttpPoster } from '../transport/http-poster.js'
 import { PushSocketClient, type SocketFactory } from '../transport/push-socket-client.js'
-import { endpointUrl, exchangeTable, type ExchangeReply } from './full-table-sync.js'
+import { endpointUrl } from './links/http-wire.js'
+import { exchangeTable, type ExchangeReply } from './full-table-sync.js'
 
 export type RouterKind = 'malla' | 'libremesh'
 

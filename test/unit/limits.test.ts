@@ -7,7 +7,8 @@ import type { TypeName } from '../../src/core/types.js'
 import { ChangeLog } from '../../src/replica/change-log.js'
 import { Replica } from '../../src/replica/replica.js'
 import { MemoryStore } from '../../src/storage/memory-store.js'
-import { baseAddress, isLocal, isLoopback, REQUEST_COST_BYTES, SourceLimits, type SourceLimitOptions } from '../../src/node/daemon/source-limits.js'
+import { baseAddress } from '../../src/transport/address.js'
+import { isLocal, isLoopback, REQUEST_COST_BYTES, SourceLimits, type SourceLimitOptions } from '../../src/node/daemon/source-limits.js'
 import { LogThrottle } from '../../src/node/log.js'
 
 const nested = (levels: number): unknown => JSON.parse(`${'['.repeat(levels)}${']'.repeat(levels)}`)

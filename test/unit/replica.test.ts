@@ -157,6 +157,23 @@ describe('Replica change events', () => {
     assert.equal(store.saves, savesBefore + 2)
   })
 
+  it('says which link brought each merged key, and forgets it for a key written here after it in the same batch', async () => {
+    const { replica, events } = setup()
+    const from = (data: Json, clock: string): Entry => ({ data, author: 'W2', bleachTTL: 30, clock })
+    // The first write is committed alone; the four after it, issued meanwhile, are one batch.
+    await Promise.all([
+      replica.insert(TYPE, [['z', 0]]),
+      replica.merge(TYPE, new Map([['a', from(1, '5')], ['b', from(2, '5')]]), 'link-1'),
+      replica.merge(TYPE, new Map([['c', from(3, '5')]]), 'link-2'),
+      replica.insert(TYPE, [['b', 'mine']]),
+      replica.merge(TYPE, new Map([['d', from(4, '5')]])),
+    ])
+    assert.equal(events.length, 2)
+    assert.equal(events[0]?.sources, undefined)
+    assert.deepEqual(events[1]?.keys, ['a', 'b', 'c', 'd'])
+    assert.deepEqual([...(events[1]?.sources ?? [])].sort(), [['a', 'link-1'], ['c', 'link-2']])
+  })
+
   it('carries the table as it stood right after the change, unaffected by later writes', async () => {
     const { replica } = setup()
     const tables: Array<ReadonlyMap<string, object>> = []

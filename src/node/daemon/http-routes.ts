@@ -6,22 +6,23 @@ import {
   parseInsertValues,
   parseJsonText,
   parseKeyList,
-  parseMultiWriterTable,
-  parseTable,
   parseTtl,
   parseTypeName,
   serializeTable,
 } from '../../core/schema.js'
-import { pushCorrections } from '../../sync/push-corrections.js'
-import type { Entry, Flavour, MultiWriterTable, Table } from '../../core/types.js'
+import type { Flavour } from '../../core/types.js'
 import type { ChangeStreams } from './change-stream.js'
-import { isLocal, normalizeAddress, type SourceLimits, type Ticket } from './source-limits.js'
+import { normalizeAddress } from '../../transport/address.js'
+import { isLocal, type SourceLimits, type Ticket } from './source-limits.js'
 import type { LogThrottle } from '../log.js'
 import type { Replica } from '../../replica/replica.js'
 import type { TableRef } from '../../storage/table-store.js'
-import { MALLA_HEADER, MALLA_NAME_HEADER, MALLA_PROTOCOL_VERSION, MALLA_SYNC_HEADER, type SyncOutcome } from '../../sync/full-table-sync.js'
+import type { SyncOutcome } from '../../sync/full-table-sync.js'
+import { httpSourceId, MALLA_HEADER, MALLA_NAME_HEADER, MALLA_PROTOCOL_VERSION, MALLA_SYNC_HEADER } from '../../sync/links/http-wire.js'
 import type { NeighbourInfo, Traffic } from '../../sync/neighbour-sync.js'
-import { answerSummary, parseReconcileEntries, parseReconcileRequest, pick } from '../../sync/reconcile.js'
+import { reconcileRequest, replyBody, tableRequest, type SyncRequest } from '../../sync/messages.js'
+import { answer } from '../../sync/responder.js'
+import { decodeName } from '../../sync/neighbour-name.js'
 import type { WorkBudget } from '../../sync/work-budget.js'
 import { isBundleFile, serveBundleFile, type BrowserBundle } from './browser-bundle.js'
 import { readBody } from './http-body.js'
@@ -175,19 +176,21 @@ async function libremeshEndpoint(
   const received = await readBody(req, ctx.maxBodyBytes, gzipped, ticket.charge, TOO_LARGE_ADVICE)
   // An empty body asks for our table without offering anything (LibreMesh merges "nothing" too).
   const value = received.trim() === '' ? {} : parseJsonText(received, 'body')
-  const remote: ReadonlyMap<string, object> = flavour === 'ttl' ? parseTable(value, 'body') : parseMultiWriterTable(value, 'body')
-  const snapshot =
-    flavour === 'ttl'
-      ? await ctx.replica.merge(type, remote as Table)
-      : await ctx.replica.mergeMultiWriter(type, remote as MultiWriterTable)
   // A malla push gets only our corrections: our copy of each key sent wherever it is not the copy sent.
   const push = req.headers[MALLA_SYNC_HEADER] === 'push'
-  const text = push ? serializeTable(pushCorrections(remote, snapshot.table)) : snapshot.text
-  const body = Buffer.from(text + '\n')
+  const request = tableRequest(push ? 'push' : 'table', { flavour, type }, value, 'body')
+  const { reply, changed } = await answer(ctx.replica, request, { source: sourceOf(req, caller) })
+  const body = Buffer.from(replyBody(reply) + '\n')
   ticket.debit(body.byteLength)
   res.writeHead(200, { 'content-type': 'application/json', ...mallaHeaders(ctx) })
   res.end(gzipped ? gzipSync(body) : body)
-  ctx.log.debug(push ? 'served push' : 'served sync', { flavour, type, from: caller.address, keys: remote.size, changed: snapshot.changed.length, ms: Date.now() - started })
+  ctx.log.debug(push ? 'served push' : 'served sync', { flavour, type, from: caller.address, keys: request.t === 'push' || request.t === 'table' ? request.entries.size : 0, changed: changed.length, ms: Date.now() - started })
+}
+
+/** The link a request came from, for ChangeEvent.sources: its address, and the name a malla node sends. */
+function sourceOf(req: IncomingMessage, caller: Caller): string {
+  const name = req.headers[MALLA_NAME_HEADER]
+  return httpSourceId(caller.address, typeof name === 'string' ? decodeName(name) : undefined)
 }
 
 /**
@@ -197,41 +200,19 @@ async function libremeshEndpoint(
 async function reconcileEndpoint(ctx: RouteContext, req: IncomingMessage, res: ServerResponse, ticket: Ticket, caller: Caller): Promise<void> {
   const who = caller.address
   ctx.budget.charge(who, 1)
-  let parsed: ReturnType<typeof parseReconcileRequest>
+  let request: SyncRequest
   try {
     const text = await readBody(req, ctx.maxBodyBytes, false, ticket.charge)
-    parsed = parseReconcileRequest(parseJsonText(text, 'body'))
+    request = reconcileRequest(parseJsonText(text, 'body'))
   } catch (e) {
     if (isMallaError(e, 'BAD_INPUT') || isMallaError(e, 'TOO_LARGE')) ctx.budget.penalize(who, BAD_INPUT_PENALTY)
     throw e
   }
-  const ref: TableRef = { flavour: parsed.request.flavour, type: parseTypeName(parsed.request.type) }
-  if (parsed.round === 1) {
-    const snapshot = await ctx.replica.read(ref)
-    ctx.budget.charge(who, snapshot.table.size + parsed.request.buckets)
-    const summary = JSON.stringify(answerSummary(parsed.request, snapshot.table as ReadonlyMap<string, Entry>))
-    ticket.debit(summary.length)
-    return sendText(res, 200, summary, mallaHeaders(ctx))
-  }
-  const { entries, want } = parsed.request
-  ctx.budget.charge(who, Object.keys(entries).length + want.length)
-  let incoming: ReadonlyMap<string, object>
-  try {
-    incoming = parseReconcileEntries(ref.flavour, entries, 'entries')
-  } catch (e) {
-    ctx.budget.penalize(who, BAD_INPUT_PENALTY)
-    throw e
-  }
-  const merged =
-    ref.flavour === 'ttl'
-      ? await ctx.replica.merge(ref.type, incoming as Table)
-      : await ctx.replica.mergeMultiWriter(ref.type, incoming as MultiWriterTable)
-  const answer = pick(merged.table as ReadonlyMap<string, Entry>, want)
-  const text = `{"v":1,"entries":${serializeTable(answer.entries)}${answer.more ? ',"more":true' : ''}}\n`
+  const { reply, changed } = await answer(ctx.replica, request, { source: sourceOf(req, caller), charge: (units) => ctx.budget.charge(who, units) })
+  const text = replyBody(reply)
   ticket.debit(text.length)
-  res.writeHead(200, { 'content-type': 'application/json', ...mallaHeaders(ctx) })
-  res.end(text)
-  ctx.log.debug('served reconcile', { type: ref.type, from: who, received: incoming.size, changed: merged.changed.length, sent: want.length })
+  sendText(res, 200, text, mallaHeaders(ctx))
+  ctx.log.debug('served reconcile', { type: request.ref.type, round: request.t, from: who, changed: changed.length })
 }
 
 /**

@@ -23,7 +23,8 @@ import { handleRequest } from './http-routes.js'
 import { PushSockets } from './push-socket.js'
 import { LogThrottle } from '../log.js'
 import { CHANGE_STREAM_LIMITS, ChangeStreams, type ChangeStreamLimits } from './change-stream.js'
-import { baseAddress, isLocal, normalizeAddress, SOURCE_LIMITS, SourceLimits, type SourceLimitOptions } from './source-limits.js'
+import { baseAddress, normalizeAddress } from '../../transport/address.js'
+import { isLocal, SOURCE_LIMITS, SourceLimits, type SourceLimitOptions } from './source-limits.js'
 import { StunResponder } from './stun-responder.js'
 
 export interface PeerDaemonOptions {

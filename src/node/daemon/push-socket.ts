@@ -3,9 +3,10 @@ import type { Duplex } from 'node:stream'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 import { asMallaError, MallaError } from '../../core/errors.js'
 import type { Logger } from '../../core/log.js'
-import { parseJsonText, parseTable, parseTypeName, serializeTable } from '../../core/schema.js'
+import { parseJsonText, parseTypeName } from '../../core/schema.js'
 import type { Replica } from '../../replica/replica.js'
-import { pushCorrections } from '../../sync/push-corrections.js'
+import { replyBody, tableRequest } from '../../sync/messages.js'
+import { answer } from '../../sync/responder.js'
 import { PUSH_SOCKET_PATH } from '../../transport/push-socket-client.js'
 import type { LogThrottle } from '../log.js'
 import { isLocal, type SourceLimits, type Ticket } from './source-limits.js'
@@ -29,6 +30,7 @@ export class PushSockets {
   private readonly server: WebSocketServer
   private readonly alive = new WeakMap<WebSocket, boolean>()
   private readonly timer: ReturnType<typeof setInterval>
+  private opened = 0
 
   constructor(private readonly options: { replica: Replica; maxFrameBytes: number; log: Logger; limits: SourceLimits; logThrottle: LogThrottle }) {
     this.server = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes, perMessageDeflate: false })
@@ -64,6 +66,8 @@ export class PushSockets {
     const local = req.socket ? isLocal(req.socket) : false
     let bad = 0
     let inFlight = 0
+    // Each socket is a link of its own: what it pushes is not sent back to it.
+    const source = `ws ${++this.opened}`
     this.alive.set(socket, true)
     socket.on('pong', () => this.alive.set(socket, true))
     socket.on('error', (e) => this.warn(from, 'push socket error', { error: e.message }))
@@ -83,7 +87,7 @@ export class PushSockets {
         return socket.close(1013, 'over budget')
       }
       if (++inFlight >= MAX_FRAMES_IN_FLIGHT) socket.pause()
-      void this.frame(isBinary ? undefined : data.toString()).then(({ reply, id, error }) => {
+      void this.frame(isBinary ? undefined : data.toString(), source).then(({ reply, id, error }) => {
         ticket?.end()
         if (inFlight-- === MAX_FRAMES_IN_FLIGHT) socket.resume()
         if (error !== undefined) {
@@ -106,7 +110,7 @@ export class PushSockets {
   }
 
   /** One frame, `{"id", "type", "entries"}`, merged into the TTL table `type`; the reply's text. Never throws. */
-  private async frame(text: string | undefined): Promise<{ reply: string; id: number | null; error?: string }> {
+  private async frame(text: string | undefined, source: string): Promise<{ reply: string; id: number | null; error?: string }> {
     let id: number | null = null
     try {
       if (text === undefined) throw new MallaError('BAD_INPUT', 'push frames are text (JSON), not binary')
@@ -115,9 +119,8 @@ export class PushSockets {
       if (!Number.isSafeInteger(value.id) || (value.id as number) < 0) throw new MallaError('BAD_INPUT', 'a push frame needs an "id": a whole number ≥ 0')
       id = value.id as number
       const type = parseTypeName(typeof value.type === 'string' ? value.type : '')
-      const sent = parseTable(value.entries, 'push frame entries')
-      const snapshot = await this.options.replica.merge(type, sent)
-      return { id, reply: `{"id":${id},"entries":${serializeTable(pushCorrections(sent, snapshot.table))}}` }
+      const { reply } = await answer(this.options.replica, tableRequest('push', { flavour: 'ttl', type }, value.entries, 'push frame entries'), { source })
+      return { id, reply: `{"id":${id},"entries":${replyBody(reply)}}` }
     } catch (e) {
       const error = asMallaError(e)
       return { id, error: error.message, reply: JSON.stringify({ id, error: { code: error.code, message: error.message } }) }

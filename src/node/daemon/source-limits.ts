@@ -1,5 +1,6 @@
 import { MallaError } from '../../core/errors.js'
 import { WorkBudget } from '../../sync/work-budget.js'
+import { normalizeAddress } from '../../transport/address.js'
 
 export interface SourceLimitOptions {
   /** Sustained bytes per second one address may send (bodies, frames, plus a fixed cost per request) or make the daemon answer. */
@@ -113,11 +114,6 @@ export class SourceLimits {
   }
 }
 
-/** An address as a socket reports it, compared plainly: no IPv4-mapped prefix, no zone, lower case. */
-export function normalizeAddress(address: string): string {
-  return address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '').replace(/%.*$/, '').toLowerCase()
-}
-
 /**
  * Whether a connection comes from this machine: from a loopback address, or from the very address it
  * reached (the kernel gives a connection to one of this host's own addresses that address as its source).
@@ -132,12 +128,4 @@ export function isLocal(socket: { readonly remoteAddress?: string; readonly loca
 export function isLoopback(address: string): boolean {
   const a = normalizeAddress(address)
   return a === '::1' || /^127\.\d+\.\d+\.\d+$/.test(a)
-}
-
-/** The host part of a neighbour's base URL (`http://[fe80::1%25br-lan]:8080` → `fe80::1`), normalised. */
-export function baseAddress(base: string): string | undefined {
-  // Not WHATWG URL: it refuses the zone of a link-local address, which neighbours found on a link have.
-  const m = /^https?:\/\/(?:\[([^\]]+)\]|([^/:?#]+))(?::\d+)?(?:[/?#]|$)/i.exec(base)
-  if (!m) return undefined
-  return normalizeAddress((m[1] ?? m[2] ?? '').replace(/%25.*$/, ''))
 }
