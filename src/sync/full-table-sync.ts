@@ -1,12 +1,10 @@
 import { isMallaError, MallaError } from '../core/errors.js'
-import { parseMultiWriterTable, parseTable, serializeTable } from '../core/schema.js'
+import { FLAVOURS } from '../core/flavours.js'
 import type { Replica } from '../replica/replica.js'
-import type { MultiWriterTable, Table } from '../core/types.js'
 import type { TableRef } from '../storage/table-store.js'
 import { gunzip, gzip, isGzip } from '../transport/gzip.js'
 import { decodeName } from './neighbour-name.js'
 import { MALLA_HEADER, MALLA_NAME_HEADER, MALLA_SYNC_HEADER } from './links/http-wire.js'
-import { SYNC_PAGE_CHARS } from './reconcile.js'
 import type { HttpPoster } from '../transport/http-poster.js'
 
 /**
@@ -43,6 +41,8 @@ export type ExchangeReply =
 export interface ExchangeRequest {
   /** Ask a malla neighbour for only its corrections to the entries sent (see MALLA_SYNC_HEADER). */
   readonly push?: boolean
+  /** This node's name, for a malla receiver (MALLA_NAME_HEADER): it then knows which neighbour a change came from. */
+  readonly from?: string
 }
 
 const encoder = new TextEncoder()
@@ -62,7 +62,11 @@ export async function exchangeTable(url: string, text: string, options: Exchange
   const reply = await options.poster.post({
     url,
     body,
-    headers: request.push ? { 'content-type': 'application/json', [MALLA_SYNC_HEADER]: 'push' } : { 'content-type': 'application/json' },
+    headers: {
+      'content-type': 'application/json',
+      ...(request.push ? { [MALLA_SYNC_HEADER]: 'push' } : {}),
+      ...(request.from ? { [MALLA_NAME_HEADER]: encodeURIComponent(request.from) } : {}),
+    },
     timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     maxReplyBytes,
   })
@@ -115,55 +119,14 @@ export async function syncTable(replica: Replica, ref: TableRef, url: string, op
   return mergeReply(replica, ref, url, reply)
 }
 
-/**
- * Pushes some entries of a table to a malla neighbour, which merges them and answers only where its copy
- * is better than the one pushed; those corrections are merged here. A change thus costs its own size on
- * each link, whatever the table's size. Many entries go in pages (SYNC_PAGE_CHARS each), one after the
- * other, so no push needs a body limit larger than the default.
- */
-export async function pushEntries(
-  replica: Replica,
-  ref: TableRef,
-  url: string,
-  entries: ReadonlyMap<string, object>,
-  options: ExchangeOptions,
-): Promise<SyncOutcome> {
-  let total: SyncOutcome | undefined
-  for (const page of pages(entries)) {
-    const reply = await exchangeTable(url, serializeTable(page), options, { push: true })
-    const outcome = await mergeReply(replica, ref, url, reply)
-    total = total === undefined ? outcome : { ...outcome, keys: [...total.keys, ...outcome.keys], bytesSent: total.bytesSent + outcome.bytesSent, bytesReceived: total.bytesReceived + outcome.bytesReceived, skipped: total.skipped ?? outcome.skipped }
-  }
-  return total ?? { url, keys: [], bytesSent: 0, bytesReceived: 0, malla: true }
-}
-
-/** Entries cut into maps of at most SYNC_PAGE_CHARS of JSON each (an entry larger than that alone). */
-function* pages(entries: ReadonlyMap<string, object>): Generator<Map<string, object>> {
-  let page = new Map<string, object>()
-  let chars = 0
-  for (const [key, entry] of entries) {
-    const size = key.length + JSON.stringify(entry).length + 4
-    if (page.size > 0 && chars + size > SYNC_PAGE_CHARS) {
-      yield page
-      page = new Map()
-      chars = 0
-    }
-    page.set(key, entry)
-    chars += size
-  }
-  if (page.size > 0) yield page
-}
-
 async function mergeReply(replica: Replica, ref: TableRef, url: string, reply: ExchangeReply): Promise<SyncOutcome> {
   const sizes = { bytesSent: reply.bytesSent, bytesReceived: reply.bytesReceived, malla: reply.malla, ...(reply.name ? { name: reply.name } : {}) }
   if (reply.kind === 'empty') return { url, keys: [], skipped: reply.reason, ...sizes }
   try {
     const what = `answer from ${url}`
-    const table = ref.flavour === 'ttl' ? parseTable(reply.value, what) : parseMultiWriterTable(reply.value, what)
-    // Most push answers are `{}` (nothing to correct): no need to queue behind this table's writes for that.
+    const table = FLAVOURS[ref.flavour].parse(reply.value, what)
     if (table.size === 0) return { url, keys: [], ...sizes }
-    const merged = ref.flavour === 'ttl' ? await replica.merge(ref.type, table as Table) : await replica.mergeMultiWriter(ref.type, table as MultiWriterTable)
-    return { url, keys: merged.changed, ...sizes }
+    return { url, keys: (await replica.mergeInto(ref, table)).changed, ...sizes }
   } catch (e) {
     if (isMallaError(e, 'BAD_INPUT')) return { url, keys: [], skipped: e.message, ...sizes }
     throw e

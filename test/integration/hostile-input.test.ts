@@ -238,8 +238,10 @@ test('a 10,000-entry table reaches a neighbour that joins late, with the default
   await waitFor(async () => Object.keys(await table(b.base, 'hosts')).length === 10_000, 'B holds all 10,000 entries', 60_000, 250)
   assert.deepEqual(b.log.filter((l) => /status=413|\b413\b|too large/i.test(l)), [])
   // A LibreMesh router has only the whole-table sync: over the limit it is refused, and the log says what to set.
-  const whole = await post(`${b.base}/cgi-bin/shared-state/hosts`, (await runCli(['get', 'hosts', '--url', a.base])).stdout)
-  assert.equal(whole.status, 413)
+  // B answers 413 and closes as soon as the body passes the limit: the client may still be sending then, and
+  // see the connection reset instead of the answer. Either way the whole table was refused.
+  const whole = await post(`${b.base}/cgi-bin/shared-state/hosts`, (await runCli(['get', 'hosts', '--url', a.base])).stdout).catch((e: Error) => ({ status: e.message }))
+  assert.ok(whole.status === 413 || whole.status === 'fetch failed', `refused: ${whole.status}`)
   await b.waitForLog(/status=413 .*raise --max-body/)
 })
 

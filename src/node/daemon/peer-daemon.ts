@@ -164,6 +164,7 @@ export class PeerDaemon {
       timeoutMs: options.requestTimeoutMs,
       debounceMs: options.syncDebounceMs,
       log,
+      name: options.name,
       mode: options.mode,
       onNeighbours: () => this.scheduleLinks(),
     })

@@ -1,0 +1,336 @@
+import type { Unsubscribe } from 'nanoevents'
+import type { Logger } from '../core/log.js'
+import type { Entry } from '../core/types.js'
+import type { ChangeEvent, Replica } from '../replica/replica.js'
+import { refKey, type TableRef } from '../storage/table-store.js'
+import { pushTo, reconcileWith, sendWhole, type Exchanged } from './initiator.js'
+import { NotMallaError, type LinkTraffic, type SyncLink } from './links/link.js'
+import type { SyncOutcome } from './full-table-sync.js'
+
+/**
+ * What a node sends over its links, and to whom:
+ * - 'relay' (a router): every change goes to every link but the one it came from;
+ * - 'leaf' (a page, a Node peer behind one router): only the entries this node wrote leave it, which keeps it
+ *   from bringing back entries the routers have already aged out.
+ */
+export interface SyncPolicy {
+  readonly role: 'relay' | 'leaf'
+  /** Which tables travel on these links (every one by default). */
+  readonly carries?: (ref: TableRef) => boolean
+}
+
+export interface SyncEngineOptions {
+  readonly replica: Replica
+  readonly policy: SyncPolicy
+  readonly log: Logger
+  /** Changes arriving within this delay go out together. */
+  readonly debounceMs: number
+  /**
+   * 'malla' (default): push changes at once, reconcile with malla far ends. 'libremesh': behave as a LibreMesh
+   * router does, whole-table sync on each `repairAll()` and nothing in between (the benchmarks' baseline).
+   */
+  readonly mode?: 'malla' | 'libremesh'
+  /** Pause after a failed exchange with a link, doubled on each failure in a row up to `maxBackoffMs`. */
+  readonly minBackoffMs?: number
+  readonly maxBackoffMs?: number
+  /** Called when what is known of a link changes (what it speaks, its name, an error, back to health). */
+  readonly onLinkState?: (link: SyncLink) => void
+}
+
+/** What the engine knows of one link's health. */
+export interface LinkHealth {
+  readonly lastOkAt: number | undefined
+  readonly lastError: string | undefined
+}
+
+interface Repair {
+  readonly ref: TableRef
+  readonly waiters: Array<(outcome: SyncOutcome) => void>
+}
+
+/** One link's own queue: a slow or dead far end waits here, and nowhere else. */
+interface LinkQueue {
+  readonly link: SyncLink
+  /** Per table, the entries waiting to be pushed (a newer copy of a key replaces the older). */
+  readonly pushes: Map<string, { ref: TableRef; entries: Map<string, object> }>
+  /** Per table, a repair (reconciliation, or LibreMesh's whole-table sync) waiting, with whoever awaits it. */
+  readonly repairs: Map<string, Repair>
+  running: Promise<void> | undefined
+  timer: ReturnType<typeof setTimeout> | undefined
+  /** Exchanges that failed in a row: the pause before the next one grows with it. */
+  failures: number
+  lastOkAt: number | undefined
+  lastError: string | undefined
+  /** Cuts a backoff pause short (stop, removal). */
+  wake: (() => void) | undefined
+  closed: boolean
+}
+
+/**
+ * One sync engine for every link. A change here goes out on each link through that link's queue: pushed at
+ * once to a far end that speaks malla (coalesced while an exchange is in flight), as a repair to one that
+ * does not or that just failed. `repairAll()` (called periodically by the owner) reconciles every table with
+ * every link, so lost pushes and partitions heal. Links never wait for each other.
+ */
+export class SyncEngine {
+  private readonly queues = new Map<SyncLink, LinkQueue>()
+  private off: Unsubscribe | undefined
+  private stopped = false
+  private readonly mode: 'malla' | 'libremesh'
+  /** Traffic of links removed since, so totals never go down. */
+  private readonly gone = { exchanges: 0, bytesSent: 0, bytesReceived: 0 }
+
+  constructor(private readonly options: SyncEngineOptions) {
+    this.mode = options.mode ?? 'malla'
+  }
+
+  start(): void {
+    if (this.mode === 'libremesh') return
+    // 'applied', not 'change': a change leaves while it is still being saved here.
+    this.off = this.options.replica.on('applied', (event) => this.changed(event))
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    this.off?.()
+    for (const q of this.queues.values()) {
+      clearTimeout(q.timer)
+      q.wake?.()
+    }
+    await Promise.allSettled([...this.queues.values()].map((q) => q.running))
+  }
+
+  /** Adds a link and (unless told not to) repairs every table with it at once, so a far end that just appeared catches up. */
+  add(link: SyncLink, catchUp = true): void {
+    if (this.stopped || this.queues.has(link)) return
+    const q: LinkQueue = { link, pushes: new Map(), repairs: new Map(), running: undefined, timer: undefined, failures: 0, lastOkAt: undefined, lastError: undefined, wake: undefined, closed: false }
+    this.queues.set(link, q)
+    if (catchUp && this.mode === 'malla') void this.options.replica.list().then((refs) => refs.filter((r) => this.carries(r)).forEach((ref) => void this.repair(q, ref)))
+  }
+
+  remove(link: SyncLink): void {
+    const q = this.queues.get(link)
+    if (q === undefined) return
+    this.queues.delete(link)
+    q.closed = true
+    clearTimeout(q.timer)
+    q.wake?.()
+    const t = link.traffic
+    this.gone.exchanges += t.exchanges
+    this.gone.bytesSent += t.bytesSent
+    this.gone.bytesReceived += t.bytesReceived
+    link.close()
+  }
+
+  links(): SyncLink[] {
+    return [...this.queues.keys()]
+  }
+
+  health(link: SyncLink): LinkHealth {
+    const q = this.queues.get(link)
+    return { lastOkAt: q?.lastOkAt, lastError: q?.lastError }
+  }
+
+  traffic(): LinkTraffic {
+    const total = { ...this.gone }
+    for (const link of this.queues.keys()) {
+      const t = link.traffic
+      total.exchanges += t.exchanges
+      total.bytesSent += t.bytesSent
+      total.bytesReceived += t.bytesReceived
+    }
+    return total
+  }
+
+  /** Repairs one table with every link now; resolves with each link's outcome. */
+  syncNow(ref: TableRef): Promise<SyncOutcome[]> {
+    return Promise.all([...this.queues.values()].map((q) => this.repair(q, ref)))
+  }
+
+  /**
+   * Brings every table in step with every link: the periodic repair of whatever pushes missed (lost messages,
+   * partitions, restarts). Each link works through its own queue, so a dead one delays none of the others.
+   */
+  async repairAll(): Promise<void> {
+    if (this.queues.size === 0) return
+    const refs = (await this.options.replica.list()).filter((r) => this.carries(r))
+    await Promise.all([...this.queues.values()].flatMap((q) => refs.map((ref) => this.repair(q, ref))))
+  }
+
+  private carries(ref: TableRef): boolean {
+    return this.options.policy.carries?.(ref) ?? true
+  }
+
+  /** A change here: its entries join each link's queue, except where they came from. */
+  private changed(event: ChangeEvent): void {
+    if (this.stopped || this.queues.size === 0) return
+    const ref: TableRef = { flavour: event.flavour, type: event.type }
+    if (!this.carries(ref)) return
+    const leaf = this.options.policy.role === 'leaf'
+    const author = this.options.replica.author
+    for (const q of this.queues.values()) {
+      const entries = new Map<string, object>()
+      for (const key of event.keys) {
+        // Keys dropped by bleach have nothing to send: bleach is every node's own business.
+        const entry = event.table.get(key)
+        if (entry === undefined || event.sources?.get(key) === q.link.id) continue
+        if (leaf && (entry as Entry).author !== author) continue
+        entries.set(key, entry)
+      }
+      if (entries.size === 0) continue
+      // A far end not heard from, one that speaks LibreMesh only, or one that just failed gets a repair:
+      // it tells what the far end speaks, and covers everything a failed push would have carried.
+      if (q.link.speaks !== 'malla' || q.failures > 0) {
+        void this.repair(q, ref)
+        continue
+      }
+      const key = refKey(ref)
+      const pending = q.pushes.get(key)
+      if (pending) for (const [k, v] of entries) pending.entries.set(k, v)
+      else q.pushes.set(key, { ref, entries })
+      this.kick(q, true)
+    }
+  }
+
+  /** Queues a repair of `ref` with one link (one per table at a time); resolves when it has run. */
+  private repair(q: LinkQueue, ref: TableRef): Promise<SyncOutcome> {
+    return new Promise((resolve) => {
+      if (this.stopped || q.closed) return resolve(this.outcome(q, { keys: [], skipped: 'sync stopped' }, undefined))
+      const key = refKey(ref)
+      const pending = q.repairs.get(key)
+      if (pending) pending.waiters.push(resolve)
+      else q.repairs.set(key, { ref, waiters: [resolve] })
+      this.kick(q, false)
+    })
+  }
+
+  /** Starts the link's loop unless it runs; pushes wait `debounceMs` first, so a burst leaves together. */
+  private kick(q: LinkQueue, debounce: boolean): void {
+    if (q.running || this.stopped || q.closed) return
+    if (debounce && this.options.debounceMs > 0) {
+      q.timer ??= setTimeout(() => {
+        q.timer = undefined
+        this.kick(q, false)
+      }, this.options.debounceMs)
+      return
+    }
+    clearTimeout(q.timer)
+    q.timer = undefined
+    q.running = this.drain(q).finally(() => {
+      q.running = undefined
+      // Work queued after the loop's last look at the queue.
+      if ((q.pushes.size > 0 || q.repairs.size > 0) && !this.stopped && !q.closed) this.kick(q, false)
+    })
+  }
+
+  /** One link's loop: pushes first (someone may be waiting for them), then repairs, one exchange at a time. */
+  private async drain(q: LinkQueue): Promise<void> {
+    while (!this.stopped && !q.closed) {
+      if (q.failures > 0) await this.pause(q)
+      if (this.stopped || q.closed) break
+      const push = first(q.pushes)
+      if (push) {
+        q.pushes.delete(refKey(push.ref))
+        if (q.link.speaks === 'malla' && q.failures === 0) await this.exchange(q, push.ref, 'push', push.entries)
+        else void this.repair(q, push.ref)
+        continue
+      }
+      const repair = first(q.repairs)
+      if (!repair) break
+      q.repairs.delete(refKey(repair.ref))
+      const outcome = await this.exchange(q, repair.ref, 'repair', undefined)
+      for (const resolve of repair.waiters) resolve(outcome)
+    }
+    // Whoever still waits on a link that stopped hears so.
+    if (this.stopped || q.closed) {
+      for (const r of q.repairs.values()) for (const resolve of r.waiters) resolve(this.outcome(q, { keys: [], skipped: 'sync stopped' }, undefined))
+      q.repairs.clear()
+      q.pushes.clear()
+    }
+  }
+
+  private pause(q: LinkQueue): Promise<void> {
+    const min = this.options.minBackoffMs ?? 250
+    const ms = Math.min(this.options.maxBackoffMs ?? 5000, min * 2 ** Math.min(q.failures - 1, 16))
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms)
+      function done() {
+        clearTimeout(timer)
+        q.wake = undefined
+        resolve()
+      }
+      q.wake = done
+    })
+  }
+
+  /**
+   * One exchange with one link: a push of `entries`, or a repair (reconciliation with a far end that may speak
+   * malla; LibreMesh's whole-table sync with one that does not, or in LibreMesh mode).
+   */
+  private async exchange(q: LinkQueue, ref: TableRef, what: 'push' | 'repair', entries: ReadonlyMap<string, object> | undefined): Promise<SyncOutcome> {
+    const { log, replica } = this.options
+    const link = q.link
+    const before = link.traffic
+    const speaksBefore = link.speaks
+    let how: 'push' | 'reconcile' | 'sync' = what === 'push' ? 'push' : this.mode === 'malla' && link.speaks !== 'libremesh' ? 'reconcile' : 'sync'
+    let result: Exchanged
+    try {
+      if (how === 'push') result = await pushTo(replica, link, ref, entries as ReadonlyMap<string, object>)
+      else if (how === 'reconcile') {
+        try {
+          result = await reconcileWith(replica, link, ref)
+        } catch (e) {
+          if (!(e instanceof NotMallaError)) throw e
+          // A LibreMesh router: it gets what LibreMesh routers get, the whole table.
+          how = 'sync'
+          result = await sendWhole(replica, link, ref, this.leafEntries((await replica.read(ref)).table))
+        }
+      } else result = await sendWhole(replica, link, ref, this.leafEntries((await replica.read(ref)).table))
+    } catch (e) {
+      const error = (e as Error).message
+      log.warn(`${how} failed`, { type: ref.type, url: link.label, error })
+      const changed = q.lastError === undefined
+      q.lastError = error
+      q.failures++
+      // What a failed push carried is covered by a repair once the link answers again.
+      if (what === 'push') q.repairs.has(refKey(ref)) || q.repairs.set(refKey(ref), { ref, waiters: [] })
+      if (changed) this.options.onLinkState?.(link)
+      return this.outcome(q, { keys: [], skipped: error }, before)
+    }
+    if (result.skipped) log.warn('sync answer unusable', { type: ref.type, url: link.label, reason: result.skipped })
+    const outcome = this.outcome(q, result, before)
+    if (!result.skipped) log.debug({ push: 'pushed', reconcile: 'reconciled', sync: 'synced' }[how], { type: ref.type, url: link.label, changed: result.keys.length, sent: outcome.bytesSent, received: outcome.bytesReceived })
+    if (link.speaks !== speaksBefore && link.speaks !== undefined) log.info(link.speaks === 'malla' ? 'neighbour speaks malla' : 'neighbour speaks LibreMesh only', { peer: link.label })
+    const changed = q.lastError !== undefined || link.speaks !== speaksBefore
+    q.failures = 0
+    q.lastError = undefined
+    q.lastOkAt = Date.now()
+    if (changed) this.options.onLinkState?.(link)
+    return outcome
+  }
+
+  /** What a whole-table sync sends: all of it from a relay, this node's own entries from a leaf. */
+  private leafEntries(table: ReadonlyMap<string, object>): ReadonlyMap<string, object> {
+    if (this.options.policy.role === 'relay') return table
+    const author = this.options.replica.author
+    return new Map([...table].filter(([, e]) => (e as Entry).author === author))
+  }
+
+  private outcome(q: LinkQueue, result: Exchanged, before: LinkTraffic | undefined): SyncOutcome {
+    const after = q.link.traffic
+    return {
+      url: q.link.label,
+      keys: result.keys,
+      ...(result.skipped !== undefined ? { skipped: result.skipped } : {}),
+      bytesSent: before ? after.bytesSent - before.bytesSent : 0,
+      bytesReceived: before ? after.bytesReceived - before.bytesReceived : 0,
+      malla: q.link.speaks === 'malla',
+      ...(q.link.name ? { name: q.link.name } : {}),
+    }
+  }
+}
+
+function first<V>(map: Map<string, V>): V | undefined {
+  for (const v of map.values()) return v
+  return undefined
+}
