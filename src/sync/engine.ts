@@ -122,10 +122,6 @@ export class SyncEngine {
     link.close()
   }
 
-  links(): SyncLink[] {
-    return [...this.queues.keys()]
-  }
-
   health(link: SyncLink): LinkHealth {
     const q = this.queues.get(link)
     return { lastOkAt: q?.lastOkAt, lastError: q?.lastError }

@@ -2,7 +2,7 @@ import type { Entry } from '../core/types.js'
 import type { Replica } from '../replica/replica.js'
 import type { TableRef } from '../storage/table-store.js'
 import type { ReceivedReply, SyncLink } from './links/link.js'
-import { bucketCount, MAX_RECONCILE_KEYS, planExchange, SYNC_PAGE_CHARS, tableDigests } from './reconcile.js'
+import { bucketCount, entryChars, MAX_RECONCILE_KEYS, planExchange, SYNC_PAGE_CHARS, tableDigests } from './reconcile.js'
 
 /**
  * The asking half of the sync protocol, over any link: what a node sends, and how it merges the replies.
@@ -68,10 +68,10 @@ export async function reconcileWith(replica: Replica, link: SyncLink, ref: Table
     while (giving.length > 0 || wanting.length > 0) {
       const page = new Map<string, object>()
       let chars = 0
-      while (giving.length > 0 && (page.size === 0 || chars + entryChars(giving[0] as [string, object]) <= SYNC_PAGE_CHARS)) {
+      while (giving.length > 0 && (page.size === 0 || chars + entryChars(...(giving[0] as [string, object])) <= SYNC_PAGE_CHARS)) {
         const [key, entry] = giving.shift() as [string, object]
         page.set(key, entry)
-        chars += entryChars([key, entry])
+        chars += entryChars(key, entry)
       }
       const asked: string[] = []
       while (wanting.length > 0 && asked.length < MAX_RECONCILE_KEYS && (asked.length === 0 || chars + (wanting[0] as string).length + 3 <= SYNC_PAGE_CHARS)) {
@@ -107,7 +107,7 @@ function* pages(entries: ReadonlyMap<string, object>): Generator<Map<string, obj
   let page = new Map<string, object>()
   let chars = 0
   for (const [key, entry] of entries) {
-    const size = entryChars([key, entry])
+    const size = entryChars(key, entry)
     if (page.size > 0 && chars + size > SYNC_PAGE_CHARS) {
       yield page
       page = new Map()
@@ -117,9 +117,4 @@ function* pages(entries: ReadonlyMap<string, object>): Generator<Map<string, obj
     chars += size
   }
   if (page.size > 0) yield page
-}
-
-/** About how many characters an entry takes in a body: its key, its JSON, and the punctuation between. */
-function entryChars([key, entry]: [string, object]): number {
-  return key.length + JSON.stringify(entry).length + 4
 }

@@ -32,7 +32,7 @@ export type SyncReply =
   | { readonly t: 'entries'; readonly entries: string; readonly more: boolean }
 
 /** A table or push request from a received table (LibreMesh's endpoint body), validated with its flavour's schema. */
-export function tableRequest(t: 'table' | 'push', ref: TableRef, value: unknown, what: string): SyncRequest {
+export function tableRequest(t: 'table' | 'push', ref: TableRef, value: unknown, what: string): Extract<SyncRequest, { t: 'table' | 'push' }> {
   return { t, ref, entries: FLAVOURS[ref.flavour].parse(value, what) }
 }
 

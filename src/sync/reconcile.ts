@@ -2,7 +2,7 @@ import { sha256 } from '@noble/hashes/sha2'
 import * as v from 'valibot'
 import canonicalizeModule from 'canonicalize'
 import { badInput } from '../core/errors.js'
-import { parseMultiWriterTable, parseTable } from '../core/schema.js'
+import { FLAVOURS } from '../core/flavours.js'
 import type { Flavour, Json } from '../core/types.js'
 
 const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined
@@ -61,7 +61,7 @@ const itemHashes = new WeakMap<object, bigint>()
 export function itemHash(flavour: Flavour, key: string, entry: AnyEntry): bigint {
   const cached = itemHashes.get(entry)
   if (cached !== undefined) return cached
-  const version = flavour === 'ttl' ? String(entry.clock ?? '') : `${String(entry.changes)}:${String(entry.fortune)}`
+  const version = FLAVOURS[flavour].version(entry as never)
   const digest = sha256(encoder.encode(`${key}\u0000${entry.author}\u0000${version}\u0000${canonicalize(entry.data) ?? 'null'}`))
   let h = 0n
   for (let i = 0; i < 8; i++) h = (h << 8n) | BigInt(digest[i] as number)
@@ -185,11 +185,6 @@ export function planExchange(flavour: Flavour, table: ReadonlyMap<string, AnyEnt
   return { give, want }
 }
 
-/** Validates entries received in a reconcile exchange with the flavour's schema. */
-export function parseReconcileEntries(flavour: Flavour, entries: unknown, what: string): Map<string, AnyEntry> {
-  return flavour === 'ttl' ? parseTable(entries, what) : parseMultiWriterTable(entries, what)
-}
-
 /**
  * The answerer's copies of `want`, for round 2, as many as fit in `pageChars` (at least one); `more` when
  * some were left out, which the asker then asks for again.
@@ -200,10 +195,15 @@ export function pick(table: ReadonlyMap<string, AnyEntry>, want: readonly string
   for (const key of want) {
     const entry = table.get(key)
     if (entry === undefined) continue
-    const size = key.length + JSON.stringify(entry).length + 4
+    const size = entryChars(key, entry)
     if (entries.size > 0 && chars + size > pageChars) return { entries, more: true }
     entries.set(key, entry)
     chars += size
   }
   return { entries, more: false }
+}
+
+/** About how many characters an entry takes in a body: its key, its JSON, and the punctuation between. */
+export function entryChars(key: string, entry: object): number {
+  return key.length + JSON.stringify(entry).length + 4
 }

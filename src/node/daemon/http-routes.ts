@@ -184,7 +184,7 @@ async function libremeshEndpoint(
   ticket.debit(body.byteLength)
   res.writeHead(200, { 'content-type': 'application/json', ...mallaHeaders(ctx) })
   res.end(gzipped ? gzipSync(body) : body)
-  ctx.log.debug(push ? 'served push' : 'served sync', { flavour, type, from: caller.address, keys: request.t === 'push' || request.t === 'table' ? request.entries.size : 0, changed: changed.length, ms: Date.now() - started })
+  ctx.log.debug(push ? 'served push' : 'served sync', { flavour, type, from: caller.address, keys: request.entries.size, changed: changed.length, ms: Date.now() - started })
 }
 
 /** The link a request came from, for ChangeEvent.sources: its address, and the name a malla node sends. */
