@@ -100,8 +100,11 @@ export class SyncEngine {
     await Promise.allSettled([...this.queues.values()].map((q) => q.running))
   }
 
-  /** Adds a link and (unless told not to) repairs every table with it at once, so a far end that just appeared catches up. */
-  add(link: SyncLink, catchUp = true): void {
+  /**
+   * Adds a link and (unless told not to, or the link says its far end starts) repairs every table with it at
+   * once, so a far end that just appeared catches up.
+   */
+  add(link: SyncLink, catchUp = link.startsCatchUp ?? true): void {
     if (this.stopped || this.queues.has(link)) return
     const q: LinkQueue = { link, pushes: new Map(), repairs: new Map(), running: undefined, timer: undefined, failures: 0, lastOkAt: undefined, lastError: undefined, wake: undefined, closed: false }
     this.queues.set(link, q)

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 import { ip } from '../../src/node/lab/netns.js'
@@ -10,13 +10,13 @@ import type { TestOutcome } from './in-page/node-test.js'
 const IN_PAGE = fileURLToPath(new URL('./in-page/', import.meta.url))
 
 /**
- * test/conformance/rtc-suite.ts as it stands, bundled for the browser with `node:test`, `node:assert/strict`
- * and `node:timers/promises` swapped for in-page equivalents (test/e2e/in-page/), so the same suite that
- * werift passes runs against the browser adapter over Chromium's own RTCPeerConnection.
+ * A conformance suite as it stands (test/conformance/), bundled for the browser from its in-page entry with
+ * `node:test`, `node:assert/strict` and `node:timers/promises` swapped for in-page equivalents
+ * (test/e2e/in-page/), so the same suite that runs in Node runs against Chromium's own RTCPeerConnection.
  */
-async function suiteBundle(): Promise<string> {
+async function suiteBundle(entry: string): Promise<string> {
   const out = await build({
-    entryPoints: [`${IN_PAGE}rtc-suite-page.ts`],
+    entryPoints: [`${IN_PAGE}${entry}`],
     bundle: true,
     write: false,
     format: 'esm',
@@ -34,9 +34,10 @@ async function suiteBundle(): Promise<string> {
   return (out.outputFiles[0] as { text: string }).text
 }
 
-test('the RTC conformance suite passes against the browser adapter in Chromium', { timeout: 300_000 }, async (t) => {
+/** Runs a suite's in-page bundle in Chromium and reports each of its tests as a subtest of `t`. */
+async function runInPage(t: TestContext, entry: string, only: string | undefined): Promise<TestOutcome[]> {
   needsRoot(t)
-  const bundle = await suiteBundle()
+  const bundle = await suiteBundle(entry)
   // Chromium gathers candidates only on the interface of its default route: a namespace with a veth to a
   // second one, and its default route through it. Both peers live in the one page; nothing leaves the pair.
   const id = hex()
@@ -60,15 +61,25 @@ test('the RTC conformance suite passes against the browser adapter in Chromium',
   if (process.env.MALLA_TEST_LOG) page.on('console', (m) => process.stderr.write(`page: ${m.text()}\n`))
   await page.goto('about:blank')
   await page.addScriptTag({ content: bundle, type: 'module' })
-  await page.waitForFunction(() => typeof (globalThis as { runRtcSuite?: unknown }).runRtcSuite === 'function', undefined, { timeout: 10_000 })
-  const only = process.env.RTC_SUITE_ONLY
-  const outcomes = await page.evaluate((only) => (globalThis as unknown as { runRtcSuite(only?: string): Promise<TestOutcome[]> }).runRtcSuite(only ?? undefined), only ?? null)
-
-  if (only === undefined) assert.ok(outcomes.length >= 15, `the suite registered ${outcomes.length} tests in the page`)
+  await page.waitForFunction(() => typeof (globalThis as { runSuite?: unknown }).runSuite === 'function', undefined, { timeout: 10_000 })
+  const outcomes = await page.evaluate((only) => (globalThis as unknown as { runSuite(only?: string): Promise<TestOutcome[]> }).runSuite(only ?? undefined), only ?? null)
   for (const o of outcomes) {
     await t.test(o.name, (st) => {
       for (const d of o.diagnostics) st.diagnostic(d)
       if (!o.ok) assert.fail(`${o.error} (after ${o.ms.toFixed(0)} ms)`)
     })
   }
+  return outcomes
+}
+
+test('the RTC conformance suite passes against the browser adapter in Chromium', { timeout: 300_000 }, async (t) => {
+  const only = process.env.RTC_SUITE_ONLY
+  const outcomes = await runInPage(t, 'rtc-suite-page.ts', only)
+  if (only === undefined) assert.ok(outcomes.length >= 15, `the suite registered ${outcomes.length} tests in the page`)
+})
+
+test('the sync-link conformance suite passes over data channels in Chromium', { timeout: 300_000 }, async (t) => {
+  const only = process.env.SYNC_SUITE_ONLY
+  const outcomes = await runInPage(t, 'sync-suite-page.ts', only)
+  if (only === undefined) assert.ok(outcomes.length >= 7, `the suite registered ${outcomes.length} tests in the page`)
 })

@@ -39,6 +39,11 @@ export interface SyncLink {
   readonly name: string | undefined
   readonly traffic: LinkTraffic
   /**
+   * Whether this side reconciles every table when the link is added (true when absent). Both ends of a
+   * two-way link add it at once, and one reconciliation carries both ways: one end starting it is enough.
+   */
+  readonly startsCatchUp?: boolean
+  /**
    * Carries one request and resolves with its reply. Rejects with a MallaError (PEER) when no reply came,
    * and with NotMallaError when the request needs malla and the far end does not speak it.
    */

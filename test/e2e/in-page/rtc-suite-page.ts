@@ -8,4 +8,4 @@ import { runRegistered } from './node-test.js'
 
 const factory = browserRtcFactory()
 rtcSuite('browser ↔ browser (Chromium, one page)', async () => ({ offerer: factory, answerer: factory }))
-;(globalThis as unknown as { runRtcSuite: typeof runRegistered }).runRtcSuite = runRegistered
+;(globalThis as unknown as { runSuite: typeof runRegistered }).runSuite = runRegistered

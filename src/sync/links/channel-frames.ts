@@ -1,0 +1,132 @@
+import * as v from 'valibot'
+import { badInput, isErrorCode, type ErrorCode } from '../../core/errors.js'
+import { FLAVOURS } from '../../core/flavours.js'
+import { parseJsonText, parseTypeName, serializeTable } from '../../core/schema.js'
+import type { TableRef } from '../../storage/table-store.js'
+import { reconcileBody, reconcileRequest, SYNC_VERSION, tableRequest, type SyncReply, type SyncRequest } from '../messages.js'
+import type { ReceivedReply } from './link.js'
+
+/**
+ * The sync protocol on a message channel (a WebRTC data channel, anything that carries whole text messages in
+ * order): each message is one JSON frame (docs/protocol.md §14). Both ends ask and answer on the same channel;
+ * a request carries an id its reply repeats. Requests are `q` frames, replies `r` frames, so the ids of the
+ * two directions never meet.
+ *
+ *   {"v":1,"hello":{"name":"…"}}
+ *   {"v":1,"id":7,"q":"push","flavour":"ttl","type":"chat","entries":{…}}
+ *   {"v":1,"id":8,"q":"reconcile","body":{…the body of /malla/v1/reconcile…}}
+ *   {"v":1,"id":7,"r":"corrections","entries":{…}}
+ *   {"v":1,"id":8,"r":"differing","answer":{…}}     {"v":1,"id":9,"r":"entries","entries":{…},"more":true}
+ *   {"v":1,"id":7,"r":"error","code":"FORBIDDEN","message":"…"}
+ *
+ * Fields a frame does not need are ignored, so a later version can add some.
+ */
+
+/** Request ids: positive integers a 32-bit counter can hold, so any implementation can keep them. */
+export const MAX_FRAME_ID = 2 ** 31 - 1
+
+export type ChannelFrame =
+  | { readonly kind: 'hello'; readonly name: string | undefined }
+  | { readonly kind: 'request'; readonly id: number; readonly request: SyncRequest }
+  /** A request this side cannot read: answered with an error, the channel goes on. */
+  | { readonly kind: 'bad-request'; readonly id: number; readonly code: ErrorCode; readonly message: string }
+  /** A reply: its body is read once the request it answers is known (its table tells how to validate it). */
+  | { readonly kind: 'reply'; readonly id: number; readonly body: Record<string, unknown> }
+
+const Envelope = v.looseObject({
+  v: v.literal(SYNC_VERSION),
+  id: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_FRAME_ID))),
+  q: v.optional(v.string()),
+  r: v.optional(v.string()),
+  hello: v.optional(v.looseObject({ name: v.optional(v.pipe(v.string(), v.maxLength(256))) })),
+})
+
+const TableFrame = v.looseObject({ flavour: v.picklist(['ttl', 'multiwriter']), type: v.unknown(), entries: v.unknown() })
+
+/**
+ * Reads one frame. Throws BAD_INPUT for text that is not a frame at all (not JSON, no version this side
+ * speaks, no id on a request or reply): a far end that sends that is broken, and the channel is closed.
+ */
+export function parseFrame(text: string): ChannelFrame {
+  const envelope = v.safeParse(Envelope, parseJsonText(text, 'frame'))
+  if (!envelope.success) throw badInput(`not a sync frame: ${v.summarize(envelope.issues).replace(/\n/g, '; ')}`)
+  const { id, q, r, hello } = envelope.output
+  if (hello !== undefined) return { kind: 'hello', name: hello.name }
+  if (id === undefined) throw badInput('a sync frame without an id')
+  if (r !== undefined) return { kind: 'reply', id, body: envelope.output }
+  if (q === undefined) throw badInput('a sync frame that is neither a request nor a reply')
+  try {
+    return { kind: 'request', id, request: readRequest(q, envelope.output) }
+  } catch (e) {
+    const code = (e as { code?: unknown }).code
+    return { kind: 'bad-request', id, code: isErrorCode(code) ? code : 'BAD_INPUT', message: (e as Error).message }
+  }
+}
+
+function readRequest(q: string, frame: Record<string, unknown>): SyncRequest {
+  if (q === 'reconcile') return reconcileRequest(frame.body)
+  if (q !== 'push' && q !== 'table') throw badInput(`unknown request ${JSON.stringify(q.slice(0, 40))}`)
+  const parsed = v.safeParse(TableFrame, frame)
+  if (!parsed.success) throw badInput(`bad ${q} request: ${v.summarize(parsed.issues).replace(/\n/g, '; ')}`)
+  const ref: TableRef = { flavour: parsed.output.flavour, type: parseTypeName(parsed.output.type) }
+  return tableRequest(q, ref, parsed.output.entries, `${q} entries`)
+}
+
+/** A request as its frame; entries are written as the table text they already are. */
+export function requestFrame(id: number, request: SyncRequest): string {
+  const head = `{"v":${SYNC_VERSION},"id":${id},"q":`
+  if (request.t === 'summary' || request.t === 'exchange') return `${head}"reconcile","body":${reconcileBody(request)}}`
+  return `${head}"${request.t}","flavour":"${request.ref.flavour}","type":${JSON.stringify(request.ref.type)},"entries":${serializeTable(request.entries)}}`
+}
+
+export function replyFrame(id: number, reply: SyncReply): string {
+  const head = `{"v":${SYNC_VERSION},"id":${id},"r":"${reply.t}"`
+  switch (reply.t) {
+    case 'table':
+    case 'corrections':
+      return `${head},"entries":${reply.entries}}`
+    case 'differing':
+      return `${head},"answer":${JSON.stringify(reply.answer)}}`
+    case 'entries':
+      return `${head},"entries":${reply.entries}${reply.more ? ',"more":true' : ''}}`
+  }
+}
+
+export function errorFrame(id: number, code: ErrorCode, message: string): string {
+  return JSON.stringify({ v: SYNC_VERSION, id, r: 'error', code, message: message.slice(0, 500) })
+}
+
+export function helloFrame(name: string | undefined): string {
+  return JSON.stringify({ v: SYNC_VERSION, hello: name === undefined ? {} : { name } })
+}
+
+/** The far end's refusal, as a reply frame says it. */
+export interface RefusedReply {
+  readonly code: ErrorCode
+  readonly message: string
+}
+
+/**
+ * A reply's body, validated against the request it answers (its table's flavour, the reply kinds that request
+ * may get). Throws BAD_INPUT when it is not a fitting reply; returns the refusal when it is an error frame.
+ */
+export function readReply(body: Record<string, unknown>, request: SyncRequest): ReceivedReply | RefusedReply {
+  const r = body.r
+  if (r === 'error') {
+    const code = isErrorCode(body.code) ? body.code : 'PEER'
+    return { code, message: typeof body.message === 'string' ? body.message.slice(0, 500) : 'no reason given' }
+  }
+  const expected = { table: 'table', push: 'corrections', summary: 'differing', exchange: 'entries' }[request.t]
+  if (r !== expected) throw badInput(`a ${String(r).slice(0, 40)} reply to a ${request.t} request`)
+  const what = `${String(r)} reply`
+  const parse = FLAVOURS[request.ref.flavour].parse
+  switch (r) {
+    case 'table':
+    case 'corrections':
+      return { t: r, entries: parse(body.entries, what) }
+    case 'differing':
+      return { t: 'differing', answer: body.answer }
+    default:
+      return { t: 'entries', entries: parse(body.entries, what), more: body.more === true }
+  }
+}
