@@ -1,6 +1,6 @@
 import { createNanoEvents, type Unsubscribe } from 'nanoevents'
 import { MallaError } from '../core/errors.js'
-import type { RtcPeer } from './rtc-peer.js'
+import type { RtcChannel } from './rtc-peer.js'
 
 /** What an app sends and receives on a connection. */
 export type MessageValue = string | Uint8Array | JsonValue
@@ -43,7 +43,7 @@ export interface FramedChannelOptions {
 }
 
 /**
- * Typed messages over one `RtcPeer`: text, JSON and binary, any size. Stacks drop or refuse large data
+ * Typed messages over one channel of a connection (`RtcChannel`): text, JSON and binary, any size. Stacks drop or refuse large data
  * channel messages (`@roamhq/wrtc` silently over 256 KiB, werift over 64 KiB by default), so a message over
  * one chunk is cut into chunks; the channel is ordered and reliable, so chunks need no reordering.
  *
@@ -66,7 +66,7 @@ export class FramedChannel {
   private timer: ReturnType<typeof setInterval> | undefined
 
   constructor(
-    readonly peer: RtcPeer,
+    readonly peer: RtcChannel,
     options: FramedChannelOptions = {},
   ) {
     this.chunkBytes = options.chunkBytes ?? 16 * 1024

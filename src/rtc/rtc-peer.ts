@@ -38,22 +38,13 @@ export interface RtcPeerEvents {
   drain: () => void
 }
 
-export interface RtcPeer {
-  /**
-   * Offerer side: creates the data channel and the offer, waits until candidates are gathered (see
-   * `RtcOptions.gather`), and returns the complete local SDP. Call once, on a new peer.
-   */
-  createOffer(): Promise<string>
-  /**
-   * Answerer side: applies a remote offer, gathers, returns the complete local answer SDP. Call once, on a
-   * new peer. The connect deadline starts here.
-   */
-  acceptOffer(offerSdp: string): Promise<string>
-  /**
-   * Offerer side: applies the remote answer; the channel opens some time later (or `close` fires). The
-   * connect deadline starts here: an offer may wait for its answer as long as signaling likes.
-   */
-  acceptAnswer(answerSdp: string): Promise<void>
+/**
+ * One ordered, reliable data channel of a connection, with the connection's state and end: what a framing
+ * layer (FramedChannel) needs. An `RtcPeer` is its first channel (negotiated id 0, for the app's messages);
+ * `RtcPeer.syncChannel` is the second (id 1, for the overlay's sync), so that a large sync never queues
+ * the app's messages behind it. Both open and close with the connection; `close()` on either ends it.
+ */
+export interface RtcChannel {
   /**
    * Queues one message. Throws `MallaError('PEER')` unless the channel is open, `TOO_LARGE` over
    * `maxMessageSize`, `BAD_INPUT` for an empty message (werift drops those silently, so no adapter sends them).
@@ -75,6 +66,29 @@ export interface RtcPeer {
   on<E extends keyof RtcPeerEvents>(event: E, listener: RtcPeerEvents[E]): () => void
   /** Idempotent. Releases the underlying RTCPeerConnection; the other side sees close('remote'). */
   close(): void
+}
+
+export interface RtcPeer extends RtcChannel {
+  /**
+   * The connection's second channel (negotiated id 1), for sync traffic. Its `open` and `close` are the
+   * connection's; its messages and `drain` are its own.
+   */
+  readonly syncChannel: RtcChannel
+  /**
+   * Offerer side: creates the data channel and the offer, waits until candidates are gathered (see
+   * `RtcOptions.gather`), and returns the complete local SDP. Call once, on a new peer.
+   */
+  createOffer(): Promise<string>
+  /**
+   * Answerer side: applies a remote offer, gathers, returns the complete local answer SDP. Call once, on a
+   * new peer. The connect deadline starts here.
+   */
+  acceptOffer(offerSdp: string): Promise<string>
+  /**
+   * Offerer side: applies the remote answer; the channel opens some time later (or `close` fires). The
+   * connect deadline starts here: an offer may wait for its answer as long as signaling likes.
+   */
+  acceptAnswer(answerSdp: string): Promise<void>
 }
 
 export interface RtcOptions {

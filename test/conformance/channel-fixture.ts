@@ -116,6 +116,7 @@ export async function rtcPipes(factory: RtcFactory, openWithinMs = 10_000): Prom
     b.close()
     throw e
   }
-  const options = { maxMessageBytes: 4 * 1024 * 1024 }
-  return { a: channelPipe(new FramedChannel(a, options)), b: channelPipe(new FramedChannel(b, options)) }
+  // On each connection's sync channel, as the overlay runs it; no keepalives of their own (the app channel's do that).
+  const options = { maxMessageBytes: 4 * 1024 * 1024, keepAliveMs: 0 }
+  return { a: channelPipe(new FramedChannel(a.syncChannel, options)), b: channelPipe(new FramedChannel(b.syncChannel, options)) }
 }

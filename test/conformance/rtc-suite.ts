@@ -225,6 +225,39 @@ export function rtcSuite(name: string, setup: () => Promise<RtcSuiteFixture>): v
     })
 
     describe('messages', () => {
+      it('the sync channel carries its own messages both ways, apart from the app channel, and ends with the connection', { timeout: 20_000 }, async (t) => {
+        const { connect, openMs, closeMs } = await harness(t)
+        const { a, b } = await connect()
+        const got: Record<string, Array<string | Uint8Array>> = { a: [], b: [] }
+        const syncOpen = { a: a.peer.syncChannel.state, b: b.peer.syncChannel.state }
+        assert.deepEqual(syncOpen, { a: 'open', b: 'open' }, 'the sync channel opens with the connection')
+        a.peer.syncChannel.on('message', (m) => got.a?.push(m))
+        b.peer.syncChannel.on('message', (m) => got.b?.push(m))
+        const bClosed = new Promise<string>((resolve) => b.peer.syncChannel.on('close', (reason) => resolve(reason)))
+        // Sent at once, before the app channel's message: each channel has its own order, and only its own messages.
+        a.peer.syncChannel.send('sync 1')
+        a.peer.syncChannel.send(bytes(1000, 3))
+        a.peer.send('app 1')
+        b.peer.syncChannel.send('sync back')
+        await b.received(1, openMs)
+        // The sync channel's messages are not among what Watched records: polled.
+        for (const [side, n] of [['b', 2], ['a', 1]] as const) {
+          const deadline = performance.now() + openMs
+          while ((got[side]?.length ?? 0) < n && performance.now() < deadline) await sleep(5)
+          assert.equal(got[side]?.length, n, `${side} got ${n} sync messages`)
+        }
+        assert.deepEqual(b.messages, ['app 1'], 'the app channel carried only its own message')
+        assert.equal(got.b?.[0], 'sync 1')
+        assertBytes(got.b?.[1], bytes(1000, 3), 'binary on the sync channel')
+        assert.deepEqual(got.a, ['sync back'])
+        throwsWith('BAD_INPUT', () => a.peer.syncChannel.send(''), 'an empty sync message')
+        throwsWith('TOO_LARGE', () => a.peer.syncChannel.send(new Uint8Array(a.peer.syncChannel.maxMessageSize + 1)), 'an oversized sync message')
+        a.peer.close()
+        assert.equal(await Promise.race([bClosed, sleep(closeMs).then(() => 'no close')]), 'remote')
+        assert.equal(b.peer.syncChannel.state, 'closed')
+        throwsWith('PEER', () => b.peer.syncChannel.send('late'), 'a send after the end')
+      })
+
       it('carries strings and binary exactly, both ways, binary as a plain Uint8Array', { timeout: 20_000 }, async (t) => {
         const { connect, openMs } = await harness(t)
         const { a, b } = await connect()

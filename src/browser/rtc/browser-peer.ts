@@ -3,7 +3,9 @@ import { silentLogger, type Logger } from '../../core/log.js'
 import {
   checkRemoteDescription,
   checkRtcOptions,
+  peerEvents,
   RTC_DEFAULTS,
+  type RtcChannel,
   type RtcFactory,
   type RtcOptions,
   type RtcPeer,
@@ -77,7 +79,10 @@ class BrowserPeer implements RtcPeer {
   readonly #options: RtcOptions
   readonly #logger: Logger
   #pc: RTCPeerConnection | undefined
-  #channel: RTCDataChannel | undefined
+  /** The app's channel (id 0), whose events are the peer's own, and the sync channel (id 1). */
+  readonly #app: BrowserLane
+  readonly #sync: BrowserLane
+  readonly syncChannel: RtcChannel
   /** A channel error seen before its close event: the close is then a failure, not the remote's choice. */
   #channelError: string | undefined
 
@@ -86,6 +91,32 @@ class BrowserPeer implements RtcPeer {
     this.#options = options
     this.#logger = logger
     this.lowWaterMark = options.lowWaterMark ?? RTC_DEFAULTS.lowWaterMark
+    this.#app = new BrowserLane(this.#life, this.#life.events)
+    const syncEvents = peerEvents()
+    this.#life.events.on('open', () => syncEvents.emit('open'))
+    this.#life.events.on('close', (reason, detail) => {
+      syncEvents.emit('close', reason, detail)
+      syncEvents.clear()
+    })
+    this.#sync = new BrowserLane(this.#life, syncEvents)
+    const lane = this.#sync
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the getters below belong to another object
+    const peer = this
+    this.syncChannel = {
+      send: (data) => lane.send(data, this.maxMessageSize),
+      get bufferedAmount() {
+        return lane.bufferedAmount
+      },
+      lowWaterMark: this.lowWaterMark,
+      get maxMessageSize() {
+        return peer.maxMessageSize
+      },
+      get state() {
+        return peer.state
+      },
+      on: (event, listener) => syncEvents.on(event, listener),
+      close: () => this.close(),
+    }
   }
 
   get state(): RtcPeer['state'] {
@@ -93,7 +124,7 @@ class BrowserPeer implements RtcPeer {
   }
 
   get bufferedAmount(): number {
-    return this.#channel?.bufferedAmount ?? 0
+    return this.#app.bufferedAmount
   }
 
   get maxMessageSize(): number {
@@ -108,8 +139,8 @@ class BrowserPeer implements RtcPeer {
   async createOffer(): Promise<string> {
     const pc = this.#start('offerer')
     return this.#life.step('creating the offer', async () => {
-      // The channel comes first, so that the offer has its data-channel section.
-      this.#openChannel(pc)
+      // The channels come first, so that the offer has its data-channel section.
+      this.#openChannels(pc)
       const offer = await pc.createOffer()
       this.#life.ensureOpen()
       return await this.#gather(pc, offer)
@@ -122,7 +153,7 @@ class BrowserPeer implements RtcPeer {
     return this.#life.step('answering the offer', async () => {
       await pc.setRemoteDescription({ type: 'offer', sdp: checkRemoteDescription(offerSdp, 'offer') })
       this.#life.ensureOpen()
-      this.#openChannel(pc)
+      this.#openChannels(pc)
       const answer = await pc.createAnswer()
       this.#life.ensureOpen()
       return await this.#gather(pc, answer)
@@ -137,19 +168,7 @@ class BrowserPeer implements RtcPeer {
   }
 
   send(data: string | Uint8Array): void {
-    const channel = this.#channel
-    const max = this.maxMessageSize
-    // A string of n UTF-16 units is at most 3n bytes: measured only when that could pass the limit.
-    const size = typeof data === 'string' ? (data.length * 3 <= max ? data.length : utf8Length(data)) : data.byteLength
-    this.#life.checkSend(channel, size, max)
-    try {
-      if (typeof data === 'string') channel.send(data)
-      // send() takes views on ArrayBuffers only; a view on a SharedArrayBuffer is copied.
-      else channel.send(data.buffer instanceof ArrayBuffer ? (data as Uint8Array<ArrayBuffer>) : new Uint8Array(data))
-    } catch (e) {
-      // Chromium throws (OperationError) when its send queue is full: the caller ignored backpressure.
-      throw new MallaError('PEER', `send failed: ${message(e)}`, { cause: e })
-    }
+    this.#app.send(data, this.maxMessageSize)
   }
 
   close(): void {
@@ -173,39 +192,42 @@ class BrowserPeer implements RtcPeer {
   }
 
   /**
-   * One negotiated channel (id 0) on each side rather than an in-band one: neither side waits for a DCEP
-   * open/ack round trip or a `datachannel` event, the answerer's channel exists before any data can
-   * arrive, and a remote cannot push extra channels on us.
+   * Negotiated channels (id 0 for the app, id 1 for sync) on each side rather than in-band ones: neither side
+   * waits for a DCEP open/ack round trip or a `datachannel` event, the answerer's channels exist before any
+   * data can arrive, and a remote cannot push extra channels on us.
    */
-  #openChannel(pc: RTCPeerConnection): void {
-    const channel = pc.createDataChannel('malla', { negotiated: true, id: 0, ordered: true })
-    // Blobs would arrive asynchronously, out of order with strings; ArrayBuffers convert at once.
-    channel.binaryType = 'arraybuffer'
-    channel.bufferedAmountLowThreshold = this.lowWaterMark
-    this.#channel = channel
-    channel.onopen = () => this.#life.opened()
-    channel.onmessage = (e: MessageEvent<unknown>) => {
-      if (this.#life.state !== 'open') return
-      const data = e.data
-      if (typeof data === 'string') this.#life.events.emit('message', data)
-      else if (data instanceof ArrayBuffer) this.#life.events.emit('message', new Uint8Array(data))
-      // Some polyfills (werift's, wrtc's) hand out Buffers or other views whatever binaryType says.
-      else if (ArrayBuffer.isView(data)) this.#life.events.emit('message', new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
-      else this.#life.finish('failed', `a message of an unexpected kind (${Object.prototype.toString.call(data)}) arrived`)
-    }
-    channel.onbufferedamountlow = () => {
-      if (this.#life.state === 'open') this.#life.events.emit('drain')
-    }
-    channel.onerror = (e: Event) => {
-      const error = (e as Partial<RTCErrorEvent>).error
-      if (error?.sctpCauseCode === SCTP_USER_INITIATED_ABORT) return
-      // The close event follows; it decides, with this as the reason.
-      this.#channelError = error?.message || error?.errorDetail || 'data channel error'
-    }
-    channel.onclose = () => {
-      // Reached only for the remote's close: #finish removes these handlers before closing the channel itself.
-      if (this.#channelError !== undefined) this.#life.finish('failed', this.#channelError)
-      else this.#life.finish('remote', 'data channel closed')
+  #openChannels(pc: RTCPeerConnection): void {
+    for (const [lane, id, label] of [[this.#app, 0, 'malla'], [this.#sync, 1, 'malla-sync']] as const) {
+      const channel = pc.createDataChannel(label, { negotiated: true, id, ordered: true })
+      // Blobs would arrive asynchronously, out of order with strings; ArrayBuffers convert at once.
+      channel.binaryType = 'arraybuffer'
+      channel.bufferedAmountLowThreshold = this.lowWaterMark
+      lane.attach(channel)
+      channel.onopen = () => (id === 0 ? this.#life.opened() : lane.flush())
+      channel.onmessage = (e: MessageEvent<unknown>) => {
+        if (this.#life.state !== 'open') return
+        const data = e.data
+        if (typeof data === 'string') lane.events.emit('message', data)
+        else if (data instanceof ArrayBuffer) lane.events.emit('message', new Uint8Array(data))
+        // Some polyfills (werift's, wrtc's) hand out Buffers or other views whatever binaryType says.
+        else if (ArrayBuffer.isView(data)) lane.events.emit('message', new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+        else this.#life.finish('failed', `a message of an unexpected kind (${Object.prototype.toString.call(data)}) arrived`)
+      }
+      channel.onbufferedamountlow = () => {
+        if (this.#life.state === 'open') lane.events.emit('drain')
+      }
+      channel.onerror = (e: Event) => {
+        const error = (e as Partial<RTCErrorEvent>).error
+        // The remote closing its connection aborts the association; its close event follows, and is a close.
+        if (error?.sctpCauseCode === SCTP_USER_INITIATED_ABORT) return
+        // The close event follows; it decides, with this as the reason.
+        this.#channelError = error?.message || error?.errorDetail || 'data channel error'
+      }
+      channel.onclose = () => {
+        // Reached only for the remote's close: detach() removes these handlers before closing the channel itself.
+        if (this.#channelError !== undefined) this.#life.finish('failed', this.#channelError)
+        else this.#life.finish('remote', 'data channel closed')
+      }
     }
   }
 
@@ -260,19 +282,74 @@ class BrowserPeer implements RtcPeer {
 
   /** What ending this peer means for the stack; `PeerLifecycle.finish` runs it once, before `close` fires. */
   #teardown(): void {
-    const channel = this.#channel
     const pc = this.#pc
-    if (channel) {
-      channel.onopen = channel.onmessage = channel.onbufferedamountlow = channel.onerror = channel.onclose = null
-    }
     if (pc) pc.onconnectionstatechange = pc.oniceconnectionstatechange = null
     try {
-      // Closing the channel first resets its stream, which the remote reports as a plain close.
-      channel?.close()
+      // Closing the channels first resets their streams, which the remote reports as a plain close.
+      for (const lane of [this.#app, this.#sync]) lane.detach()
       pc?.close()
     } catch (e) {
       this.#logger.warn('rtc: closing the peer connection failed', { error: message(e) })
     }
+  }
+}
+
+/**
+ * One data channel's sending side. The sync channel may open a moment after the app's (each opens on its own
+ * event): what is sent on it in between waits here, in order, and goes when it opens.
+ */
+class BrowserLane {
+  #channel: RTCDataChannel | undefined
+  readonly #early: Array<string | Uint8Array> = []
+
+  constructor(
+    private readonly life: PeerLifecycle,
+    readonly events: ReturnType<typeof peerEvents>,
+  ) {}
+
+  get bufferedAmount(): number {
+    return this.#channel?.bufferedAmount ?? 0
+  }
+
+  attach(channel: RTCDataChannel): void {
+    this.#channel = channel
+  }
+
+  send(data: string | Uint8Array, max: number): void {
+    const channel = this.#channel
+    // A string's UTF-8 length is at most 3 bytes per UTF-16 unit: counted exactly only when that could matter.
+    const size = typeof data === 'string' ? (data.length * 3 <= max ? data.length : utf8Length(data)) : data.byteLength
+    this.life.checkSend(channel, size, max)
+    if (channel.readyState === 'connecting') {
+      this.#early.push(data)
+      return
+    }
+    this.#put(channel, data)
+  }
+
+  flush(): void {
+    const channel = this.#channel
+    if (channel === undefined) return
+    for (const data of this.#early.splice(0)) this.#put(channel, data)
+  }
+
+  #put(channel: RTCDataChannel, data: string | Uint8Array): void {
+    try {
+      if (typeof data === 'string') channel.send(data)
+      // send() takes views on ArrayBuffers only; a view on a SharedArrayBuffer is copied.
+      else channel.send(data.buffer instanceof ArrayBuffer ? (data as Uint8Array<ArrayBuffer>) : new Uint8Array(data))
+    } catch (e) {
+      // Chromium throws (OperationError) when its send queue is full: the caller ignored backpressure.
+      throw new MallaError('PEER', `send failed: ${message(e)}`, { cause: e })
+    }
+  }
+
+  detach(): void {
+    this.#early.length = 0
+    const channel = this.#channel
+    if (!channel) return
+    channel.onopen = channel.onmessage = channel.onbufferedamountlow = channel.onerror = channel.onclose = null
+    channel.close()
   }
 }
 

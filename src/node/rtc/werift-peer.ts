@@ -5,7 +5,9 @@ import { silentLogger, type Logger } from '../../core/log.js'
 import {
   checkRemoteDescription,
   checkRtcOptions,
+  peerEvents,
   RTC_DEFAULTS,
+  type RtcChannel,
   type RtcFactory,
   type RtcOptions,
   type RtcPeer,
@@ -68,17 +70,42 @@ class WeriftPeer implements RtcPeer {
   readonly #options: RtcOptions
   readonly #logger: Logger
   #pc: RTCPeerConnection | undefined
-  #channel: RTCDataChannel | undefined
-  /** Accepted by send() and not yet given to werift (see FEED_BUDGET_BYTES), oldest first. */
-  readonly #queue: { readonly data: string | Buffer; readonly size: number }[] = []
-  #queuedBytes = 0
-  #aboveLowWater = false
+  /** The app's channel (id 0), whose events are the peer's own, and the sync channel (id 1). */
+  readonly #app: WeriftLane
+  readonly #sync: WeriftLane
+  readonly syncChannel: RtcChannel
   readonly #unsubscribe: (() => void)[] = []
 
   constructor(options: RtcOptions, logger: Logger) {
     this.#options = options
     this.#logger = logger
     this.lowWaterMark = options.lowWaterMark ?? RTC_DEFAULTS.lowWaterMark
+    this.#app = new WeriftLane(this.#life, this.#life.events, this.lowWaterMark)
+    const syncEvents = peerEvents()
+    this.#life.events.on('open', () => syncEvents.emit('open'))
+    this.#life.events.on('close', (reason, detail) => {
+      syncEvents.emit('close', reason, detail)
+      syncEvents.clear()
+    })
+    this.#sync = new WeriftLane(this.#life, syncEvents, this.lowWaterMark)
+    const lane = this.#sync
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the getters below belong to another object
+    const peer = this
+    this.syncChannel = {
+      send: (data) => lane.send(data, this.maxMessageSize),
+      get bufferedAmount() {
+        return lane.bufferedAmount
+      },
+      lowWaterMark: this.lowWaterMark,
+      get maxMessageSize() {
+        return peer.maxMessageSize
+      },
+      get state() {
+        return peer.state
+      },
+      on: (event, listener) => syncEvents.on(event, listener),
+      close: () => this.close(),
+    }
   }
 
   get state(): RtcPeer['state'] {
@@ -86,7 +113,7 @@ class WeriftPeer implements RtcPeer {
   }
 
   get bufferedAmount(): number {
-    return this.#queuedBytes + (this.#channel?.bufferedAmount ?? 0)
+    return this.#app.bufferedAmount
   }
 
   get maxMessageSize(): number {
@@ -101,7 +128,7 @@ class WeriftPeer implements RtcPeer {
   async createOffer(): Promise<string> {
     const pc = this.#start('offerer')
     return this.#life.step('creating the offer', async () => {
-      this.#openChannel(pc)
+      this.#openChannels(pc)
       const offer = await pc.createOffer()
       this.#life.ensureOpen()
       return await this.#gather(pc, pc.setLocalDescription(offer))
@@ -114,8 +141,8 @@ class WeriftPeer implements RtcPeer {
     return this.#life.step('answering the offer', async () => {
       await pc.setRemoteDescription({ type: 'offer', sdp: checkRemoteDescription(offerSdp, 'offer') })
       this.#life.ensureOpen()
-      // Created after the offer is applied, so that it joins the SCTP transport the offer set up.
-      this.#openChannel(pc)
+      // Created after the offer is applied, so that they join the SCTP transport the offer set up.
+      this.#openChannels(pc)
       const answer = await pc.createAnswer()
       this.#life.ensureOpen()
       return await this.#gather(pc, pc.setLocalDescription(answer))
@@ -130,40 +157,7 @@ class WeriftPeer implements RtcPeer {
   }
 
   send(data: string | Uint8Array): void {
-    const channel = this.#channel
-    const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength
-    this.#life.checkSend(channel, size, this.maxMessageSize)
-    this.#queue.push({ data: typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength), size })
-    this.#queuedBytes += size
-    if (this.bufferedAmount > this.lowWaterMark) this.#aboveLowWater = true
-    this.#feed(channel)
-  }
-
-  /**
-   * Hands queued messages to werift while it holds less than the budget. werift's own bufferedAmount
-   * falls to 0 once it has sent all it holds (its `bufferedAmountLow` at threshold 0), which feeds more.
-   */
-  #feed(channel: RTCDataChannel): void {
-    let held = channel.bufferedAmount === 0 ? 0 : FEED_BUDGET_BYTES
-    while (this.#queue.length) {
-      const next = this.#queue[0] as { data: string | Buffer; size: number }
-      const cost = next.size + FEED_COST_PER_MESSAGE
-      if (held > 0 && held + cost > FEED_BUDGET_BYTES) break
-      this.#queue.shift()
-      this.#queuedBytes -= next.size
-      held += cost
-      try {
-        channel.send(next.data)
-      } catch (e) {
-        // Checked in send(), so this is werift refusing a channel it considers open: the peer is unusable.
-        this.#life.finish('failed', `werift refused a message: ${message(e)}`)
-        return
-      }
-    }
-    if (this.#aboveLowWater && this.bufferedAmount <= this.lowWaterMark) {
-      this.#aboveLowWater = false
-      this.#life.events.emit('drain')
-    }
+    this.#app.send(data, this.maxMessageSize)
   }
 
   close(): void {
@@ -196,35 +190,36 @@ class WeriftPeer implements RtcPeer {
   }
 
   /**
-   * One negotiated channel (id 0) on each side rather than an in-band one: neither side waits for a DCEP
-   * open/ack round trip or a `datachannel` event, the answerer's channel exists before any data can
-   * arrive, and a remote cannot push extra channels on us (werift would announce them; nobody listens).
+   * Negotiated channels (id 0 for the app, id 1 for sync) on each side rather than in-band ones: neither side
+   * waits for a DCEP open/ack round trip or a `datachannel` event, the answerer's channels exist before any
+   * data can arrive, and a remote cannot push extra channels on us (werift would announce them; nobody listens).
    */
-  #openChannel(pc: RTCPeerConnection): void {
-    const channel = pc.createDataChannel('malla', { negotiated: true, id: 0, ordered: true })
-    // 0, not lowWaterMark: this tells the feed that werift has sent all it held (see #feed).
-    channel.bufferedAmountLowThreshold = 0
-    this.#channel = channel
-    this.#unsubscribe.push(
-      channel.stateChanged.subscribe((s) => {
-        if (s === 'open') this.#life.opened()
-        // Reached only for the remote's close: #finish unsubscribes before closing the channel itself.
-        else if (s === 'closed') this.#life.finish('remote', 'data channel closed')
-      }).unSubscribe,
-      channel.onMessage.subscribe((m) => {
-        // The SCTP association can come up on the remote first; data is proof enough that it is up here.
-        if (this.#life.state === 'connecting') this.#life.opened()
-        if (this.#life.state !== 'open') return
-        // A plain Uint8Array view on the same bytes: callers compare and re-wrap bytes, not Buffers.
-        this.#life.events.emit('message', typeof m === 'string' ? m : new Uint8Array(m.buffer, m.byteOffset, m.byteLength))
-      }).unSubscribe,
-      channel.bufferedAmountLow.subscribe(() => {
-        if (this.#life.state === 'open') this.#feed(channel)
-      }).unSubscribe,
-      channel.error.subscribe((e) => this.#life.finish('failed', `data channel error: ${message(e)}`)).unSubscribe,
-    )
+  #openChannels(pc: RTCPeerConnection): void {
+    for (const [lane, id, label] of [[this.#app, 0, 'malla'], [this.#sync, 1, 'malla-sync']] as const) {
+      const channel = pc.createDataChannel(label, { negotiated: true, id, ordered: true })
+      // 0, not lowWaterMark: this tells the feed that werift has sent all it held (see WeriftLane.feed).
+      channel.bufferedAmountLowThreshold = 0
+      lane.attach(channel)
+      this.#unsubscribe.push(
+        channel.stateChanged.subscribe((s) => {
+          if (s === 'open' && id === 0) this.#life.opened()
+          // Reached only for the remote's close: #finish unsubscribes before closing the channel itself.
+          else if (s === 'closed') this.#life.finish('remote', 'data channel closed')
+        }).unSubscribe,
+        channel.onMessage.subscribe((m) => {
+          // The SCTP association can come up on the remote first; data is proof enough that it is up here.
+          if (this.#life.state === 'connecting') this.#life.opened()
+          if (this.#life.state !== 'open') return
+          // A plain Uint8Array view on the same bytes: callers compare and re-wrap bytes, not Buffers.
+          lane.events.emit('message', typeof m === 'string' ? m : new Uint8Array(m.buffer, m.byteOffset, m.byteLength))
+        }).unSubscribe,
+        channel.bufferedAmountLow.subscribe(() => {
+          if (this.#life.state === 'open') lane.feed()
+        }).unSubscribe,
+        channel.error.subscribe((e) => this.#life.finish('failed', `data channel error: ${message(e)}`)).unSubscribe,
+      )
+    }
   }
-
 
   /**
    * werift's setLocalDescription itself waits for gathering (host candidates in a few ms, then STUN until
@@ -253,18 +248,85 @@ class WeriftPeer implements RtcPeer {
   /** What ending this peer means for the stack; `PeerLifecycle.finish` runs it once, before `close` fires. */
   #teardown(): void {
     for (const off of this.#unsubscribe.splice(0)) off()
-    this.#queue.length = 0
-    this.#queuedBytes = 0
-    const channel = this.#channel
     const pc = this.#pc
-    try {
-      // Closing the channel first resets its stream, which the remote reports as a plain close.
-      if (channel && channel.readyState !== 'closed') channel.close()
-    } catch (e) {
-      this.#logger.warn('rtc: closing the data channel failed', { error: message(e) })
+    for (const lane of [this.#app, this.#sync]) {
+      try {
+        // Closing a channel first resets its stream, which the remote reports as a plain close.
+        lane.detach()
+      } catch (e) {
+        this.#logger.warn('rtc: closing a data channel failed', { error: message(e) })
+      }
     }
     if (pc) stopDtlsRetransmits(pc)
     pc?.close().catch((e: unknown) => this.#logger.warn('rtc: closing the peer connection failed', { error: message(e) }))
+  }
+}
+
+/**
+ * One data channel's sending side: messages accepted by send() wait here and are handed to werift while it
+ * holds less than the budget (FEED_BUDGET_BYTES). werift's own bufferedAmount falls to 0 once it has sent all
+ * it holds (its `bufferedAmountLow` at threshold 0), which feeds more. `events` hears its messages and drains.
+ */
+class WeriftLane {
+  #channel: RTCDataChannel | undefined
+  readonly #queue: { readonly data: string | Buffer; readonly size: number }[] = []
+  #queuedBytes = 0
+  #aboveLowWater = false
+
+  constructor(
+    private readonly life: PeerLifecycle,
+    readonly events: ReturnType<typeof peerEvents>,
+    private readonly lowWaterMark: number,
+  ) {}
+
+  get bufferedAmount(): number {
+    return this.#queuedBytes + (this.#channel?.bufferedAmount ?? 0)
+  }
+
+  attach(channel: RTCDataChannel): void {
+    this.#channel = channel
+  }
+
+  send(data: string | Uint8Array, maxMessageSize: number): void {
+    const channel = this.#channel
+    const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength
+    this.life.checkSend(channel, size, maxMessageSize)
+    this.#queue.push({ data: typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength), size })
+    this.#queuedBytes += size
+    if (this.bufferedAmount > this.lowWaterMark) this.#aboveLowWater = true
+    this.feed()
+  }
+
+  feed(): void {
+    const channel = this.#channel
+    if (channel === undefined) return
+    let held = channel.bufferedAmount === 0 ? 0 : FEED_BUDGET_BYTES
+    while (this.#queue.length) {
+      const next = this.#queue[0] as { data: string | Buffer; size: number }
+      const cost = next.size + FEED_COST_PER_MESSAGE
+      if (held > 0 && held + cost > FEED_BUDGET_BYTES) break
+      this.#queue.shift()
+      this.#queuedBytes -= next.size
+      held += cost
+      try {
+        channel.send(next.data)
+      } catch (e) {
+        // Checked in send(), so this is werift refusing a channel it considers open: the peer is unusable.
+        this.life.finish('failed', `werift refused a message: ${message(e)}`)
+        return
+      }
+    }
+    if (this.#aboveLowWater && this.bufferedAmount <= this.lowWaterMark) {
+      this.#aboveLowWater = false
+      this.events.emit('drain')
+    }
+  }
+
+  detach(): void {
+    this.#queue.length = 0
+    this.#queuedBytes = 0
+    const channel = this.#channel
+    if (channel && channel.readyState !== 'closed') channel.close()
   }
 }
 
