@@ -7,6 +7,9 @@ import { MemoryStore } from '../storage/memory-store.js'
 import { RouterLink, type RouterKind } from '../sync/router-link.js'
 import type { HttpPoster } from '../transport/http-poster.js'
 import type { SocketFactory } from '../transport/push-socket-client.js'
+import type { TypeName } from '../core/types.js'
+import { OverlaySync } from '../overlay/overlay-sync.js'
+import { roomTableType } from '../overlay/room-tables.js'
 import { Mesh, type MeshOptions } from './mesh.js'
 import { hopDistances, LINKS_TYPE, parseLinks } from './router-links.js'
 import { ANSWERS_TYPE, OFFERS_TYPE } from './signal-records.js'
@@ -20,6 +23,11 @@ export interface JoinOptions extends Omit<MeshOptions, 'replica' | 'rtc' | 'rout
   readonly socket?: SocketFactory
   /** This peer's id; random when absent (16 of [a-z0-9]). */
   readonly peerId?: string
+  /**
+   * The room's own tables, by name (`chat`, `files`: 1-32 letters, digits and _). Each is a shared-state type
+   * (`roomTableType`): the routers carry it, and connected peers sync it directly over their connections.
+   */
+  readonly tables?: readonly string[]
   /** How often a plain LibreMesh router is polled (default 1000 ms). */
   readonly pollMs?: number
   /**
@@ -34,6 +42,12 @@ export interface JoinOptions extends Omit<MeshOptions, 'replica' | 'rtc' | 'rout
 export interface Room {
   readonly id: string
   readonly mesh: Mesh
+  /** This peer's replica: the signaling tables and the room's own tables (`tables`), as it knows them. */
+  readonly replica: Replica
+  /** The shared-state type of each of the room's tables, by name. */
+  readonly tables: ReadonlyMap<string, TypeName>
+  /** The room's tables over the peers' connections. */
+  readonly overlay: OverlaySync
   readonly router: { readonly url: string; readonly kind: RouterKind; readonly name: string | undefined; readonly stunUrls: readonly string[] }
   /** Withdraws this peer's offers and answers, waits until the router has them, and closes everything. */
   leave(): Promise<void>
@@ -47,8 +61,10 @@ export interface Room {
 export async function join(options: JoinOptions): Promise<Room> {
   const log = options.log ?? silentLogger
   const id = options.peerId ?? randomPeerId()
+  const tables = new Map((options.tables ?? []).map((name) => [name, roomTableType(options.room, name)] as const))
+  const roomTypes = new Set<string>(tables.values())
   const replica = new Replica({ store: new MemoryStore(), author: id, log })
-  const link = new RouterLink({ replica, base: options.routerUrl, types: [OFFERS_TYPE, ANSWERS_TYPE, LINKS_TYPE], poster: options.poster, log, ...(options.socket ? { socket: options.socket } : {}), ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
+  const link = new RouterLink({ replica, base: options.routerUrl, types: [OFFERS_TYPE, ANSWERS_TYPE, LINKS_TYPE, ...tables.values()], poster: options.poster, log, ...(options.socket ? { socket: options.socket } : {}), ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
   const kind = await link.start()
   const info = kind === 'malla' ? await routerInfo(options.routerUrl) : undefined
   // Hops from this peer's router, recomputed whenever the routers' links change.
@@ -65,12 +81,23 @@ export async function join(options: JoinOptions): Promise<Room> {
   const rtcOptions: RtcOptions = { ...options.rtcOptions, ...(stunUrls.length > 0 && !options.rtcOptions?.stunUrls ? { stunUrls } : {}) }
   const mesh = new Mesh({ ...options, replica, rtc: options.rtc, rtcOptions, ...(info?.name ? { router: info.name } : {}), hopsTo: (router) => hops.get(router), log })
   mesh.start()
+  const overlay = new OverlaySync({
+    replica,
+    id,
+    connections: { peers: () => mesh.peers(), onOpen: (l) => mesh.on('peer', l), onClose: (l) => mesh.on('peer-closed', l) },
+    carries: (ref) => ref.flavour === 'ttl' && roomTypes.has(ref.type),
+    log,
+  })
+  overlay.start()
   let left: Promise<void> | undefined
   return {
     id,
     mesh,
+    replica,
+    tables,
+    overlay,
     router: { url: options.routerUrl, kind, name: info?.name, stunUrls },
-    leave: () => (left ??= mesh.close().then(() => (offLinks(), link.stop()))),
+    leave: () => (left ??= overlay.stop().then(() => mesh.close()).then(() => (offLinks(), link.stop()))),
   }
 }
 

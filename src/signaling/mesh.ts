@@ -5,7 +5,7 @@ import type { Json } from '../core/types.js'
 import { silentLogger } from '../core/log.js'
 import type { Replica } from '../replica/replica.js'
 import { FramedChannel, type MessageKind, type MessageValue, type Progress } from '../rtc/framed-channel.js'
-import type { RtcCloseReason, RtcFactory, RtcOptions, RtcPeer } from '../rtc/rtc-peer.js'
+import type { RtcChannel, RtcCloseReason, RtcFactory, RtcOptions, RtcPeer } from '../rtc/rtc-peer.js'
 import { compactSession, sessionFacts, toSdp, withoutShadowedNames, type SessionFacts } from './sdp-codec.js'
 import {
   ANSWERS_TYPE,
@@ -58,6 +58,8 @@ export interface MeshPeer {
   /** Whether this side published the offer of this connection. */
   readonly offerer: boolean
   readonly router: string | undefined
+  /** The connection's second channel, which the overlay's sync uses (app messages never wait behind it). */
+  readonly syncChannel: RtcChannel
   send(value: MessageValue, onProgress?: (p: Progress) => void): Promise<void>
   on<E extends keyof MeshPeerEvents>(event: E, listener: MeshPeerEvents[E]): Unsubscribe
   close(): void
@@ -630,6 +632,10 @@ class MeshPeerImpl implements MeshPeer {
       this.channel.close()
       this.emitter.emit('close', this.timedOut ? 'timeout' : reason)
     })
+  }
+
+  get syncChannel(): RtcChannel {
+    return this.rtc.syncChannel
   }
 
   send(value: MessageValue, onProgress?: (p: Progress) => void): Promise<void> {
