@@ -32,12 +32,11 @@ import { performance } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
-import { ip } from '../src/node/lab/netns.js'
 import { followChanges, type FeedEvent } from '../src/transport/change-feed-client.js'
 import { Cleanup } from './lib/cleanup.js'
 import { CLI_PATH, sleep, startDaemon, type BenchDaemon } from './lib/daemon.js'
 import { formatNumber } from './lib/format.js'
-import { NETNS_PORT, netnsUnavailable, openNetnsChain, type NetnsChain } from './lib/netns.js'
+import { chainAddress, NETNS_PORT, netnsUnavailable, openNetnsChain, waitDiscoveredCounts, type NetnsChain } from './lib/netns.js'
 import { waitOnWake } from './lib/feed.js'
 import { row, type BenchContext, type BenchResult, type BenchRow } from './lib/result.js'
 import { median, percentile, summarize } from './lib/stats.js'
@@ -134,24 +133,6 @@ async function getJson<T>(url: string, timeoutMs = 5000): Promise<T> {
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) })
   if (res.status !== 200) throw new Error(`GET ${url} answered ${res.status}`)
   return (await res.json()) as T
-}
-
-/** The router's IPv4 address on its first chain veth (the one its default route leaves by). */
-async function chainAddress(ns: string, dev: string): Promise<string> {
-  const out = await ip(['-n', ns, '-4', '-o', 'address', 'show', 'dev', dev])
-  const m = / inet (\d+\.\d+\.\d+\.\d+)\//.exec(out)
-  if (!m) throw new Error(`no IPv4 address on ${dev} in ${ns}`)
-  return m[1] as string
-}
-
-async function waitDiscovered(daemons: readonly BenchDaemon[], expected: readonly number[]): Promise<void> {
-  const deadline = Date.now() + DISCOVERY_TIMEOUT_MS
-  for (;;) {
-    const counts = await Promise.all(daemons.map(async (d) => (await getJson<{ neighbours: Array<{ source: string }> }>(`${d.base}/malla/v1/info`)).neighbours.filter((n) => n.source === 'discovered').length))
-    if (counts.every((c, i) => c >= (expected[i] as number))) return
-    if (Date.now() > deadline) throw new Error(`after ${DISCOVERY_TIMEOUT_MS / 1000} s the daemons had discovered ${counts.join(',')} neighbours (expected ${expected.join(',')})`)
-    await sleep(100)
-  }
 }
 
 // ---------------------------------------------------------------- the routers' signaling entries
@@ -949,7 +930,7 @@ async function setUp(ctx: BenchContext, cleanup: Cleanup): Promise<Lab> {
   ctx.progress(`Chromium running in ${first.ns}`)
   const startChain = async () => {
     const daemons = [d0, ...(await Promise.all(net.routers.slice(1).map(start)))]
-    await waitDiscovered(daemons, net.routers.map((r) => r.discover.length))
+    await waitDiscoveredCounts(daemons, net.routers.map((r) => r.discover.length), DISCOVERY_TIMEOUT_MS)
     ctx.progress(`daemons n0..n${HOPS} listening and have discovered their neighbours`)
     await log.follow(last.name, (daemons[HOPS] as BenchDaemon).base)
     const browser3 = await browserIn(cleanup, dir, last.ns, `n${HOPS}`)

@@ -238,3 +238,30 @@ export async function openNetnsChain(hops: number): Promise<NetnsChain> {
     close,
   }
 }
+
+// ---------------------------------------------------------------- helpers for what runs on a chain
+
+/** A router's IPv4 address on one of its chain veths: where peers in its namespace reach it. */
+export async function chainAddress(ns: string, dev: string): Promise<string> {
+  const out = await ip(['-n', ns, '-4', '-o', 'address', 'show', 'dev', dev])
+  const m = / inet (\d+\.\d+\.\d+\.\d+)\//.exec(out)
+  if (!m) throw new Error(`no IPv4 address on ${dev} in ${ns}`)
+  return m[1] as string
+}
+
+/** Waits until each daemon (by its API `base`) has discovered at least `expected[i]` neighbours. */
+export async function waitDiscoveredCounts(daemons: ReadonlyArray<{ readonly base: string }>, expected: readonly number[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const counts = await Promise.all(
+      daemons.map(async (d) => {
+        const res = await fetch(`${d.base}/malla/v1/info`, { signal: AbortSignal.timeout(5000) })
+        if (res.status !== 200) throw new Error(`GET ${d.base}/malla/v1/info answered ${res.status}`)
+        return ((await res.json()) as { neighbours: Array<{ source: string }> }).neighbours.filter((n) => n.source === 'discovered').length
+      }),
+    )
+    if (counts.every((c, i) => c >= (expected[i] as number))) return
+    if (Date.now() > deadline) throw new Error(`after ${timeoutMs / 1000} s the daemons had discovered ${counts.join(',')} neighbours (expected ${expected.join(',')})`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}

@@ -28,6 +28,8 @@ export interface JoinOptions extends Omit<MeshOptions, 'replica' | 'rtc' | 'rout
    * (`roomTableType`): the routers carry it, and connected peers sync it directly over their connections.
    */
   readonly tables?: readonly string[]
+  /** Sync the room's tables over the peers' connections too (default true); false leaves them to the routers. */
+  readonly overlay?: boolean
   /** How often a plain LibreMesh router is polled (default 1000 ms). */
   readonly pollMs?: number
   /**
@@ -88,7 +90,7 @@ export async function join(options: JoinOptions): Promise<Room> {
     carries: (ref) => ref.flavour === 'ttl' && roomTypes.has(ref.type),
     log,
   })
-  overlay.start()
+  if (options.overlay !== false) overlay.start()
   let left: Promise<void> | undefined
   return {
     id,

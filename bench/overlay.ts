@@ -1,0 +1,228 @@
+/**
+ * How fast a change to a room's table reaches peers behind routers H hops away: (b) over the overlay (the
+ * peers' own connections, `room.tables` with the default `overlay: true`) against (a) the routers' HTTP push
+ * path alone (`overlay: false`: each peer sends its entries to its router, which pushes them on hop by hop, and
+ * the far peer hears them on its router's change feed), measured in the same run on the same chain.
+ *
+ * Set-up: a chain of 7 routers (malla daemons with their defaults, `--discover`, each in its own network
+ * namespace: bench/lib/netns.ts) and four Node peers (werift, test/e2e/fixtures/node-peer.ts) in one room:
+ * A behind n0, and B behind n1, n3 and n6. A writes one entry; each figure is from just before A's insert to
+ * the moment the B peer's replica announces it (both wall clocks of this one machine, sub-millisecond). The
+ * two modes use fresh peers and rooms and take turns in blocks, so a slower stretch of this shared machine
+ * falls on both. Also: the bytes the overlay's exchanges carried per change per connection, and the most
+ * connections one peer held.
+ *
+ * `npm run bench -- overlay [--quick]`; needs root (namespaces) and a build.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { Cleanup } from './lib/cleanup.js'
+import { sleep, startDaemon, type BenchDaemon } from './lib/daemon.js'
+import { formatNumber } from './lib/format.js'
+import { chainAddress, NETNS_PORT, netnsUnavailable, openNetnsChain, waitDiscoveredCounts, type NetnsChain } from './lib/netns.js'
+import { row, type BenchContext, type BenchResult, type BenchRow } from './lib/result.js'
+import { summarize } from './lib/stats.js'
+
+const PEER_SCRIPT = fileURLToPath(new URL('../test/e2e/fixtures/node-peer.ts', import.meta.url))
+const CHAIN_HOPS = 6
+const FAR = [1, 3, 6] as const
+const TARGET_MS = 50
+const BYTES_TARGET = 1024
+const BLOCK = 5
+const REP_TIMEOUT_MS = 20_000
+type Mode = 'routers' | 'overlay'
+
+/** A Node peer process: its JSON lines, and waits on them. */
+class PeerProcess {
+  readonly lines: Array<Record<string, unknown>> = []
+  private readonly wakers = new Set<() => void>()
+  id = ''
+
+  constructor(
+    readonly child: ChildProcess,
+    readonly label: string,
+  ) {
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      try {
+        this.lines.push(JSON.parse(line) as Record<string, unknown>)
+      } catch {
+        return
+      }
+      for (const wake of [...this.wakers]) wake()
+    })
+    child.stderr?.resume()
+  }
+
+  send(command: string): void {
+    this.child.stdin?.write(`${command}\n`)
+  }
+
+  /** The first line (after `from`) that `match` accepts, within `ms`. */
+  waitFor(match: (line: Record<string, unknown>) => boolean, ms: number, what: string, from = 0): Promise<Record<string, unknown>> {
+    const find = () => this.lines.slice(from).find(match)
+    const found = find()
+    if (found) return Promise.resolve(found)
+    return new Promise((resolve, reject) => {
+      const wake = () => {
+        const line = find()
+        if (!line) return
+        this.wakers.delete(wake)
+        clearTimeout(timer)
+        resolve(line)
+      }
+      const timer = setTimeout(() => {
+        this.wakers.delete(wake)
+        reject(new Error(`${this.label}: ${what} not within ${ms} ms`))
+      }, ms)
+      this.wakers.add(wake)
+    })
+  }
+
+  async ask<T extends Record<string, unknown>>(command: string, event: string): Promise<T> {
+    const from = this.lines.length
+    this.send(command)
+    return (await this.waitFor((l) => l.event === event, 10_000, `an answer to ${command}`, from)) as T
+  }
+}
+
+async function startPeer(cleanup: Cleanup, ns: string, url: string, room: string, mode: Mode, label: string): Promise<PeerProcess> {
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', PEER_SCRIPT, url, room, '3'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, MALLA_OVERLAY: mode === 'overlay' ? '1' : '0' },
+  })
+  const peer = new PeerProcess(child, label)
+  cleanup.add(`stop peer ${label}`, () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  const ready = await peer.waitFor((l) => l.event === 'ready', 30_000, 'ready')
+  peer.id = ready.id as string
+  return peer
+}
+
+interface ModeRun {
+  /** Per far hop count, the milliseconds of each change. */
+  readonly ms: Map<number, number[]>
+  bytes: number
+  changes: number
+  /** Arrivals that came over a connection rather than from the peer's router. */
+  overOverlay: number
+  links: number
+  maxConnections: number
+}
+
+interface Lab {
+  readonly net: NetnsChain
+  readonly urls: readonly string[]
+}
+
+async function setUp(ctx: BenchContext, cleanup: Cleanup): Promise<Lab> {
+  const net = await openNetnsChain(CHAIN_HOPS)
+  cleanup.add('delete the network namespaces', () => net.close())
+  const dir = await cleanup.tempDir('malla-bench-overlay-')
+  const daemons: BenchDaemon[] = await Promise.all(
+    net.routers.map((r) =>
+      startDaemon(['--port', String(NETNS_PORT), '--data', join(dir, r.name), '--name', r.name, ...r.discover.flatMap((d) => ['--discover', d])], { netns: r.ns, host: '::', base: `http://${r.api}:${NETNS_PORT}` }).then((d) => {
+        cleanup.add(`stop daemon ${r.name}`, () => d.stop(3000))
+        return d
+      }),
+    ),
+  )
+  await waitDiscoveredCounts(daemons, net.routers.map((r) => r.discover.length), 20_000)
+  const addresses = await Promise.all(net.routers.map((r) => chainAddress(r.ns, r.discover[0] as string)))
+  ctx.progress(`${net.routers.length} routers in a chain (malla-${net.runId}-n0..n${CHAIN_HOPS}), every one has found its neighbours`)
+  return { net, urls: addresses.map((a) => `http://${a}:${NETNS_PORT}`) }
+}
+
+/** One block: fresh peers in a fresh room, `reps` changes written by A, each timed to every B. */
+async function block(ctx: BenchContext, lab: Lab, mode: Mode, reps: number, into: ModeRun, index: number): Promise<void> {
+  const cleanup = new Cleanup()
+  try {
+    const room = `bench-${mode}-${index}-${Date.now().toString(36)}`
+    const at = [0, ...FAR]
+    const peers = await Promise.all(at.map((h, i) => startPeer(cleanup, (lab.net.routers[h] as NetnsChain['routers'][number]).ns, lab.urls[h] as string, room, mode, i === 0 ? 'A@n0' : `B@n${h}`)))
+    const [a, ...far] = peers as [PeerProcess, ...PeerProcess[]]
+    // Connected: each peer to at least one other; for the overlay, each one syncing on at least one connection.
+    const deadline = Date.now() + 60_000
+    for (;;) {
+      const states = await Promise.all(peers.map((p) => Promise.all([p.ask<{ connected: number }>('stats', 'stats'), p.ask<{ linked: string[] }>('overlay', 'overlay')])))
+      if (states.every(([s, o]) => s.connected >= 1 && (mode === 'routers' || o.linked.length >= 1))) break
+      if (Date.now() > deadline) throw new Error(`${mode}: peers not connected within 60 s: ${JSON.stringify(states)}`)
+      await sleep(250)
+    }
+    // Let the mesh reach its target, so that connections opening do not fall among the samples.
+    await sleep(2000)
+    const before = await Promise.all(peers.map((p) => p.ask<{ traffic: { bytesSent: number; bytesReceived: number }; linked: string[] }>('overlay', 'overlay')))
+    for (let r = 0; r < reps; r++) {
+      const key = `k${index}x${r}`
+      const marks = far.map((p) => p.lines.length)
+      a.send(`write ${key} ${'x'.repeat(100)}`)
+      const wrote = await a.waitFor((l) => l.event === 'wrote' && l.key === key, REP_TIMEOUT_MS, `the write of ${key}`)
+      const got = await Promise.all(far.map((p, i) => p.waitFor((l) => l.event === 'entry' && l.key === key, REP_TIMEOUT_MS, `${key}`, marks[i])))
+      got.forEach((line, i) => {
+        into.ms.get(FAR[i] as number)?.push((line.at as number) - (wrote.at as number))
+        if (String(line.via).startsWith('peer ')) into.overOverlay++
+      })
+      await sleep(100)
+    }
+    const after = await Promise.all(peers.map((p) => p.ask<{ traffic: { bytesSent: number; bytesReceived: number }; linked: string[] }>('overlay', 'overlay')))
+    const stats = await Promise.all(peers.map((p) => p.ask<{ connected: number }>('stats', 'stats')))
+    into.bytes += after.reduce((n, o, i) => n + o.traffic.bytesSent + o.traffic.bytesReceived - ((before[i]?.traffic.bytesSent ?? 0) + (before[i]?.traffic.bytesReceived ?? 0)), 0)
+    into.changes += reps
+    into.links = Math.max(into.links, after.reduce((n, o) => n + o.linked.length, 0) / 2)
+    into.maxConnections = Math.max(into.maxConnections, ...stats.map((s) => s.connected))
+    ctx.progress(`${mode} block ${index}: ${reps} changes, ${into.overOverlay} arrivals over the overlay so far; medians ${FAR.map((h) => `H=${h} ${formatNumber(summarize(into.ms.get(h) as number[]).median)} ms`).join(', ')}`)
+  } finally {
+    await cleanup.run()
+  }
+}
+
+export async function run(ctx: BenchContext): Promise<BenchResult> {
+  const quick = ctx.args.includes('--quick')
+  const reps = quick ? 10 : 40
+  const why = await netnsUnavailable()
+  if (why !== undefined) throw new Error(`overlay: cannot run: ${why}; no rows were measured`)
+  const cleanup = new Cleanup()
+  const runs: Record<Mode, ModeRun> = {
+    routers: { ms: new Map(FAR.map((h) => [h, []])), bytes: 0, changes: 0, overOverlay: 0, links: 0, maxConnections: 0 },
+    overlay: { ms: new Map(FAR.map((h) => [h, []])), bytes: 0, changes: 0, overOverlay: 0, links: 0, maxConnections: 0 },
+  }
+  try {
+    const lab = await setUp(ctx, cleanup)
+    for (let done = 0, index = 0; done < reps; done += BLOCK, index++) {
+      const k = Math.min(BLOCK, reps - done)
+      await block(ctx, lab, 'routers', k, runs.routers, index)
+      await block(ctx, lab, 'overlay', k, runs.overlay, index)
+    }
+  } finally {
+    await cleanup.run()
+  }
+  const rows: BenchRow[] = FAR.map((h) =>
+    row({
+      section: 'a change from a peer behind n0 to a peer behind n<H>',
+      name: `H=${h}: over the overlay`,
+      unit: 'ms',
+      value: summarize(runs.overlay.ms.get(h) as number[]),
+      baseline: { name: "routers' HTTP push path", value: summarize(runs.routers.ms.get(h) as number[]) },
+      target: TARGET_MS,
+    }),
+  )
+  const o = runs.overlay
+  const perLink = o.links > 0 && o.changes > 0 ? o.bytes / o.changes / o.links : Number.NaN
+  rows.push(
+    row({ section: 'the overlay', name: 'bytes per change per connection (its exchanges, both ways)', unit: 'B', value: perLink, target: BYTES_TARGET }),
+    row({ section: 'the overlay', name: 'connections per peer, most', unit: 'connections', value: o.maxConnections, target: 9 }),
+  )
+  return {
+    title: `a room's change across a chain of routers: over the peers' connections vs the routers' push path (${quick ? 'quick, ' : ''}${reps} changes per mode)`,
+    rows,
+    notes: [
+      'Four Node peers (werift) in one room: A behind n0, B behind n1, n3, n6 of a 7-router netns chain of malla daemons with their defaults.',
+      'Baseline: the same peers with overlay: false (each sends its entries to its router; routers push hop by hop; the far peer hears its router\'s change feed).',
+      'Time: from just before A\'s insert to the far peer\'s change event; the modes alternate in blocks of 5 changes with fresh peers.',
+      `Bytes per change per connection: the overlay's request and reply bytes over ${o.changes} changes, divided by the connections (${o.links} at most in a block); periodic repairs included.`,
+    ],
+    params: { reps, chainHops: CHAIN_HOPS, far: FAR, block: BLOCK },
+  }
+}
