@@ -30,6 +30,11 @@ export interface JoinOptions extends Omit<MeshOptions, 'replica' | 'rtc' | 'rout
   readonly tables?: readonly string[]
   /** Sync the room's tables over the peers' connections too (default true); false leaves them to the routers. */
   readonly overlay?: boolean
+  /**
+   * Gives up joining when this aborts (`AbortSignal.timeout(ms)`, a Cancel button). Without it, a router that is
+   * slow or away is asked again until it answers.
+   */
+  readonly signal?: AbortSignal
   /** How often a plain LibreMesh router is polled (default 1000 ms). */
   readonly pollMs?: number
   /**
@@ -58,7 +63,7 @@ export interface Room {
 /**
  * Joins a room through a router: a leaf replica of the signaling tables in memory, kept in step with the
  * router (malla daemon or plain LibreMesh CGI, found out by the first exchange), and a `Mesh` over it.
- * Rejects with PEER when the router does not answer.
+ * Keeps asking a router that does not answer; rejects with PEER only when `signal` aborts first.
  */
 export async function join(options: JoinOptions): Promise<Room> {
   const log = options.log ?? silentLogger
@@ -67,7 +72,7 @@ export async function join(options: JoinOptions): Promise<Room> {
   const roomTypes = new Set<string>(tables.values())
   const replica = new Replica({ store: new MemoryStore(), author: id, log })
   const link = new RouterLink({ replica, base: options.routerUrl, types: [OFFERS_TYPE, ANSWERS_TYPE, LINKS_TYPE, ...tables.values()], poster: options.poster, log, ...(options.socket ? { socket: options.socket } : {}), ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
-  const kind = await link.start()
+  const kind = await link.start(options.signal)
   const info = kind === 'malla' ? await routerInfo(options.routerUrl) : undefined
   // Hops from this peer's router, recomputed whenever the routers' links change.
   let hops = new Map<string, number>()

@@ -1,5 +1,5 @@
 import { createNanoEvents, type Unsubscribe } from 'nanoevents'
-import { isMallaError } from '../core/errors.js'
+import { isMallaError, MallaError } from '../core/errors.js'
 import type { Logger } from '../core/log.js'
 import { silentLogger } from '../core/log.js'
 import { parseTable, serializeTable } from '../core/schema.js'
@@ -86,10 +86,12 @@ export class RouterLink {
   }
 
   /**
-   * Reads every type from the router and starts following it. Resolves with what the router speaks once
-   * it has answered; rejects (PEER) when the first exchange fails, so a caller can tell "no router here".
+   * Reads every type from the router and starts following it. Resolves with what the router speaks once it
+   * has answered. A router that is slow or away is asked again (after 250 ms, doubling up to 5 s; each failure
+   * is reported as `trouble`) until it answers: a busy router must not turn a join into a failure. Rejects
+   * (PEER) only when `signal` aborts first, or the link is stopped.
    */
-  async start(): Promise<RouterKind> {
+  async start(signal?: AbortSignal): Promise<RouterKind> {
     const { replica, types } = this.options
     this.offApplied = replica.on('applied', (event) => {
       if (event.origin !== 'local' || !types.includes(event.type)) return
@@ -104,7 +106,20 @@ export class RouterLink {
       if (this.kind === 'malla') this.queuePush(event.type, own)
       else this.send(event.type)
     })
-    const replies = await Promise.all(types.map((type) => this.exchange(type)))
+    let replies: ExchangeReply[]
+    for (let delay = 250; ; delay = Math.min(5000, delay * 2)) {
+      try {
+        replies = await Promise.all(types.map((type) => this.exchange(type)))
+        break
+      } catch (e) {
+        if (this.abort.signal.aborted || signal?.aborted) {
+          this.offApplied?.()
+          throw new MallaError('PEER', `no answer from the router at ${this.options.base}: ${(e as Error).message}`, { cause: e })
+        }
+        this.trouble(e as Error)
+        await abortableSleep(delay, signal)
+      }
+    }
     this.kind = replies.every((r) => r.malla) ? 'malla' : 'libremesh'
     if (this.kind === 'malla') {
       if (this.options.socket) {
@@ -255,4 +270,17 @@ export class RouterLink {
     this.log.warn('router link trouble', { router: this.options.base, error: error.message })
     this.emitter.emit('trouble', error)
   }
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal?.addEventListener('abort', done, { once: true })
+  })
 }

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join as joinPath } from 'node:path'
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
+import { createServer, type Socket } from 'node:net'
 import { CLI, startDaemon } from '../helpers/processes.js'
 
 type TestContext = { after(fn: () => unknown): void }
@@ -157,4 +158,51 @@ test('malla join: a CLI peer in a room prints what happens as JSON lines and sen
   const offers = (await (await fetch(`${d.base}/malla/v1/tables/malla-offers`)).json()) as Record<string, { author: string; data?: { s?: unknown } | null }>
   const mine = Object.values(offers).filter((e) => e.author === cliId)
   assert.ok(mine.length > 0 && mine.every((e) => e.data?.s === undefined), `no open offer of the CLI's is left: ${JSON.stringify(mine)}`)
+})
+
+test('joining keeps asking a router that does not answer, joins once it does, and gives up only when told', { timeout: 60_000 }, async (t) => {
+  // A router that accepts connections and never answers (a busy one): each first exchange times out (3 s).
+  const sockets = new Set<Socket>()
+  const silent = createServer((s) => {
+    sockets.add(s)
+    s.on('error', () => {})
+  })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  const port = (silent.address() as { port: number }).port
+  t.after(() => {
+    for (const s of sockets) s.destroy()
+    silent.close()
+  })
+  const troubles: string[] = []
+  const log = { debug() {}, info() {}, warn: (m: string, f?: object) => void troubles.push(`${m} ${JSON.stringify(f)}`), error() {} }
+  const started = Date.now()
+  const joining = join({ room: 'test', routerUrl: `http://127.0.0.1:${port}`, rtc, poster: fetchPoster, log })
+  let settled = false
+  void joining.then(() => (settled = true), () => (settled = true))
+  // Past the first timeout, and a retry: still joining, not failed.
+  while (troubles.length < 2 && Date.now() - started < 20_000) await new Promise((r) => setTimeout(r, 100))
+  assert.ok(troubles.length >= 2, `two failed attempts reported: ${troubles.join('; ')}`)
+  assert.match(troubles[0] as string, /no complete answer within 3000 ms/)
+  assert.equal(settled, false, 'join is still trying')
+  // The router comes back on the same port: the join completes.
+  for (const s of sockets) s.destroy()
+  await new Promise<void>((resolve) => silent.close(() => resolve()))
+  const dir = await mkdtemp(joinPath(tmpdir(), 'malla-mesh-'))
+  const d = await startDaemon(t, ['--data', dir, '--name', 'late', '--port', String(port)])
+  t.after(async () => {
+    await d.stop('SIGKILL')
+    await rm(dir, { recursive: true, force: true })
+  })
+  const room = await joining
+  t.after(() => room.leave())
+  assert.equal(room.router.kind, 'malla')
+  assert.equal(room.router.name, 'late')
+
+  // Told when to give up: it does, with PEER, soon after.
+  const gaveUp = Date.now()
+  await assert.rejects(
+    join({ room: 'test', routerUrl: 'http://127.0.0.1:9', rtc, poster: fetchPoster, signal: AbortSignal.timeout(1000) }),
+    (e: unknown) => e instanceof Error && (e as { code?: string }).code === 'PEER' && /no answer from the router/.test(e.message),
+  )
+  assert.ok(Date.now() - gaveUp < 6000, `gave up after ${Date.now() - gaveUp} ms`)
 })
