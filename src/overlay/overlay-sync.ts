@@ -8,6 +8,7 @@ import type { TableRef } from '../storage/table-store.js'
 import { SyncEngine } from '../sync/engine.js'
 import { ChannelLink } from '../sync/links/channel-link.js'
 import type { LinkTraffic } from '../sync/links/link.js'
+import { MessageRouter } from './message-router.js'
 
 /** What the overlay needs of a connection: who is at the far end, and the connection's sync channel. */
 export interface OverlayConnection {
@@ -44,6 +45,8 @@ const MAX_SYNC_MESSAGE_BYTES = 4 * 1024 * 1024
  * of routers between the peers; the routers' tables still get each entry from its author, as before.
  */
 export class OverlaySync {
+  /** Messages to any peer of the room, over the same connections. */
+  readonly messages: MessageRouter
   private readonly engine: SyncEngine
   /** By connection: two connections to one peer may overlap for a moment (glare), each with its own link. */
   private readonly links = new Map<OverlayConnection, ChannelLink>()
@@ -54,6 +57,7 @@ export class OverlaySync {
   constructor(private readonly options: OverlaySyncOptions) {
     this.log = options.log ?? silentLogger
     this.engine = new SyncEngine({ replica: options.replica, policy: { role: 'relay', carries: options.carries }, log: this.log, debounceMs: 0 })
+    this.messages = new MessageRouter({ id: options.id, log: this.log })
   }
 
   start(): void {
@@ -70,6 +74,7 @@ export class OverlaySync {
     for (const off of this.offs.splice(0)) off()
     clearInterval(this.timer)
     for (const peer of [...this.links.keys()]) this.drop(peer)
+    this.messages.close()
     await this.engine.stop()
   }
 
@@ -87,12 +92,22 @@ export class OverlaySync {
     if (this.links.has(peer)) return
     // No keepalives of its own: the connection's app channel sends them, and declares the peer dead.
     const channel = new FramedChannel(peer.syncChannel, { maxMessageBytes: MAX_SYNC_MESSAGE_BYTES, keepAliveMs: 0 })
-    const link = new ChannelLink({ replica: this.options.replica, pipe: channelPipe(channel), peer: peer.id, ownName: this.options.id, carries: this.options.carries, log: this.log })
+    const link = new ChannelLink({
+      replica: this.options.replica,
+      pipe: channelPipe(channel),
+      peer: peer.id,
+      ownName: this.options.id,
+      carries: this.options.carries,
+      onRoute: (route, from) => this.messages.receive(route, from),
+      log: this.log,
+    })
     this.links.set(peer, link)
+    this.messages.attach(link)
     link.onClose((why) => {
       if (this.links.get(peer) !== link) return
       this.log.debug('overlay link closed', { peer: peer.id, why })
       this.links.delete(peer)
+      this.messages.detach(link)
       this.engine.remove(link)
     })
     this.engine.add(link)
@@ -102,6 +117,7 @@ export class OverlaySync {
     const link = this.links.get(peer)
     if (link === undefined) return
     this.links.delete(peer)
+    this.messages.detach(link)
     this.engine.remove(link)
   }
 }

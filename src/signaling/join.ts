@@ -9,6 +9,7 @@ import type { HttpPoster } from '../transport/http-poster.js'
 import type { SocketFactory } from '../transport/push-socket-client.js'
 import type { TypeName } from '../core/types.js'
 import { OverlaySync } from '../overlay/overlay-sync.js'
+import type { JsonValue } from '../rtc/framed-channel.js'
 import { roomTableType } from '../overlay/room-tables.js'
 import { Mesh, type MeshOptions } from './mesh.js'
 import { hopDistances, LINKS_TYPE, parseLinks } from './router-links.js'
@@ -53,8 +54,14 @@ export interface Room {
   readonly replica: Replica
   /** The shared-state type of each of the room's tables, by name. */
   readonly tables: ReadonlyMap<string, TypeName>
-  /** The room's tables over the peers' connections. */
+  /** The room's tables over the peers' connections, and messages to any peer (`overlay.messages`). */
   readonly overlay: OverlaySync
+  /**
+   * Sends a JSON message (at most 64 KiB) to any peer of the room, connected to this one or not: relayed over
+   * the peers' connections, delivered once. Resolves when that peer acknowledged it; rejects (PEER) when no
+   * acknowledgement came within 5 s. Messages arrive as `overlay.messages.on('message', (from, body) => …)`.
+   */
+  send(peerId: string, body: JsonValue): Promise<void>
   readonly router: { readonly url: string; readonly kind: RouterKind; readonly name: string | undefined; readonly stunUrls: readonly string[] }
   /** Withdraws this peer's offers and answers, waits until the router has them, and closes everything. */
   leave(): Promise<void>
@@ -103,6 +110,7 @@ export async function join(options: JoinOptions): Promise<Room> {
     replica,
     tables,
     overlay,
+    send: (peerId, body) => overlay.messages.send(peerId, body),
     router: { url: options.routerUrl, kind, name: info?.name, stunUrls },
     leave: () => (left ??= overlay.stop().then(() => mesh.close()).then(() => (offLinks(), link.stop()))),
   }

@@ -26,8 +26,9 @@ export async function lab(t: TestContext, n: number): Promise<{ urls: string[]; 
 }
 
 /** A Node peer (`fixtures/node-peer.ts`) inside namespace `ns`, killed when the test ends. */
-export async function nodePeer(t: TestContext, ns: string, routerUrl: string, room: string, target: number): Promise<Watched & { id: string; send(cmd: string): void }> {
-  const child = watch(spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', join(FIXTURES, 'node-peer.ts'), routerUrl, room, String(target)], { stdio: ['pipe', 'pipe', 'pipe'] }))
+export async function nodePeer(t: TestContext, ns: string, routerUrl: string, room: string, target: number, max?: number): Promise<Watched & { id: string; send(cmd: string): void }> {
+  const args = [join(FIXTURES, 'node-peer.ts'), routerUrl, room, String(target), ...(max !== undefined ? [String(max)] : [])]
+  const child = watch(spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', ...args], { stdio: ['pipe', 'pipe', 'pipe'] }))
   t.after(async () => {
     child.child.kill('SIGKILL')
     await child.exited(5000)

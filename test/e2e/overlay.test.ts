@@ -43,7 +43,7 @@ async function recordEntries(page: Page): Promise<void> {
 test('the room\'s tables travel over the peers\' own connections, across a router that answers nothing', { timeout: Number(process.env.E2E_TIMEOUT ?? 300_000) }, async (t) => {
   if (!needsRoot(t)) return
   const { urls, ns } = await lab(t, 3)
-  const [r1, , r3] = urls as [string, string, string]
+  const [r1, r2, r3] = urls as [string, string, string]
   const [ns1, ns2, ns3] = ns as [string, string, string]
 
   await t.test('Node peers behind r1 and r3: an entry crosses the overlay while r2 is frozen, and the routers catch up after', async () => {
@@ -83,5 +83,24 @@ test('the room\'s tables travel over the peers\' own connections, across a route
     const entries = (await p3.page.evaluate(() => (window as unknown as { __entries: unknown[] }).__entries)) as Array<{ key: string; via: string }>
     assert.deepEqual(entries.filter((e) => e.key === 'page-hello').map((e) => e.via), [`peer ${p1.id}`])
     await thaw()
+  })
+
+  await t.test('room.send reaches a peer with no direct connection, once, relayed by the peer between', async () => {
+    const room = 'e2e-overlay-send'
+    // B first (it takes two connections); A and C take one each: C, behind r3, prefers B (one router hop
+    // nearer than A) and A is full by then, so the only path from A to C runs through B.
+    const b = await nodePeer(t, ns2, r2, room, 2)
+    const a = await nodePeer(t, ns1, r1, room, 1, 1)
+    await eventually(async () => (await nodeStats(a)).peers.includes(b.id), async () => JSON.stringify(await nodeStats(a)), 60_000)
+    const c = await nodePeer(t, ns3, r3, room, 1, 1)
+    await eventually(async () => (await nodeStats(c)).peers.includes(b.id), async () => JSON.stringify(await nodeStats(c)), 60_000)
+    assert.ok(!(await nodeStats(a)).peers.includes(c.id), 'A and C are not connected')
+    a.send(`send ${c.id} over two connections`)
+    const sent = JSON.parse(await a.waitFor(/"event":"sent"/, 10_000)) as { ok: boolean; error?: string }
+    assert.deepEqual(sent, { event: 'sent', to: c.id, ok: true })
+    await new Promise((r) => setTimeout(r, 300))
+    const routed = c.lines.filter((l) => l.includes('"event":"routed"')).map((l) => JSON.parse(l) as { from: string; body: string })
+    assert.deepEqual(routed, [{ event: 'routed', from: a.id, body: 'over two connections' }])
+    assert.deepEqual(b.lines.filter((l) => l.includes('"event":"routed"')), [], 'B relayed it and delivered nothing')
   })
 })

@@ -18,6 +18,8 @@ import type { ReceivedReply } from './link.js'
  *   {"v":1,"id":7,"r":"corrections","entries":{…}}
  *   {"v":1,"id":8,"r":"differing","answer":{…}}     {"v":1,"id":9,"r":"entries","entries":{…},"more":true}
  *   {"v":1,"id":7,"r":"error","code":"FORBIDDEN","message":"…"}
+ *   {"v":1,"route":{"id":"…","from":"…","to":"…","hops":2,"body":…}}   a message on its way to a peer
+ *   {"v":1,"route":{"id":"…","from":"…","to":"…","hops":0,"ack":"<id>"}}  its acknowledgement, on the way back
  *
  * Fields a frame does not need are ignored, so a later version can add some.
  */
@@ -32,6 +34,24 @@ export type ChannelFrame =
   | { readonly kind: 'bad-request'; readonly id: number; readonly code: ErrorCode; readonly message: string }
   /** A reply: its body is read once the request it answers is known (its table tells how to validate it). */
   | { readonly kind: 'reply'; readonly id: number; readonly body: Record<string, unknown> }
+  /** A message routed across the overlay (overlay/message-router.ts); not part of the sync. */
+  | { readonly kind: 'route'; readonly route: RouteFrame }
+
+/** Hops a routed message may take at most; a frame that says more is not a frame. */
+export const MAX_ROUTE_HOPS = 16
+/** Characters of JSON a routed message's body may have. */
+export const MAX_ROUTE_BODY_CHARS = 64 * 1024
+
+const RouteId = v.pipe(v.string(), v.regex(/^[A-Za-z0-9._!-]{1,80}$/))
+const Route = v.object({
+  id: RouteId,
+  from: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/)),
+  to: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/)),
+  hops: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(MAX_ROUTE_HOPS)),
+  body: v.optional(v.unknown()),
+  ack: v.optional(RouteId),
+})
+export type RouteFrame = v.InferOutput<typeof Route>
 
 const Envelope = v.looseObject({
   v: v.literal(SYNC_VERSION),
@@ -39,6 +59,7 @@ const Envelope = v.looseObject({
   q: v.optional(v.string()),
   r: v.optional(v.string()),
   hello: v.optional(v.looseObject({ name: v.optional(v.pipe(v.string(), v.maxLength(256))) })),
+  route: v.optional(v.unknown()),
 })
 
 const TableFrame = v.looseObject({ flavour: v.picklist(['ttl', 'multiwriter']), type: v.unknown(), entries: v.unknown() })
@@ -50,8 +71,14 @@ const TableFrame = v.looseObject({ flavour: v.picklist(['ttl', 'multiwriter']), 
 export function parseFrame(text: string): ChannelFrame {
   const envelope = v.safeParse(Envelope, parseJsonText(text, 'frame'))
   if (!envelope.success) throw badInput(`not a sync frame: ${v.summarize(envelope.issues).replace(/\n/g, '; ')}`)
-  const { id, q, r, hello } = envelope.output
+  const { id, q, r, hello, route } = envelope.output
   if (hello !== undefined) return { kind: 'hello', name: hello.name }
+  if (route !== undefined) {
+    const parsed = v.safeParse(Route, route)
+    if (!parsed.success) throw badInput(`not a routed message: ${v.summarize(parsed.issues).replace(/\n/g, '; ')}`)
+    if (parsed.output.body !== undefined && text.length > MAX_ROUTE_BODY_CHARS + 512) throw badInput(`a routed message over ${MAX_ROUTE_BODY_CHARS} characters`)
+    return { kind: 'route', route: parsed.output }
+  }
   if (id === undefined) throw badInput('a sync frame without an id')
   if (r !== undefined) return { kind: 'reply', id, body: envelope.output }
   if (q === undefined) throw badInput('a sync frame that is neither a request nor a reply')
@@ -129,4 +156,8 @@ export function readReply(body: Record<string, unknown>, request: SyncRequest): 
     default:
       return { t: 'entries', entries: parse(body.entries, what), more: body.more === true }
   }
+}
+
+export function routeFrame(route: RouteFrame): string {
+  return JSON.stringify({ v: SYNC_VERSION, route })
 }

@@ -4,7 +4,7 @@ import type { Replica } from '../../replica/replica.js'
 import type { TableRef } from '../../storage/table-store.js'
 import type { SyncRequest } from '../messages.js'
 import { answer } from '../responder.js'
-import { errorFrame, helloFrame, MAX_FRAME_ID, parseFrame, readReply, replyFrame, requestFrame, type ChannelFrame } from './channel-frames.js'
+import { errorFrame, helloFrame, MAX_FRAME_ID, parseFrame, readReply, replyFrame, requestFrame, routeFrame, type ChannelFrame, type RouteFrame } from './channel-frames.js'
 import type { LinkTraffic, ReceivedReply, Speaks, SyncLink } from './link.js'
 
 /**
@@ -31,6 +31,8 @@ export interface ChannelLinkOptions {
   readonly timeoutMs?: number
   /** Which tables the far end may read and write through this link (every one by default); others are refused (FORBIDDEN). */
   readonly carries?: (ref: TableRef) => boolean
+  /** Hears the routed messages the far end sends (overlay/message-router.ts); without it they are dropped. */
+  readonly onRoute?: (route: RouteFrame, link: ChannelLink) => void
   /** Charged with the work each of the far end's requests asks for; throws (BUSY) to refuse one. */
   readonly charge?: (units: number) => void
   readonly log?: Logger
@@ -132,6 +134,18 @@ export class ChannelLink implements SyncLink {
     })
   }
 
+  /** Sends a routed message to the far end (false when the link is closed). */
+  sendRoute(route: RouteFrame): boolean {
+    if (this.closedWhy !== undefined) return false
+    this.sendFrame(routeFrame(route))
+    return true
+  }
+
+  /** Who is at the far end, as this node names it. */
+  get peer(): string {
+    return this.options.peer
+  }
+
   close(): void {
     this.ended('closed here')
   }
@@ -159,6 +173,8 @@ export class ChannelLink implements SyncLink {
       case 'hello':
         this.name = frame.name
         return
+      case 'route':
+        return this.options.onRoute?.(frame.route, this)
       case 'reply':
         return this.replied(frame.id, frame.body, text)
       case 'bad-request':
