@@ -18,6 +18,8 @@ export interface MessageRouterOptions {
 export interface MessageRouterEvents {
   /** A message for this peer, delivered once whatever the paths it took. */
   message(from: string, body: JsonValue): void
+  /** One of the overlay's own messages for this peer (directed offers and answers: overlay/direct-connect.ts). */
+  signal(from: string, sig: { readonly t: string } & Record<string, unknown>): void
 }
 
 /** Message ids remembered, to deliver and forward each message once. */
@@ -65,6 +67,16 @@ export class MessageRouter {
    * overlay, or left; the message may still have arrived).
    */
   send(to: string, body: JsonValue): Promise<void> {
+    return this.route(to, { body })
+  }
+
+  /** Sends one of the overlay's own messages (`signal` at the far end); as `send` otherwise. */
+  signal(to: string, sig: { readonly t: string } & Record<string, JsonValue>): Promise<void> {
+    return this.route(to, { sig })
+  }
+
+  private route(to: string, payload: { body: JsonValue } | { sig: { readonly t: string } & Record<string, JsonValue> }): Promise<void> {
+    const body = 'body' in payload ? payload.body : payload.sig
     const text = JSON.stringify(body)
     if (text === undefined) return Promise.reject(badInput('this value cannot be sent as JSON'))
     if (text.length > MAX_ROUTE_BODY_CHARS) return Promise.reject(badInput(`a message over ${MAX_ROUTE_BODY_CHARS} characters of JSON; send it on a direct connection`))
@@ -78,7 +90,7 @@ export class MessageRouter {
       }, ms)
       this.waiting.set(id, { resolve, reject, timer })
       this.remember(id)
-      this.forward({ id, from: this.options.id, to, hops: 0, body }, undefined)
+      this.forward({ id, from: this.options.id, to, hops: 0, ...payload }, undefined)
     })
   }
 
@@ -113,7 +125,8 @@ export class MessageRouter {
         return
       }
       this.forward({ id: this.newId(), from: this.options.id, to: route.from, hops: 0, ack: route.id }, undefined)
-      this.emitter.emit('message', route.from, route.body as JsonValue)
+      if (route.sig !== undefined) this.emitter.emit('signal', route.from, route.sig)
+      else this.emitter.emit('message', route.from, route.body as JsonValue)
       return
     }
     if (route.hops + 1 >= (this.options.maxHops ?? 8) || route.hops + 1 > MAX_ROUTE_HOPS) {

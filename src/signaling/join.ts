@@ -11,7 +11,8 @@ import type { TypeName } from '../core/types.js'
 import { OverlaySync } from '../overlay/overlay-sync.js'
 import type { JsonValue } from '../rtc/framed-channel.js'
 import { roomTableType } from '../overlay/room-tables.js'
-import { Mesh, type MeshOptions } from './mesh.js'
+import { DirectConnector } from '../overlay/direct-connect.js'
+import { Mesh, type MeshOptions, type MeshPeer } from './mesh.js'
 import { hopDistances, LINKS_TYPE, parseLinks } from './router-links.js'
 import { ANSWERS_TYPE, OFFERS_TYPE } from './signal-records.js'
 
@@ -62,6 +63,12 @@ export interface Room {
    * acknowledgement came within 5 s. Messages arrive as `overlay.messages.on('message', (from, body) => …)`.
    */
   send(peerId: string, body: JsonValue): Promise<void>
+  /**
+   * A direct connection to a chosen peer of the room (the existing one if connected already): its offer and
+   * answer travel over the overlay, not the routers. Rejects with PEER when the peer is not reachable or the
+   * connection does not open, BUSY when either side has too many connections.
+   */
+  connect(peerId: string): Promise<MeshPeer>
   readonly router: { readonly url: string; readonly kind: RouterKind; readonly name: string | undefined; readonly stunUrls: readonly string[] }
   /** Withdraws this peer's offers and answers, waits until the router has them, and closes everything. */
   leave(): Promise<void>
@@ -103,6 +110,8 @@ export async function join(options: JoinOptions): Promise<Room> {
     log,
   })
   if (options.overlay !== false) overlay.start()
+  const direct = new DirectConnector({ mesh, messages: overlay.messages, id, log })
+  direct.start()
   let left: Promise<void> | undefined
   return {
     id,
@@ -111,8 +120,9 @@ export async function join(options: JoinOptions): Promise<Room> {
     tables,
     overlay,
     send: (peerId, body) => overlay.messages.send(peerId, body),
+    connect: (peerId) => direct.connect(peerId),
     router: { url: options.routerUrl, kind, name: info?.name, stunUrls },
-    leave: () => (left ??= overlay.stop().then(() => mesh.close()).then(() => (offLinks(), link.stop()))),
+    leave: () => (left ??= Promise.resolve(direct.stop()).then(() => overlay.stop()).then(() => mesh.close()).then(() => (offLinks(), link.stop()))),
   }
 }
 

@@ -6,7 +6,7 @@ import { silentLogger } from '../core/log.js'
 import type { Replica } from '../replica/replica.js'
 import { FramedChannel, type MessageKind, type MessageValue, type Progress } from '../rtc/framed-channel.js'
 import type { RtcChannel, RtcCloseReason, RtcFactory, RtcOptions, RtcPeer } from '../rtc/rtc-peer.js'
-import { compactSession, sessionFacts, toSdp, withoutShadowedNames, type SessionFacts } from './sdp-codec.js'
+import { compactSession, expandSession, sessionFacts, toSdp, withoutShadowedNames, type CompactSession, type SessionFacts } from './sdp-codec.js'
 import {
   ANSWERS_TYPE,
   answerData,
@@ -129,6 +129,8 @@ const HOUSEKEEPING_MS = 1000
 const FAILED_OFFER_MEMORY = 512
 /** The distance of a router whose hop count is not known: after every known one. */
 const UNKNOWN_HOPS = 1_000_000
+/** Connections a peer takes past `max` when they are directed (connectTo): a person chose them. */
+const DIRECT_EXTRA = 2
 /**
  * How long a taken offer may take to open before the offerer gives up on it. Much shorter than the
  * connect timeout: on a mesh a channel opens within a second, and what keeps one from opening (an
@@ -170,6 +172,9 @@ export class Mesh {
   /** Offerer side: attempts whose answer was applied, until their channel opens. */
   private readonly accepted = new Map<string, { remote: string; offer: string; rtc: RtcPeer; at: number; markTaken(): void }>()
   private readonly links = new Map<string, Link[]>()
+  /** Directed attempts (connectTo, acceptDirect) not open yet, by remote peer. */
+  private readonly direct = new Map<string, RtcPeer>()
+  private nextDirect = 1
   private readonly failedOffers = new Set<string>()
   private nextOffer = 0
   private started = false
@@ -261,6 +266,7 @@ export class Mesh {
     for (const o of this.offers.values()) o.rtc.close()
     for (const a of this.answers.values()) a.rtc.close()
     for (const a of this.accepted.values()) a.rtc.close()
+    for (const rtc of [...this.direct.values()]) rtc.close()
     for (const list of [...this.links.values()]) for (const l of list) l.peer.close()
     this.offers.clear()
     this.answers.clear()
@@ -586,6 +592,78 @@ export class Mesh {
     this.emitter.emit('peer', peer)
   }
 
+  /**
+   * Opens a connection to one chosen peer, whose offer and answer travel by `carry` (the overlay's routed
+   * messages) instead of the tables: `carry` takes this side's compact offer and resolves with the remote's
+   * compact answer. Resolves with the connection once open (at once when one exists already). Rejects with
+   * PEER when the attempt fails or times out, BUSY when this peer holds too many connections already.
+   * Directed connections may go `DIRECT_EXTRA` past `max`: a person chose them.
+   */
+  async connectTo(remote: string, carry: (offer: CompactSession) => Promise<unknown>): Promise<MeshPeer> {
+    const existing = this.links.get(remote)?.[0]
+    if (existing) return existing.peer
+    this.checkDirect(remote)
+    const key = `${this.id}.d${this.nextDirect++}`
+    const rtc = this.makePeer(`direct offer ${key} to ${remote}`)
+    this.direct.set(remote, rtc)
+    const opened = this.directAttempt(remote, key, this.id, rtc)
+    try {
+      const offer = compactSession(withoutShadowedNames(sessionFacts(await rtc.createOffer())))
+      const answer = expandSession(await carry(offer))
+      await rtc.acceptAnswer(toSdp(answer, 'answer'))
+    } catch (e) {
+      rtc.close()
+      throw e instanceof MallaError ? e : new MallaError('PEER', `could not connect to ${remote}: ${(e as Error).message}`, { cause: e })
+    }
+    return opened
+  }
+
+  /**
+   * The answering side of `connectTo`: answers `offer` (a compact session from `remote`) and resolves with
+   * this side's compact answer; the connection joins this mesh's links when it opens. Rejects with BUSY when
+   * this peer holds too many connections, BAD_INPUT for an offer that is not one, PEER when answering fails.
+   */
+  async acceptDirect(remote: string, offer: unknown): Promise<CompactSession> {
+    if (this.links.has(remote)) throw new MallaError('BAD_INPUT', `already connected to ${remote}`)
+    this.checkDirect(remote)
+    const facts = expandSession(offer)
+    const key = `${remote}.d${this.nextDirect++}`
+    const rtc = this.makePeer(`direct answer to ${remote}`)
+    this.direct.set(remote, rtc)
+    void this.directAttempt(remote, key, remote, rtc).catch(() => {})
+    try {
+      return compactSession(withoutShadowedNames(sessionFacts(await rtc.acceptOffer(toSdp(facts, 'offer')))))
+    } catch (e) {
+      rtc.close()
+      throw e
+    }
+  }
+
+  private checkDirect(remote: string): void {
+    if (this.closed) throw new MallaError('PEER', 'the mesh is closed')
+    if (this.direct.has(remote)) throw new MallaError('BUSY', `a directed attempt with ${remote} is under way`)
+    if (this.links.size >= this.max + DIRECT_EXTRA || this.pcCount() >= this.maxPcs + DIRECT_EXTRA) throw new MallaError('BUSY', `this peer holds ${this.links.size} connections already`)
+  }
+
+  /** Resolves with the connection when `rtc` opens (it joins the links), rejects when it ends before. */
+  private directAttempt(remote: string, key: string, offerer: string, rtc: RtcPeer): Promise<MeshPeer> {
+    return new Promise((resolve, reject) => {
+      rtc.on('open', () => {
+        this.direct.delete(remote)
+        if (this.closed) return rtc.close()
+        this.addLink(remote, offerer, key, undefined, rtc)
+        const link = this.links.get(remote)?.[0]
+        if (link) resolve(link.peer)
+        else reject(new MallaError('PEER', `the connection to ${remote} was dropped as a duplicate`))
+        this.tick()
+      })
+      rtc.on('close', (reason, detail) => {
+        if (this.direct.get(remote) === rtc) this.direct.delete(remote)
+        reject(new MallaError('PEER', `the directed connection to ${remote} ended: ${reason}${detail ? ` (${detail})` : ''}`))
+      })
+    })
+  }
+
   /** Whether a link to `remote` exists, or an attempt that would make one. */
   private hasLinkOrAttempt(remote: string, what: 'any' | 'answer-to-me'): boolean {
     if (this.links.has(remote)) return true
@@ -607,7 +685,7 @@ export class Mesh {
   }
 
   private pcCount(): number {
-    let n = this.offers.size + this.answers.size + this.accepted.size
+    let n = this.offers.size + this.answers.size + this.accepted.size + this.direct.size
     for (const l of this.links.values()) n += l.length
     return n
   }

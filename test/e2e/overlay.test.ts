@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import { promisify } from 'node:util'
 import type { Page } from 'playwright-core'
 import { cliIn, needsRoot } from '../integration/netns-helpers.js'
-import { browserIn, joinInPage, waitConnected } from './browser.js'
+import { browserIn, joinInPage, pageState, waitConnected } from './browser.js'
 import { eventually, lab, nodePeer, nodeStats, type TestContext } from './lab.js'
 
 const run = promisify(execFile)
@@ -85,7 +85,7 @@ test('the room\'s tables travel over the peers\' own connections, across a route
     await thaw()
   })
 
-  await t.test('room.send reaches a peer with no direct connection, once, relayed by the peer between', async () => {
+  await t.test('room.send reaches a peer with no direct connection, once, relayed by the peer between; room.connect then opens a direct connection to it', async () => {
     const room = 'e2e-overlay-send'
     // B first (it takes two connections); A and C take one each: C, behind r3, prefers B (one router hop
     // nearer than A) and A is full by then, so the only path from A to C runs through B.
@@ -102,5 +102,43 @@ test('the room\'s tables travel over the peers\' own connections, across a route
     const routed = c.lines.filter((l) => l.includes('"event":"routed"')).map((l) => JSON.parse(l) as { from: string; body: string })
     assert.deepEqual(routed, [{ event: 'routed', from: a.id, body: 'over two connections' }])
     assert.deepEqual(b.lines.filter((l) => l.includes('"event":"routed"')), [], 'B relayed it and delivered nothing')
+
+    // A directed connection from A to C: the offer and the answer go through B, the connection does not.
+    a.send(`connect ${c.id}`)
+    const connected = JSON.parse(await a.waitFor(/"event":"connected"/, 30_000)) as { ok: boolean; error?: string; ms: number }
+    assert.equal(connected.ok, true, connected.error)
+    t.diagnostic(`directed connection A→C (offer and answer relayed by B): open in ${connected.ms.toFixed(0)} ms`)
+    await eventually(async () => (await nodeStats(c)).peers.includes(a.id), async () => JSON.stringify(await nodeStats(c)), 10_000)
+    a.send('hello')
+    await c.waitFor(new RegExp(`"event":"message","from":"${a.id}"`), 10_000)
+  })
+
+  await t.test('pages behind r1 and r3 with no connection between them: room.send arrives once, and room.connect opens a direct connection that carries messages', async () => {
+    const room = 'e2e-overlay-direct'
+    const [b1, b2, b3] = await Promise.all([browserIn(t, ns1), browserIn(t, ns2), browserIn(t, ns3)])
+    // As with the Node peers: the page behind r2 takes two connections, the others one each, so A–B–C.
+    const pb = await joinInPage(b2, `${r2}/room`, room, { target: 2 })
+    const pa = await joinInPage(b1, `${r1}/room`, room, { target: 1, max: 1 })
+    await waitConnected(pa.page, 1, 60_000)
+    const pc = await joinInPage(b3, `${r3}/room`, room, { target: 1, max: 1 })
+    await Promise.all([waitConnected(pc.page, 1, 60_000), waitConnected(pb.page, 2, 60_000)])
+    assert.ok(!(await pageState(pa.page)).peers.includes(pc.id), 'A and C are not connected')
+    await pc.page.evaluate(() => {
+      const w = window as unknown as { __room: { overlay: { messages: { on(e: string, f: (from: string, body: unknown) => void): void } } }; __routed: unknown[] }
+      w.__routed = []
+      w.__room.overlay.messages.on('message', (from, body) => w.__routed.push({ from, body }))
+    })
+    await pa.page.evaluate((to) => (window as unknown as { __room: { send(to: string, b: unknown): Promise<void> } }).__room.send(to, { text: 'through B' }), pc.id)
+    await new Promise((r) => setTimeout(r, 300))
+    assert.deepEqual(await pc.page.evaluate(() => (window as unknown as { __routed: unknown[] }).__routed), [{ from: pa.id, body: { text: 'through B' } }])
+    const ms = await pa.page.evaluate(async (to) => {
+      const started = performance.now()
+      const peer = await (window as unknown as { __room: { connect(to: string): Promise<{ send(v: unknown): Promise<void> }> } }).__room.connect(to)
+      const took = performance.now() - started
+      await peer.send({ direct: 'hello' })
+      return took
+    }, pc.id)
+    t.diagnostic(`page A → page C, directed: open in ${ms.toFixed(0)} ms`)
+    await eventually(async () => (await pageState(pc.page)).got.some((m) => m.from === pa.id && JSON.stringify(m.value) === '{"direct":"hello"}'), async () => JSON.stringify(await pageState(pc.page)), 10_000)
   })
 })

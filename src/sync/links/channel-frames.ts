@@ -19,6 +19,7 @@ import type { ReceivedReply } from './link.js'
  *   {"v":1,"id":8,"r":"differing","answer":{…}}     {"v":1,"id":9,"r":"entries","entries":{…},"more":true}
  *   {"v":1,"id":7,"r":"error","code":"FORBIDDEN","message":"…"}
  *   {"v":1,"route":{"id":"…","from":"…","to":"…","hops":2,"body":…}}   a message on its way to a peer
+ *   {"v":1,"route":{"id":"…","from":"…","to":"…","hops":0,"sig":{"t":"offer",…}}}  the overlay's own (directed offers)
  *   {"v":1,"route":{"id":"…","from":"…","to":"…","hops":0,"ack":"<id>"}}  its acknowledgement, on the way back
  *
  * Fields a frame does not need are ignored, so a later version can add some.
@@ -49,6 +50,8 @@ const Route = v.object({
   to: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/)),
   hops: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(MAX_ROUTE_HOPS)),
   body: v.optional(v.unknown()),
+  /** The overlay's own messages (a directed offer, its answer), told apart from an app's `body`. */
+  sig: v.optional(v.looseObject({ t: v.pipe(v.string(), v.maxLength(16)) })),
   ack: v.optional(RouteId),
 })
 export type RouteFrame = v.InferOutput<typeof Route>
@@ -76,7 +79,7 @@ export function parseFrame(text: string): ChannelFrame {
   if (route !== undefined) {
     const parsed = v.safeParse(Route, route)
     if (!parsed.success) throw badInput(`not a routed message: ${v.summarize(parsed.issues).replace(/\n/g, '; ')}`)
-    if (parsed.output.body !== undefined && text.length > MAX_ROUTE_BODY_CHARS + 512) throw badInput(`a routed message over ${MAX_ROUTE_BODY_CHARS} characters`)
+    if ((parsed.output.body !== undefined || parsed.output.sig !== undefined) && text.length > MAX_ROUTE_BODY_CHARS + 512) throw badInput(`a routed message over ${MAX_ROUTE_BODY_CHARS} characters`)
     return { kind: 'route', route: parsed.output }
   }
   if (id === undefined) throw badInput('a sync frame without an id')
