@@ -178,12 +178,41 @@ async function block(ctx: BenchContext, lab: Lab, mode: Mode, reps: number, into
   }
 }
 
+/**
+ * A stable room: four peers, connected, nobody writing. Counts every entry each writes (to its replica, and so
+ * to its router: offer renewals, marks, answers) over `seconds`, after the mesh has settled.
+ */
+async function quietRoom(ctx: BenchContext, lab: Lab, seconds: number): Promise<{ perPeerPerMinute: number; peers: number }> {
+  const cleanup = new Cleanup()
+  try {
+    const room = `bench-quiet-${Date.now().toString(36)}`
+    const peers = await Promise.all([0, ...FAR].map((h, i) => startPeer(cleanup, (lab.net.routers[h] as NetnsChain['routers'][number]).ns, lab.urls[h] as string, room, 'overlay', i === 0 ? 'A@n0' : `B@n${h}`)))
+    const deadline = Date.now() + 60_000
+    while (!(await Promise.all(peers.map((p) => p.ask<{ connected: number }>('stats', 'stats')))).every((s) => s.connected >= 2)) {
+      if (Date.now() > deadline) throw new Error('quiet room: peers not connected within 60 s')
+      await sleep(250)
+    }
+    await sleep(5000)
+    const writes = async () => (await Promise.all(peers.map((p) => p.ask<{ writes: number }>('overlay', 'overlay')))).map((o) => o.writes)
+    const before = await writes()
+    ctx.progress(`quiet room: ${peers.length} peers connected; counting their writes for ${seconds} s`)
+    await sleep(seconds * 1000)
+    const after = await writes()
+    const total = after.reduce((n, w, i) => n + w - (before[i] as number), 0)
+    return { perPeerPerMinute: total / peers.length / (seconds / 60), peers: peers.length }
+  } finally {
+    await cleanup.run()
+  }
+}
+
 export async function run(ctx: BenchContext): Promise<BenchResult> {
   const quick = ctx.args.includes('--quick')
   const reps = quick ? 10 : 40
   const why = await netnsUnavailable()
   if (why !== undefined) throw new Error(`overlay: cannot run: ${why}; no rows were measured`)
   const cleanup = new Cleanup()
+  const quietSeconds = quick ? 60 : 180
+  let quiet: { perPeerPerMinute: number; peers: number } | undefined
   const runs: Record<Mode, ModeRun> = {
     routers: { ms: new Map(FAR.map((h) => [h, []])), bytes: 0, changes: 0, overOverlay: 0, links: 0, maxConnections: 0 },
     overlay: { ms: new Map(FAR.map((h) => [h, []])), bytes: 0, changes: 0, overOverlay: 0, links: 0, maxConnections: 0 },
@@ -195,6 +224,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       await block(ctx, lab, 'routers', k, runs.routers, index)
       await block(ctx, lab, 'overlay', k, runs.overlay, index)
     }
+    quiet = await quietRoom(ctx, lab, quietSeconds)
   } finally {
     await cleanup.run()
   }
@@ -213,6 +243,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   rows.push(
     row({ section: 'the overlay', name: 'bytes per change per connection (its exchanges, both ways)', unit: 'B', value: perLink, target: BYTES_TARGET }),
     row({ section: 'the overlay', name: 'connections per peer, most', unit: 'connections', value: o.maxConnections, target: 9 }),
+    row({ section: 'a stable room', name: `writes per peer per minute, nobody writing (${quiet?.peers ?? 0} peers, ${quietSeconds} s)`, unit: 'writes/min', value: quiet?.perPeerPerMinute ?? Number.NaN, target: 1.01 }),
   )
   return {
     title: `a room's change across a chain of routers: over the peers' connections vs the routers' push path (${quick ? 'quick, ' : ''}${reps} changes per mode)`,
@@ -221,8 +252,9 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       'Four Node peers (werift) in one room: A behind n0, B behind n1, n3, n6 of a 7-router netns chain of malla daemons with their defaults.',
       'Baseline: the same peers with overlay: false (each sends its entries to its router; routers push hop by hop; the far peer hears its router\'s change feed).',
       'Time: from just before A\'s insert to the far peer\'s change event; the modes alternate in blocks of 5 changes with fresh peers.',
+      'A stable room: every entry a connected peer writes to its replica (and so to its router) while nobody writes: offer renewals, taken marks, answers. At most 1 a minute is the target.',
       `Bytes per change per connection: the overlay's request and reply bytes over ${o.changes} changes, divided by the connections (${o.links} at most in a block); periodic repairs included.`,
     ],
-    params: { reps, chainHops: CHAIN_HOPS, far: FAR, block: BLOCK },
+    params: { reps, chainHops: CHAIN_HOPS, far: FAR, block: BLOCK, quietSeconds },
   }
 }

@@ -42,7 +42,10 @@ export interface MeshOptions {
   readonly max?: number
   /** Open offers kept published while below `max` (default 3). */
   readonly pool?: number
-  /** Wall-clock life of a published offer, renewed while it stays open (default 60 s). */
+  /**
+   * Wall-clock life of a published offer, renewed at half of it while it stays open (default 180 s): a stable
+   * room's only writes are these renewals, so this sets how quiet it is.
+   */
   readonly offerLifeMs?: number
   /** From publishing an answer (or applying one) to an open channel, at most (default 10 s). */
   readonly connectTimeoutMs?: number
@@ -122,7 +125,7 @@ type Link = {
   readonly peer: MeshPeerImpl
 }
 
-const DEFAULTS = { target: 3, max: 6, pool: 3, offerLifeMs: 60_000, connectTimeoutMs: 10_000 }
+const DEFAULTS = { target: 3, max: 6, pool: 3, offerLifeMs: 180_000, connectTimeoutMs: 10_000 }
 /** How often wall-clock deadlines are looked at (expiries, renewals, give-ups). */
 const HOUSEKEEPING_MS = 1000
 /** How many offers that failed it remembers, so as not to answer them again (the oldest is forgotten first). */
@@ -478,9 +481,23 @@ export class Mesh {
     })()
   }
 
-  /** Keeps `pool` offers published while below `max` connections; withdraws them at `max`. */
+  /**
+   * Keeps `pool` offers published while below `target` connections, one from `target` to `max` (enough for a
+   * newcomer to find this peer, and a stable room then writes one renewal a peer every 90 s), none at `max`.
+   */
   private fillPool(): void {
-    const open = [...this.offers.values()]
+    const pool = this.links.size >= this.target ? Math.min(1, this.pool) : this.pool
+    let open = [...this.offers.values()]
+    if (open.length > pool && this.links.size < this.max) {
+      // Surplus offers go, newest first; one that is being answered, or still gathering, stays until it settles.
+      const drop = open.filter((o) => o.state === 'open' && !this.accepted.has(o.key)).reverse().slice(0, open.length - pool)
+      for (const o of drop) {
+        o.rtc.close()
+        this.offers.delete(o.key)
+      }
+      if (drop.length > 0) void this.tables.withdraw(OFFERS_TYPE, drop.map((o) => o.key)).catch(() => {})
+      open = [...this.offers.values()]
+    }
     // An offer just taken keeps its slot until its attempt opens or fails: gathering a new one meanwhile
     // would compete with applying the answer, which the answerer is waiting for.
     const settling = this.accepted.size
@@ -491,7 +508,7 @@ export class Mesh {
       if (keys.length > 0) void this.tables.withdraw(OFFERS_TYPE, keys).catch(() => {})
       return
     }
-    for (let n = open.length + settling; n < this.pool && this.pcCount() < this.maxPcs; n++) this.offer()
+    for (let n = open.length + settling; n < pool && this.pcCount() < this.maxPcs; n++) this.offer()
   }
 
   private offer(): void {
