@@ -18,6 +18,8 @@ export { Mesh, type MeshEvents, type MeshOptions, type MeshPeer, type MeshPeerEv
 export { join, randomPeerId, type JoinOptions, type Room } from '../signaling/join.js'
 export { OverlaySync, type OverlaySyncOptions } from '../overlay/overlay-sync.js'
 export { roomTableType } from '../overlay/room-tables.js'
+export { Presence, type PresencePeer } from '../overlay/presence.js'
+export { MessageRouter } from '../overlay/message-router.js'
 export { RouterLink, type RouterKind } from '../sync/router-link.js'
 export type { MessageKind, MessageValue, Progress } from '../rtc/framed-channel.js'
 export type { RtcFactory, RtcOptions, RtcPeer } from '../rtc/rtc-peer.js'

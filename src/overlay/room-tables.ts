@@ -2,8 +2,8 @@ import { badInput } from '../core/errors.js'
 import { MAX_TYPE_NAME_LENGTH, parseTypeName } from '../core/schema.js'
 import type { TypeName } from '../core/types.js'
 
-/** An app's table name within a room: short, and safe in a type name as it is. */
-export const ROOM_TABLE_PATTERN = /^[A-Za-z0-9_]{1,32}$/
+/** An app's table name within a room: short, and safe in a type name as it is; a leading `_` is malla's own (`_presence`). */
+export const ROOM_TABLE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_]{0,31}$/
 
 /**
  * The shared-state type that holds a room's table (docs/protocol.md §15): `room-<room>-<table>`, where the room
@@ -14,7 +14,16 @@ export const ROOM_TABLE_PATTERN = /^[A-Za-z0-9_]{1,32}$/
  * longer than a type name may be.
  */
 export function roomTableType(room: string, table: string): TypeName {
-  if (!ROOM_TABLE_PATTERN.test(table)) throw badInput(`bad table name ${JSON.stringify(table)}: 1-32 letters, digits and _`)
+  if (!ROOM_TABLE_PATTERN.test(table)) throw badInput(`bad table name ${JSON.stringify(table)}: 1-32 letters, digits and _, not starting with _`)
+  return roomType(room, table)
+}
+
+/** The type of malla's own table `name` (`_presence`) in a room. */
+export function roomOwnType(room: string, name: `_${string}`): TypeName {
+  return roomType(room, name)
+}
+
+function roomType(room: string, table: string): TypeName {
   let encoded = ''
   for (const ch of room) encoded += /[A-Za-z0-9]/.test(ch) ? ch : `_${(ch.codePointAt(0) as number).toString(16).padStart(2, '0')}`
   const type = `room-${encoded}-${table}`

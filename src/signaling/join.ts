@@ -10,7 +10,8 @@ import type { SocketFactory } from '../transport/push-socket-client.js'
 import type { TypeName } from '../core/types.js'
 import { OverlaySync } from '../overlay/overlay-sync.js'
 import type { JsonValue } from '../rtc/framed-channel.js'
-import { roomTableType } from '../overlay/room-tables.js'
+import { Presence, PRESENCE_TABLE } from '../overlay/presence.js'
+import { roomOwnType, roomTableType } from '../overlay/room-tables.js'
 import { DirectConnector } from '../overlay/direct-connect.js'
 import { Mesh, type MeshOptions, type MeshPeer } from './mesh.js'
 import { hopDistances, LINKS_TYPE, parseLinks } from './router-links.js'
@@ -69,6 +70,8 @@ export interface Room {
    * connection does not open, BUSY when either side has too many connections.
    */
   connect(peerId: string): Promise<MeshPeer>
+  /** Who is in the room: `presence.view()`, and `presence.on('change')`. */
+  readonly presence: Presence
   readonly router: { readonly url: string; readonly kind: RouterKind; readonly name: string | undefined; readonly stunUrls: readonly string[] }
   /** Withdraws this peer's offers and answers, waits until the router has them, and closes everything. */
   leave(): Promise<void>
@@ -83,9 +86,10 @@ export async function join(options: JoinOptions): Promise<Room> {
   const log = options.log ?? silentLogger
   const id = options.peerId ?? randomPeerId()
   const tables = new Map((options.tables ?? []).map((name) => [name, roomTableType(options.room, name)] as const))
-  const roomTypes = new Set<string>(tables.values())
+  const presenceType = roomOwnType(options.room, PRESENCE_TABLE)
+  const roomTypes = new Set<string>([...tables.values(), presenceType])
   const replica = new Replica({ store: new MemoryStore(), author: id, log })
-  const link = new RouterLink({ replica, base: options.routerUrl, types: [OFFERS_TYPE, ANSWERS_TYPE, LINKS_TYPE, ...tables.values()], poster: options.poster, log, ...(options.socket ? { socket: options.socket } : {}), ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
+  const link = new RouterLink({ replica, base: options.routerUrl, types: [OFFERS_TYPE, ANSWERS_TYPE, LINKS_TYPE, presenceType, ...tables.values()], poster: options.poster, log, ...(options.socket ? { socket: options.socket } : {}), ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
   const kind = await link.start(options.signal)
   const info = kind === 'malla' ? await routerInfo(options.routerUrl) : undefined
   // Hops from this peer's router, recomputed whenever the routers' links change.
@@ -102,16 +106,19 @@ export async function join(options: JoinOptions): Promise<Room> {
   const rtcOptions: RtcOptions = { ...options.rtcOptions, ...(stunUrls.length > 0 && !options.rtcOptions?.stunUrls ? { stunUrls } : {}) }
   const mesh = new Mesh({ ...options, replica, rtc: options.rtc, rtcOptions, ...(info?.name ? { router: info.name } : {}), hopsTo: (router) => hops.get(router), log })
   mesh.start()
+  const connections = { peers: () => mesh.peers(), onOpen: (l: (p: MeshPeer) => void) => mesh.on('peer', l), onClose: (l: (p: MeshPeer) => void) => mesh.on('peer-closed', l) }
   const overlay = new OverlaySync({
     replica,
     id,
-    connections: { peers: () => mesh.peers(), onOpen: (l) => mesh.on('peer', l), onClose: (l) => mesh.on('peer-closed', l) },
+    connections,
     carries: (ref) => ref.flavour === 'ttl' && roomTypes.has(ref.type),
     log,
   })
   if (options.overlay !== false) overlay.start()
   const direct = new DirectConnector({ mesh, messages: overlay.messages, id, log })
   direct.start()
+  const presence = new Presence({ replica, type: presenceType, id, router: info?.name, connections, messages: overlay.messages, log })
+  presence.start()
   let left: Promise<void> | undefined
   return {
     id,
@@ -122,7 +129,8 @@ export async function join(options: JoinOptions): Promise<Room> {
     send: (peerId, body) => overlay.messages.send(peerId, body),
     connect: (peerId) => direct.connect(peerId),
     router: { url: options.routerUrl, kind, name: info?.name, stunUrls },
-    leave: () => (left ??= Promise.resolve(direct.stop()).then(() => overlay.stop()).then(() => mesh.close()).then(() => (offLinks(), link.stop()))),
+    presence,
+    leave: () => (left ??= Promise.resolve(direct.stop()).then(() => presence.stop()).then(() => overlay.stop()).then(() => mesh.close()).then(() => (offLinks(), link.stop()))),
   }
 }
 

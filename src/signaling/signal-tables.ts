@@ -1,3 +1,4 @@
+import { writeOwn } from '../replica/own-writes.js'
 import { isMallaError } from '../core/errors.js'
 import type { Entry, Json, TypeName } from '../core/types.js'
 import type { Unsubscribe } from 'nanoevents'
@@ -23,8 +24,6 @@ export const SIGNAL_TTL = 4
  * within two rounds.
  */
 export const SHORT_SIGNAL_TTL = 2
-/** Own rewrites of one key climb by one TTL each, up to here (see `write`). */
-const MAX_SIGNAL_TTL = 30
 
 export type OfferView = { readonly key: string; readonly record: OfferRecord | TakenRecord } | { readonly key: string; readonly record: 'withdrawn' }
 
@@ -76,20 +75,9 @@ export class SignalTables {
     return { offers: this.badOffers, answers: this.badAnswers }
   }
 
-  /**
-   * Writes own records. A rewrite of a key this leaf wrote before gets one more TTL than the last copy:
-   * plain LibreMesh routers keep the copy with the higher TTL and ignore an equal one, so without it a
-   * "taken" mark or a withdrawal would never replace the offer there. malla routers order by clock anyway.
-   */
+  /** Writes own records, each rewrite one TTL higher than the last copy (see `writeOwn`). */
   async write(type: TypeName, values: ReadonlyArray<readonly [string, Json]>, baseTtl = SIGNAL_TTL): Promise<void> {
-    if (values.length === 0) return
-    const table = (await this.replica.read({ flavour: 'ttl', type })).table as ReadonlyMap<string, Entry>
-    let ttl = baseTtl
-    for (const [key] of values) {
-      const before = table.get(key)
-      if (before?.author === this.replica.author) ttl = Math.max(ttl, Math.min(MAX_SIGNAL_TTL, before.bleachTTL + 1))
-    }
-    await this.replica.insert(type, values, ttl)
+    await writeOwn(this.replica, type, values, baseTtl)
   }
 
   /** Withdraws own records: `data: null`, which spreads like any write (and, as a rewrite, climbs in TTL). */

@@ -113,7 +113,7 @@ test('the room\'s tables travel over the peers\' own connections, across a route
     await c.waitFor(new RegExp(`"event":"message","from":"${a.id}"`), 10_000)
   })
 
-  await t.test('pages behind r1 and r3 with no connection between them: room.send arrives once, and room.connect opens a direct connection that carries messages', async () => {
+  await t.test('pages behind r1 and r3 with no connection between them: room.send arrives once, room.connect opens a direct connection that carries messages, presence shows who is where and drops a closed tab', async () => {
     const room = 'e2e-overlay-direct'
     const [b1, b2, b3] = await Promise.all([browserIn(t, ns1), browserIn(t, ns2), browserIn(t, ns3)])
     // As with the Node peers: the page behind r2 takes two connections, the others one each, so A–B–C.
@@ -140,5 +140,18 @@ test('the room\'s tables travel over the peers\' own connections, across a route
     }, pc.id)
     t.diagnostic(`page A → page C, directed: open in ${ms.toFixed(0)} ms`)
     await eventually(async () => (await pageState(pc.page)).got.some((m) => m.from === pa.id && JSON.stringify(m.value) === '{"direct":"hello"}'), async () => JSON.stringify(await pageState(pc.page)), 10_000)
+
+    // Presence: everyone, behind their routers, reachable; round-trip times of A's own connections.
+    type View = Array<{ id: string; router?: string; reachable: boolean; rttMs?: number }>
+    const view = (page: typeof pa.page) => page.evaluate(async () => (await (window as unknown as { __room: { presence: { view(): Promise<unknown> } } }).__room.presence.view()) as View)
+    await eventually(async () => {
+      const v = await view(pa.page)
+      return v.length === 3 && v.every((p) => p.reachable) && v.filter((p) => p.id !== pa.id).every((p) => typeof p.rttMs === 'number')
+    }, async () => JSON.stringify(await view(pa.page)), 20_000)
+    const routers = Object.fromEntries((await view(pa.page)).map((p) => [p.id, p.router]))
+    assert.deepEqual(routers, { [pa.id]: 'r1', [pb.id]: 'r2', [pc.id]: 'r3' })
+    // C's tab closes without a word: its neighbours notice (keepalive), drop it from their entries, and A no longer counts it.
+    await pc.page.close()
+    await eventually(async () => (await view(pa.page)).find((p) => p.id === pc.id)?.reachable === false, async () => JSON.stringify(await view(pa.page)), 30_000)
   })
 })

@@ -1,0 +1,176 @@
+import { createNanoEvents, type Unsubscribe } from 'nanoevents'
+import { silentLogger, type Logger } from '../core/log.js'
+import type { Entry, TypeName } from '../core/types.js'
+import { writeOwn } from '../replica/own-writes.js'
+import type { Replica } from '../replica/replica.js'
+import type { MessageRouter } from './message-router.js'
+
+/** The presence table's name among a room's tables (a leading `_`: no app table can take it). */
+export const PRESENCE_TABLE = '_presence'
+
+/**
+ * A presence entry lives this many routers' bleach rounds (LibreMesh bleaches every few minutes) without a
+ * rewrite; it is rewritten every REFRESH_MS, well within that, and whenever this peer's connections change.
+ */
+const PRESENCE_TTL = 8
+const REFRESH_MS = 10 * 60_000
+/** Connection changes arriving within this delay make one rewrite. */
+const SETTLE_MS = 1000
+/** How often each connection's round-trip time is measured. */
+const PING_MS = 15_000
+const MAX_LINKS_LISTED = 64
+
+/** One peer of the room, as its presence entry and the others' say. */
+export interface PresencePeer {
+  readonly id: string
+  /** The router it hangs off, by name, when it knows. */
+  readonly router: string | undefined
+  /** The peers it says it is connected to. */
+  readonly links: readonly string[]
+  /**
+   * Whether it is in the room now: this peer, or one reached from it through connections that both ends list.
+   * A peer that vanished (a closed tab) is dropped from its neighbours' lists and so stops being reachable,
+   * though its own entry lingers until it is bleached.
+   */
+  readonly reachable: boolean
+  /** Round-trip time to it in milliseconds, for this peer's own connections (measured over the overlay). */
+  readonly rttMs: number | undefined
+}
+
+export interface PresenceEvents {
+  /** The view changed: an entry was written or dropped, or a round-trip time was measured. */
+  change(): void
+}
+
+interface Connections {
+  peers(): ReadonlyArray<{ readonly id: string }>
+  onOpen(listener: (peer: { readonly id: string }) => void): () => void
+  onClose(listener: (peer: { readonly id: string }) => void): () => void
+}
+
+export interface PresenceOptions {
+  readonly replica: Replica
+  /** The room's presence type (`roomTableType(room, PRESENCE_TABLE)`). */
+  readonly type: TypeName
+  readonly id: string
+  readonly router: string | undefined
+  readonly connections: Connections
+  readonly messages: MessageRouter
+  readonly log?: Logger
+}
+
+/**
+ * Who is in the room (docs/protocol.md §15.5): each peer keeps one entry in the room's presence table, keyed by
+ * its id, with its router and the peers it is connected to, rewritten only when those connections change (and
+ * every 10 minutes, to outlive the routers' bleach). Round-trip times are measured on each connection over the
+ * overlay and never written: a stable room's presence costs no writes.
+ */
+export class Presence {
+  private readonly emitter = createNanoEvents<PresenceEvents>()
+  private readonly rtts = new Map<string, number>()
+  private readonly offs: Array<() => void> = []
+  private settle: ReturnType<typeof setTimeout> | undefined
+  private refresh: ReturnType<typeof setInterval> | undefined
+  private pinger: ReturnType<typeof setInterval> | undefined
+  private written: string | undefined
+  private stopped = false
+  private readonly log: Logger
+
+  constructor(private readonly options: PresenceOptions) {
+    this.log = options.log ?? silentLogger
+  }
+
+  on<E extends keyof PresenceEvents>(event: E, listener: PresenceEvents[E]): Unsubscribe {
+    return this.emitter.on(event, listener)
+  }
+
+  start(): void {
+    const { connections, replica, type } = this.options
+    this.offs.push(
+      connections.onOpen((peer) => {
+        this.changed()
+        setTimeout(() => this.pingOne(peer.id), SETTLE_MS)
+      }),
+      connections.onClose((peer) => {
+        this.rtts.delete(peer.id)
+        this.changed()
+      }),
+      replica.on('change', (e) => {
+        if (e.type === type) this.emitter.emit('change')
+      }),
+    )
+    void this.write()
+    this.refresh = setInterval(() => void this.write(true), REFRESH_MS)
+    this.pinger = setInterval(() => this.ping(), PING_MS)
+  }
+
+  /** Withdraws this peer's entry (it left). */
+  async stop(): Promise<void> {
+    this.stopped = true
+    for (const off of this.offs.splice(0)) off()
+    clearTimeout(this.settle)
+    clearInterval(this.refresh)
+    clearInterval(this.pinger)
+    await writeOwn(this.options.replica, this.options.type, [[this.options.id, null]], PRESENCE_TTL).catch((e: Error) => this.log.warn('could not withdraw presence', { error: e.message }))
+  }
+
+  /** Everyone with a presence entry, and whether they are reachable now. */
+  async view(): Promise<PresencePeer[]> {
+    const table = (await this.options.replica.read({ flavour: 'ttl', type: this.options.type })).table as ReadonlyMap<string, Entry>
+    const listed = new Map<string, { router: string | undefined; links: string[] }>()
+    for (const [key, entry] of table) {
+      const data = entry.data as { v?: unknown; r?: unknown; l?: unknown } | null | undefined
+      // Only a peer's own entry speaks for it.
+      if (data === null || data === undefined || typeof data !== 'object' || entry.author !== key) continue
+      const links = Array.isArray(data.l) ? data.l.filter((x): x is string => typeof x === 'string').slice(0, MAX_LINKS_LISTED) : []
+      listed.set(key, { router: typeof data.r === 'string' ? data.r.slice(0, 64) : undefined, links })
+    }
+    const own = this.options.connections.peers().map((p) => p.id)
+    listed.set(this.options.id, { router: this.options.router, links: own })
+    // Reachable: breadth first from this peer over links both ends list (own links need only this side).
+    const reachable = new Set([this.options.id, ...own])
+    const queue = [...own]
+    while (queue.length > 0) {
+      const at = queue.shift() as string
+      for (const next of listed.get(at)?.links ?? []) {
+        if (reachable.has(next) || !listed.get(next)?.links.includes(at)) continue
+        reachable.add(next)
+        queue.push(next)
+      }
+    }
+    return [...listed].map(([id, p]) => ({ id, router: p.router, links: p.links, reachable: reachable.has(id), rttMs: this.rtts.get(id) }))
+  }
+
+  private changed(): void {
+    if (this.stopped) return
+    clearTimeout(this.settle)
+    this.settle = setTimeout(() => void this.write(), SETTLE_MS)
+  }
+
+  private async write(force = false): Promise<void> {
+    if (this.stopped) return
+    const links = [...new Set(this.options.connections.peers().map((p) => p.id))].sort().slice(0, MAX_LINKS_LISTED)
+    const data = { v: 1, ...(this.options.router ? { r: this.options.router } : {}), l: links }
+    const text = JSON.stringify(data)
+    if (!force && text === this.written) return
+    this.written = text
+    await writeOwn(this.options.replica, this.options.type, [[this.options.id, data]], PRESENCE_TTL).catch((e: Error) => this.log.warn('could not write presence', { error: e.message }))
+  }
+
+  /** Each connection's round-trip time: a `ping` to the neighbour, timed to its acknowledgement. */
+  private ping(): void {
+    for (const { id } of this.options.connections.peers()) this.pingOne(id)
+  }
+
+  private pingOne(id: string): void {
+    if (this.stopped) return
+    const started = performance.now()
+    this.options.messages.signal(id, { t: 'ping' }).then(
+      () => {
+        this.rtts.set(id, performance.now() - started)
+        this.emitter.emit('change')
+      },
+      () => this.rtts.delete(id),
+    )
+  }
+}
