@@ -10,7 +10,7 @@ export type TestContext = { after(fn: () => unknown): void }
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url))
 
 /** `malla lab --netns` with `n` routers in a chain; stopped (and its namespaces removed) when the test ends. */
-export async function lab(t: TestContext, n: number): Promise<{ urls: string[]; ns: string[] }> {
+export async function lab(t: TestContext, n: number): Promise<{ urls: string[]; ns: string[]; devs: string[][] }> {
   const child = watch(spawn(process.execPath, [CLI, 'lab', '--netns', '--routers', String(n), '--topology', 'chain'], { stdio: ['ignore', 'pipe', 'pipe'] }))
   t.after(async () => {
     if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGTERM')
@@ -22,7 +22,9 @@ export async function lab(t: TestContext, n: number): Promise<{ urls: string[]; 
   // Only this lab's: other labs and benchmarks on the machine use the same naming.
   const runId = (/^malla-([0-9a-f]{6})-/.exec(ns[0] as string) as RegExpExecArray)[1] as string
   await namespaceGuard(t, new RegExp(`^malla-${runId}-`), { includeExisting: true })
-  return { urls, ns }
+  // Each router's veths along the chain (`links mXXXXXX-0a>r2,...`), as the lab prints them.
+  const devs = urls.map((_, i) => [...(/ links (\S+)/.exec(child.lines.find((l) => l.startsWith(`lab: router r${i + 1} `)) ?? '')?.[1] ?? '').matchAll(/([^,>\s]+)>/g)].map((m) => m[1] as string))
+  return { urls, ns, devs }
 }
 
 /** A Node peer (`fixtures/node-peer.ts`) inside namespace `ns`, killed when the test ends. */
