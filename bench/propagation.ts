@@ -33,6 +33,7 @@ import { freePorts } from './lib/ports.js'
 import { row, type BenchContext, type BenchResult, type BenchRow } from './lib/result.js'
 import { median, summarize, type Summary } from './lib/stats.js'
 import { logProblems } from './lib/log-problems.js'
+import { relayFloor } from './lib/relay-floor.js'
 
 type Mode = 'malla' | 'libremesh'
 
@@ -47,6 +48,9 @@ const LM_PERIOD_S = 1
 const LATENCY_TARGET_MS = 100
 const LATENCY_TARGET_HOPS = 10
 const BYTES_PER_LINK_TARGET = 2048
+/** A change pushed into one end of a 10-hop loopback chain reaches the far end within this (issue 10). */
+const FLOOR_TARGET_HOPS = 10
+const FLOOR_TARGET_MS = 25
 /** Netns chains: how long the daemons may take to find their neighbours (their first probe takes 0.2 to 3 s). */
 const DISCOVERY_TIMEOUT_MS = 15_000
 /** After the far end has the whole table: journal compaction (1 s after the last change) and syncs settle. */
@@ -672,6 +676,8 @@ interface ChainPair {
   mallaError?: string
   lm?: ChainResult
   lmError?: string
+  /** Loopback only: the same pushed changes along a chain of plain Node HTTP relays (bench/lib/relay-floor.ts). */
+  floorMs?: number[]
 }
 
 const hopsName = (h: number): string => `${h} hop${h === 1 ? '' : 's'}`
@@ -762,7 +768,13 @@ function chainRows(chains: readonly ChainPair[], where: string, lmName: string):
   for (const { hops, malla, lm } of chains) {
     const value = malla && maybeSummary(malla.pushLatencyMs)
     if (!value) continue
-    rows.push(row({ section: `same change pushed into one end${where}`, name: hopsName(hops), n: ENTRIES, unit: 'ms', value, baseline: lmLatencyBaseline(lm, lmName) }))
+    rows.push(row({ section: `same change pushed into one end${where}`, name: hopsName(hops), n: ENTRIES, unit: 'ms', value, baseline: lmLatencyBaseline(lm, lmName), target: hops === FLOOR_TARGET_HOPS && where === '' ? FLOOR_TARGET_MS : undefined }))
+  }
+  for (const { hops, malla, floorMs } of chains) {
+    const value = malla && maybeSummary(malla.pushLatencyMs.map((ms) => ms / hops))
+    const floor = floorMs && maybeSummary(floorMs.map((ms) => ms / hops))
+    if (!value || !floor) continue
+    rows.push(row({ section: 'per hop, a pushed change', name: hopsName(hops), n: ENTRIES, unit: 'ms', value, baseline: { name: 'relay floor (plain Node HTTP relays)', value: floor } }))
   }
   for (const { hops, malla, lm } of chains) {
     const value = malla && maybeSummary(perLink(malla))
@@ -829,6 +841,14 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       const l = await attempt(`chain H=${hops} libremesh`, () => chain(ctx, cleanup, hops, 'libremesh', plan.lmReps, idle))
       pair.lm = l.value
       pair.lmError = l.error
+      const rand = prng(5000 + hops)
+      const bodies = Array.from({ length: plan.mallaReps }, (_, i) => {
+        const key = `floor-${i}`
+        return { key, body: JSON.stringify({ [key]: { data: hostRecord(ENTRIES + i, rand), author: 'bench', bleachTTL: 30, clock: String(Date.now()) } }) }
+      })
+      const f = await attempt(`relay floor H=${hops}`, () => relayFloor(cleanup, hops, bodies))
+      pair.floorMs = f.value
+      if (f.value) ctx.progress(`relay floor H=${hops}: median ${formatNumber(median(f.value))} ms over ${f.value.length} changes`)
       problems.push(...(pair.malla?.problems ?? []), ...(pair.lm?.problems ?? []))
       chains.push(pair)
     }
@@ -917,6 +937,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     `Chains: H + 1 daemons (\`malla peer\`, built CLI) on 127.0.0.1, each given both neighbours with --peer, --bleach-interval 3600 (LibreMesh mode also --max-body ${MAX_BODY}: its whole-table sync of ~2.8 MB needs it; malla mode runs with the default 1 MiB, as it syncs in pages), malla's default --sync-interval (60 s); table "${TABLE}" of ${ENTRIES.toLocaleString('en-US')} entries (~200 B of data each, ~2.8 MB as JSON) inserted at one end in requests of ${FILL_BATCH.toLocaleString('en-US')}, then ${SETTLE_AFTER_FILL_MS / 1000} s to settle.`,
     `A sample: one key inserted at one end (POST /malla/v1/tables/${TABLE}/insert); time = from sending it to the far end's change feed (SSE, subscribed beforehand) delivering it; bytes = growth, over all daemons, of /malla/v1/info traffic (bytesSent + bytesReceived of the exchanges each started: request and answer bodies, no HTTP headers) from just before the insert to ${SETTLE_AFTER_SAMPLE_MS} ms after the far end saw it, divided by H. Before each sample, every daemon has compacted its journal (it rewrites the 2.8 MB table 1 s after its last change), so each update meets a quiet mesh.`,
     `"same change pushed into one end": before each API sample, a new key is POSTed to the head's /cgi-bin/shared-state/${TABLE} as a malla push (x-malla-sync: push, one entry with a clock), as a neighbour would send it, so this is the mesh's own time, without the insert API in front of it. Its baseline is LibreMesh mode's insert figure.`,
+    '"per hop, a pushed change": the pushed figure divided by the hops, against the relay floor measured in the same run: H + 1 plain Node processes on loopback, each reading the same kind of body, parsing it and forwarding it at once over a kept-alive HTTP connection, the last reporting it on a streaming GET (bench/lib/relay-floor.ts). Nothing there stores or merges: it is what processes, sockets and HTTP cost on this machine. Loopback chains only.',
     `Baseline: the same daemons with --mode libremesh --sync-interval ${LM_PERIOD_S} (every daemon POSTs its whole table to each neighbour every ${LM_PERIOD_S} s and nothing else), same table and probes, up to ${plan.lmReps} samples per H (sampling stops at the first probe that does not arrive within 10 s + 4 s per hop, at most ${LM_SAMPLE_TIMEOUT_MAX_MS / 1000} s, or after ${LM_SAMPLING_BUDGET_MS / 1000} s of samples; the baseline is then that bound, and its bytes what the links carried meanwhile: both lower bounds); its bytes are everything the links carried in the window, i.e. the periodic full-table syncs. All daemons share this machine's 2 cores: in LibreMesh mode each full-table sync parses, merges and answers ~2.8 MB on both sides, so long chains saturate the CPUs here (see "CPU use" below), unlike real routers that each have their own CPU. The daemons count only exchanges that got an answer (src/sync/neighbour-sync.ts), so full-table POSTs that timed out (see the "sync failed" counts below) are missing from LibreMesh mode's bytes where it was saturated: there they are lower bounds.`,
     `Idle: what an H=${plan.hops[0]} chain sends with the table in sync and no update: malla = one round of its periodic reconciliation (every ${MALLA_ANTI_ENTROPY_S} s: bucket digests, docs/protocol.md §9.3), LibreMesh mode = its full-table syncs, ${LM_IDLE_MS / 1000} s measured, scaled to a minute.`,
     `${plan.routers} routers: \`malla lab --topology random\`'s generator (random spanning tree + ${Math.floor(plan.routers / 2)} extra links), seed ${CONV_SEED}: ${convEdges.length} links, diameter ${convDiameter}; each router's --peer list = its neighbours. Every router inserts one key into "${CONV_TABLE}" at once (${plan.routers} concurrent POSTs); time until every router's feed has delivered all ${plan.routers} keys (bounded at ${CONV_TIMEOUT_MS / 1000} s). In malla mode, round 1 is the first traffic ever between the neighbours (each first exchange is a full-table sync that learns the neighbour speaks malla), round 2 repeats with new keys 2 s later. LibreMesh mode runs one round; its figure is the baseline of both.`,

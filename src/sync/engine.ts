@@ -111,6 +111,17 @@ export class SyncEngine {
     if (catchUp && this.mode === 'malla') void this.options.replica.list().then((refs) => refs.filter((r) => this.carries(r)).forEach((ref) => void this.repair(q, ref)))
   }
 
+  /** Resolves once every link's queue is empty (what was queued has been sent, or failed); for a leaf that leaves. */
+  async flush(): Promise<void> {
+    for (;;) {
+      const busy = [...this.queues.values()].filter((q) => q.running !== undefined || q.pushes.size > 0 || q.repairs.size > 0)
+      if (busy.length === 0 || this.stopped) return
+      // A queue with work and no loop yet (a debounce, a backoff pause) gets its loop now.
+      for (const q of busy) if (!q.running) this.kick(q, false)
+      await Promise.allSettled(busy.map((q) => q.running))
+    }
+  }
+
   remove(link: SyncLink): void {
     const q = this.queues.get(link)
     if (q === undefined) return
@@ -277,7 +288,7 @@ export class SyncEngine {
       if (how === 'push') result = await pushTo(replica, link, ref, entries as ReadonlyMap<string, object>)
       else if (how === 'reconcile') {
         try {
-          result = await reconcileWith(replica, link, ref)
+          result = await reconcileWith(replica, link, ref, this.options.policy.role === 'leaf' ? (e) => (e as Entry).author === replica.author : undefined)
         } catch (e) {
           if (!(e instanceof NotMallaError)) throw e
           // A LibreMesh router: it gets what LibreMesh routers get, the whole table.

@@ -48,10 +48,10 @@ export async function pushTo(replica: Replica, link: SyncLink, ref: TableRef, en
  * Reconciles one table with a malla far end (docs/protocol.md §9.3): digests first, then only the entries that
  * differ, both ways, in pages: no request carries more than SYNC_PAGE_CHARS of entries and no answer more than
  * the answerer's own page, so two nodes converge whatever the table's size and their body limits. Tables in
- * sync cost one small request and an empty answer. Rejects with NotMallaError when the far end speaks
- * LibreMesh only.
+ * sync cost one small request and an empty answer. `gives` limits what this side sends (a leaf: its own
+ * entries). Rejects with NotMallaError when the far end speaks LibreMesh only.
  */
-export async function reconcileWith(replica: Replica, link: SyncLink, ref: TableRef): Promise<Exchanged> {
+export async function reconcileWith(replica: Replica, link: SyncLink, ref: TableRef, gives?: (entry: object) => boolean): Promise<Exchanged> {
   const changed = new Set<string>()
   for (let pass = 0; pass < MAX_PASSES; pass++) {
     const table = (await replica.read(ref)).table as ReadonlyMap<string, Entry>
@@ -59,6 +59,8 @@ export async function reconcileWith(replica: Replica, link: SyncLink, ref: Table
     const summary = await link.request({ t: 'summary', ref, buckets, digests: tableDigests(ref.flavour, table, buckets) })
     if (summary.t !== 'differing') break
     const { give, want } = planExchange(ref.flavour, table, buckets, summary.answer)
+    // A leaf gives only what it wrote: never entries the routers may have bleached (SyncPolicy).
+    if (gives) for (const [key, entry] of give) if (!gives(entry)) give.delete(key)
     if (give.size === 0 && want.length === 0) break
     // Page by page: what we give, and what we want, each page within the size bound; wanted keys the
     // answer left out (its page was full) are asked for again in the next page.

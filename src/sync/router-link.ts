@@ -1,15 +1,20 @@
 import { createNanoEvents, type Unsubscribe } from 'nanoevents'
 import { isMallaError, MallaError } from '../core/errors.js'
+import { FLAVOURS } from '../core/flavours.js'
 import type { Logger } from '../core/log.js'
 import { silentLogger } from '../core/log.js'
 import { parseTable, serializeTable } from '../core/schema.js'
 import type { Entry, TypeName } from '../core/types.js'
 import type { Replica } from '../replica/replica.js'
+import type { TableRef } from '../storage/table-store.js'
 import { followChanges, type FeedEvent } from '../transport/change-feed-client.js'
 import type { HttpPoster } from '../transport/http-poster.js'
 import { PushSocketClient, type SocketFactory } from '../transport/push-socket-client.js'
-import { endpointUrl } from './links/http-wire.js'
-import { exchangeTable, type ExchangeReply } from './full-table-sync.js'
+import { SyncEngine } from './engine.js'
+import { sendWhole } from './initiator.js'
+import { HttpLink } from './links/http-link.js'
+import type { LinkTraffic, ReceivedReply, Speaks, SyncLink } from './links/link.js'
+import type { SyncRequest } from './messages.js'
 
 export type RouterKind = 'malla' | 'libremesh'
 
@@ -25,7 +30,7 @@ export interface RouterLinkOptions {
   readonly poster: HttpPoster
   /** A plain LibreMesh router has no change feed: its table is fetched this often (default 1000 ms). */
   readonly pollMs?: number
-  /** How often a malla router's tables are read whole again, to repair what a dropped feed missed (default 30 s). */
+  /** How often a malla router's tables are reconciled, to repair what a dropped feed missed (default 30 s). */
   readonly repairMs?: number
   readonly timeoutMs?: number
   /**
@@ -45,13 +50,15 @@ export interface RouterLinkEvents {
 }
 
 /**
- * Keeps a leaf (a page, a Node peer) in step with the one router it hangs off, for a few types.
+ * Keeps a leaf (a page, a Node peer) in step with the one router it hangs off, for a few types: the one sync
+ * engine with the leaf policy, over one link to the router.
  *
  * A leaf is not a router: it never relays. It sends only the entries it wrote itself, which is a valid
  * LibreMesh sync (a partial table, merged key by key) and keeps it from bringing back entries that the
  * routers have already aged out. It takes in everything the router has:
  * - from a malla daemon, through the change feed (pushed as it happens, resumed after drops), after one
- *   full read; its own writes go out at once as malla pushes;
+ *   full read; its own writes go out at once as malla pushes (on the push socket when open), and every
+ *   `repairMs` each table is reconciled;
  * - from a plain LibreMesh router (Lua CGI, no feed), by posting its own entries every `pollMs` and
  *   merging the whole table each answer carries: slower, but it needs nothing on the router but the CGI.
  */
@@ -59,22 +66,28 @@ export class RouterLink {
   private readonly emitter = createNanoEvents<RouterLinkEvents>()
   private readonly log: Logger
   private readonly abort = new AbortController()
+  private readonly link: LeafLink
+  private readonly engine: SyncEngine
   private kind: RouterKind | undefined
-  private pushSocket: PushSocketClient | undefined
-  private offApplied: Unsubscribe | undefined
   private timer: ReturnType<typeof setInterval> | undefined
-  /**
-   * Per type, to a malla router: entries waiting to be pushed, and the push loop in flight. One push per
-   * type at a time, carrying everything that came meanwhile: a page has few connections to its router (a
-   * browser allows 6 per host, the feed holds one), and a push that waited in the browser's queue past its
-   * deadline would leave an answer undelivered until the next repair.
-   */
-  private readonly pushing = new Map<TypeName, { pending: Map<string, object>; running: Promise<void> }>()
-  /** Per type: the full exchange in flight and whether another must follow it (exchanges of one type never overlap). */
-  private readonly sending = new Map<TypeName, { running: Promise<void>; again: boolean }>()
 
   constructor(private readonly options: RouterLinkOptions) {
     this.log = options.log ?? silentLogger
+    const types = new Set<string>(options.types)
+    this.link = new LeafLink(options)
+    this.engine = new SyncEngine({
+      replica: options.replica,
+      policy: { role: 'leaf', carries: (ref) => ref.flavour === 'ttl' && types.has(ref.type) },
+      log: this.log,
+      debounceMs: 0,
+      // A router that failed is asked again soon: a person waits on a page's signaling.
+      minBackoffMs: 250,
+      maxBackoffMs: 5000,
+      onLinkState: () => {
+        const error = this.engine.health(this.link).lastError
+        if (error !== undefined) this.trouble(new MallaError('PEER', error))
+      },
+    })
   }
 
   on<E extends keyof RouterLinkEvents>(event: E, listener: RouterLinkEvents[E]): Unsubscribe {
@@ -85,6 +98,11 @@ export class RouterLink {
     return this.kind
   }
 
+  /** What this leaf's exchanges with its router carried, both ways. */
+  traffic(): LinkTraffic {
+    return this.engine.traffic()
+  }
+
   /**
    * Reads every type from the router and starts following it. Resolves with what the router speaks once it
    * has answered. A router that is slow or away is asked again (after 250 ms, doubling up to 5 s; each failure
@@ -93,147 +111,66 @@ export class RouterLink {
    */
   async start(signal?: AbortSignal): Promise<RouterKind> {
     const { replica, types } = this.options
-    this.offApplied = replica.on('applied', (event) => {
-      if (event.origin !== 'local' || !types.includes(event.type)) return
-      const own = new Map<string, object>()
-      for (const k of event.keys) {
-        const entry = event.table.get(k) as Entry | undefined
-        if (entry?.author === replica.author) own.set(k, entry)
-      }
-      if (own.size === 0) return
-      // To a malla router the new entries go at once, straight from the event: a signaling answer is
-      // waited for by a person. A LibreMesh router gets this leaf's whole own set (one send at a time).
-      if (this.kind === 'malla') this.queuePush(event.type, own)
-      else this.send(event.type)
-    })
-    let replies: ExchangeReply[]
+    this.engine.start()
+    // Own writes made while the first exchange runs were not in it: they are sent once it is done.
+    let wroteMeanwhile = false
+    const offWrites = replica.on('applied', (e) => (wroteMeanwhile ||= e.origin === 'local'))
     for (let delay = 250; ; delay = Math.min(5000, delay * 2)) {
       try {
-        replies = await Promise.all(types.map((type) => this.exchange(type)))
+        // An ordinary sync of this leaf's own entries: any router answers it with its whole table.
+        await Promise.all(types.map((type) => this.firstExchange({ flavour: 'ttl', type })))
         break
       } catch (e) {
         if (this.abort.signal.aborted || signal?.aborted) {
-          this.offApplied?.()
+          offWrites()
+          await this.engine.stop()
           throw new MallaError('PEER', `no answer from the router at ${this.options.base}: ${(e as Error).message}`, { cause: e })
         }
         this.trouble(e as Error)
         await abortableSleep(delay, signal)
       }
     }
-    this.kind = replies.every((r) => r.malla) ? 'malla' : 'libremesh'
+    offWrites()
+    this.kind = this.link.speaks === 'malla' ? 'malla' : 'libremesh'
+    this.engine.add(this.link, false)
+    if (wroteMeanwhile) for (const type of types) this.send(type)
     if (this.kind === 'malla') {
-      if (this.options.socket) {
-        this.pushSocket = new PushSocketClient({ base: this.options.base, open: this.options.socket, timeoutMs: this.options.timeoutMs ?? 3000, log: this.log })
-        this.pushSocket.start()
-      }
+      this.link.openSocket()
       this.follow()
-      this.timer = setInterval(() => this.readAll(), this.options.repairMs ?? 30_000)
+      this.timer = setInterval(() => void this.engine.repairAll(), this.options.repairMs ?? 30_000)
     } else {
-      this.timer = setInterval(() => this.readAll(), this.options.pollMs ?? 1000)
+      this.timer = setInterval(() => void this.engine.repairAll(), this.options.pollMs ?? 1000)
     }
     this.log.info('router link ready', { router: this.options.base, kind: this.kind })
     this.emitter.emit('ready', this.kind)
     return this.kind
   }
 
-  /** Stops following; sends already started are awaited, so a last withdrawal still reaches the router. */
+  /** Stops following; sends already started are awaited (a last withdrawal still reaches the router), within a bound. */
   async stop(): Promise<void> {
-    this.offApplied?.()
     clearInterval(this.timer)
-    // Bounded: a router that went away must not keep a leaving page waiting.
-    const settled = Promise.allSettled([...this.sending.values()].map((s) => s.running).concat([...this.pushing.values()].map((p) => p.running)))
     let timer: ReturnType<typeof setTimeout> | undefined
-    await Promise.race([settled, new Promise((resolve) => (timer = setTimeout(resolve, STOP_GRACE_MS)))])
+    // What is queued (a last withdrawal) still goes; bounded: a router that went away must not keep a leaving page waiting.
+    await Promise.race([this.engine.flush().then(() => this.engine.stop()), new Promise((resolve) => (timer = setTimeout(resolve, STOP_GRACE_MS)))])
     clearTimeout(timer)
-    this.pushSocket?.stop()
+    // Stops the queues at once if the grace ran out; an exchange still in flight ends by its own timeout.
+    void this.engine.stop()
+    this.link.close()
     this.abort.abort()
   }
 
-  /**
-   * Sends this leaf's own entries of `type` and merges the router's whole table from the answer: now, and
-   * once more after the exchange in flight if there is one (exchanges of one type never overlap).
-   */
+  /** Syncs `type` with the router now (its own entries out, the router's copy in). */
   send(type: TypeName): void {
     if (this.abort.signal.aborted) return
-    const busy = this.sending.get(type)
-    if (busy) {
-      busy.again = true
-      return
-    }
-    const slot = { running: Promise.resolve(), again: false }
-    slot.running = (async () => {
-      do {
-        slot.again = false
-        await this.exchange(type).catch((e: Error) => this.trouble(e))
-      } while (slot.again && !this.abort.signal.aborted)
-      this.sending.delete(type)
-    })()
-    this.sending.set(type, slot)
+    void this.engine.syncNow({ flavour: 'ttl', type })
   }
 
-  private readAll(): void {
-    for (const type of this.options.types) this.send(type)
-  }
-
-  /** All of this leaf's own entries of `type`, as an ordinary sync: any router answers its whole table. */
-  private async exchange(type: TypeName): Promise<ExchangeReply> {
+  private async firstExchange(ref: TableRef): Promise<void> {
     const { replica } = this.options
     const own = new Map<string, object>()
-    for (const [key, entry] of (await replica.read({ flavour: 'ttl', type })).table) if ((entry as Entry).author === replica.author) own.set(key, entry)
-    return this.post(type, own, false)
-  }
-
-  private queuePush(type: TypeName, entries: ReadonlyMap<string, object>): void {
-    const busy = this.pushing.get(type)
-    if (busy) {
-      for (const [k, v] of entries) busy.pending.set(k, v)
-      return
-    }
-    const slot = { pending: new Map(entries), running: Promise.resolve() }
-    slot.running = (async () => {
-      let delay = 250
-      while (slot.pending.size > 0 && !this.abort.signal.aborted) {
-        const batch = slot.pending
-        slot.pending = new Map()
-        try {
-          await this.push(type, batch)
-          delay = 250
-        } catch (e) {
-          this.trouble(e as Error)
-          // Retried (with whatever came since) after a pause that grows while the router stays away;
-          // a newer copy of a key queued meanwhile replaces the one that failed.
-          for (const [k, v] of batch) if (!slot.pending.has(k)) slot.pending.set(k, v)
-          await new Promise((resolve) => setTimeout(resolve, delay))
-          delay = Math.min(5000, delay * 2)
-        }
-      }
-      this.pushing.delete(type)
-    })()
-    this.pushing.set(type, slot)
-  }
-
-  /** A push over the socket when it is open; by POST when it is not, or when the socket fails on it. */
-  private async push(type: TypeName, entries: ReadonlyMap<string, object>): Promise<void> {
-    if (this.pushSocket?.ready) {
-      try {
-        const corrections = await this.pushSocket.push(type, serializeTable(entries))
-        return await this.mergeFromRouter(type, corrections, `push answer from ${this.options.base}`)
-      } catch (e) {
-        this.log.debug('push socket failed; posting instead', { router: this.options.base, error: (e as Error).message })
-      }
-    }
-    await this.post(type, entries, true)
-  }
-
-  /**
-   * One POST of `entries`, and the answer merged here. As a push (malla routers only), the answer holds
-   * only the router's corrections to the entries sent.
-   */
-  private async post(type: TypeName, entries: ReadonlyMap<string, object>, push: boolean): Promise<ExchangeReply> {
-    const { base, poster } = this.options
-    const reply = await exchangeTable(endpointUrl(base, { flavour: 'ttl', type }), serializeTable(entries), { poster, timeoutMs: this.options.timeoutMs ?? 3000 }, { push })
-    if (reply.kind === 'table') await this.mergeFromRouter(type, reply.value, `answer from ${base}`)
-    return reply
+    for (const [key, entry] of (await replica.read(ref)).table) if ((entry as Entry).author === replica.author) own.set(key, entry)
+    const outcome = await sendWhole(replica, this.link, ref, own)
+    if (outcome.skipped) this.log.warn('router answer unusable', { router: this.options.base, type: ref.type, reason: outcome.skipped })
   }
 
   private follow(): void {
@@ -245,30 +182,96 @@ export class RouterLink {
   }
 
   private onFeed(e: FeedEvent): void {
-    // Changes between the first read and this connection, or missed ones (reset): read everything again;
-    // the feed goes on from its cursor, so nothing after it is lost.
-    if (e.event === 'hello' || e.event === 'reset') return this.readAll()
+    // Changes between the first read and this connection, or missed ones (reset): repair everything; the
+    // feed goes on from its cursor, so nothing after it is lost.
+    if (e.event === 'hello' || e.event === 'reset') return void this.engine.repairAll()
     if (e.event !== 'change' || e.flavour !== 'ttl' || !this.options.types.includes(e.type)) return
     const present = Object.entries(e.entries).filter(([, entry]) => entry !== null)
-    if (present.length > 0) void this.mergeFromRouter(e.type, Object.fromEntries(present), 'change feed').catch((err: Error) => this.trouble(err))
-  }
-
-  private async mergeFromRouter(type: TypeName, value: unknown, what: string): Promise<void> {
+    if (present.length === 0) return
     let table
     try {
-      table = parseTable(value, what)
-    } catch (e) {
-      // A router that answers garbage is a router problem, not a reason to stop.
-      if (isMallaError(e, 'BAD_INPUT')) return this.trouble(e)
-      throw e
+      table = parseTable(Object.fromEntries(present), 'change feed')
+    } catch (err) {
+      // A router that sends garbage is a router problem, not a reason to stop.
+      if (isMallaError(err, 'BAD_INPUT')) return this.trouble(err)
+      throw err
     }
-    if (table.size > 0) await this.options.replica.merge(type, table)
+    // With the router as their source: the leaf policy sends nothing back there anyway, and the overlay
+    // sees where they came from.
+    void this.options.replica.mergeInto({ flavour: 'ttl', type: e.type }, table, this.link.id).catch((err: Error) => this.trouble(err))
   }
 
   private trouble(error: Error): void {
     if (this.abort.signal.aborted) return
     this.log.warn('router link trouble', { router: this.options.base, error: error.message })
     this.emitter.emit('trouble', error)
+  }
+}
+
+/**
+ * The leaf's link to its router: LibreMesh's endpoint (and `/malla/v1/reconcile`) over HTTP, with pushes on the
+ * push socket while it is open (docs/protocol.md §10.1).
+ */
+class LeafLink implements SyncLink {
+  private readonly http: HttpLink
+  private socket: PushSocketClient | undefined
+  private readonly socketTraffic = { exchanges: 0, bytesSent: 0, bytesReceived: 0 }
+
+  constructor(private readonly options: RouterLinkOptions) {
+    this.http = new HttpLink({ base: options.base, poster: options.poster, timeoutMs: options.timeoutMs ?? 3000 })
+  }
+
+  get id(): string {
+    return this.http.id
+  }
+
+  get label(): string {
+    return this.http.label
+  }
+
+  get speaks(): Speaks | undefined {
+    return this.http.speaks
+  }
+
+  get name(): string | undefined {
+    return this.http.name
+  }
+
+  get traffic(): LinkTraffic {
+    const t = this.http.traffic
+    return { exchanges: t.exchanges + this.socketTraffic.exchanges, bytesSent: t.bytesSent + this.socketTraffic.bytesSent, bytesReceived: t.bytesReceived + this.socketTraffic.bytesReceived }
+  }
+
+  openSocket(): void {
+    if (!this.options.socket || this.socket) return
+    this.socket = new PushSocketClient({ base: this.options.base, open: this.options.socket, timeoutMs: this.options.timeoutMs ?? 3000, log: this.options.log ?? silentLogger })
+    this.socket.start()
+  }
+
+  /** A push goes on the socket when it is open, by POST when it is not or when the socket fails on it. */
+  async request(request: SyncRequest): Promise<ReceivedReply> {
+    if (request.t === 'push' && this.socket?.ready) {
+      const text = serializeTable(request.entries)
+      try {
+        const corrections = await this.socket.push(request.ref.type, text)
+        this.socketTraffic.exchanges++
+        this.socketTraffic.bytesSent += text.length
+        try {
+          return { t: 'corrections', entries: FLAVOURS.ttl.parse(corrections, `push answer from ${this.options.base}`) }
+        } catch (e) {
+          if (isMallaError(e, 'BAD_INPUT')) return { t: 'empty', reason: e.message }
+          throw e
+        }
+      } catch (e) {
+        ;(this.options.log ?? silentLogger).debug('push socket failed; posting instead', { router: this.options.base, error: (e as Error).message })
+      }
+    }
+    return this.http.request(request)
+  }
+
+  close(): void {
+    this.socket?.stop()
+    this.http.close()
   }
 }
 
