@@ -1,5 +1,5 @@
 import { badInput, isMallaError, MallaError } from '../core/errors.js'
-import { peerEvents, type RtcCloseReason, type RtcPeer } from './rtc-peer.js'
+import { peerEvents, type PeerEvents, type RtcChannel, type RtcCloseReason, type RtcPeer } from './rtc-peer.js'
 
 /**
  * The part of an `RtcPeer` that is the same whatever the WebRTC stack: its state, its events, the connect
@@ -104,3 +104,41 @@ export function closedError(): MallaError {
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e)
 }
+
+/**
+ * The events of a peer's second (sync) channel: its own `message` and `drain`, the connection's `open` and
+ * `close` (forwarded from `life`).
+ */
+export function secondChannelEvents(life: PeerLifecycle): PeerEvents {
+  const events = peerEvents()
+  life.events.on('open', () => events.emit('open'))
+  life.events.on('close', (reason, detail) => {
+    events.emit('close', reason, detail)
+    events.clear()
+  })
+  return events
+}
+
+/** A peer's second channel as an `RtcChannel`: sends and buffering of its own `lane`, the rest the peer's. */
+export function secondChannel(
+  peer: Pick<RtcPeer, 'state' | 'maxMessageSize' | 'lowWaterMark' | 'close'>,
+  lane: { send(data: string | Uint8Array, maxMessageSize: number): void; readonly bufferedAmount: number },
+  events: PeerEvents,
+): RtcChannel {
+  return {
+    send: (data) => lane.send(data, peer.maxMessageSize),
+    get bufferedAmount() {
+      return lane.bufferedAmount
+    },
+    lowWaterMark: peer.lowWaterMark,
+    get maxMessageSize() {
+      return peer.maxMessageSize
+    },
+    get state() {
+      return peer.state
+    },
+    on: (event, listener) => events.on(event, listener),
+    close: () => peer.close(),
+  }
+}
+

@@ -198,3 +198,6 @@ export function checkRtcOptions(o: RtcOptions): void {
     if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw badInput(`${name} must be a non-negative number`)
   }
 }
+
+/** What `peerEvents` returns: listeners by event, and the emitting side. */
+export type PeerEvents = ReturnType<typeof peerEvents>

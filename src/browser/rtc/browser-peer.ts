@@ -3,14 +3,14 @@ import { silentLogger, type Logger } from '../../core/log.js'
 import {
   checkRemoteDescription,
   checkRtcOptions,
-  peerEvents,
   RTC_DEFAULTS,
+  type PeerEvents,
   type RtcChannel,
   type RtcFactory,
   type RtcOptions,
   type RtcPeer,
 } from '../../rtc/rtc-peer.js'
-import { errorMessage as message, PeerLifecycle } from '../../rtc/peer-lifecycle.js'
+import { errorMessage as message, PeerLifecycle, secondChannel, secondChannelEvents } from '../../rtc/peer-lifecycle.js'
 import { isMdnsName } from '../../signaling/sdp-codec.js'
 
 /** The part of the W3C constructor this adapter uses, so that a page or a test can inject its own. */
@@ -92,31 +92,9 @@ class BrowserPeer implements RtcPeer {
     this.#logger = logger
     this.lowWaterMark = options.lowWaterMark ?? RTC_DEFAULTS.lowWaterMark
     this.#app = new BrowserLane(this.#life, this.#life.events)
-    const syncEvents = peerEvents()
-    this.#life.events.on('open', () => syncEvents.emit('open'))
-    this.#life.events.on('close', (reason, detail) => {
-      syncEvents.emit('close', reason, detail)
-      syncEvents.clear()
-    })
+    const syncEvents = secondChannelEvents(this.#life)
     this.#sync = new BrowserLane(this.#life, syncEvents)
-    const lane = this.#sync
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the getters below belong to another object
-    const peer = this
-    this.syncChannel = {
-      send: (data) => lane.send(data, this.maxMessageSize),
-      get bufferedAmount() {
-        return lane.bufferedAmount
-      },
-      lowWaterMark: this.lowWaterMark,
-      get maxMessageSize() {
-        return peer.maxMessageSize
-      },
-      get state() {
-        return peer.state
-      },
-      on: (event, listener) => syncEvents.on(event, listener),
-      close: () => this.close(),
-    }
+    this.syncChannel = secondChannel(this, this.#sync, syncEvents)
   }
 
   get state(): RtcPeer['state'] {
@@ -304,7 +282,7 @@ class BrowserLane {
 
   constructor(
     private readonly life: PeerLifecycle,
-    readonly events: ReturnType<typeof peerEvents>,
+    readonly events: PeerEvents,
   ) {}
 
   get bufferedAmount(): number {

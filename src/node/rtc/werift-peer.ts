@@ -5,14 +5,14 @@ import { silentLogger, type Logger } from '../../core/log.js'
 import {
   checkRemoteDescription,
   checkRtcOptions,
-  peerEvents,
   RTC_DEFAULTS,
+  type PeerEvents,
   type RtcChannel,
   type RtcFactory,
   type RtcOptions,
   type RtcPeer,
 } from '../../rtc/rtc-peer.js'
-import { errorMessage as message, PeerLifecycle } from '../../rtc/peer-lifecycle.js'
+import { errorMessage as message, PeerLifecycle, secondChannel, secondChannelEvents } from '../../rtc/peer-lifecycle.js'
 
 /**
  * What this side advertises as `a=max-message-size`: Chromium's own figure, and the largest message
@@ -81,31 +81,9 @@ class WeriftPeer implements RtcPeer {
     this.#logger = logger
     this.lowWaterMark = options.lowWaterMark ?? RTC_DEFAULTS.lowWaterMark
     this.#app = new WeriftLane(this.#life, this.#life.events, this.lowWaterMark)
-    const syncEvents = peerEvents()
-    this.#life.events.on('open', () => syncEvents.emit('open'))
-    this.#life.events.on('close', (reason, detail) => {
-      syncEvents.emit('close', reason, detail)
-      syncEvents.clear()
-    })
+    const syncEvents = secondChannelEvents(this.#life)
     this.#sync = new WeriftLane(this.#life, syncEvents, this.lowWaterMark)
-    const lane = this.#sync
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the getters below belong to another object
-    const peer = this
-    this.syncChannel = {
-      send: (data) => lane.send(data, this.maxMessageSize),
-      get bufferedAmount() {
-        return lane.bufferedAmount
-      },
-      lowWaterMark: this.lowWaterMark,
-      get maxMessageSize() {
-        return peer.maxMessageSize
-      },
-      get state() {
-        return peer.state
-      },
-      on: (event, listener) => syncEvents.on(event, listener),
-      close: () => this.close(),
-    }
+    this.syncChannel = secondChannel(this, this.#sync, syncEvents)
   }
 
   get state(): RtcPeer['state'] {
@@ -275,7 +253,7 @@ class WeriftLane {
 
   constructor(
     private readonly life: PeerLifecycle,
-    readonly events: ReturnType<typeof peerEvents>,
+    readonly events: PeerEvents,
     private readonly lowWaterMark: number,
   ) {}
 
