@@ -252,7 +252,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       'Four Node peers (werift) in one room: A behind n0, B behind n1, n3, n6 of a 7-router netns chain of malla daemons with their defaults.',
       'Baseline: the same peers with overlay: false (each sends its entries to its router; routers push hop by hop; the far peer hears its router\'s change feed).',
       'Time: from just before A\'s insert to the far peer\'s change event; the modes alternate in blocks of 5 changes with fresh peers.',
-      'A stable room: every entry a connected peer writes to its replica (and so to its router) while nobody writes: offer renewals, taken marks, answers. At most 1 a minute is the target.',
+      'A stable room: every entry a connected peer writes itself (to its replica, and so to its router; not what it merges from others) while nobody writes: offer renewals, taken marks, answers, presence. At most 1 a minute is the target.',
       `Bytes per change per connection: the overlay's request and reply bytes over ${o.changes} changes, divided by the connections (${o.links} at most in a block); periodic repairs included.`,
     ],
     params: { reps, chainHops: CHAIN_HOPS, far: FAR, block: BLOCK, quietSeconds },

@@ -624,6 +624,8 @@ export class Mesh {
     const rtc = this.makePeer(`direct offer ${key} to ${remote}`)
     this.direct.set(remote, rtc)
     const opened = this.directAttempt(remote, key, this.id, rtc)
+    // Its rejection is this call's when the offer or answer fails first (below): not left unhandled then.
+    opened.catch(() => {})
     try {
       const offer = compactSession(withoutShadowedNames(sessionFacts(await rtc.createOffer())))
       const answer = expandSession(await carry(offer))

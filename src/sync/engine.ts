@@ -118,7 +118,10 @@ export class SyncEngine {
       if (busy.length === 0 || this.stopped) return
       // A queue with work and no loop yet (a debounce, a backoff pause) gets its loop now.
       for (const q of busy) if (!q.running) this.kick(q, false)
-      await Promise.allSettled(busy.map((q) => q.running))
+      const running = busy.map((q) => q.running).filter((r) => r !== undefined)
+      // Nothing could start (every such link closed meanwhile): nothing more will be sent.
+      if (running.length === 0) return
+      await Promise.allSettled(running)
     }
   }
 

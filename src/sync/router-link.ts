@@ -114,7 +114,10 @@ export class RouterLink {
     this.engine.start()
     // Own writes made while the first exchange runs were not in it: they are sent once it is done.
     let wroteMeanwhile = false
-    const offWrites = replica.on('applied', (e) => (wroteMeanwhile ||= e.origin === 'local'))
+    const offWrites = replica.on('applied', (e) => {
+      // Its own inserts (merges of what the router answered come with the router as their source).
+      wroteMeanwhile ||= e.keys.some((k) => e.sources?.get(k) === undefined && (e.table.get(k) as Entry | undefined)?.author === replica.author)
+    })
     for (let delay = 250; ; delay = Math.min(5000, delay * 2)) {
       try {
         // An ordinary sync of this leaf's own entries: any router answers it with its whole table.

@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { createServer, type Socket } from 'node:net'
 import { CLI, startDaemon } from '../helpers/processes.js'
+import { waitFor } from '../helpers/wait.js'
 
 type TestContext = { after(fn: () => unknown): void }
 
@@ -205,4 +206,21 @@ test('joining keeps asking a router that does not answer, joins once it does, an
     (e: unknown) => e instanceof Error && (e as { code?: string }).code === 'PEER' && /no answer from the router/.test(e.message),
   )
   assert.ok(Date.now() - gaveUp < 6000, `gave up after ${Date.now() - gaveUp} ms`)
+})
+
+test('room.connect: an existing connection is returned as it is; a peer that is not there, or this one, fails with a clear error', { timeout: 60_000 }, async (t) => {
+  const d = await router(t)
+  const [a, b] = (await joinAll(t, d.base, 2, { target: 1 })) as [Room, Room]
+  await waitFor(() => a.mesh.stats().connected === 1 && b.mesh.stats().connected === 1, 'A and B connected')
+  const existing = await a.connect(b.id)
+  assert.equal(existing.id, b.id)
+  assert.equal(a.mesh.stats().connected, 1, 'no second connection')
+  await assert.rejects(a.connect(a.id), (e: unknown) => (e as { code?: string }).code === 'BAD_INPUT')
+  // Nobody by that id in the room: the offer is never acknowledged, and the attempt is closed.
+  const started = Date.now()
+  await assert.rejects(a.connect('nosuchpeer000000'), (e: unknown) => (e as { code?: string }).code === 'PEER' && /no acknowledgement from nosuchpeer000000/.test((e as Error).message))
+  assert.ok(Date.now() - started < 10_000)
+  await waitFor(() => a.mesh.stats().peerConnections <= 2, 'the attempt released its RTCPeerConnection')
+  // And it keeps working.
+  assert.equal((await a.connect(b.id)).id, b.id)
 })
