@@ -30,6 +30,8 @@ export interface OverlaySyncOptions {
   readonly id: string
   /** The tables that travel on the overlay; the others are neither sent nor accepted there. */
   readonly carries: (ref: TableRef) => boolean
+  /** The room's tables, reconciled with every connection even before this peer holds any of them. */
+  readonly tables?: readonly TableRef[]
   /** How often every table is reconciled with every connection, to repair what pushes missed (default 30 s). */
   readonly repairMs?: number
   readonly log?: Logger
@@ -56,7 +58,7 @@ export class OverlaySync {
 
   constructor(private readonly options: OverlaySyncOptions) {
     this.log = options.log ?? silentLogger
-    this.engine = new SyncEngine({ replica: options.replica, policy: { role: 'relay', carries: options.carries }, log: this.log, debounceMs: 0 })
+    this.engine = new SyncEngine({ replica: options.replica, policy: { role: 'relay', carries: options.carries, ...(options.tables ? { tables: options.tables } : {}) }, log: this.log, debounceMs: 0 })
     this.messages = new MessageRouter({ id: options.id, log: this.log })
   }
 

@@ -10,8 +10,8 @@ export const ROOM_TABLE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_]{0,31}$/
  * name keeps its letters and digits and writes every other character as `_` and its two hex digits (room names
  * allow `_.:@+-`, type names only `[A-Za-z0-9_-]`). So `plaza` / `chat` is `room-plaza-chat` and `fiesta.2026`
  * / `chat` is `room-fiesta_2e2026-chat`: one room's tables never meet another's, and any router, a LibreMesh one
- * included, carries them as ordinary types. Throws BAD_INPUT for a bad table name, or when the type would be
- * longer than a type name may be.
+ * included, carries them as ordinary types. Room names are ASCII (signal-records' isRoomName), so two hex digits
+ * always suffice. Throws BAD_INPUT for a bad table name, or when the type would be longer than a type name may be.
  */
 export function roomTableType(room: string, table: string): TypeName {
   if (!ROOM_TABLE_PATTERN.test(table)) throw badInput(`bad table name ${JSON.stringify(table)}: 1-32 letters, digits and _, not starting with _`)

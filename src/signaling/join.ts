@@ -15,7 +15,7 @@ import { roomOwnType, roomTableType } from '../overlay/room-tables.js'
 import { DirectConnector } from '../overlay/direct-connect.js'
 import { Mesh, type MeshOptions, type MeshPeer } from './mesh.js'
 import { hopDistances, LINKS_TYPE, parseLinks } from './router-links.js'
-import { ANSWERS_TYPE, OFFERS_TYPE } from './signal-records.js'
+import { ANSWERS_TYPE, checkRoomName, OFFERS_TYPE } from './signal-records.js'
 
 export interface JoinOptions extends Omit<MeshOptions, 'replica' | 'rtc' | 'router'> {
   /** The router's base URL; a page passes its own origin. */
@@ -84,6 +84,8 @@ export interface Room {
  */
 export async function join(options: JoinOptions): Promise<Room> {
   const log = options.log ?? silentLogger
+  // Before anything goes to the router: the room's name makes its types (roomTableType).
+  checkRoomName(options.room)
   const id = options.peerId ?? randomPeerId()
   const tables = new Map((options.tables ?? []).map((name) => [name, roomTableType(options.room, name)] as const))
   const presenceType = roomOwnType(options.room, PRESENCE_TABLE)
@@ -112,6 +114,7 @@ export async function join(options: JoinOptions): Promise<Room> {
     id,
     connections,
     carries: (ref) => ref.flavour === 'ttl' && roomTypes.has(ref.type),
+    tables: [...roomTypes].map((type) => ({ flavour: 'ttl', type: type as TypeName })),
     log,
   })
   if (options.overlay !== false) overlay.start()

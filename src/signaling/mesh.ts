@@ -12,7 +12,7 @@ import {
   answerData,
   answerKey,
   type AnswerRecord,
-  isRoomName,
+  checkRoomName,
   OFFERS_TYPE,
   offerData,
   offerKey,
@@ -190,7 +190,7 @@ export class Mesh {
   private readonly counts = { offersPublished: 0, answersPublished: 0, racesLost: 0, glare: 0, failed: 0 }
 
   constructor(private readonly options: MeshOptions) {
-    if (!isRoomName(options.room)) throw new MallaError('BAD_INPUT', `bad room name ${JSON.stringify(options.room)}: 1-64 characters of letters, digits and _.:@+-`)
+    checkRoomName(options.room)
     this.id = options.replica.author
     if (!PEER_ID_PATTERN.test(this.id)) throw new MallaError('BAD_INPUT', `the replica's author ${JSON.stringify(this.id)} is not a peer id (8-32 of [a-z0-9])`)
     this.tables = new SignalTables(options.replica, options.room)

@@ -62,6 +62,11 @@ export function isRoomName(room: string): boolean {
   return ROOM_PATTERN.test(room)
 }
 
+/** Throws BAD_INPUT unless `room` is a room name. */
+export function checkRoomName(room: string): void {
+  if (!isRoomName(room)) throw badInput(`bad room name ${JSON.stringify(room)}: 1-64 characters of letters, digits and _.:@+-`)
+}
+
 export function offerKey(peer: string, n: number): string {
   return `${peer}.${n}`
 }

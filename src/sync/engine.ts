@@ -17,6 +17,11 @@ export interface SyncPolicy {
   readonly role: 'relay' | 'leaf'
   /** Which tables travel on these links (every one by default). */
   readonly carries?: (ref: TableRef) => boolean
+  /**
+   * Tables repaired with every link even while this replica has none of them yet (a leaf that just joined
+   * holds no table until something arrives: its repairs must still ask for these).
+   */
+  readonly tables?: readonly TableRef[]
 }
 
 export interface SyncEngineOptions {
@@ -108,7 +113,7 @@ export class SyncEngine {
     if (this.stopped || this.queues.has(link)) return
     const q: LinkQueue = { link, pushes: new Map(), repairs: new Map(), running: undefined, timer: undefined, failures: 0, lastOkAt: undefined, lastError: undefined, wake: undefined, closed: false }
     this.queues.set(link, q)
-    if (catchUp && this.mode === 'malla') void this.options.replica.list().then((refs) => refs.filter((r) => this.carries(r)).forEach((ref) => void this.repair(q, ref)))
+    if (catchUp && this.mode === 'malla') void this.tables().then((refs) => refs.forEach((ref) => void this.repair(q, ref)))
   }
 
   /** Resolves once every link's queue is empty (what was queued has been sent, or failed); for a leaf that leaves. */
@@ -166,8 +171,15 @@ export class SyncEngine {
    */
   async repairAll(): Promise<void> {
     if (this.queues.size === 0) return
-    const refs = (await this.options.replica.list()).filter((r) => this.carries(r))
+    const refs = await this.tables()
     await Promise.all([...this.queues.values()].flatMap((q) => refs.map((ref) => this.repair(q, ref))))
+  }
+
+  /** The tables to repair: those this replica holds that travel here, and the policy's own list. */
+  private async tables(): Promise<TableRef[]> {
+    const refs = new Map((await this.options.replica.list()).filter((r) => this.carries(r)).map((r) => [refKey(r), r]))
+    for (const r of this.options.policy.tables ?? []) refs.set(refKey(r), r)
+    return [...refs.values()]
   }
 
   private carries(ref: TableRef): boolean {

@@ -77,7 +77,7 @@ export class RouterLink {
     this.link = new LeafLink(options)
     this.engine = new SyncEngine({
       replica: options.replica,
-      policy: { role: 'leaf', carries: (ref) => ref.flavour === 'ttl' && types.has(ref.type) },
+      policy: { role: 'leaf', carries: (ref) => ref.flavour === 'ttl' && types.has(ref.type), tables: options.types.map((type) => ({ flavour: 'ttl', type })) },
       log: this.log,
       debounceMs: 0,
       // A router that failed is asked again soon: a person waits on a page's signaling.

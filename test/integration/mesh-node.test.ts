@@ -224,3 +224,10 @@ test('room.connect: an existing connection is returned as it is; a peer that is 
   // And it keeps working.
   assert.equal((await a.connect(b.id)).id, b.id)
 })
+
+test('a bad room name is refused before anything goes to the router', { timeout: 10_000 }, async () => {
+  const started = Date.now()
+  // Port 9 (discard) answers nothing: were the router asked first, this join would keep trying.
+  await assert.rejects(join({ room: 'no spaces here', routerUrl: 'http://127.0.0.1:9', rtc, poster: fetchPoster }), (e: unknown) => (e as { code?: string }).code === 'BAD_INPUT')
+  assert.ok(Date.now() - started < 1000)
+})
