@@ -2,7 +2,7 @@ import { createNanoEvents, type Unsubscribe } from 'nanoevents'
 import { badInput, MallaError } from '../core/errors.js'
 import { silentLogger, type Logger } from '../core/log.js'
 import type { JsonValue } from '../rtc/framed-channel.js'
-import { MAX_ROUTE_BODY_CHARS, MAX_ROUTE_HOPS, type RouteFrame } from '../sync/links/channel-frames.js'
+import { MAX_ROUTE_BODY_CHARS, MAX_ROUTE_HOPS, ROUTE_PEER_PATTERN, type RouteFrame } from '../sync/links/channel-frames.js'
 import type { ChannelLink } from '../sync/links/channel-link.js'
 
 export interface MessageRouterOptions {
@@ -80,7 +80,7 @@ export class MessageRouter {
     const text = JSON.stringify(body)
     if (text === undefined) return Promise.reject(badInput('this value cannot be sent as JSON'))
     if (text.length > MAX_ROUTE_BODY_CHARS) return Promise.reject(badInput(`a message over ${MAX_ROUTE_BODY_CHARS} characters of JSON; send it on a direct connection`))
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(to)) return Promise.reject(badInput(`not a peer id: ${JSON.stringify(to)}`))
+    if (!ROUTE_PEER_PATTERN.test(to)) return Promise.reject(badInput(`not a peer id: ${JSON.stringify(to)}`))
     const id = this.newId()
     const ms = this.options.ackTimeoutMs ?? 5000
     return new Promise<void>((resolve, reject) => {

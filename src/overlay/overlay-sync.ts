@@ -108,9 +108,7 @@ export class OverlaySync {
     link.onClose((why) => {
       if (this.links.get(peer) !== link) return
       this.log.debug('overlay link closed', { peer: peer.id, why })
-      this.links.delete(peer)
-      this.messages.detach(link)
-      this.engine.remove(link)
+      this.drop(peer)
     })
     this.engine.add(link)
   }

@@ -1,4 +1,5 @@
 import { createNanoEvents, type Unsubscribe } from 'nanoevents'
+import { abortableSleep } from '../core/abortable-sleep.js'
 import { isMallaError, MallaError } from '../core/errors.js'
 import { FLAVOURS } from '../core/flavours.js'
 import type { Logger } from '../core/log.js'
@@ -276,17 +277,4 @@ class LeafLink implements SyncLink {
     this.socket?.stop()
     this.http.close()
   }
-}
-
-/** Waits `ms`, or less when `signal` aborts. */
-function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    signal?.addEventListener('abort', done, { once: true })
-  })
 }

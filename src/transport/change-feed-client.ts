@@ -1,3 +1,4 @@
+import { abortableSleep } from '../core/abortable-sleep.js'
 import { createParser } from 'eventsource-parser'
 import { MallaError } from '../core/errors.js'
 import type { Flavour, TypeName } from '../core/types.js'
@@ -45,10 +46,7 @@ export async function followChanges(baseUrl: string, onEvent: (e: FeedEvent) => 
     } catch (e) {
       if (options.signal?.aborted) return
       options.onRetry?.(e as Error, delay)
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay)
-        options.signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true })
-      })
+      await abortableSleep(delay, options.signal)
       delay = Math.min(5000, delay * 2)
     }
   }

@@ -44,10 +44,12 @@ export const MAX_ROUTE_HOPS = 16
 export const MAX_ROUTE_BODY_CHARS = 64 * 1024
 
 const RouteId = v.pipe(v.string(), v.regex(/^[A-Za-z0-9._!-]{1,80}$/))
+/** A peer a routed message names (`from`, `to`). */
+export const ROUTE_PEER_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
 const Route = v.object({
   id: RouteId,
-  from: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/)),
-  to: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/)),
+  from: v.pipe(v.string(), v.regex(ROUTE_PEER_PATTERN)),
+  to: v.pipe(v.string(), v.regex(ROUTE_PEER_PATTERN)),
   hops: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(MAX_ROUTE_HOPS)),
   body: v.optional(v.unknown()),
   /** The overlay's own messages (a directed offer, its answer), told apart from an app's `body`. */
