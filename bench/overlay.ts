@@ -10,15 +10,16 @@
  * the moment the B peer's replica announces it (both wall clocks of this one machine, sub-millisecond). The
  * two modes use fresh peers and rooms and take turns in blocks, so a slower stretch of this shared machine
  * falls on both. Also: the bytes the overlay's exchanges carried per change per connection, and the most
- * connections one peer held.
+ * connections one peer held; the writes of a stable room; and a directed connection (`room.connect`) against
+ * one signaled through the routers (see `directed`).
  *
  * `npm run bench -- overlay [--quick]`; needs root (namespaces) and a build.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Cleanup } from './lib/cleanup.js'
+import { PeerProcess } from './lib/peer-process.js'
 import { sleep, startDaemon, type BenchDaemon } from './lib/daemon.js'
 import { formatNumber } from './lib/format.js'
 import { chainAddress, NETNS_PORT, netnsUnavailable, openNetnsChain, waitDiscoveredCounts, type NetnsChain } from './lib/netns.js'
@@ -34,61 +35,8 @@ const BLOCK = 5
 const REP_TIMEOUT_MS = 20_000
 type Mode = 'routers' | 'overlay'
 
-/** A Node peer process: its JSON lines, and waits on them. */
-class PeerProcess {
-  readonly lines: Array<Record<string, unknown>> = []
-  private readonly wakers = new Set<() => void>()
-  id = ''
-
-  constructor(
-    readonly child: ChildProcess,
-    readonly label: string,
-  ) {
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      try {
-        this.lines.push(JSON.parse(line) as Record<string, unknown>)
-      } catch {
-        return
-      }
-      for (const wake of [...this.wakers]) wake()
-    })
-    child.stderr?.resume()
-  }
-
-  send(command: string): void {
-    this.child.stdin?.write(`${command}\n`)
-  }
-
-  /** The first line (after `from`) that `match` accepts, within `ms`. */
-  waitFor(match: (line: Record<string, unknown>) => boolean, ms: number, what: string, from = 0): Promise<Record<string, unknown>> {
-    const find = () => this.lines.slice(from).find(match)
-    const found = find()
-    if (found) return Promise.resolve(found)
-    return new Promise((resolve, reject) => {
-      const wake = () => {
-        const line = find()
-        if (!line) return
-        this.wakers.delete(wake)
-        clearTimeout(timer)
-        resolve(line)
-      }
-      const timer = setTimeout(() => {
-        this.wakers.delete(wake)
-        reject(new Error(`${this.label}: ${what} not within ${ms} ms`))
-      }, ms)
-      this.wakers.add(wake)
-    })
-  }
-
-  async ask<T extends Record<string, unknown>>(command: string, event: string): Promise<T> {
-    const from = this.lines.length
-    this.send(command)
-    return (await this.waitFor((l) => l.event === event, 10_000, `an answer to ${command}`, from)) as T
-  }
-}
-
-async function startPeer(cleanup: Cleanup, ns: string, url: string, room: string, mode: Mode, label: string): Promise<PeerProcess> {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', PEER_SCRIPT, url, room, '3'], {
+async function startPeer(cleanup: Cleanup, ns: string, url: string, room: string, mode: Mode, label: string, size: { target: number; max?: number } = { target: 3 }): Promise<PeerProcess> {
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', PEER_SCRIPT, url, room, String(size.target), ...(size.max !== undefined ? [String(size.max)] : [])], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, MALLA_OVERLAY: mode === 'overlay' ? '1' : '0' },
   })
@@ -205,6 +153,74 @@ async function quietRoom(ctx: BenchContext, lab: Lab, seconds: number): Promise<
   }
 }
 
+/** Until `ok` holds for the answers of `ask` on every peer, polling every 100 ms, within `ms`. */
+async function until(peers: readonly PeerProcess[], ok: (stats: Array<{ connected: number; openOffers: number; peers: string[]; linked: string[] }>) => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const states = await Promise.all(
+      peers.map(async (p) => {
+        const [s, o] = await Promise.all([p.ask<{ connected: number; openOffers: number; peers: string[] }>('stats', 'stats'), p.ask<{ linked: string[] }>('overlay', 'overlay')])
+        return { ...s, linked: o.linked }
+      }),
+    )
+    if (ok(states)) return
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms: ${JSON.stringify(states)}`)
+    await sleep(100)
+  }
+}
+
+/** A peer leaves (withdraws, closes, exits), within 10 s. */
+async function leave(p: PeerProcess): Promise<void> {
+  const exited = new Promise<void>((resolve) => (p.child.exitCode !== null ? resolve() : p.child.once('exit', () => resolve())))
+  p.send('leave')
+  await Promise.race([exited, sleep(10_000).then(() => p.child.kill('SIGKILL'))])
+}
+
+/**
+ * Opening a connection between a peer behind n0 and one behind n6 (6 router hops), two ways, `reps` times each:
+ * - directed: A (behind n0, max 1) is connected to M (behind n3) only, and so is a fresh B (behind n6, max 1);
+ *   A calls `room.connect(B)`: its offer and B's answer travel over the connections A–M–B. From the call to the
+ *   connection open, at A.
+ * - through the routers (the baseline): A' (behind n0, alone in another room) keeps its offers in the routers'
+ *   tables; a fresh C (behind n6, max 1) joins: it reads them from its router, answers, and its answer reaches
+ *   A' through the routers. From C's `ready` (its join done: it holds the tables and its mesh has started) to
+ *   its first connection open, at C. C's mesh starts a few ms before `ready`, so this favours the baseline.
+ */
+async function directed(ctx: BenchContext, lab: Lab, reps: number): Promise<{ directed: number[]; routers: number[] }> {
+  const cleanup = new Cleanup()
+  const out = { directed: [] as number[], routers: [] as number[] }
+  const ns = (h: number) => (lab.net.routers[h] as NetnsChain['routers'][number]).ns
+  try {
+    const stamp = Date.now().toString(36)
+    const room = `bench-directed-${stamp}`
+    const m = await startPeer(cleanup, ns(3), lab.urls[3] as string, room, 'overlay', 'M@n3', { target: 2, max: 2 })
+    const a = await startPeer(cleanup, ns(0), lab.urls[0] as string, room, 'overlay', 'A@n0', { target: 1, max: 1 })
+    const signaled = `bench-signaled-${stamp}`
+    const a2 = await startPeer(cleanup, ns(0), lab.urls[0] as string, signaled, 'overlay', "A'@n0", { target: 1, max: 1 })
+    for (let r = 0; r < reps; r++) {
+      // Directed: a fresh B, connected to M only (A is at its max: it neither offers nor answers).
+      await until([a, m], ([sa, sm]) => sa?.linked.includes(m.id) === true && sa.connected === 1 && (sm?.connected ?? 0) < 2 && (sm?.openOffers ?? 0) >= 1, 30_000, 'A linked to M alone, M offering')
+      const b = await startPeer(cleanup, ns(6), lab.urls[6] as string, room, 'overlay', `B${r}@n6`, { target: 1, max: 1 })
+      await until([a, b], ([sa, sb]) => sb?.linked.includes(m.id) === true && sb.peers.length === 1 && sa?.peers.length === 1 && !sa.peers.includes(b.id), 30_000, 'B linked to M alone')
+      const res = await a.ask<{ ok: boolean; ms: number; error?: string }>(`connect ${b.id}`, 'connected')
+      if (!res.ok) throw new Error(`directed connection A → B${r}: ${res.error}`)
+      out.directed.push(res.ms)
+      await leave(b)
+      // Through the routers: a fresh C meets A', which keeps its offers published.
+      await until([a2], ([s]) => s?.connected === 0 && (s?.openOffers ?? 0) >= 1, 30_000, "A' alone, offering")
+      const c = await startPeer(cleanup, ns(6), lab.urls[6] as string, signaled, 'overlay', `C${r}@n6`, { target: 1, max: 1 })
+      const ready = c.lines.find((l) => l.event === 'ready') as Record<string, unknown>
+      const opened = await c.waitFor((l) => l.event === 'peer' && l.id === a2.id, 30_000, "C's connection to A'")
+      out.routers.push((opened.at as number) - (ready.at as number))
+      await leave(c)
+      ctx.progress(`connection ${r + 1}/${reps}: directed ${formatNumber(res.ms)} ms, through the routers ${formatNumber(out.routers[out.routers.length - 1] as number)} ms`)
+    }
+    return out
+  } finally {
+    await cleanup.run()
+  }
+}
+
 export async function run(ctx: BenchContext): Promise<BenchResult> {
   const quick = ctx.args.includes('--quick')
   const reps = quick ? 10 : 40
@@ -213,6 +229,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   const cleanup = new Cleanup()
   const quietSeconds = quick ? 60 : 180
   let quiet: { perPeerPerMinute: number; peers: number } | undefined
+  let opens: { directed: number[]; routers: number[] } | undefined
   const runs: Record<Mode, ModeRun> = {
     routers: { ms: new Map(FAR.map((h) => [h, []])), bytes: 0, changes: 0, overOverlay: 0, links: 0, maxConnections: 0 },
     overlay: { ms: new Map(FAR.map((h) => [h, []])), bytes: 0, changes: 0, overOverlay: 0, links: 0, maxConnections: 0 },
@@ -225,6 +242,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       await block(ctx, lab, 'overlay', k, runs.overlay, index)
     }
     quiet = await quietRoom(ctx, lab, quietSeconds)
+    opens = await directed(ctx, lab, quick ? 4 : 12)
   } finally {
     await cleanup.run()
   }
@@ -245,6 +263,19 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     row({ section: 'the overlay', name: 'connections per peer, most', unit: 'connections', value: o.maxConnections, target: 9 }),
     row({ section: 'a stable room', name: `writes per peer per minute, nobody writing (${quiet?.peers ?? 0} peers, ${quietSeconds} s)`, unit: 'writes/min', value: quiet?.perPeerPerMinute ?? Number.NaN, target: 1.01 }),
   )
+  if (opens && opens.directed.length > 0 && opens.routers.length > 0) {
+    const routers = summarize(opens.routers)
+    rows.push(
+      row({
+        section: 'a connection between peers behind n0 and n6',
+        name: 'directed (room.connect): request → open',
+        unit: 'ms',
+        value: summarize(opens.directed),
+        baseline: { name: 'signaled through the routers', value: routers },
+        target: 1.2 * routers.median,
+      }),
+    )
+  }
   return {
     title: `a room's change across a chain of routers: over the peers' connections vs the routers' push path (${quick ? 'quick, ' : ''}${reps} changes per mode)`,
     rows,
@@ -253,6 +284,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       'Baseline: the same peers with overlay: false (each sends its entries to its router; routers push hop by hop; the far peer hears its router\'s change feed).',
       'Time: from just before A\'s insert to the far peer\'s change event; the modes alternate in blocks of 5 changes with fresh peers.',
       'A stable room: every entry a connected peer writes itself (to its replica, and so to its router; not what it merges from others) while nobody writes: offer renewals, taken marks, answers, presence. At most 1 a minute is the target.',
+      'A connection between peers behind n0 and n6: directed = A (behind n0, max 1, connected to M behind n3 only) calls room.connect(B) for a fresh B behind n6 (max 1, connected to M only): the offer and the answer travel as routed messages over A–M–B; from the call to the open connection, at A. Baseline = a fresh C behind n6 joins a room where A\' behind n0 keeps its offers in the routers\' tables: from C\'s ready (tables read, mesh started) to its connection to A\' open, at C; the answer reaches A\' through the 6 routers. Target: within 1.2× of the baseline\'s median.',
       `Bytes per change per connection: the overlay's request and reply bytes over ${o.changes} changes, divided by the connections (${o.links} at most in a block); periodic repairs included.`,
     ],
     params: { reps, chainHops: CHAIN_HOPS, far: FAR, block: BLOCK, quietSeconds },

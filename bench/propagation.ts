@@ -17,7 +17,7 @@
  *
  * Every wait is bounded; every daemon is stopped and every temporary directory removed at the end, however
  * the run ends (and every namespace and veth, also at a crash or a signal: bench/lib/netns.ts). `--quick`
- * runs a smaller version (H = 1, 5; 3 samples; 20 routers) to try the benchmark.
+ * runs a smaller version (H = 1, 5; 3 samples; 20 routers) to try the benchmark; `--routers-only` runs part 2 alone.
  */
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
@@ -809,7 +809,9 @@ function chainRows(chains: readonly ChainPair[], where: string, lmName: string):
 }
 
 export async function run(ctx: BenchContext): Promise<BenchResult> {
-  const plan = ctx.args.includes('--quick') ? QUICK : FULL
+  const base = ctx.args.includes('--quick') ? QUICK : FULL
+  // `--routers-only`: part 2 alone (the chains take a quarter of an hour); its rows and notes only.
+  const plan: Plan = ctx.args.includes('--routers-only') ? { ...base, hops: [] } : base
   const cleanup = new Cleanup()
   const chains: ChainPair[] = []
   const netnsChains: ChainPair[] = []
@@ -940,7 +942,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     '"per hop, a pushed change": the pushed figure divided by the hops, against the relay floor measured in the same run: H + 1 plain Node processes on loopback, each reading the same kind of body, parsing it and forwarding it at once over a kept-alive HTTP connection, the last reporting it on a streaming GET (bench/lib/relay-floor.ts). Nothing there stores or merges: it is what processes, sockets and HTTP cost on this machine. Loopback chains only.',
     `Baseline: the same daemons with --mode libremesh --sync-interval ${LM_PERIOD_S} (every daemon POSTs its whole table to each neighbour every ${LM_PERIOD_S} s and nothing else), same table and probes, up to ${plan.lmReps} samples per H (sampling stops at the first probe that does not arrive within 10 s + 4 s per hop, at most ${LM_SAMPLE_TIMEOUT_MAX_MS / 1000} s, or after ${LM_SAMPLING_BUDGET_MS / 1000} s of samples; the baseline is then that bound, and its bytes what the links carried meanwhile: both lower bounds); its bytes are everything the links carried in the window, i.e. the periodic full-table syncs. All daemons share this machine's 2 cores: in LibreMesh mode each full-table sync parses, merges and answers ~2.8 MB on both sides, so long chains saturate the CPUs here (see "CPU use" below), unlike real routers that each have their own CPU. The daemons count only exchanges that got an answer (src/sync/neighbour-sync.ts), so full-table POSTs that timed out (see the "sync failed" counts below) are missing from LibreMesh mode's bytes where it was saturated: there they are lower bounds.`,
     `Idle: what an H=${plan.hops[0]} chain sends with the table in sync and no update: malla = one round of its periodic reconciliation (every ${MALLA_ANTI_ENTROPY_S} s: bucket digests, docs/protocol.md §9.3), LibreMesh mode = its full-table syncs, ${LM_IDLE_MS / 1000} s measured, scaled to a minute.`,
-    `${plan.routers} routers: \`malla lab --topology random\`'s generator (random spanning tree + ${Math.floor(plan.routers / 2)} extra links), seed ${CONV_SEED}: ${convEdges.length} links, diameter ${convDiameter}; each router's --peer list = its neighbours. Every router inserts one key into "${CONV_TABLE}" at once (${plan.routers} concurrent POSTs); time until every router's feed has delivered all ${plan.routers} keys (bounded at ${CONV_TIMEOUT_MS / 1000} s). In malla mode, round 1 is the first traffic ever between the neighbours (each first exchange is a full-table sync that learns the neighbour speaks malla), round 2 repeats with new keys 2 s later. LibreMesh mode runs one round; its figure is the baseline of both.`,
+    `${plan.routers} routers: \`malla lab --topology random\`'s generator (random spanning tree + ${Math.floor(plan.routers / 2)} extra links), seed ${CONV_SEED}: ${convEdges.length} links, diameter ${convDiameter}; each router's --peer list = its neighbours. Every router inserts one key into "${CONV_TABLE}" at once (${plan.routers} concurrent POSTs); time until every router's feed has delivered all ${plan.routers} keys (bounded at ${CONV_TIMEOUT_MS / 1000} s). In malla mode, round 1 is the first traffic ever between the neighbours of the "${CONV_TABLE}" table (each neighbour's first exchange is a push, whose answer says the neighbour speaks malla; before it, only the routers' own malla-links entries have travelled), round 2 repeats with new keys 2 s later. LibreMesh mode runs one round; its figure is the baseline of both.`,
   )
   notes.push(
     netnsNotRun === undefined

@@ -33,6 +33,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { followChanges, type FeedEvent } from '../src/transport/change-feed-client.js'
+import { signalTypes } from '../src/signaling/signal-records.js'
 import { Cleanup } from './lib/cleanup.js'
 import { CLI_PATH, sleep, startDaemon, type BenchDaemon } from './lib/daemon.js'
 import { formatNumber } from './lib/format.js'
@@ -74,6 +75,11 @@ const SUCCESS_TARGET = 99.5
 const wallMs = (): number => performance.timeOrigin + performance.now()
 
 type ModeName = 'a' | 'b' | 'c' | 'd'
+const MODE_NAMES: readonly ModeName[] = ['a', 'b', 'c', 'd']
+/** Each mode joins a room of its own, so one mode's records never meet the next one's. */
+const roomOf = (mode: ModeName): string => `bench-${mode}`
+const isOffers = (type: string): boolean => type.endsWith('-_offers')
+const isAnswers = (type: string): boolean => type.endsWith('-_answers')
 
 interface Attempt {
   readonly ok: boolean
@@ -157,7 +163,7 @@ class EntryLog {
   async follow(name: string, base: string): Promise<void> {
     let hello!: () => void
     const ready = new Promise<void>((resolve) => (hello = resolve))
-    void followChanges(base, (e) => this.event(name, e, hello), { types: ['malla-offers', 'malla-answers'], signal: this.controller.signal })
+    void followChanges(base, (e) => this.event(name, e, hello), { types: MODE_NAMES.flatMap((m) => Object.values(signalTypes(roomOf(m)))), signal: this.controller.signal })
     await bounded(ready, 10_000, `the change feed of ${name}`)
   }
 
@@ -180,7 +186,7 @@ class EntryLog {
 
   /** The writes of one connection: its offer key (offer, taken mark, withdrawals) and the answers to it. */
   forOffer(key: string): Seen[] {
-    return [...this.writes.values()].filter((s) => (s.type === 'malla-offers' && s.key === key) || (s.type === 'malla-answers' && s.key.startsWith(`${key}>`)))
+    return [...this.writes.values()].filter((s) => (isOffers(s.type) && s.key === key) || (isAnswers(s.type) && s.key.startsWith(`${key}>`)))
   }
 
   waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
@@ -398,7 +404,7 @@ interface Joined {
 
 /**
  * Opens `url` and joins `room` with the default adapter over `__WatchedPC`. With `watchAnswers`, the page
- * also follows the router's change feed for malla-answers itself (a second EventSource beside its
+ * also follows the router's change feed for the room's answers itself (a second EventSource beside its
  * RouterLink's, from the same router) and notes when each answer key first arrived (`__answerSeen`).
  */
 async function joinPage(context: BrowserContext, url: string, room: string, options: Record<string, unknown>, watchAnswers = false): Promise<Joined> {
@@ -407,11 +413,11 @@ async function joinPage(context: BrowserContext, url: string, room: string, opti
   if (watchAnswers) {
     await bounded(
       page.evaluate(
-        () =>
+        (answers) =>
           new Promise<void>((resolve) => {
             const seen = new Map<string, number>()
             ;(window as unknown as Record<string, unknown>).__answerSeen = seen
-            const feed = new EventSource('/malla/v1/events?types=malla-answers')
+            const feed = new EventSource(`/malla/v1/events?types=${answers}`)
             feed.addEventListener('hello', () => resolve())
             feed.addEventListener('change', (e) => {
               const t = performance.timeOrigin + performance.now()
@@ -419,6 +425,7 @@ async function joinPage(context: BrowserContext, url: string, room: string, opti
               for (const [key, entry] of Object.entries(change.entries)) if (entry?.data != null && !seen.has(key)) seen.set(key, t)
             })
           }),
+        signalTypes(room).answers,
       ),
       10_000,
       "the page's own answers feed",
@@ -499,7 +506,7 @@ async function meshMode(
   n: number,
 ): Promise<ModeResult> {
   // A short room name, as an app's would be: it is in every offer, answer and taken mark.
-  const room = `bench-${mode}`
+  const room = roomOf(mode)
   const joinOptions = { connectTimeoutMs: OPEN_TIMEOUT_MS }
   let A = await joinPage(a.context, a.url, room, { ...joinOptions, target: 0, pool: 1 }, true)
   let B = await joinPage(b.context, b.url, room, { ...joinOptions, target: 0, pool: 0 })
@@ -639,7 +646,7 @@ async function meshMode(
   const wanted = attempts.filter((x) => x.ok && x.key !== undefined)
   const complete = (key: string) => {
     const ws = log.forOffer(key)
-    return ws.some((w) => w.type === 'malla-offers' && !w.withdrawal && (w.data as { taken?: unknown } | undefined)?.taken !== undefined) && ws.some((w) => w.type === 'malla-answers')
+    return ws.some((w) => isOffers(w.type) && !w.withdrawal && (w.data as { taken?: unknown } | undefined)?.taken !== undefined) && ws.some((w) => isAnswers(w.type))
   }
   const all = await log.waitFor(() => wanted.every((x) => complete(x.key as string)), WITHDRAWALS_WAIT_MS)
   if (!all) notes.push(`(${mode}) ${wanted.filter((x) => !complete(x.key as string)).length} connections' answer or taken mark had not reached the routers' feeds ${WITHDRAWALS_WAIT_MS / 1000} s after the pages left; their bytes are without them`)
@@ -650,7 +657,7 @@ async function meshMode(
     x.messages = ws.length
     for (const w of ws) {
       const kind =
-        w.type === 'malla-answers'
+        isAnswers(w.type)
           ? w.withdrawal
             ? 'answer withdrawn'
             : 'answer'
@@ -1058,7 +1065,7 @@ function report(n: number, quick: boolean, results: Map<ModeName, ModeResult>, e
     `(a) floor: one page in n0's browser imports /malla.js and makes both peers with browserRtcFactory(the page's RTCPeerConnection, with note-taking listeners only: see Timelines, {stunUrls: [the n0 router's STUN URL, as joinRoom passes it], connectTimeoutMs: ${OPEN_TIMEOUT_MS}}): the same adapter and gather policy as (b)/(c) (no trickle; a description goes out 30 ms after its last candidate once it has a routable one, here the srflx candidate from the router's STUN responder). The offer is made before t0 (as a published pool offer is); t0 = answerer.acceptOffer(offer), then offerer.acceptAnswer(answer); t1 = the later of the two sides' 'open'. Bytes = offer.length + answer.length (the two SDP strings, ASCII).`,
     `(b) one router: page A joins a fresh room through n0 with {target: 0, pool: 1, connectTimeoutMs: ${OPEN_TIMEOUT_MS}} (it only offers), page B (a second tab of n0's browser) with {target: 0, pool: 0, connectTimeoutMs: ${OPEN_TIMEOUT_MS}}; both joinRoom with the default adapter (over the same note-taking RTCPeerConnection), so both use the router's STUN. Per connection: B polls its replica (Mesh.view(), every 10 ms) until it holds an open offer of A's that it has not used; then t0 = B.mesh.setTarget(1), t1 = B's mesh emits 'peer' (A's 'peer' is recorded too, as "time to A's 'peer'"). Then B calls setTarget(0) and closes the MeshPeer, and both pages' meshes report no connection and no pending answer before the next one. Mesh.setTarget existed; Mesh.view() was added (read-only) for the wait.`,
     `(c) as (b), with A's page served by n0 and B's by n${HOPS} (in n${HOPS}'s browser, its own router's STUN): the answer and the taken mark cross ${HOPS} router hops (pushes between the daemons over the veths) and the data channel runs over the routed path between n0's and n${HOPS}'s chain addresses.`,
-    `Bytes of (b)/(c): every distinct write (key, author, clock) of malla-offers and malla-answers that the change feeds of n0 and n${HOPS} delivered, counted as UTF-8 bytes of \`"key":{entry}\` (the entry as it stands in a table or a push body, with data, author, bleachTTL and clock); per connection, the writes of the offer key B answered and of the answers to it: the open offer, B's answer, A's taken mark, B's withdrawal of its answer (on open) and the withdrawal of the taken mark (${OPEN_TIMEOUT_MS / 1000} s after, by A's housekeeping, or when A leaves at the end of the mode; both write the same entry). Each write counted once, not once per link it crosses.`,
+    `Bytes of (b)/(c): every distinct write (key, author, clock) of the room's offers and answers (room-bench_2d<mode>-_offers, -_answers) that the change feeds of n0 and n${HOPS} delivered, counted as UTF-8 bytes of \`"key":{entry}\` (the entry as it stands in a table or a push body, with data, author, bleachTTL and clock); per connection, the writes of the offer key B answered and of the answers to it: the open offer, B's answer, A's taken mark, B's withdrawal of its answer (on open) and the withdrawal of the taken mark (${OPEN_TIMEOUT_MS / 1000} s after, by A's housekeeping, or when A leaves at the end of the mode; both write the same entry). Each write counted once, not once per link it crosses.`,
     `(d) PeerJS ${version('peerjs')} with a PeerServer (npm peer ${version('peer')}, PeerServer({host: n0's chain address, port: ${PEERJS_PORT}, path: '${PEERJS_PATH}'})) run by a small script inside n0's namespace; two tabs of n0's browser on n0's page load node_modules/peerjs/dist/peerjs.min.js (page.addScriptTag) and make new Peer(id, {host, port, path, config: {iceServers: []}}) (PeerJS's default config names public STUN/TURN servers), each waiting for 'open'. t0 = B.connect(A.id, {reliable: true}), t1 = that DataConnection's 'open' on B; A's side is waited for (bounded) and both close it. PeerJS trickles its candidates (host candidates only, behind mDNS names, resolved within the browser). Bytes: WebSocket frame payloads (Playwright page 'websocket' framesent/framereceived) of both pages whose JSON names that connection's connectionId (OFFER, ANSWER, CANDIDATE; heartbeats name none): "sent + received" counts each relayed message twice (sent by one page, received by the other), "sent" once.`,
     `Timelines: in every page, the RTCPeerConnection the adapter (or PeerJS) makes is the page's own with listeners added, which note when a remote description was applied and when gathering, ICE and the connection changed state (\`instrument\`: nothing else differs); the note per mode gives, for the connection that got the remote offer after t0 (the answerer) and the one that got the answer, the median ms after t0 of each step, and for (b)/(c) when B's answer and A's taken mark reached the routers' change feeds (this process's clock, the same wall clock as the pages').`,
     `Targets: every connection opens; (b) median < 1.5 × (a) median + 50 ms; (b) median below (d)'s; (b) under ${BYTES_TARGET} B of shared-state writes per connection.`,

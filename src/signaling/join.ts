@@ -15,7 +15,7 @@ import { roomOwnType, roomTableType } from '../overlay/room-tables.js'
 import { DirectConnector } from '../overlay/direct-connect.js'
 import { Mesh, type MeshOptions, type MeshPeer } from './mesh.js'
 import { hopDistances, LINKS_TYPE, parseLinks } from './router-links.js'
-import { ANSWERS_TYPE, checkRoomName, OFFERS_TYPE } from './signal-records.js'
+import { checkRoomName, signalTypes } from './signal-records.js'
 
 export interface JoinOptions extends Omit<MeshOptions, 'replica' | 'rtc' | 'router'> {
   /** The router's base URL; a page passes its own origin. */
@@ -89,9 +89,12 @@ export async function join(options: JoinOptions): Promise<Room> {
   const id = options.peerId ?? randomPeerId()
   const tables = new Map((options.tables ?? []).map((name) => [name, roomTableType(options.room, name)] as const))
   const presenceType = roomOwnType(options.room, PRESENCE_TABLE)
-  const roomTypes = new Set<string>([...tables.values(), presenceType])
+  const signal = signalTypes(options.room)
+  // Everything of the room travels on its connections too, the signaling included: an offer or an answer then
+  // reaches the room's peers behind other routers in milliseconds, whatever the routers' hops.
+  const roomTypes = new Set<string>([signal.offers, signal.answers, ...tables.values(), presenceType])
   const replica = new Replica({ store: new MemoryStore(), author: id, log })
-  const link = new RouterLink({ replica, base: options.routerUrl, types: [OFFERS_TYPE, ANSWERS_TYPE, LINKS_TYPE, presenceType, ...tables.values()], poster: options.poster, log, ...(options.socket ? { socket: options.socket } : {}), ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
+  const link = new RouterLink({ replica, base: options.routerUrl, types: [signal.offers, signal.answers, LINKS_TYPE, presenceType, ...tables.values()], poster: options.poster, log, ...(options.socket ? { socket: options.socket } : {}), ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
   const kind = await link.start(options.signal)
   const info = kind === 'malla' ? await routerInfo(options.routerUrl) : undefined
   // Hops from this peer's router, recomputed whenever the routers' links change.

@@ -8,12 +8,10 @@ import { FramedChannel, type MessageKind, type MessageValue, type Progress } fro
 import type { RtcChannel, RtcCloseReason, RtcFactory, RtcOptions, RtcPeer } from '../rtc/rtc-peer.js'
 import { compactSession, expandSession, sessionFacts, toSdp, withoutShadowedNames, type CompactSession, type SessionFacts } from './sdp-codec.js'
 import {
-  ANSWERS_TYPE,
   answerData,
   answerKey,
   type AnswerRecord,
   checkRoomName,
-  OFFERS_TYPE,
   offerData,
   offerKey,
   type OfferRecord,
@@ -216,7 +214,7 @@ export class Mesh {
     // On 'applied', not 'change': the tables are read from that event (SignalTables), so an answer is acted
     // on while the replica is still storing it.
     this.offChange = this.options.replica.on('applied', (e) => {
-      if (e.type === OFFERS_TYPE || e.type === ANSWERS_TYPE) this.tick()
+      if (this.tables.holds(e.type)) this.tick()
     })
     this.timer = setInterval(() => this.tick(), HOUSEKEEPING_MS)
     this.tick()
@@ -274,7 +272,7 @@ export class Mesh {
     this.offers.clear()
     this.answers.clear()
     this.accepted.clear()
-    await Promise.all([this.tables.withdraw(OFFERS_TYPE, offerKeys), this.tables.withdraw(ANSWERS_TYPE, answerKeys)]).catch((e: Error) =>
+    await Promise.all([this.tables.withdraw('offers', offerKeys), this.tables.withdraw('answers', answerKeys)]).catch((e: Error) =>
       this.log.warn('could not withdraw signaling records', { error: e.message }),
     )
   }
@@ -340,7 +338,7 @@ export class Mesh {
       const markTaken = () => {
         if (marked || this.closed) return
         marked = true
-        void this.tables.write(OFFERS_TYPE, [[key, mark]], SHORT_SIGNAL_TTL).catch((e: Error) => this.log.warn('could not mark an offer taken', { offer: key, error: e.message }))
+        void this.tables.write('offers', [[key, mark]], SHORT_SIGNAL_TTL).catch((e: Error) => this.log.warn('could not mark an offer taken', { offer: key, error: e.message }))
       }
       this.accepted.set(key, { remote: winner.peer, offer: key, rtc: own.rtc, at: this.now(), markTaken })
       // The answer first: the connection is what the answerer waits for; the mark only tells the others.
@@ -392,7 +390,7 @@ export class Mesh {
         this.counts.failed++
         this.log.debug('taken offer never opened', { offer: key, answerer: a.remote, rtc: a.rtc.state })
         a.rtc.close()
-        void this.tables.withdraw(OFFERS_TYPE, [key]).catch(() => {})
+        void this.tables.withdraw('offers', [key]).catch(() => {})
       }
     }
   }
@@ -402,7 +400,7 @@ export class Mesh {
     this.log.debug('answer abandoned', { offer: a.offer, why })
     if (why === 'timeout') this.rememberFailed(a.offer)
     a.rtc.close()
-    void this.tables.withdraw(ANSWERS_TYPE, [a.key]).catch(() => {})
+    void this.tables.withdraw('answers', [a.key]).catch(() => {})
   }
 
   /**
@@ -425,8 +423,8 @@ export class Mesh {
       o.expiresAt = now + this.offerLifeMs
       renew.push([o.key, offerData({ room: this.options.room, router: this.options.router, session: compactSession(o.session), expiresAt: o.expiresAt })])
     }
-    if (renew.length > 0) await this.tables.write(OFFERS_TYPE, renew)
-    if (retire.length > 0) await this.tables.withdraw(OFFERS_TYPE, retire)
+    if (renew.length > 0) await this.tables.write('offers', renew)
+    if (retire.length > 0) await this.tables.withdraw('offers', retire)
   }
 
   /** Answerer side: while below target, answer the best offers. */
@@ -463,7 +461,7 @@ export class Mesh {
         this.answers.delete(key)
         this.counts.failed++
         this.rememberFailed(key)
-        void this.tables.withdraw(ANSWERS_TYPE, [own.key]).catch(() => {})
+        void this.tables.withdraw('answers', [own.key]).catch(() => {})
       }
     })
     void (async () => {
@@ -471,7 +469,7 @@ export class Mesh {
         const sdp = await rtc.acceptOffer(toSdp(offer.session, 'offer'))
         if (this.answers.get(key) !== own || this.closed) return rtc.close()
         const now = this.now()
-        await this.tables.write(ANSWERS_TYPE, [[own.key, answerData({ session: compactSession(withoutShadowedNames(sessionFacts(sdp))), expiresAt: now + this.connectTimeoutMs })]], SHORT_SIGNAL_TTL)
+        await this.tables.write('answers', [[own.key, answerData({ session: compactSession(withoutShadowedNames(sessionFacts(sdp))), expiresAt: now + this.connectTimeoutMs })]], SHORT_SIGNAL_TTL)
         this.counts.answersPublished++
       } catch (e) {
         this.log.warn('could not answer', { offer: key, error: (e as Error).message })
@@ -495,7 +493,7 @@ export class Mesh {
         o.rtc.close()
         this.offers.delete(o.key)
       }
-      if (drop.length > 0) void this.tables.withdraw(OFFERS_TYPE, drop.map((o) => o.key)).catch(() => {})
+      if (drop.length > 0) void this.tables.withdraw('offers', drop.map((o) => o.key)).catch(() => {})
       open = [...this.offers.values()]
     }
     // An offer just taken keeps its slot until its attempt opens or fails: gathering a new one meanwhile
@@ -505,7 +503,7 @@ export class Mesh {
       const keys = open.map((o) => o.key)
       for (const o of open) o.rtc.close()
       this.offers.clear()
-      if (keys.length > 0) void this.tables.withdraw(OFFERS_TYPE, keys).catch(() => {})
+      if (keys.length > 0) void this.tables.withdraw('offers', keys).catch(() => {})
       return
     }
     for (let n = open.length + settling; n < pool && this.pcCount() < this.maxPcs; n++) this.offer()
@@ -525,7 +523,7 @@ export class Mesh {
       () => {
         if (this.offers.get(key) === own) {
           this.offers.delete(key)
-          void this.tables.withdraw(OFFERS_TYPE, [key]).catch(() => {})
+          void this.tables.withdraw('offers', [key]).catch(() => {})
         }
         if (this.accepted.delete(key)) this.counts.failed++
       },
@@ -537,7 +535,7 @@ export class Mesh {
         own.session = withoutShadowedNames(sessionFacts(sdp))
         // Its life counts from publication, not from when gathering began.
         own.expiresAt = this.now() + this.offerLifeMs
-        await this.tables.write(OFFERS_TYPE, [[key, offerData({ room: this.options.room, router: this.options.router, session: compactSession(own.session), expiresAt: own.expiresAt })]])
+        await this.tables.write('offers', [[key, offerData({ room: this.options.room, router: this.options.router, session: compactSession(own.session), expiresAt: own.expiresAt })]])
         own.state = 'open'
         this.counts.offersPublished++
       } catch (e) {

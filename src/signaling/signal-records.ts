@@ -1,19 +1,31 @@
 import * as v from 'valibot'
 import { badInput } from '../core/errors.js'
 import type { Json, TypeName } from '../core/types.js'
+import { roomOwnType } from '../overlay/room-tables.js'
 import { type CompactSession, expandSession, type SessionFacts } from './sdp-codec.js'
 
 /**
- * The signaling tables, as shared-state types (LibreMesh-valid names, so plain Lua routers carry them too):
- * - `malla-offers`, key `<peer>.<n>`: an open offer, or the mark that it was taken (`taken`: the answerer
- *   that won it), which tells every other answerer to move on;
- * - `malla-answers`, key `<offer key>><answerer>`: an answer to one offer. Several answerers never write
- *   the same key, so no answer overwrites another before the offerer has seen it.
+ * A room's two signaling tables, as shared-state types of that room (`room-<room>-_offers`, `-_answers`:
+ * LibreMesh-valid names, so plain Lua routers carry them too):
+ * - offers, key `<peer>.<n>`: an open offer, or the mark that it was taken (`taken`: the answerer that won
+ *   it), which tells every other answerer to move on;
+ * - answers, key `<offer key>><answerer>`: an answer to one offer. Several answerers never write the same
+ *   key, so no answer overwrites another before the offerer has seen it.
+ * One pair per room, so that joining a room reads that room's records only, however many other rooms a
+ * router carries, and so that the room's connections can carry them too (the overlay syncs the room's types).
  * Whatever the key says (whose offer, which answerer) is not repeated in `data`: every byte of these
  * records crosses every link of the mesh. The entry's `author` must be the peer the key names.
  */
-export const OFFERS_TYPE = 'malla-offers' as TypeName
-export const ANSWERS_TYPE = 'malla-answers' as TypeName
+export interface SignalTypes {
+  readonly offers: TypeName
+  readonly answers: TypeName
+}
+
+export function signalTypes(room: string): SignalTypes {
+  checkRoomName(room)
+  return { offers: roomOwnType(room, '_offers'), answers: roomOwnType(room, '_answers') }
+}
+
 export const SIGNAL_VERSION = 1
 
 /** Peer ids are random, short, and safe inside keys (`.` and `>` separate the parts of a key). */
@@ -89,7 +101,7 @@ export function answerData(a: { readonly session: CompactSession; readonly expir
 }
 
 /**
- * Reads one entry of `malla-offers`. Anybody can write to shared-state, so everything is checked, and the
+ * Reads one entry of a room's offers. Anybody can write to shared-state, so everything is checked, and the
  * session must expand. Throws BAD_INPUT; the caller counts and skips (and checks that the entry's author
  * is the `peer` returned).
  */

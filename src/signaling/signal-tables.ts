@@ -3,15 +3,7 @@ import { isMallaError } from '../core/errors.js'
 import type { Entry, Json, TypeName } from '../core/types.js'
 import type { Unsubscribe } from 'nanoevents'
 import type { Replica } from '../replica/replica.js'
-import {
-  ANSWERS_TYPE,
-  type AnswerRecord,
-  OFFERS_TYPE,
-  type OfferRecord,
-  parseAnswerEntry,
-  parseOfferEntry,
-  type TakenRecord,
-} from './signal-records.js'
+import { type AnswerRecord, type OfferRecord, parseAnswerEntry, parseOfferEntry, type SignalTypes, signalTypes, type TakenRecord } from './signal-records.js'
 
 /**
  * Signaling records live only a few bleach rounds (a router bleaches every 2 minutes): an offer that
@@ -51,14 +43,22 @@ export class SignalTables {
   /** Entries are never mutated, only replaced: each one is checked once, however often the tables are read. */
   private readonly parsed = new WeakMap<object, { readonly key: string; readonly record: OfferRecord | TakenRecord | AnswerRecord | null }>()
   private readonly offApplied: Unsubscribe
+  /** The room's two types. */
+  readonly types: SignalTypes
 
   constructor(
     private readonly replica: Replica,
     private readonly room: string,
   ) {
+    this.types = signalTypes(room)
     this.offApplied = replica.on('applied', (e) => {
-      if (e.flavour === 'ttl' && (e.type === OFFERS_TYPE || e.type === ANSWERS_TYPE)) this.latest.set(e.type, e.table as ReadonlyMap<string, Entry>)
+      if (e.flavour === 'ttl' && this.holds(e.type)) this.latest.set(e.type, e.table as ReadonlyMap<string, Entry>)
     })
+  }
+
+  /** Whether `type` is one of the room's signaling tables. */
+  holds(type: TypeName): boolean {
+    return type === this.types.offers || type === this.types.answers
   }
 
   /** Stops following the replica's events. */
@@ -76,42 +76,48 @@ export class SignalTables {
   }
 
   /** Writes own records, each rewrite one TTL higher than the last copy (see `writeOwn`). */
-  async write(type: TypeName, values: ReadonlyArray<readonly [string, Json]>, baseTtl = SIGNAL_TTL): Promise<void> {
-    await writeOwn(this.replica, type, values, baseTtl)
+  async write(table: keyof SignalTypes, values: ReadonlyArray<readonly [string, Json]>, baseTtl = SIGNAL_TTL): Promise<void> {
+    await writeOwn(this.replica, this.types[table], values, baseTtl)
   }
 
   /** Withdraws own records: `data: null`, which spreads like any write (and, as a rewrite, climbs in TTL). */
-  async withdraw(type: TypeName, keys: readonly string[]): Promise<void> {
-    const table = (await this.replica.read({ flavour: 'ttl', type })).table as ReadonlyMap<string, Entry>
+  async withdraw(table: keyof SignalTypes, keys: readonly string[]): Promise<void> {
+    const entries = (await this.replica.read({ flavour: 'ttl', type: this.types[table] })).table as ReadonlyMap<string, Entry>
     const mine = keys.filter((k) => {
-      const e = table.get(k)
+      const e = entries.get(k)
       return e !== undefined && e.author === this.replica.author && e.data !== null && e.data !== undefined
     })
-    if (mine.length > 0) await this.write(type, mine.map((k) => [k, null] as const))
+    if (mine.length > 0) await this.write(table, mine.map((k) => [k, null] as const))
   }
 
   async read(): Promise<TablesView> {
-    const [offerTable, answerTable] = await Promise.all([this.table(OFFERS_TYPE), this.table(ANSWERS_TYPE)])
+    const { offers: offersType, answers: answersType } = this.types
+    const [offerTable, answerTable] = await Promise.all([this.table(offersType), this.table(answersType)])
     const offers: OfferView[] = []
     for (const [key, entry] of offerTable) {
       if (entry.data === null || entry.data === undefined) {
         offers.push({ key, record: 'withdrawn' })
         continue
       }
-      const record = this.check(OFFERS_TYPE, key, entry, () => parseOfferEntry(key, entry.data))
-      if (!record || (record.kind === 'offer' && record.room !== this.room)) continue
+      const record = this.check(offersType, key, entry, () => parseOfferEntry(key, entry.data))
+      if (!record) continue
+      // An offer of another room written into this room's table: somebody's mistake or mischief.
+      if (record.kind === 'offer' && record.room !== this.room) {
+        this.countBad(offersType, key, entry)
+        continue
+      }
       // Taken marks name no room: only the answerers of that very offer look at them.
       if (record.peer === entry.author) offers.push({ key, record })
-      else this.countBad(OFFERS_TYPE, key, entry)
+      else this.countBad(offersType, key, entry)
     }
     const answers: Array<{ key: string; record: AnswerRecord }> = []
     for (const [key, entry] of answerTable) {
       if (entry.data === null || entry.data === undefined) continue
-      const record = this.check(ANSWERS_TYPE, key, entry, () => parseAnswerEntry(key, entry.data))
+      const record = this.check(answersType, key, entry, () => parseAnswerEntry(key, entry.data))
       // An answer names no room either: it is for the offer in its key, which only its offerer reads.
       if (!record) continue
       if (record.peer === entry.author) answers.push({ key, record })
-      else this.countBad(ANSWERS_TYPE, key, entry)
+      else this.countBad(answersType, key, entry)
     }
     return { offers, answers }
   }
@@ -141,7 +147,7 @@ export class SignalTables {
     // Bounded: a flood of garbage must not grow a page's memory without end.
     if (this.badSeen.size > 10_000) this.badSeen.clear()
     this.badSeen.add(id)
-    if (type === OFFERS_TYPE) this.badOffers++
+    if (type === this.types.offers) this.badOffers++
     else this.badAnswers++
   }
 }

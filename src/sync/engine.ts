@@ -144,6 +144,19 @@ export class SyncEngine {
     link.close()
   }
 
+  /**
+   * The far end of `link` just reached us (a request of its own): if this side does not know what it speaks,
+   * or its last exchange failed, try it now instead of after the backoff, with a repair of the policy's
+   * tables (small, and always there) so that what it speaks and its name are known before data flows.
+   */
+  heardFrom(link: SyncLink): void {
+    const q = this.queues.get(link)
+    if (!q || this.stopped || q.closed || this.mode !== 'malla') return
+    if (link.speaks !== undefined && q.failures === 0) return
+    q.wake?.()
+    for (const ref of this.options.policy.tables ?? []) void this.repair(q, ref)
+  }
+
   health(link: SyncLink): LinkHealth {
     const q = this.queues.get(link)
     return { lastOkAt: q?.lastOkAt, lastError: q?.lastError }
@@ -203,9 +216,10 @@ export class SyncEngine {
         entries.set(key, entry)
       }
       if (entries.size === 0) continue
-      // A far end not heard from, one that speaks LibreMesh only, or one that just failed gets a repair:
-      // it tells what the far end speaks, and covers everything a failed push would have carried.
-      if (q.link.speaks !== 'malla' || q.failures > 0) {
+      // A far end that speaks LibreMesh only, or one that just failed, gets a repair: the whole table for the
+      // one, and for the other everything a failed push would have carried. One not heard from yet gets the
+      // push: its answer says what it speaks (a LibreMesh router merges the entries and answers its table).
+      if (q.link.speaks === 'libremesh' || q.failures > 0) {
         void this.repair(q, ref)
         continue
       }
@@ -256,8 +270,11 @@ export class SyncEngine {
       const push = first(q.pushes)
       if (push) {
         q.pushes.delete(refKey(push.ref))
-        if (q.link.speaks === 'malla' && q.failures === 0) await this.exchange(q, push.ref, 'push', push.entries)
-        else void this.repair(q, push.ref)
+        if (q.link.speaks !== 'libremesh' && q.failures === 0) {
+          await this.exchange(q, push.ref, 'push', push.entries)
+          // A first answer from a LibreMesh router: it has the pushed entries, and gets the rest as it expects.
+          if (learnt(q.link) === 'libremesh') void this.repair(q, push.ref)
+        } else void this.repair(q, push.ref)
         continue
       }
       const repair = first(q.repairs)
@@ -353,6 +370,11 @@ export class SyncEngine {
       ...(q.link.name ? { name: q.link.name } : {}),
     }
   }
+}
+
+/** What a link says its far end speaks now (after an exchange, which may have taught it). */
+function learnt(link: SyncLink): SyncLink['speaks'] {
+  return link.speaks
 }
 
 function first<V>(map: Map<string, V>): V | undefined {

@@ -6,6 +6,7 @@ import { SyncEngine } from './engine.js'
 import { failedOutcome, syncTable, type SyncOutcome } from './full-table-sync.js'
 import type { LinkTraffic } from './links/link.js'
 import { HttpLink } from './links/http-link.js'
+import { baseAddress, normalizeAddress } from '../transport/address.js'
 
 export interface NeighbourSyncOptions {
   readonly replica: Replica
@@ -26,6 +27,12 @@ export interface NeighbourSyncOptions {
   readonly mode?: 'malla' | 'libremesh'
   /** Called when what is known of the neighbours changes (one added or removed, a name learnt, an error). */
   readonly onNeighbours?: () => void
+  /**
+   * Tables repaired with every neighbour even while this node holds none of them: with one that is always
+   * there (a router's `malla-links`), a neighbour's first exchange, at start or when it is found, tells what it
+   * speaks and its name before any data flows, so the first change already crosses each link once.
+   */
+  readonly tables?: readonly TableRef[]
 }
 
 /** Bytes this node's own exchanges carried, both directions, since it started. */
@@ -55,7 +62,7 @@ export class NeighbourSync {
   constructor(private readonly options: NeighbourSyncOptions) {
     this.engine = new SyncEngine({
       replica: options.replica,
-      policy: { role: 'relay' },
+      policy: { role: 'relay', ...(options.tables ? { tables: options.tables } : {}) },
       log: options.log,
       debounceMs: options.debounceMs,
       mode: options.mode ?? 'malla',
@@ -122,6 +129,17 @@ export class NeighbourSync {
         }
       }),
     )
+  }
+
+  /**
+   * A malla node at `address` called `name` just sent us a sync request: the neighbour behind it is there.
+   * Its link, if this side does not know it yet or last failed with it, is tried now (SyncEngine.heardFrom).
+   */
+  heard(address: string, name: string): void {
+    const from = normalizeAddress(address)
+    for (const { link } of this.neighbours.values()) {
+      if (baseAddress(link.label) === from && (link.name === undefined || link.name === name)) this.engine.heardFrom(link)
+    }
   }
 
   /** Brings every table in step with every neighbour: the periodic repair of whatever pushes missed. */

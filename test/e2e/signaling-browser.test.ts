@@ -76,7 +76,7 @@ test('browsers on two routers of a netns lab, with Node peers, connect through s
 
     // Offers are published with the router's STUN responder's reflexive candidate (a real address), so
     // peers on other segments need no mDNS.
-    const offers = (await named.page.evaluate(async () => (await fetch('/malla/v1/tables/malla-offers')).json())) as Record<string, { author: string; data?: { s?: unknown[] } }>
+    const offers = (await named.page.evaluate(async () => (await fetch('/malla/v1/tables/room-e2e_2dmain-_offers')).json())) as Record<string, { author: string; data?: { s?: unknown[] } }>
     const pageOffers = Object.values(offers).filter((e) => pages.some((p) => p.id === e.author) && Array.isArray(e.data?.s))
     assert.ok(pageOffers.length > 0, 'the pages have open offers')
     assert.ok(
@@ -103,8 +103,8 @@ test('browsers on two routers of a netns lab, with Node peers, connect through s
     const bad = await named.page.evaluate(async () => {
       const post = (type: string, body: unknown) => fetch(`/malla/v1/tables/${type}/insert`, { method: 'POST', body: JSON.stringify(body) }).then((r) => r.status)
       return [
-        await post('malla-offers', { 'aaaaaaaaaaaaaaaa.1': { v: 1, room: 'e2e-main', peer: 'aaaaaaaaaaaaaaaa', s: 'garbage', t: 1, exp: 9e15 }, 'x.2': 7 }),
-        await post('malla-answers', { 'y.0>z': { v: 1, room: 'e2e-main', peer: 'zzzzzzzzzzzzzzzz', to: 'yyyyyyyyyyyyyyyy', offer: 'y.0', s: [], t: 1, exp: 9e15 } }),
+        await post('room-e2e_2dmain-_offers', { 'aaaaaaaaaaaaaaaa.1': { v: 1, room: 'e2e-main', peer: 'aaaaaaaaaaaaaaaa', s: 'garbage', t: 1, exp: 9e15 }, 'x.2': 7 }),
+        await post('room-e2e_2dmain-_answers', { 'y.0>z': { v: 1, room: 'e2e-main', peer: 'zzzzzzzzzzzzzzzz', to: 'yyyyyyyyyyyyyyyy', offer: 'y.0', s: [], t: 1, exp: 9e15 } }),
       ]
     })
     assert.deepEqual(bad, [200, 200])
@@ -130,7 +130,7 @@ test('browsers on two routers of a netns lab, with Node peers, connect through s
     const b = await joinInPage(b1, `${r1}/room`, room, { useRouterStun: false, target: 1 })
     assert.deepEqual(a.stunUrls, [])
     await Promise.all([waitConnected(a.page, 1, 60_000), waitConnected(b.page, 1, 60_000)])
-    const offers = (await a.page.evaluate(async () => (await fetch('/malla/v1/tables/malla-offers')).json())) as Record<string, { author: string; data?: { s?: unknown[] } }>
+    const offers = (await a.page.evaluate(async () => (await fetch('/malla/v1/tables/room-e2e_2dmdns-_offers')).json())) as Record<string, { author: string; data?: { s?: unknown[] } }>
     const candidates = Object.values(offers)
       .filter((e) => (e.author === a.id || e.author === b.id) && Array.isArray(e.data?.s))
       .flatMap((e) => (e.data?.s as unknown[])[4] as string[])

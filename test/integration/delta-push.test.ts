@@ -15,9 +15,11 @@ test('between malla daemons a change travels as a small delta push, whatever the
   await a.waitForLog(/neighbour speaks malla peer=/)
   await b.waitForLog(/neighbour speaks malla peer=/)
 
+  const from = a.log.length
   await runCli(['insert', 'hosts', '--url', a.base], '{"new-host":"10.9.9.9"}')
   await c.waitForLog(/changed type=hosts keys=1 /)
-  const pushed = await a.waitForLog(/ pushed type=hosts .*sent=\d+/)
+  await waitFor(async () => a.log.slice(from).some((l) => / pushed type=hosts .*sent=\d+/.test(l)), 'A pushed the new entry')
+  const pushed = a.log.slice(from).find((l) => / pushed type=hosts .*sent=\d+/.test(l)) as string
   const sent = Number((/sent=(\d+)/.exec(pushed) as RegExpExecArray)[1])
   assert.ok(sent < 2048, `one entry pushed in ${sent} bytes`)
   await c.waitForLog(/served push flavour=ttl type=hosts .*keys=1 changed=1/)
@@ -26,19 +28,27 @@ test('between malla daemons a change travels as a small delta push, whatever the
   assert.equal(Object.keys(atC).length, 2001)
 })
 
-test('a LibreMesh router gets full-table syncs, never a push it could not answer as one', async (t) => {
+test('a LibreMesh router gets full-table syncs once its first answer says what it is', async (t) => {
   const lua = new LuaRouterDouble('W1')
   const luaBase = await lua.start()
   t.after(() => lua.stop())
   lua.insert('hosts', { w1: 'x' })
+  lua.insert('other', { w2: 'y' })
   const m = await startDaemon(t, ['--data', await tempDir(t), '--name', 'M', '--peer', luaBase])
+  await runCli(['insert', 'other', '--url', m.base], '{"o1":1}')
   await runCli(['insert', 'hosts', '--url', m.base], '{"m1":1}')
   await m.waitForLog(/neighbour speaks LibreMesh only/)
+  // The first change went as a push, which a LibreMesh router answers as any sync (a partial table is one):
+  // both sides hold both tables' entries; from then on it gets whole tables only.
+  await waitFor(async () => lua.tables.get('hosts')?.m1 !== undefined && lua.tables.get('other')?.o1 !== undefined, 'the LibreMesh router has what M wrote')
+  await waitFor(async () => JSON.parse((await runCli(['get', 'hosts', '--url', m.base])).stdout).w1?.data === 'x', 'M has the LibreMesh router\'s entry')
+  const pushes = lua.pushRequests
+  assert.ok(pushes <= 1, `at most the first exchange was a push (${pushes})`)
   await runCli(['insert', 'hosts', '--url', m.base], '{"m2":2}')
   await m.waitForLog(/changed type=hosts keys=1 origin=local/)
   for (let i = 0; i < 100 && lua.tables.get('hosts')?.m2 === undefined; i++) await new Promise((r) => setTimeout(r, 20))
   assert.equal(lua.tables.get('hosts')?.m2?.data, 2)
-  assert.equal(lua.pushRequests, 0)
+  assert.equal(lua.pushRequests, pushes, 'no push once it is known to speak LibreMesh only')
   const peers = (await runCli(['peers', '--url', m.base])).stdout.trim().split('\n').map((l) => JSON.parse(l))
   assert.deepEqual(peers.map((p) => [p.base, p.malla]), [[luaBase, false]])
 })

@@ -121,10 +121,10 @@ test('malformed offers and answers in the tables are skipped and counted, and pe
     'zzzzzzzz.1': 'not an object',
     'someone.2': { v: 1, room: 'test', peer: 'zzzzzzzzzzzzzzzz', s: [], t: 1, exp: 9e15 },
   }
-  const res = await fetch(`${d.base}/malla/v1/tables/malla-offers/insert`, { method: 'POST', body: JSON.stringify(garbage) })
+  const res = await fetch(`${d.base}/malla/v1/tables/room-test-_offers/insert`, { method: 'POST', body: JSON.stringify(garbage) })
   assert.equal(res.status, 200)
   const answers = { 'x.0>y': { v: 1, room: 'test', peer: 'yyyyyyyyyyyyyyyy', to: 'xxxxxxxxxxxxxxxx', offer: 'x.0', s: 5, t: 1, exp: 9e15 } }
-  assert.equal((await fetch(`${d.base}/malla/v1/tables/malla-answers/insert`, { method: 'POST', body: JSON.stringify(answers) })).status, 200)
+  assert.equal((await fetch(`${d.base}/malla/v1/tables/room-test-_answers/insert`, { method: 'POST', body: JSON.stringify(answers) })).status, 200)
   const rooms = await joinAll(t, d.base, 2, { target: 1, max: 2 })
   await until(rooms, () => rooms.every((r) => r.mesh.stats().connected >= 1), () => `connections ${connections(rooms)}`)
   for (const r of rooms) {
@@ -156,7 +156,7 @@ test('malla join: a CLI peer in a room prints what happens as JSON lines and sen
   await until([room!], () => got.includes('hello from the shell'), () => `got ${JSON.stringify(got)}`, 10_000)
   cli.stdin!.end()
   assert.equal(await exited, 0, 'the end of stdin leaves the room and exits 0')
-  const offers = (await (await fetch(`${d.base}/malla/v1/tables/malla-offers`)).json()) as Record<string, { author: string; data?: { s?: unknown } | null }>
+  const offers = (await (await fetch(`${d.base}/malla/v1/tables/room-test-_offers`)).json()) as Record<string, { author: string; data?: { s?: unknown } | null }>
   const mine = Object.values(offers).filter((e) => e.author === cliId)
   assert.ok(mine.length > 0 && mine.every((e) => e.data?.s === undefined), `no open offer of the CLI's is left: ${JSON.stringify(mine)}`)
 })

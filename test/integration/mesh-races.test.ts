@@ -6,7 +6,7 @@ import { test } from 'node:test'
 import { weriftRtcFactory } from '../../src/node/rtc/werift-peer.js'
 import { join, type Room } from '../../src/signaling/join.js'
 import { compactSession, sessionFacts } from '../../src/signaling/sdp-codec.js'
-import { answerKey, OFFERS_TYPE } from '../../src/signaling/signal-records.js'
+import { answerKey, signalTypes } from '../../src/signaling/signal-records.js'
 import { fetchPoster } from '../../src/transport/http-poster.js'
 import { freePort, startDaemon } from '../helpers/processes.js'
 
@@ -105,14 +105,14 @@ test('a stale answer (for an offer already taken) is ignored: no attempt, no mar
   const sdp = await other.acceptOffer(await offerer.createOffer())
   const late = 'zzzzzzzzzzzzzzzz'
   const entry = { data: { v: 1, s: compactSession(sessionFacts(sdp)), exp: Date.now() + 15_000 }, author: late, bleachTTL: 2, clock: String(Date.now() * 1000) }
-  const res = await fetch(`${d.base}/cgi-bin/shared-state/malla-answers`, { method: 'POST', body: JSON.stringify({ [answerKey(taken, late)]: entry }) })
+  const res = await fetch(`${d.base}/cgi-bin/shared-state/${signalTypes('races').answers}`, { method: 'POST', body: JSON.stringify({ [answerKey(taken, late)]: entry }) })
   assert.equal(res.status, 200)
   await until(async () => (await a.mesh.view()).answers.some((x) => x.record.peer === late), () => 'A holds the stale answer')
   await new Promise((r) => setTimeout(r, 300))
   const after = a.mesh.stats()
   assert.equal(after.connected, before.connected)
   assert.equal(after.peerConnections, before.peerConnections, 'no RTCPeerConnection spent on it')
-  const marks = (await (await fetch(`${d.base}/malla/v1/tables/${OFFERS_TYPE}`)).json()) as Record<string, { data?: { taken?: string } }>
+  const marks = (await (await fetch(`${d.base}/malla/v1/tables/${signalTypes('races').offers}`)).json()) as Record<string, { data?: { taken?: string } }>
   assert.ok(!Object.values(marks).some((e) => e.data?.taken === late), 'no offer marked taken by the stale answerer')
   assert.deepEqual(after.ignored, before.ignored, 'a stale answer is not malformed, just ignored')
 })

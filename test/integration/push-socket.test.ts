@@ -3,16 +3,17 @@ import { once } from 'node:events'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WebSocket } from 'ws'
-import type { Json } from '../../src/core/types.js'
+import type { Json, TypeName } from '../../src/core/types.js'
 import { wsSocket } from '../../src/node/index.js'
 import { nodeHttpPoster } from '../../src/node/transport/node-http-poster.js'
 import { Replica } from '../../src/replica/replica.js'
 import { MemoryStore } from '../../src/storage/memory-store.js'
-import { ANSWERS_TYPE } from '../../src/signaling/signal-records.js'
 import { RouterLink } from '../../src/sync/router-link.js'
 import { socketUrl, type SocketLike } from '../../src/transport/push-socket-client.js'
 import { inProcessDaemon } from '../helpers/in-process-daemon.js'
 
+/** Any type will do: the push socket carries every type alike. */
+const ANSWERS_TYPE = 'malla-answers' as TypeName
 const entry = (data: Json, bleachTTL: number) => ({ data, author: 'pagepeer1', bleachTTL })
 
 /** A WebSocket to the daemon's push socket, with its replies queued in order. */

@@ -42,6 +42,8 @@ export interface RouteContext {
   neighbours(): readonly NeighbourInfo[]
   /** Bytes its own sync exchanges carried (for benchmarks and `malla peers`). */
   traffic(): Traffic
+  /** A malla node sent a sync request from `address` with its name: a neighbour there is up. */
+  heard?(address: string, name: string): void
   /** Syncs one table now with the given endpoint URLs, or with every peer when none are given. */
   syncNow(ref: TableRef, urls?: readonly string[]): Promise<SyncOutcome[]>
   /** The page bundle served at `/malla.js`; absent or incomplete when it was not built. */
@@ -179,7 +181,7 @@ async function libremeshEndpoint(
   // A malla push gets only our corrections: our copy of each key sent wherever it is not the copy sent.
   const push = req.headers[MALLA_SYNC_HEADER] === 'push'
   const request = tableRequest(push ? 'push' : 'table', { flavour, type }, value, 'body')
-  const { reply, changed } = await answer(ctx.replica, request, { source: sourceOf(req, caller) })
+  const { reply, changed } = await answer(ctx.replica, request, { source: sourceOf(ctx, req, caller) })
   const body = Buffer.from(replyBody(reply) + '\n')
   ticket.debit(body.byteLength)
   res.writeHead(200, { 'content-type': 'application/json', ...mallaHeaders(ctx) })
@@ -187,10 +189,15 @@ async function libremeshEndpoint(
   ctx.log.debug(push ? 'served push' : 'served sync', { flavour, type, from: caller.address, keys: request.entries.size, changed: changed.length, ms: Date.now() - started })
 }
 
-/** The link a request came from, for ChangeEvent.sources: its address, and the name a malla node sends. */
-function sourceOf(req: IncomingMessage, caller: Caller): string {
-  const name = req.headers[MALLA_NAME_HEADER]
-  return httpSourceId(caller.address, typeof name === 'string' ? decodeName(name) : undefined)
+/**
+ * The link a request came from, for ChangeEvent.sources: its address, and the name a malla node sends. A name
+ * also tells the daemon that the neighbour at that address is up (RouteContext.heard).
+ */
+function sourceOf(ctx: RouteContext, req: IncomingMessage, caller: Caller): string {
+  const header = req.headers[MALLA_NAME_HEADER]
+  const name = typeof header === 'string' ? decodeName(header) : undefined
+  if (name !== undefined) ctx.heard?.(caller.address, name)
+  return httpSourceId(caller.address, name)
 }
 
 /**
@@ -208,7 +215,7 @@ async function reconcileEndpoint(ctx: RouteContext, req: IncomingMessage, res: S
     if (isMallaError(e, 'BAD_INPUT') || isMallaError(e, 'TOO_LARGE')) ctx.budget.penalize(who, BAD_INPUT_PENALTY)
     throw e
   }
-  const { reply, changed } = await answer(ctx.replica, request, { source: sourceOf(req, caller), charge: (units) => ctx.budget.charge(who, units) })
+  const { reply, changed } = await answer(ctx.replica, request, { source: sourceOf(ctx, req, caller), charge: (units) => ctx.budget.charge(who, units) })
   const text = replyBody(reply)
   ticket.debit(text.length)
   sendText(res, 200, text, mallaHeaders(ctx))

@@ -100,6 +100,8 @@ export function apiAllowList(cidrs: readonly string[]): BlockList {
 
 /** How long a table must be quiet before its journal is folded into its file. */
 const COMPACT_AFTER_MS = 1000
+/** How long a neighbour that stopped answering stays in this router's `malla-links` entry (docs/protocol.md §12.5). */
+const LINK_GRACE_MS = 60_000
 
 export const DEFAULTS = {
   port: 8080,
@@ -145,6 +147,8 @@ export class PeerDaemon {
   private readonly stunResponder: StunResponder | undefined
   private bundle: BrowserBundle | undefined
   private linksTimer: ReturnType<typeof setTimeout> | undefined
+  /** When a failing neighbour's grace in the links entry ends. */
+  private linksRecheck: ReturnType<typeof setTimeout> | undefined
   /** The neighbour list last published in `malla-links`, as JSON. */
   private linksPublished: string | undefined
 
@@ -167,6 +171,8 @@ export class PeerDaemon {
       name: options.name,
       mode: options.mode,
       onNeighbours: () => this.scheduleLinks(),
+      // LibreMesh mode publishes no links, and its neighbours get nothing but its tables.
+      ...(options.mode === 'libremesh' ? {} : { tables: [{ flavour: 'ttl', type: LINKS_TYPE }] }),
     })
     this.stunResponder = options.stun ? new StunResponder({ port: options.stun.port, host: options.host, log }) : undefined
     this.server = createServer((req, res) => {
@@ -180,6 +186,7 @@ export class PeerDaemon {
           neighbours: () => this.sync.info(),
           traffic: () => this.sync.traffic(),
           syncNow: (ref, urls) => this.syncNow(ref, urls),
+          heard: (address, name) => this.sync.heard(address, name),
           bundle: this.bundle,
           stun: () => this.stunResponder?.info(),
           streams: this.streams,
@@ -249,7 +256,23 @@ export class PeerDaemon {
   }
 
   private async publishLinks(always: boolean): Promise<void> {
-    const names = [...new Set(this.sync.info().flatMap((n) => (n.malla && n.lastError === undefined && n.name ? [n.name] : [])))].sort()
+    const now = Date.now()
+    const linked = new Set<string>()
+    let recheckAt = Number.POSITIVE_INFINITY
+    // A name comes only with a malla answer. A neighbour that failed stays listed for LINK_GRACE_MS after its
+    // last answer: on a busy mesh one timeout must not rewrite this entry, since each rewrite crosses every link
+    // of the mesh and so makes more timeouts.
+    for (const n of this.sync.info()) {
+      if (n.name === undefined || n.lastOkAt === undefined) continue
+      if (n.lastError === undefined) linked.add(n.name)
+      else if (now - n.lastOkAt < LINK_GRACE_MS) {
+        linked.add(n.name)
+        recheckAt = Math.min(recheckAt, n.lastOkAt + LINK_GRACE_MS)
+      }
+    }
+    clearTimeout(this.linksRecheck)
+    this.linksRecheck = recheckAt === Number.POSITIVE_INFINITY || this.stopped ? undefined : setTimeout(() => this.scheduleLinks(), recheckAt - now + 1)
+    const names = [...linked].sort()
     const text = JSON.stringify(names)
     if (!always && text === this.linksPublished) return
     if (names.length === 0 && this.linksPublished === undefined) return
@@ -315,11 +338,10 @@ export class PeerDaemon {
     )
     // Rounds never overlap: on a slow mesh a round may outlast the period, and piling them up only makes it slower.
     let round: Promise<void> | undefined
-    this.timers.push(
-      setInterval(() => {
-        round ??= this.sync.antiEntropy().finally(() => (round = undefined))
-      }, this.options.syncIntervalMs),
-    )
+    const antiEntropy = () => (round ??= this.sync.antiEntropy().finally(() => (round = undefined)))
+    this.timers.push(setInterval(antiEntropy, this.options.syncIntervalMs))
+    // A node that restarts with tables catches up with its configured neighbours now, not a period later.
+    if (this.options.peers.length > 0 && this.options.mode !== 'libremesh') void antiEntropy()
     log.info('listening', { url: this.url, name: this.options.name, data: this.options.dataDir, peers: this.options.peers.join(',') || undefined })
     await this.startStun()
     const discover = this.options.discover
@@ -345,6 +367,7 @@ export class PeerDaemon {
     await this.stunResponder?.stop()
     for (const t of this.timers) clearInterval(t)
     clearTimeout(this.linksTimer)
+    clearTimeout(this.linksRecheck)
     for (const w of this.watchers) w.close()
     this.pushSockets.close()
     this.streams.close()
