@@ -137,9 +137,11 @@ export class NeighbourSync {
    */
   heard(address: string, name: string): void {
     const from = normalizeAddress(address)
-    for (const { link } of this.neighbours.values()) {
-      if (baseAddress(link.label) === from && (link.name === undefined || link.name === name)) this.engine.heardFrom(link)
-    }
+    const links = [...this.neighbours.values()].map((n) => n.link).filter((l) => baseAddress(l.label) === from)
+    // The link known by that name; else those at that address whose far end has not said its name yet (several
+    // neighbours may share an address, as on loopback: a request from one must not wake the others).
+    const named = links.filter((l) => l.name === name)
+    for (const link of named.length > 0 ? named : links.filter((l) => l.name === undefined)) this.engine.heardFrom(link)
   }
 
   /** Brings every table in step with every neighbour: the periodic repair of whatever pushes missed. */
