@@ -16,13 +16,12 @@
  * `npm run bench -- overlay [--quick]`; needs root (namespaces) and a build.
  */
 import { spawn } from 'node:child_process'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Cleanup } from './lib/cleanup.js'
 import { PeerProcess } from './lib/peer-process.js'
-import { sleep, startDaemon, type BenchDaemon } from './lib/daemon.js'
+import { sleep } from './lib/daemon.js'
 import { formatNumber } from './lib/format.js'
-import { chainAddress, NETNS_PORT, netnsUnavailable, openNetnsChain, waitDiscoveredCounts, type NetnsChain } from './lib/netns.js'
+import { netnsUnavailable, startChain, type NetnsChain } from './lib/netns.js'
 import { row, type BenchContext, type BenchResult, type BenchRow } from './lib/result.js'
 import { summarize } from './lib/stats.js'
 
@@ -66,21 +65,9 @@ interface Lab {
 }
 
 async function setUp(ctx: BenchContext, cleanup: Cleanup): Promise<Lab> {
-  const net = await openNetnsChain(CHAIN_HOPS)
-  cleanup.add('delete the network namespaces', () => net.close())
-  const dir = await cleanup.tempDir('malla-bench-overlay-')
-  const daemons: BenchDaemon[] = await Promise.all(
-    net.routers.map((r) =>
-      startDaemon(['--port', String(NETNS_PORT), '--data', join(dir, r.name), '--name', r.name, ...r.discover.flatMap((d) => ['--discover', d])], { netns: r.ns, host: '::', base: `http://${r.api}:${NETNS_PORT}` }).then((d) => {
-        cleanup.add(`stop daemon ${r.name}`, () => d.stop(3000))
-        return d
-      }),
-    ),
-  )
-  await waitDiscoveredCounts(daemons, net.routers.map((r) => r.discover.length), 20_000)
-  const addresses = await Promise.all(net.routers.map((r) => chainAddress(r.ns, r.discover[0] as string)))
+  const { net, urls } = await startChain(cleanup, CHAIN_HOPS, 'overlay')
   ctx.progress(`${net.routers.length} routers in a chain (malla-${net.runId}-n0..n${CHAIN_HOPS}), every one has found its neighbours`)
-  return { net, urls: addresses.map((a) => `http://${a}:${NETNS_PORT}`) }
+  return { net, urls }
 }
 
 /** One block: fresh peers in a fresh room, `reps` changes written by A, each timed to every B. */

@@ -19,13 +19,12 @@
  *   nobody writes, per peer per minute.
  */
 import { spawn } from 'node:child_process'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Cleanup } from './lib/cleanup.js'
-import { sleep, startDaemon, type BenchDaemon } from './lib/daemon.js'
+import { sleep } from './lib/daemon.js'
 import { ChangeFeed, nowMs } from './lib/feed.js'
 import { formatNumber } from './lib/format.js'
-import { chainAddress, NETNS_PORT, netnsUnavailable, openNetnsChain, waitDiscoveredCounts } from './lib/netns.js'
+import { netnsUnavailable, startChain } from './lib/netns.js'
 import { PeerProcess } from './lib/peer-process.js'
 import { row, type BenchContext, type BenchResult } from './lib/result.js'
 import { percentile, summarize } from './lib/stats.js'
@@ -77,19 +76,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   let joinSeconds = Number.NaN
   let connectedCounts: number[] = []
   try {
-    const net = await openNetnsChain(ROUTERS - 1)
-    cleanup.add('delete the network namespaces', () => net.close())
-    const dir = await cleanup.tempDir('malla-bench-room-')
-    const daemons: BenchDaemon[] = await Promise.all(
-      net.routers.map((r) =>
-        startDaemon(['--port', String(NETNS_PORT), '--data', join(dir, r.name), '--name', r.name, ...r.discover.flatMap((d) => ['--discover', d])], { netns: r.ns, host: '::', base: `http://${r.api}:${NETNS_PORT}` }).then((d) => {
-          cleanup.add(`stop daemon ${r.name}`, () => d.stop(3000))
-          return d
-        }),
-      ),
-    )
-    await waitDiscoveredCounts(daemons, net.routers.map((r) => r.discover.length), 20_000)
-    const urls = await Promise.all(net.routers.map(async (r) => `http://${await chainAddress(r.ns, r.discover[0] as string)}:${NETNS_PORT}`))
+    const { net, daemons, urls } = await startChain(cleanup, ROUTERS - 1, 'room')
     ctx.progress(`${ROUTERS} routers in a chain (malla-${net.runId}-n0..n${ROUTERS - 1}), every one has found its neighbours`)
 
     const room = `bench-room-${Date.now().toString(36)}`
@@ -118,7 +105,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       maxConnections = Math.max(maxConnections, ...s.map((p) => p.connected))
       const alone = s.filter((p) => p.connected === 0 || p.linked === 0).length
       if (alone === 0) break
-      if (Date.now() > deadline) throw new Error(`room: ${alone} of ${total} peers still without a connection after 180 s`)
+      if (Date.now() > deadline) throw new Error(`room: ${alone} of ${total} peers still without a connection (and a sync link on it) after 180 s: ${JSON.stringify(s.map((p) => [p.connected, p.linked]))}`)
       await sleep(1000)
     }
     ctx.progress(`every peer has a connection after ${formatNumber((Date.now() - started) / 1000)} s; settling 20 s`)

@@ -4,6 +4,9 @@ import { constants } from 'node:os'
 import { addAddress, deleteNamespacesSync, ip, linkUp, listLinks, listNamespaces, mapLimit, namespacePids, run } from '../../src/node/lab/netns.js'
 import { linkAddress, planNetns, setUpNetns, tearDownNetns, type NetnsMade } from '../../src/node/lab/netns-lab.js'
 import { links } from '../../src/node/lab/topology.js'
+import { join } from 'node:path'
+import type { Cleanup } from './cleanup.js'
+import { startDaemon, type BenchDaemon } from './daemon.js'
 
 /**
  * A chain of routers for the benchmarks, each in its own network namespace, built by `malla lab --netns`'s own
@@ -264,4 +267,34 @@ export async function waitDiscoveredCounts(daemons: ReadonlyArray<{ readonly bas
     if (Date.now() > deadline) throw new Error(`after ${timeoutMs / 1000} s the daemons had discovered ${counts.join(',')} neighbours (expected ${expected.join(',')})`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
+}
+
+/** A netns chain with a malla daemon (defaults, `--discover`) in each namespace, every one past discovery. */
+export interface RunningChain {
+  readonly net: NetnsChain
+  readonly daemons: readonly BenchDaemon[]
+  /** Each router's base URL as peers in its namespace reach it (its first chain address). */
+  readonly urls: readonly string[]
+}
+
+/**
+ * Opens a chain of `hops` + 1 namespaces and starts a daemon in each, with its defaults and `--discover` on its
+ * chain veths; resolves once each has found its neighbours. `cleanup` stops the daemons and deletes the
+ * namespaces, whatever happens.
+ */
+export async function startChain(cleanup: Cleanup, hops: number, label: string): Promise<RunningChain> {
+  const net = await openNetnsChain(hops)
+  cleanup.add('delete the network namespaces', () => net.close())
+  const dir = await cleanup.tempDir(`malla-bench-${label}-`)
+  const daemons = await Promise.all(
+    net.routers.map((r) =>
+      startDaemon(['--port', String(NETNS_PORT), '--data', join(dir, r.name), '--name', r.name, ...r.discover.flatMap((d) => ['--discover', d])], { netns: r.ns, host: '::', base: `http://${r.api}:${NETNS_PORT}` }).then((d) => {
+        cleanup.add(`stop daemon ${r.name}`, () => d.stop(3000))
+        return d
+      }),
+    ),
+  )
+  await waitDiscoveredCounts(daemons, net.routers.map((r) => r.discover.length), 20_000)
+  const urls = await Promise.all(net.routers.map(async (r) => `http://${await chainAddress(r.ns, r.discover[0] as string)}:${NETNS_PORT}`))
+  return { net, daemons, urls }
 }

@@ -15,6 +15,8 @@ const [routerUrl, room, countArg] = process.argv.slice(2)
 const count = Number(countArg)
 if (!routerUrl || !room || !Number.isInteger(count) || count < 1) throw new Error('usage: room-host.ts ROUTER_URL ROOM COUNT')
 const say = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`)
+// MALLA_DEBUG=1: every peer's log on stderr, one JSON line each.
+const debug = process.env.MALLA_DEBUG ? (peer: number, level: string) => (m: string, f?: object) => process.stderr.write(`${JSON.stringify({ peer, level, m, ...f })}\n`) : undefined
 const at = () => performance.timeOrigin + performance.now()
 
 interface Hosted {
@@ -24,7 +26,8 @@ interface Hosted {
 }
 
 async function host(i: number): Promise<Hosted> {
-  const joined = await joinRoom(room as string, { routerUrl: routerUrl as string, tables: ['chat'] })
+  const log = debug ? { debug: debug(i, 'debug'), info: debug(i, 'info'), warn: debug(i, 'warn'), error: debug(i, 'error') } : undefined
+  const joined = await joinRoom(room as string, { routerUrl: routerUrl as string, tables: ['chat'], ...(log ? { log } : {}) })
   const chat = joined.tables.get('chat')
   const hosted: Hosted = { room: joined, writes: 0 }
   joined.replica.on('applied', (e) => {

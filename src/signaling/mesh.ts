@@ -19,6 +19,7 @@ import {
   takenData,
 } from './signal-records.js'
 import { SHORT_SIGNAL_TTL, SignalTables, type TablesView } from './signal-tables.js'
+import { answerOver, glare, keptConnection, offersToAnswer, offersWanted, pickAnswer, UNKNOWN_HOPS } from './mesh-policy.js'
 
 export interface MeshOptions {
   /** Peers meet only peers of the same room (an app's name, say). */
@@ -128,8 +129,6 @@ const DEFAULTS = { target: 3, max: 6, pool: 3, offerLifeMs: 180_000, connectTime
 const HOUSEKEEPING_MS = 1000
 /** How many offers that failed it remembers, so as not to answer them again (the oldest is forgotten first). */
 const FAILED_OFFER_MEMORY = 512
-/** The distance of a router whose hop count is not known: after every known one. */
-const UNKNOWN_HOPS = 1_000_000
 /** Connections a peer takes past `max` when they are directed (connectTo): a person chose them. */
 const DIRECT_EXTRA = 2
 /**
@@ -142,6 +141,14 @@ const OPEN_DEADLINE_MS = 3000
 const MARK_DELAY_MS = 150
 /** Renewals of one offer before it is replaced: its TTL then stays below LibreMesh's default of 30. */
 const MAX_RENEWALS = 20
+/**
+ * After attempts fail in a row, a peer waits before it starts new ones (answers, and offers beyond those it
+ * holds): from CALM_MIN_MS, doubling up to CALM_MAX_MS, until one opens. On a starved CPU every attempt that
+ * misses its deadline would otherwise be replaced at once, and the handshakes of the new ones starve the
+ * others more (measured: 20 werift peers on 2 cores never settled without this).
+ */
+const CALM_MIN_MS = 500
+const CALM_MAX_MS = 8000
 
 /**
  * The article's algorithm, over shared-state (docs/protocol.md §12):
@@ -185,6 +192,9 @@ export class Mesh {
   private timer: ReturnType<typeof setInterval> | undefined
   private offChange: Unsubscribe | undefined
   private peak = 0
+  /** Attempts failed in a row, and until when no new one starts (see CALM_MIN_MS). */
+  private failuresInRow = 0
+  private calmUntil = 0
   private readonly counts = { offersPublished: 0, answersPublished: 0, racesLost: 0, glare: 0, failed: 0 }
 
   constructor(private readonly options: MeshOptions) {
@@ -307,8 +317,9 @@ export class Mesh {
     await this.expireAndRenew(now)
     // close() may have run while this step awaited: it must not start anything new after that.
     if (this.closed) return
-    this.answerOffers(view, now)
-    this.fillPool()
+    const calm = now < this.calmUntil
+    if (!calm) this.answerOffers(view, now)
+    this.fillPool(calm)
   }
 
   /** Offerer side: apply one answer per open offer of ours. */
@@ -326,11 +337,7 @@ export class Mesh {
     }
     for (const [key, list] of byOffer) {
       const own = this.offers.get(key) as OwnOffer
-      const usable = list
-        .filter((a) => !this.hasLinkOrAttempt(a.peer, 'answer-to-me'))
-        .filter((a) => this.settleGlare(a.peer))
-        .sort((x, y) => (x.peer < y.peer ? -1 : 1))
-      const winner = usable[0]
+      const winner = pickAnswer(list.filter((a) => !this.hasLinkOrAttempt(a.peer, 'answer-to-me')).filter((a) => this.settleGlare(a.peer)))
       if (!winner) continue
       this.offers.delete(key)
       const mark = takenData({ by: winner.peer, expiresAt: own.expiresAt })
@@ -363,7 +370,7 @@ export class Mesh {
   private settleGlare(remote: string): boolean {
     const mine = [...this.answers.values()].find((a) => a.to === remote)
     if (!mine) return true
-    if (this.id < remote) {
+    if (glare(this.id, remote) === 'take-theirs') {
       this.counts.glare++
       this.abandonAnswer(mine, 'glare')
       return true
@@ -374,13 +381,11 @@ export class Mesh {
   /** Answerer side: give up answers whose offer went to someone else, was withdrawn, or expired. */
   private dropLostAnswers(offers: ReadonlyMap<string, TablesView['offers'][number]['record']>, now: number): void {
     for (const a of [...this.answers.values()]) {
-      const o = offers.get(a.offer)
-      const lost = o === undefined || o === 'withdrawn' || (o.kind === 'taken' && o.by !== this.id)
-      const late = now - a.startedAt > this.connectTimeoutMs || (o !== undefined && o !== 'withdrawn' && o.kind === 'offer' && o.expiresAt <= now)
-      if (lost || late) {
-        if (lost) this.counts.racesLost++
-        this.abandonAnswer(a, lost ? 'lost' : 'timeout')
-      }
+      const over = answerOver(offers.get(a.offer), { self: this.id, startedAt: a.startedAt, now, connectTimeoutMs: this.connectTimeoutMs })
+      if (over === undefined) continue
+      if (over === 'lost') this.counts.racesLost++
+      this.abandonAnswer(a, over)
+      if (over === 'timeout') this.attemptFailed()
     }
     for (const [key, a] of [...this.accepted]) {
       if (now - a.at > Math.min(this.connectTimeoutMs, OPEN_DEADLINE_MS)) {
@@ -388,6 +393,7 @@ export class Mesh {
         // won the handshake. Withdrawing the offer tells the answerer at once, and both try again elsewhere.
         this.accepted.delete(key)
         this.counts.failed++
+        this.attemptFailed()
         this.log.debug('taken offer never opened', { offer: key, answerer: a.remote, rtc: a.rtc.state })
         a.rtc.close()
         void this.tables.withdraw('offers', [key]).catch(() => {})
@@ -429,27 +435,9 @@ export class Mesh {
 
   /** Answerer side: while below target, answer the best offers. */
   private answerOffers(view: TablesView, now: number): void {
-    let wanted = this.target - this.links.size - this.answers.size - this.accepted.size
-    if (wanted <= 0) return
-    // An offer someone else has answered is probably gone already, and answering it too is worse than
-    // wasted: both answerers run ICE with the offerer's one agent (they share its credentials), and the
-    // loser's checks and DTLS hello can break the winner's handshake. So those are skipped, and among the
-    // others each peer takes its own order (a hash of its id and the key), not "the newest" that every
-    // answerer would pick at once.
-    const answered = new Set(view.answers.filter((a) => a.record.peer !== this.id && a.record.expiresAt > now).map((a) => a.record.offer))
-    const candidates = view.offers
-      .flatMap((o) => (o.record !== 'withdrawn' && o.record.kind === 'offer' ? [{ key: o.key, record: o.record, spread: spread(this.id, o.key) }] : []))
-      .filter(({ key, record }) => record.peer !== this.id && record.expiresAt > now && !this.failedOffers.has(key) && !answered.has(key))
-      .filter(({ record }) => !this.hasLinkOrAttempt(record.peer, 'any'))
-      .sort((x, y) => this.hops(x.record.router) - this.hops(y.record.router) || x.spread - y.spread)
-    const chosen = new Set<string>()
-    for (const { key, record } of candidates) {
-      if (wanted <= 0 || this.pcCount() >= this.maxPcs) break
-      if (chosen.has(record.peer)) continue // one attempt per remote peer
-      chosen.add(record.peer)
-      wanted--
-      this.answer(key, record)
-    }
+    const room = Math.min(this.target - this.links.size - this.answers.size - this.accepted.size, this.maxPcs - this.pcCount())
+    const chosen = offersToAnswer(view, { self: this.id, now, room, failed: this.failedOffers, busyWith: (peer) => this.hasLinkOrAttempt(peer, 'any'), hops: (router) => this.hops(router) })
+    for (const { key, record } of chosen) this.answer(key, record)
   }
 
   private answer(key: string, offer: OfferRecord): void {
@@ -460,6 +448,7 @@ export class Mesh {
       if (this.answers.get(key) === own) {
         this.answers.delete(key)
         this.counts.failed++
+        this.attemptFailed()
         this.rememberFailed(key)
         void this.tables.withdraw('answers', [own.key]).catch(() => {})
       }
@@ -483,8 +472,8 @@ export class Mesh {
    * Keeps `pool` offers published while below `target` connections, one from `target` to `max` (enough for a
    * newcomer to find this peer, and a stable room then writes one renewal a peer every 90 s), none at `max`.
    */
-  private fillPool(): void {
-    const pool = this.links.size >= this.target ? Math.min(1, this.pool) : this.pool
+  private fillPool(calm = false): void {
+    const pool = offersWanted(this.links.size, { target: this.target, max: this.max, pool: this.pool })
     let open = [...this.offers.values()]
     if (open.length > pool && this.links.size < this.max) {
       // Surplus offers go, newest first; one that is being answered, or still gathering, stays until it settles.
@@ -506,6 +495,7 @@ export class Mesh {
       if (keys.length > 0) void this.tables.withdraw('offers', keys).catch(() => {})
       return
     }
+    if (calm) return
     for (let n = open.length + settling; n < pool && this.pcCount() < this.maxPcs; n++) this.offer()
   }
 
@@ -525,7 +515,10 @@ export class Mesh {
           this.offers.delete(key)
           void this.tables.withdraw('offers', [key]).catch(() => {})
         }
-        if (this.accepted.delete(key)) this.counts.failed++
+        if (this.accepted.delete(key)) {
+          this.counts.failed++
+          this.attemptFailed()
+        }
       },
     )
     void (async () => {
@@ -580,11 +573,8 @@ export class Mesh {
   private addLink(remote: string, offerer: string, offer: string, router: string | undefined, rtc: RtcPeer): void {
     const peer = new MeshPeerImpl(remote, offerer === this.id, router, rtc)
     const link: Link = { remote, offerer, offer, peer }
-    const list = [...(this.links.get(remote) ?? []), link]
-    // Two channels to one peer (glare that both sides resolved too late): both keep the same one, the
-    // attempt on the offer of the lower (offerer, offer key).
-    list.sort((x, y) => (x.offerer !== y.offerer ? (x.offerer < y.offerer ? -1 : 1) : x.offer < y.offer ? -1 : 1))
-    const [keep, ...drop] = list as [Link, ...Link[]]
+    // Two channels to one peer (glare that both sides resolved too late): both keep the same one.
+    const { keep, drop } = keptConnection([...(this.links.get(remote) ?? []), link])
     this.links.set(remote, [keep])
     rtc.on('close', (reason) => {
       const current = this.links.get(remote)
@@ -603,6 +593,8 @@ export class Mesh {
       this.emitter.emit('peer-closed', d.peer, 'duplicate')
       d.peer.close()
     }
+    this.failuresInRow = 0
+    this.calmUntil = 0
     this.log.info('connected', { peer: remote, offerer: offerer === this.id })
     this.emitter.emit('peer', peer)
   }
@@ -696,6 +688,12 @@ export class Mesh {
     return this.options.hopsTo?.(router) ?? UNKNOWN_HOPS
   }
 
+  /** One more attempt failed in a row: no new attempt for a while (CALM_MIN_MS). */
+  private attemptFailed(): void {
+    this.failuresInRow++
+    this.calmUntil = this.now() + Math.min(CALM_MAX_MS, CALM_MIN_MS * 2 ** Math.min(this.failuresInRow - 1, 8))
+  }
+
   private rememberFailed(offer: string): void {
     if (this.failedOffers.size >= FAILED_OFFER_MEMORY) this.failedOffers.delete(this.failedOffers.values().next().value as string)
     this.failedOffers.add(offer)
@@ -744,16 +742,6 @@ class MeshPeerImpl implements MeshPeer {
   close(): void {
     this.rtc.close()
   }
-}
-
-/** A number in [0, 2^32) from a peer id and an offer key (FNV-1a): the same for one pair, spread across peers. */
-function spread(peer: string, key: string): number {
-  let h = 0x811c9dc5
-  for (const ch of `${peer}/${key}`) {
-    h ^= ch.charCodeAt(0)
-    h = Math.imul(h, 0x01000193) >>> 0
-  }
-  return h
 }
 
 /** Resolves when `rtc` opens or closes, or after `ms`, whichever comes first. */
