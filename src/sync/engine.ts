@@ -334,8 +334,9 @@ export class SyncEngine {
       const changed = q.lastError === undefined
       q.lastError = error
       q.failures++
-      // What a failed push carried is covered by a repair once the link answers again.
-      if (what === 'push') q.repairs.has(refKey(ref)) || q.repairs.set(refKey(ref), { ref, waiters: [] })
+      // What a failed push carried is covered by a repair, and a failed repair is tried again: after the link's
+      // pause, which grows while failures go on (a dead neighbour costs one request every maxBackoffMs).
+      q.repairs.has(refKey(ref)) || q.repairs.set(refKey(ref), { ref, waiters: [] })
       if (changed) this.options.onLinkState?.(link)
       return this.outcome(q, { keys: [], skipped: error }, before)
     }

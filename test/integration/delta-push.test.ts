@@ -66,19 +66,18 @@ test('a push answers only real corrections: {} for a copy it already holds, its 
   assert.deepEqual((await stale.json()).k.data, 'ours')
 })
 
-test('a router that started before its neighbour knows it as soon as the neighbour calls, not a sync interval later', async (t) => {
+test('a router whose neighbour was down tries it again as soon as the neighbour calls, not after its backoff', async (t) => {
   const portA = await freePort()
   const baseA = `http://127.0.0.1:${portA}`
-  // B starts first: its start-up reconciliation of malla-links with A fails, and its next round is a minute away.
+  // B starts first, and keeps failing to reach A: its pause between tries grows (250 ms doubling, to 5 s).
   const b = await startDaemon(t, ['--data', await tempDir(t), '--name', 'B', '--peer', baseA])
-  await b.waitForLog(/reconcile failed type=malla-links/)
+  await waitFor(() => b.log.filter((l) => /reconcile failed type=malla-links/.test(l)).length >= 5, 'B failed five times', 15_000)
+  // Its next try is 4 s away now. A starts, knowing no neighbour itself: it never calls B on its own.
   const peersOfB = async () => (await runCli(['peers', '--url', b.base])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { base: string; malla?: boolean; name?: string })
-  // A starts, knowing no neighbour itself: it never calls B on its own.
   await startDaemon(t, ['--data', await tempDir(t), '--name', 'A', '--port', String(portA)])
-  await new Promise((r) => setTimeout(r, 500))
-  assert.deepEqual((await peersOfB()).map((p) => [p.base, p.malla ?? null]), [[baseA, null]], 'B has not tried A again')
+  assert.deepEqual((await peersOfB()).map((p) => [p.base, p.malla ?? null]), [[baseA, null]], 'B has not reached A yet')
   // A request from A's address, as a malla node sends it (its name in x-malla-name): B tries A at once.
   const res = await fetch(`${b.base}/cgi-bin/shared-state/hello`, { method: 'POST', headers: { 'x-malla-name': 'A' }, body: '{}' })
   assert.equal(res.status, 200)
-  await waitFor(async () => (await peersOfB()).some((p) => p.base === baseA && p.malla === true && p.name === 'A'), 'B knows A speaks malla, and its name', 5000)
+  await waitFor(async () => (await peersOfB()).some((p) => p.base === baseA && p.malla === true && p.name === 'A'), 'B knows A speaks malla, and its name, well before its next try', 1500)
 })
