@@ -116,7 +116,11 @@ export class SyncEngine {
     if (catchUp && this.mode === 'malla') void this.tables().then((refs) => refs.forEach((ref) => void this.repair(q, ref)))
   }
 
-  /** Resolves once every link's queue is empty (what was queued has been sent, or failed); for a leaf that leaves. */
+  /**
+   * Resolves once every link's queue is empty: what was queued has been sent. A link that keeps failing keeps its
+   * repair queued (tried again after each pause), so against it this resolves only when the engine stops: a caller
+   * bounds the wait (a leaf that leaves gives it STOP_GRACE_MS).
+   */
   async flush(): Promise<void> {
     for (;;) {
       const busy = [...this.queues.values()].filter((q) => q.running !== undefined || q.pushes.size > 0 || q.repairs.size > 0)

@@ -57,7 +57,8 @@ export interface NeighbourInfo {
  */
 export class NeighbourSync {
   private readonly engine: SyncEngine
-  private readonly neighbours = new Map<string, { link: HttpLink; source: 'static' | 'discovered' }>()
+  /** By base URL; `address` is the base's host, normalised, as requests from that neighbour show it. */
+  private readonly neighbours = new Map<string, { link: HttpLink; source: 'static' | 'discovered'; address: string | undefined }>()
 
   constructor(private readonly options: NeighbourSyncOptions) {
     this.engine = new SyncEngine({
@@ -137,7 +138,7 @@ export class NeighbourSync {
    */
   heard(address: string, name: string): void {
     const from = normalizeAddress(address)
-    const links = [...this.neighbours.values()].map((n) => n.link).filter((l) => baseAddress(l.label) === from)
+    const links = [...this.neighbours.values()].filter((n) => n.address === from).map((n) => n.link)
     // The link known by that name; else those at that address whose far end has not said its name yet (several
     // neighbours may share an address, as on loopback: a request from one must not wake the others).
     const named = links.filter((l) => l.name === name)
@@ -152,7 +153,7 @@ export class NeighbourSync {
   private add(base: string, source: 'static' | 'discovered', catchUp = true): void {
     const { poster, timeoutMs, name } = this.options
     const link = new HttpLink({ base, poster, timeoutMs, ...(name ? { ownName: name } : {}) })
-    this.neighbours.set(base, { link, source })
+    this.neighbours.set(base, { link, source, address: baseAddress(base) })
     this.engine.add(link, catchUp)
   }
 }
