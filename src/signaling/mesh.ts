@@ -6,7 +6,7 @@ import { silentLogger } from '../core/log.js'
 import type { Replica } from '../replica/replica.js'
 import { FramedChannel, type MessageKind, type MessageValue, type Progress } from '../rtc/framed-channel.js'
 import type { RtcChannel, RtcCloseReason, RtcFactory, RtcOptions, RtcPeer } from '../rtc/rtc-peer.js'
-import { compactSession, expandSession, sessionFacts, toSdp, withoutShadowedNames, type CompactSession, type SessionFacts } from './sdp-codec.js'
+import { compactSession, expandSession, sessionFacts, toSdp, withoutShadowedNames, type CompactSession } from './sdp-codec.js'
 import {
   answerData,
   answerKey,
@@ -20,6 +20,7 @@ import {
 } from './signal-records.js'
 import { SHORT_SIGNAL_TTL, SignalTables, type TablesView } from './signal-tables.js'
 import { answerOver, glare, keptConnection, offersToAnswer, offersWanted, pickAnswer, UNKNOWN_HOPS } from './mesh-policy.js'
+import { type AnswerAttempt, type Attempt, Attempts, type DirectAttempt, type OfferAttempt } from './attempts.js'
 
 export interface MeshOptions {
   /** Peers meet only peers of the same room (an app's name, say). */
@@ -99,24 +100,6 @@ export interface MeshStats {
   readonly ignored: { readonly offers: number; readonly answers: number }
 }
 
-type OwnOffer = {
-  readonly key: string
-  readonly rtc: RtcPeer
-  session?: SessionFacts
-  expiresAt: number
-  /** 'open' once published; a taken offer leaves `offers` for `accepted`. */
-  state: 'gathering' | 'open'
-  renewals: number
-}
-
-type OwnAnswer = {
-  readonly key: string
-  readonly offer: string
-  readonly to: string
-  readonly rtc: RtcPeer
-  readonly startedAt: number
-}
-
 type Link = {
   readonly remote: string
   readonly offerer: string
@@ -175,13 +158,9 @@ export class Mesh {
   private readonly offerLifeMs: number
   private readonly connectTimeoutMs: number
   private readonly maxPcs: number
-  private readonly offers = new Map<string, OwnOffer>()
-  private readonly answers = new Map<string, OwnAnswer>()
-  /** Offerer side: attempts whose answer was applied, until their channel opens. */
-  private readonly accepted = new Map<string, { remote: string; offer: string; rtc: RtcPeer; at: number; markTaken(): void }>()
+  /** Every attempt under way, in its state (attempts.ts): offers, answers, directed connections. */
+  private readonly attempts: Attempts
   private readonly links = new Map<string, Link[]>()
-  /** Directed attempts (connectTo, acceptDirect) not open yet, by remote peer. */
-  private readonly direct = new Map<string, RtcPeer>()
   private nextDirect = 1
   private readonly failedOffers = new Set<string>()
   private nextOffer = 0
@@ -204,6 +183,7 @@ export class Mesh {
     this.tables = new SignalTables(options.replica, options.room)
     this.log = options.log ?? silentLogger
     this.now = options.now ?? Date.now
+    this.attempts = new Attempts(this.now)
     this.target = options.target ?? DEFAULTS.target
     this.max = Math.max(this.target, options.max ?? DEFAULTS.max)
     if (!Number.isInteger(this.target) || this.target < 0) throw new MallaError('BAD_INPUT', `target must be a whole number ≥ 0, not ${this.target}`)
@@ -256,8 +236,8 @@ export class Mesh {
   stats(): MeshStats {
     return {
       connected: this.links.size,
-      openOffers: this.offers.size,
-      pendingAnswers: this.answers.size,
+      openOffers: this.attempts.list('offer', 'gathering', 'published').length,
+      pendingAnswers: this.attempts.list('answer').length,
       peerConnections: this.pcCount(),
       peakPeerConnections: this.peak,
       ...this.counts,
@@ -272,16 +252,11 @@ export class Mesh {
     this.offChange?.()
     this.tables.close()
     clearInterval(this.timer)
-    const offerKeys = [...this.offers.keys()]
-    const answerKeys = [...this.answers.values()].map((a) => a.key)
-    for (const o of this.offers.values()) o.rtc.close()
-    for (const a of this.answers.values()) a.rtc.close()
-    for (const a of this.accepted.values()) a.rtc.close()
-    for (const rtc of [...this.direct.values()]) rtc.close()
+    // Taken offers and opened answers are not withdrawn: they expire (SHORT_SIGNAL_TTL), as after an open.
+    const offerKeys = this.attempts.list('offer', 'gathering', 'published').map((o) => o.key)
+    const answerKeys = this.attempts.list('answer').map((a) => a.key)
+    for (const a of this.attempts.endAll()) a.rtc.close()
     for (const list of [...this.links.values()]) for (const l of list) l.peer.close()
-    this.offers.clear()
-    this.answers.clear()
-    this.accepted.clear()
     await Promise.all([this.tables.withdraw('offers', offerKeys), this.tables.withdraw('answers', answerKeys)]).catch((e: Error) =>
       this.log.warn('could not withdraw signaling records', { error: e.message }),
     )
@@ -324,30 +299,29 @@ export class Mesh {
 
   /** Offerer side: apply one answer per open offer of ours. */
   private async takeAnswers(answers: AnswerRecord[]): Promise<void> {
-    const byOffer = new Map<string, AnswerRecord[]>()
+    const byOffer = new Map<OfferAttempt, AnswerRecord[]>()
     for (const a of answers) {
-      const own = this.offers.get(a.offer)
-      if (!own || own.state !== 'open') {
+      const own = this.attempts.ownOffer(a.offer)
+      if (!own || own.state !== 'published') {
         // Stale: an offer that is gone or already taken. A rival of the answer taken must hear it at once.
-        const taken = this.accepted.get(a.offer)
-        if (taken && taken.remote !== a.peer) taken.markTaken()
+        if (own?.state === 'taken' && own.remote !== a.peer) own.markTaken?.()
         continue
       }
-      byOffer.set(a.offer, [...(byOffer.get(a.offer) ?? []), a])
+      byOffer.set(own, [...(byOffer.get(own) ?? []), a])
     }
-    for (const [key, list] of byOffer) {
-      const own = this.offers.get(key) as OwnOffer
+    for (const [own, list] of byOffer) {
+      const key = own.key
       const winner = pickAnswer(list.filter((a) => !this.hasLinkOrAttempt(a.peer, 'answer-to-me')).filter((a) => this.settleGlare(a.peer)))
-      if (!winner) continue
-      this.offers.delete(key)
+      if (!winner || !this.attempts.move(own, 'taken')) continue
       const mark = takenData({ by: winner.peer, expiresAt: own.expiresAt })
       let marked = false
-      const markTaken = () => {
+      own.remote = winner.peer
+      own.markTaken = () => {
         if (marked || this.closed) return
         marked = true
         void this.tables.write('offers', [[key, mark]], SHORT_SIGNAL_TTL).catch((e: Error) => this.log.warn('could not mark an offer taken', { offer: key, error: e.message }))
       }
-      this.accepted.set(key, { remote: winner.peer, offer: key, rtc: own.rtc, at: this.now(), markTaken })
+      const markTaken = own.markTaken
       // The answer first: the connection is what the answerer waits for; the mark only tells the others.
       // Written at once, it and its echo through the router take both pages' main threads during the
       // handshake (about 1 ms of the median in bench/signaling). So, alone, it follows once the attempt has
@@ -368,7 +342,7 @@ export class Mesh {
    * offer may be taken.
    */
   private settleGlare(remote: string): boolean {
-    const mine = [...this.answers.values()].find((a) => a.to === remote)
+    const mine = this.attempts.list('answer').find((a) => a.remote === remote)
     if (!mine) return true
     if (glare(this.id, remote) === 'take-theirs') {
       this.counts.glare++
@@ -380,29 +354,28 @@ export class Mesh {
 
   /** Answerer side: give up answers whose offer went to someone else, was withdrawn, or expired. */
   private dropLostAnswers(offers: ReadonlyMap<string, TablesView['offers'][number]['record']>, now: number): void {
-    for (const a of [...this.answers.values()]) {
+    for (const a of this.attempts.list('answer')) {
       const over = answerOver(offers.get(a.offer), { self: this.id, startedAt: a.startedAt, now, connectTimeoutMs: this.connectTimeoutMs })
       if (over === undefined) continue
       if (over === 'lost') this.counts.racesLost++
       this.abandonAnswer(a, over)
       if (over === 'timeout') this.attemptFailed()
     }
-    for (const [key, a] of [...this.accepted]) {
-      if (now - a.at > Math.min(this.connectTimeoutMs, OPEN_DEADLINE_MS)) {
+    for (const a of this.attempts.list('offer', 'taken')) {
+      if (now - a.enteredAt > Math.min(this.connectTimeoutMs, OPEN_DEADLINE_MS) && this.attempts.end(a)) {
         // Most often another answerer's checks reached this offer's ICE agent first and its DTLS hello
         // won the handshake. Withdrawing the offer tells the answerer at once, and both try again elsewhere.
-        this.accepted.delete(key)
         this.counts.failed++
         this.attemptFailed()
-        this.log.debug('taken offer never opened', { offer: key, answerer: a.remote, rtc: a.rtc.state })
+        this.log.debug('taken offer never opened', { offer: a.key, answerer: a.remote, rtc: a.rtc.state })
         a.rtc.close()
-        void this.tables.withdraw('offers', [key]).catch(() => {})
+        void this.tables.withdraw('offers', [a.key]).catch(() => {})
       }
     }
   }
 
-  private abandonAnswer(a: OwnAnswer, why: string): void {
-    if (!this.answers.delete(a.offer)) return
+  private abandonAnswer(a: AnswerAttempt, why: string): void {
+    if (!this.attempts.end(a)) return
     this.log.debug('answer abandoned', { offer: a.offer, why })
     if (why === 'timeout') this.rememberFailed(a.offer)
     a.rtc.close()
@@ -416,11 +389,11 @@ export class Mesh {
   private async expireAndRenew(now: number): Promise<void> {
     const renew: Array<[string, Json]> = []
     const retire: string[] = []
-    for (const o of [...this.offers.values()]) {
-      if (o.state !== 'open' || !o.session) continue
+    for (const o of this.attempts.list('offer', 'published')) {
+      if (!o.session) continue
       if (o.expiresAt - now >= this.offerLifeMs / 2) continue
       if (o.renewals >= MAX_RENEWALS) {
-        this.offers.delete(o.key)
+        this.attempts.end(o)
         o.rtc.close()
         retire.push(o.key)
         continue
@@ -435,28 +408,24 @@ export class Mesh {
 
   /** Answerer side: while below target, answer the best offers. */
   private answerOffers(view: TablesView, now: number): void {
-    const room = Math.min(this.target - this.links.size - this.answers.size - this.accepted.size, this.maxPcs - this.pcCount())
+    const room = Math.min(this.target - this.links.size - this.attempts.list('answer').length - this.attempts.list('offer', 'taken').length, this.maxPcs - this.pcCount())
     const chosen = offersToAnswer(view, { self: this.id, now, room, failed: this.failedOffers, busyWith: (peer) => this.hasLinkOrAttempt(peer, 'any'), hops: (router) => this.hops(router) })
     for (const { key, record } of chosen) this.answer(key, record)
   }
 
   private answer(key: string, offer: OfferRecord): void {
     const rtc = this.makePeer(`answer to ${key}`)
-    const own: OwnAnswer = { key: answerKey(key, this.id), offer: key, to: offer.peer, rtc, startedAt: this.now() }
-    this.answers.set(key, own)
-    this.watchAttempt(rtc, () => ({ remote: offer.peer, offerer: offer.peer, offer: key, router: offer.router }), () => {
-      if (this.answers.get(key) === own) {
-        this.answers.delete(key)
-        this.counts.failed++
-        this.attemptFailed()
-        this.rememberFailed(key)
-        void this.tables.withdraw('answers', [own.key]).catch(() => {})
-      }
+    const own = this.attempts.answer({ key: answerKey(key, this.id), offer: key, remote: offer.peer, router: offer.router, rtc })
+    this.watchAttempt(own, () => {
+      this.counts.failed++
+      this.attemptFailed()
+      this.rememberFailed(key)
+      void this.tables.withdraw('answers', [own.key]).catch(() => {})
     })
     void (async () => {
       try {
         const sdp = await rtc.acceptOffer(toSdp(offer.session, 'offer'))
-        if (this.answers.get(key) !== own || this.closed) return rtc.close()
+        if (!this.attempts.is(own) || this.closed) return rtc.close()
         const now = this.now()
         await this.tables.write('answers', [[own.key, answerData({ session: compactSession(withoutShadowedNames(sessionFacts(sdp))), expiresAt: now + this.connectTimeoutMs })]], SHORT_SIGNAL_TTL)
         this.counts.answersPublished++
@@ -474,25 +443,26 @@ export class Mesh {
    */
   private fillPool(calm = false): void {
     const pool = offersWanted(this.links.size, { target: this.target, max: this.max, pool: this.pool })
-    let open = [...this.offers.values()]
+    let open = this.attempts.list('offer', 'gathering', 'published')
     if (open.length > pool && this.links.size < this.max) {
-      // Surplus offers go, newest first; one that is being answered, or still gathering, stays until it settles.
-      const drop = open.filter((o) => o.state === 'open' && !this.accepted.has(o.key)).reverse().slice(0, open.length - pool)
+      // Surplus offers go, newest first; one that is still gathering stays until it settles.
+      const drop = open.filter((o) => o.state === 'published').reverse().slice(0, open.length - pool)
       for (const o of drop) {
+        this.attempts.end(o)
         o.rtc.close()
-        this.offers.delete(o.key)
       }
       if (drop.length > 0) void this.tables.withdraw('offers', drop.map((o) => o.key)).catch(() => {})
-      open = [...this.offers.values()]
+      open = this.attempts.list('offer', 'gathering', 'published')
     }
     // An offer just taken keeps its slot until its attempt opens or fails: gathering a new one meanwhile
     // would compete with applying the answer, which the answerer is waiting for.
-    const settling = this.accepted.size
+    const settling = this.attempts.list('offer', 'taken').length
     if (this.links.size >= this.max) {
-      const keys = open.map((o) => o.key)
-      for (const o of open) o.rtc.close()
-      this.offers.clear()
-      if (keys.length > 0) void this.tables.withdraw('offers', keys).catch(() => {})
+      for (const o of open) {
+        this.attempts.end(o)
+        o.rtc.close()
+      }
+      if (open.length > 0) void this.tables.withdraw('offers', open.map((o) => o.key)).catch(() => {})
       return
     }
     if (calm) return
@@ -502,34 +472,23 @@ export class Mesh {
   private offer(): void {
     const key = offerKey(this.id, this.nextOffer++)
     const rtc = this.makePeer(`offer ${key}`)
-    const own: OwnOffer = { key, rtc, expiresAt: this.now() + this.offerLifeMs, state: 'gathering', renewals: 0 }
-    this.offers.set(key, own)
-    this.watchAttempt(
-      rtc,
-      () => {
-        const a = this.accepted.get(key)
-        return a ? { remote: a.remote, offerer: this.id, offer: key, router: undefined } : undefined
-      },
-      () => {
-        if (this.offers.get(key) === own) {
-          this.offers.delete(key)
-          void this.tables.withdraw('offers', [key]).catch(() => {})
-        }
-        if (this.accepted.delete(key)) {
-          this.counts.failed++
-          this.attemptFailed()
-        }
-      },
-    )
+    const own = this.attempts.offer({ key, rtc, expiresAt: this.now() + this.offerLifeMs, renewals: 0 })
+    this.watchAttempt(own, (was) => {
+      if (was === 'taken') {
+        this.counts.failed++
+        this.attemptFailed()
+      } else void this.tables.withdraw('offers', [key]).catch(() => {})
+    })
     void (async () => {
       try {
         const sdp = await rtc.createOffer()
-        if (this.offers.get(key) !== own || this.closed) return rtc.close()
+        if (!this.attempts.is(own) || this.closed) return rtc.close()
         own.session = withoutShadowedNames(sessionFacts(sdp))
         // Its life counts from publication, not from when gathering began.
         own.expiresAt = this.now() + this.offerLifeMs
         await this.tables.write('offers', [[key, offerData({ room: this.options.room, router: this.options.router, session: compactSession(own.session), expiresAt: own.expiresAt })]])
-        own.state = 'open'
+        // Answers are taken only once it is published: one that came meanwhile is seen at the next look.
+        if (!this.attempts.move(own, 'published')) return
         this.counts.offersPublished++
       } catch (e) {
         this.log.warn('could not make an offer', { error: (e as Error).message })
@@ -546,25 +505,26 @@ export class Mesh {
   }
 
   /**
-   * Wires an attempt's RtcPeer: on open it becomes a link (if `who` knows by then who is at the other
-   * end), on a close before that `failed` runs. Either way the tables are looked at again.
+   * Wires an attempt's RtcPeer: on open, a taken offer or an answer becomes a link; on a close before that,
+   * the attempt ends and `failed` runs, told the state it was in (unless something else ended it first, which
+   * then did the cleaning up). Either way the tables are looked at again.
    */
-  private watchAttempt(rtc: RtcPeer, who: () => { remote: string; offerer: string; offer: string; router: string | undefined } | undefined, failed: () => void): void {
-    let linked = false
+  private watchAttempt(a: OfferAttempt | AnswerAttempt, failed: (was: Attempt['state']) => void): void {
+    const rtc = a.rtc
     rtc.on('open', () => {
-      const w = who()
-      if (!w || this.closed) return rtc.close()
-      linked = true
-      this.answers.delete(w.offer)
-      this.accepted.delete(w.offer)
-      this.addLink(w.remote, w.offerer, w.offer, w.router, rtc)
+      // An offer opens only once an answer was applied (taken); anything else is a stray: closed.
+      const remote = a.remote
+      if (this.closed || remote === undefined || !this.attempts.is(a, 'taken', 'answering') || !this.attempts.move(a, 'linked')) return rtc.close()
+      if (a.kind === 'offer') this.addLink(remote, this.id, a.key, undefined, rtc)
+      else this.addLink(remote, a.remote, a.offer, a.router, rtc)
       // Answers and taken marks are not withdrawn: they expire, and bleach drops them (SHORT_SIGNAL_TTL).
       this.tick()
     })
     rtc.on('close', (reason, detail) => {
-      if (!linked) {
-        this.log.debug('attempt ended before it opened', { with: who()?.remote, reason, detail })
-        failed()
+      const was = a.state
+      if (this.attempts.end(a)) {
+        this.log.debug('attempt ended before it opened', { with: a.remote, reason, detail })
+        failed(was)
       }
       this.tick()
     })
@@ -612,8 +572,7 @@ export class Mesh {
     this.checkDirect(remote)
     const key = `${this.id}.d${this.nextDirect++}`
     const rtc = this.makePeer(`direct offer ${key} to ${remote}`)
-    this.direct.set(remote, rtc)
-    const opened = this.directAttempt(remote, key, this.id, rtc)
+    const opened = this.directAttempt(this.attempts.direct({ key, remote, offerer: this.id, rtc }))
     // Its rejection is this call's when the offer or answer fails first (below): not left unhandled then.
     opened.catch(() => {})
     try {
@@ -638,8 +597,7 @@ export class Mesh {
     const facts = expandSession(offer)
     const key = `${remote}.d${this.nextDirect++}`
     const rtc = this.makePeer(`direct answer to ${remote}`)
-    this.direct.set(remote, rtc)
-    void this.directAttempt(remote, key, remote, rtc).catch(() => {})
+    void this.directAttempt(this.attempts.direct({ key, remote, offerer: remote, rtc })).catch(() => {})
     try {
       return compactSession(withoutShadowedNames(sessionFacts(await rtc.acceptOffer(toSdp(facts, 'offer')))))
     } catch (e) {
@@ -650,24 +608,24 @@ export class Mesh {
 
   private checkDirect(remote: string): void {
     if (this.closed) throw new MallaError('PEER', 'the mesh is closed')
-    if (this.direct.has(remote)) throw new MallaError('BUSY', `a directed attempt with ${remote} is under way`)
+    if (this.attempts.list('direct').some((d) => d.remote === remote)) throw new MallaError('BUSY', `a directed attempt with ${remote} is under way`)
     if (this.links.size >= this.max + DIRECT_EXTRA || this.pcCount() >= this.maxPcs + DIRECT_EXTRA) throw new MallaError('BUSY', `this peer holds ${this.links.size} connections already`)
   }
 
-  /** Resolves with the connection when `rtc` opens (it joins the links), rejects when it ends before. */
-  private directAttempt(remote: string, key: string, offerer: string, rtc: RtcPeer): Promise<MeshPeer> {
+  /** Resolves with the connection when its RtcPeer opens (it joins the links), rejects when it ends before. */
+  private directAttempt(a: DirectAttempt): Promise<MeshPeer> {
+    const { remote, rtc } = a
     return new Promise((resolve, reject) => {
       rtc.on('open', () => {
-        this.direct.delete(remote)
-        if (this.closed) return rtc.close()
-        this.addLink(remote, offerer, key, undefined, rtc)
+        if (this.closed || !this.attempts.move(a, 'linked')) return rtc.close()
+        this.addLink(remote, a.offerer, a.key, undefined, rtc)
         const link = this.links.get(remote)?.[0]
         if (link) resolve(link.peer)
         else reject(new MallaError('PEER', `the connection to ${remote} was dropped as a duplicate`))
         this.tick()
       })
       rtc.on('close', (reason, detail) => {
-        if (this.direct.get(remote) === rtc) this.direct.delete(remote)
+        this.attempts.end(a)
         reject(new MallaError('PEER', `the directed connection to ${remote} ended: ${reason}${detail ? ` (${detail})` : ''}`))
       })
     })
@@ -676,9 +634,8 @@ export class Mesh {
   /** Whether a link to `remote` exists, or an attempt that would make one. */
   private hasLinkOrAttempt(remote: string, what: 'any' | 'answer-to-me'): boolean {
     if (this.links.has(remote)) return true
-    for (const a of this.accepted.values()) if (a.remote === remote) return true
-    if (what === 'any') for (const a of this.answers.values()) if (a.to === remote) return true
-    return false
+    if (this.attempts.list('offer', 'taken').some((a) => a.remote === remote)) return true
+    return what === 'any' && this.attempts.list('answer').some((a) => a.remote === remote)
   }
 
   /** 0 for this peer's own router, then hops as far as known; unknown routers come last (a large number, not Infinity: it is subtracted). */
@@ -700,7 +657,7 @@ export class Mesh {
   }
 
   private pcCount(): number {
-    let n = this.offers.size + this.answers.size + this.accepted.size + this.direct.size
+    let n = this.attempts.size
     for (const l of this.links.values()) n += l.length
     return n
   }
