@@ -598,30 +598,57 @@ interface ConvResult {
   readonly problems: string[]
 }
 
-function diameter(n: number, edges: ReadonlyArray<readonly [number, number]>): number {
+/** Hops between every pair of routers (-1: not connected), breadth first from each. */
+function distances(n: number, edges: ReadonlyArray<readonly [number, number]>): { adj: number[][]; dist: number[][] } {
   const adj: number[][] = Array.from({ length: n }, () => [])
   for (const [a, b] of edges) {
     ;(adj[a] as number[]).push(b)
     ;(adj[b] as number[]).push(a)
   }
-  let best = 0
-  for (let s = 0; s < n; s++) {
-    const dist = new Array<number>(n).fill(-1)
-    dist[s] = 0
+  const dist = Array.from({ length: n }, (_, s) => {
+    const d = new Array<number>(n).fill(-1)
+    d[s] = 0
     const queue = [s]
     for (let q = 0; q < queue.length; q++) {
       const u = queue[q] as number
       for (const v of adj[u] as number[]) {
-        if (dist[v] === -1) {
-          dist[v] = (dist[u] as number) + 1
+        if (d[v] === -1) {
+          d[v] = (d[u] as number) + 1
           queue.push(v)
         }
       }
     }
-    if (dist.includes(-1)) return Number.POSITIVE_INFINITY
-    best = Math.max(best, ...dist)
+    return d
+  })
+  return { adj, dist }
+}
+
+function diameter(n: number, edges: ReadonlyArray<readonly [number, number]>): number {
+  const { dist } = distances(n, edges)
+  return dist.some((d) => d.includes(-1)) ? Number.POSITIVE_INFINITY : Math.max(...dist.map((d) => Math.max(...d)))
+}
+
+/**
+ * Exchanges of an ideal push-on-change flood of one key from every router, in lock-step rounds: at round k + 1
+ * each router pushes what it first got at round k (its own key at 0) to every neighbour, except to the one
+ * neighbour that alone brought all of it. What any protocol that forwards a change as soon as it has it,
+ * without waiting for more, makes at least on this topology (coalescing under load can only merge rounds).
+ */
+function pushFloodExchanges(n: number, edges: ReadonlyArray<readonly [number, number]>): number {
+  const { adj, dist } = distances(n, edges)
+  const at = (s: number, u: number) => (dist[s] as number[])[u] as number
+  let pushes = 0
+  for (let u = 0; u < n; u++) {
+    const byRound = new Map<number, number[]>()
+    for (let s = 0; s < n; s++) byRound.set(at(s, u), [...(byRound.get(at(s, u)) ?? []), s])
+    for (const v of adj[u] as number[]) {
+      for (const [k, sources] of byRound) {
+        const onlyFromV = k > 0 && sources.every((s) => at(s, v) === k - 1 && (adj[u] as number[]).filter((w) => at(s, w) === k - 1).length === 1)
+        if (!onlyFromV) pushes++
+      }
+    }
   }
-  return best
+  return pushes
 }
 
 async function convergence(ctx: BenchContext, cleanup: Cleanup, mode: Mode, routers: number, edges: ReadonlyArray<readonly [number, number]>, rounds: number): Promise<ConvResult> {
@@ -820,6 +847,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   const problems: string[] = []
   const convEdges = links(plan.routers, 'random', CONV_SEED)
   const convDiameter = diameter(plan.routers, convEdges)
+  const convFloodExchanges = pushFloodExchanges(plan.routers, convEdges)
   let convMalla: ConvResult | undefined
   let convMallaError: string | undefined
   let convLm: ConvResult | undefined
@@ -926,6 +954,16 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     rows.push(
       row({
         section: convSection,
+        name: `exchanges over all links (${what})${r.finished ? '' : ', NOT converged'}`,
+        n: plan.routers,
+        unit: 'exchanges',
+        value: r.exchanges,
+        baseline: lmConv ? { name: lmConv.finished ? lmName : `${lmName}: in ${CONV_TIMEOUT_MS / 1000} s, not converged`, value: lmConv.exchanges } : undefined,
+      }),
+    )
+    rows.push(
+      row({
+        section: convSection,
         name: `bytes over all links (${what})${r.finished ? '' : ', NOT converged'}`,
         n: plan.routers,
         unit: 'B',
@@ -943,6 +981,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     `Baseline: the same daemons with --mode libremesh --sync-interval ${LM_PERIOD_S} (every daemon POSTs its whole table to each neighbour every ${LM_PERIOD_S} s and nothing else), same table and probes, up to ${plan.lmReps} samples per H (sampling stops at the first probe that does not arrive within 10 s + 4 s per hop, at most ${LM_SAMPLE_TIMEOUT_MAX_MS / 1000} s, or after ${LM_SAMPLING_BUDGET_MS / 1000} s of samples; the baseline is then that bound, and its bytes what the links carried meanwhile: both lower bounds); its bytes are everything the links carried in the window, i.e. the periodic full-table syncs. All daemons share this machine's 2 cores: in LibreMesh mode each full-table sync parses, merges and answers ~2.8 MB on both sides, so long chains saturate the CPUs here (see "CPU use" below), unlike real routers that each have their own CPU. The daemons count only exchanges that got an answer (src/sync/neighbour-sync.ts), so full-table POSTs that timed out (see the "sync failed" counts below) are missing from LibreMesh mode's bytes where it was saturated: there they are lower bounds.`,
     `Idle: what an H=${plan.hops[0]} chain sends with the table in sync and no update: malla = one round of its periodic reconciliation (every ${MALLA_ANTI_ENTROPY_S} s: bucket digests, docs/protocol.md §9.3), LibreMesh mode = its full-table syncs, ${LM_IDLE_MS / 1000} s measured, scaled to a minute.`,
     `${plan.routers} routers: \`malla lab --topology random\`'s generator (random spanning tree + ${Math.floor(plan.routers / 2)} extra links), seed ${CONV_SEED}: ${convEdges.length} links, diameter ${convDiameter}; each router's --peer list = its neighbours. Every router inserts one key into "${CONV_TABLE}" at once (${plan.routers} concurrent POSTs); time until every router's feed has delivered all ${plan.routers} keys (bounded at ${CONV_TIMEOUT_MS / 1000} s). In malla mode, round 1 is the first traffic ever between the neighbours of the "${CONV_TABLE}" table (each neighbour's first exchange is a push, whose answer says the neighbour speaks malla; before it, only the routers' own malla-links entries have travelled), round 2 repeats with new keys 2 s later. LibreMesh mode runs one round; its figure is the baseline of both.`,
+    `${plan.routers} routers, exchanges: an ideal push flood of these ${plan.routers} keys on this topology (every router forwards, in lock-step rounds, what it got in the last round to every neighbour but the one that alone brought it) makes ${convFloodExchanges.toLocaleString('en-US')} exchanges: what any protocol that forwards a change as soon as it has it makes at least (coalescing under load merges rounds, so a loaded mesh makes fewer). Fewer exchanges than that need waiting to batch, which every single change then pays in latency at every hop. LibreMesh mode syncs each link once per period however much changed; its count here is what its saturated daemons completed in the window.`,
   )
   notes.push(
     netnsNotRun === undefined
@@ -997,6 +1036,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         seed: CONV_SEED,
         links: convEdges.length,
         diameter: convDiameter,
+        pushFloodExchanges: convFloodExchanges,
         malla: convMalla ? rawConv(convMalla) : { error: convMallaError },
         libremesh: convLm ? rawConv(convLm) : { error: convLmError },
       },
