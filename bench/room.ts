@@ -36,6 +36,12 @@ const ROUTERS = 10
 const MAX_CONNECTIONS_TARGET = 8
 const BYTES_TARGET = 1024
 const QUIET_TARGET = 1.01
+/** Every peer must have a connection within this much per peer (at least 180 s): handshakes share 2 cores here. */
+const CONNECT_MS_PER_PEER = 5_000
+/** The room has settled when no peer's connections changed for this long (looked at every second)... */
+const SETTLED_MS = 15_000
+/** ...or, at most, this long after every peer had one. */
+const SETTLE_MAX_MS = 180_000
 
 interface PeerStats {
   readonly id: string
@@ -74,6 +80,9 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   let bytesPerLink = Number.NaN
   let quietPerMinute = Number.NaN
   let joinSeconds = Number.NaN
+  let connectedSeconds = Number.NaN
+  let settledSeconds = Number.NaN
+  let unsettled = false
   let connectedCounts: number[] = []
   try {
     const { net, daemons, urls } = await startChain(cleanup, ROUTERS - 1, 'room')
@@ -98,18 +107,41 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     )
     joinSeconds = (Date.now() - started) / 1000
     ctx.progress(`${total} peers joined in ${formatNumber(joinSeconds)} s (${perRouter} behind each router)`)
-    // Connected: every peer to at least one other, and syncing on it; then a while for the room to settle.
-    const deadline = Date.now() + 180_000
+    // Connected: every peer to at least one other, and syncing on it; then the room settles (no connection
+    // opens or closes for SETTLED_MS), so the writes meet a quiet room, not one still making its connections.
+    const connectMs = Math.max(180_000, total * CONNECT_MS_PER_PEER)
+    const deadline = Date.now() + connectMs
     for (;;) {
       const s = await stats(hosts)
       maxConnections = Math.max(maxConnections, ...s.map((p) => p.connected))
       const alone = s.filter((p) => p.connected === 0 || p.linked === 0).length
       if (alone === 0) break
-      if (Date.now() > deadline) throw new Error(`room: ${alone} of ${total} peers still without a connection (and a sync link on it) after 180 s: ${JSON.stringify(s.map((p) => [p.connected, p.linked]))}`)
+      if (Date.now() > deadline) throw new Error(`room: ${alone} of ${total} peers still without a connection (and a sync link on it) after ${formatNumber(connectMs / 1000)} s: ${JSON.stringify(s.map((p) => [p.connected, p.linked]))}`)
       await sleep(1000)
     }
-    ctx.progress(`every peer has a connection after ${formatNumber((Date.now() - started) / 1000)} s; settling 20 s`)
-    await sleep(20_000)
+    connectedSeconds = (Date.now() - started) / 1000
+    ctx.progress(`every peer has a connection after ${formatNumber(connectedSeconds)} s; waiting until no connection opens or closes for ${SETTLED_MS / 1000} s`)
+    let shape = ''
+    let since = Date.now()
+    const settleDeadline = Date.now() + SETTLE_MAX_MS
+    for (;;) {
+      const s = await stats(hosts)
+      maxConnections = Math.max(maxConnections, ...s.map((p) => p.connected))
+      const now = s.map((p) => `${p.connected}/${p.linked}`).join(',')
+      if (now !== shape) {
+        shape = now
+        since = Date.now()
+      }
+      if (Date.now() - since >= SETTLED_MS) break
+      if (Date.now() > settleDeadline) {
+        ctx.progress(`the room's connections still changed after ${SETTLE_MAX_MS / 1000} s more: measuring anyway`)
+        unsettled = true
+        break
+      }
+      await sleep(1000)
+    }
+    settledSeconds = (Date.now() - started) / 1000
+    ctx.progress(`settled after ${formatNumber(settledSeconds)} s`)
 
     // Writes, one second apart, each by a random peer.
     const rand = prng(10)
@@ -184,7 +216,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     rows,
     notes: [
       `${ROUTERS} malla daemons with their defaults in a netns chain (n0..n${ROUTERS - 1}, --discover); ${total} Node peers (werift), ${perRouter} behind each router, all in one process per router (bench/lib/room-host.ts), with joinRoom's defaults (target 3, max 6) and the room table chat. All share this machine's 2 cores.`,
-      `Joining: every peer had joined after ${formatNumber(joinSeconds)} s (joins spread 150 ms apart in each process).`,
+      `Joining: every peer had joined after ${formatNumber(joinSeconds)} s (joins spread 150 ms apart in each process), every one had a connection (and synced on it) after ${formatNumber(connectedSeconds)} s, and the room had settled (no connection opened or closed for ${SETTLED_MS / 1000} s) after ${formatNumber(settledSeconds)} s${unsettled ? ' (NOT settled: measured anyway after the bound)' : ''}.`,
       `${writes} writes one second apart, each by a random peer (seeded): time from the write to the change event of the last peer to get it (every peer did), and, as the baseline, to the change feed of the last router to get it (the routers' push path; a peer with no connection hears its router after that).`,
       `Connections per peer at the end of the writes: ${[...histogram].sort((a, b) => a[0] - b[0]).map(([c, n]) => `${n} peers with ${c}`).join(', ')}.`,
       'Bytes per change per connection: every peer\'s overlay traffic (the requests each end started and their replies, so each exchange counted once) over the writes, divided by the writes and the connections; repairs that fell in the window included.',

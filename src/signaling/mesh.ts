@@ -19,7 +19,7 @@ import {
   takenData,
 } from './signal-records.js'
 import { SHORT_SIGNAL_TTL, SignalTables, type TablesView } from './signal-tables.js'
-import { answerOver, glare, keptConnection, offersToAnswer, offersWanted, pickAnswer, UNKNOWN_HOPS } from './mesh-policy.js'
+import { answerOver, attemptsAtOnce, glare, keptConnection, offersToAnswer, offersWanted, openDeadline, pickAnswer, UNKNOWN_HOPS } from './mesh-policy.js'
 import { type AnswerAttempt, type Attempt, Attempts, type DirectAttempt, type OfferAttempt } from './attempts.js'
 
 export interface MeshOptions {
@@ -114,12 +114,6 @@ const HOUSEKEEPING_MS = 1000
 const FAILED_OFFER_MEMORY = 512
 /** Connections a peer takes past `max` when they are directed (connectTo): a person chose them. */
 const DIRECT_EXTRA = 2
-/**
- * How long a taken offer may take to open before the offerer gives up on it. Much shorter than the
- * connect timeout: on a mesh a channel opens within a second, and what keeps one from opening (an
- * answerer that lost the race but reached the offer's ICE agent first) does not go away by waiting.
- */
-const OPEN_DEADLINE_MS = 3000
 /** The longest a taken mark waits for its attempt to open (see `takeAnswers`). */
 const MARK_DELAY_MS = 150
 /** Renewals of one offer before it is replaced: its TTL then stays below LibreMesh's default of 30. */
@@ -362,7 +356,7 @@ export class Mesh {
       if (over === 'timeout') this.attemptFailed()
     }
     for (const a of this.attempts.list('offer', 'taken')) {
-      if (now - a.enteredAt > Math.min(this.connectTimeoutMs, OPEN_DEADLINE_MS) && this.attempts.end(a)) {
+      if (now - a.enteredAt > openDeadline(this.failuresInRow, this.connectTimeoutMs) && this.attempts.end(a)) {
         // Most often another answerer's checks reached this offer's ICE agent first and its DTLS hello
         // won the handshake. Withdrawing the offer tells the answerer at once, and both try again elsewhere.
         this.counts.failed++
@@ -408,7 +402,8 @@ export class Mesh {
 
   /** Answerer side: while below target, answer the best offers. */
   private answerOffers(view: TablesView, now: number): void {
-    const room = Math.min(this.target - this.links.size - this.attempts.list('answer').length - this.attempts.list('offer', 'taken').length, this.maxPcs - this.pcCount())
+    const inFlight = this.attempts.list('answer').length + this.attempts.list('offer', 'taken').length
+    const room = Math.min(this.target - this.links.size - inFlight, this.maxPcs - this.pcCount(), attemptsAtOnce(this.failuresInRow, Number.POSITIVE_INFINITY) - inFlight)
     const chosen = offersToAnswer(view, { self: this.id, now, room, failed: this.failedOffers, busyWith: (peer) => this.hasLinkOrAttempt(peer, 'any'), hops: (router) => this.hops(router) })
     for (const { key, record } of chosen) this.answer(key, record)
   }
@@ -442,7 +437,7 @@ export class Mesh {
    * newcomer to find this peer, and a stable room then writes one renewal a peer every 90 s), none at `max`.
    */
   private fillPool(calm = false): void {
-    const pool = offersWanted(this.links.size, { target: this.target, max: this.max, pool: this.pool })
+    const pool = offersWanted(this.links.size, { target: this.target, max: this.max, pool: attemptsAtOnce(this.failuresInRow, this.pool) })
     let open = this.attempts.list('offer', 'gathering', 'published')
     if (open.length > pool && this.links.size < this.max) {
       // Surplus offers go, newest first; one that is still gathering stays until it settles.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { answerOver, glare, keptConnection, offersToAnswer, offersWanted, pickAnswer, UNKNOWN_HOPS } from '../../src/signaling/mesh-policy.js'
+import { answerOver, attemptsAtOnce, glare, keptConnection, offersToAnswer, offersWanted, OPEN_DEADLINE_MS, openDeadline, pickAnswer, UNKNOWN_HOPS } from '../../src/signaling/mesh-policy.js'
 import type { AnswerRecord, OfferRecord } from '../../src/signaling/signal-records.js'
 import type { TablesView } from '../../src/signaling/signal-tables.js'
 
@@ -86,4 +86,16 @@ test('answerOver: lost when the offer is gone, withdrawn or taken by another; ti
   assert.equal(answerOver(offer('o0000000', 0).record as OfferRecord, a), undefined)
   assert.equal(answerOver(offer('o0000000', 0).record as OfferRecord, { ...a, startedAt: NOW - 10_001 }), 'timeout')
   assert.equal(answerOver(offer('o0000000', 0, undefined, NOW).record as OfferRecord, a), 'timeout')
+})
+
+test('after failures in a row: one attempt at a time, and a taken offer waits longer (doubling up to the connect timeout) before it is given up', () => {
+  assert.equal(attemptsAtOnce(0, 3), 3)
+  assert.equal(attemptsAtOnce(0, Number.POSITIVE_INFINITY), Number.POSITIVE_INFINITY)
+  assert.equal(attemptsAtOnce(1, 3), 1)
+  assert.equal(attemptsAtOnce(5, 0), 0)
+  assert.deepEqual(
+    [0, 1, 2, 3, 20].map((f) => openDeadline(f, 10_000)),
+    [OPEN_DEADLINE_MS, 2 * OPEN_DEADLINE_MS, 4 * OPEN_DEADLINE_MS, 10_000, 10_000].map((ms) => Math.min(ms, 10_000)),
+  )
+  assert.equal(openDeadline(0, 1000), 1000, 'never past the connect timeout')
 })

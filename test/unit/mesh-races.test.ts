@@ -173,3 +173,42 @@ test('an answer whose offerer never takes it ends at the connect timeout; that o
   assert.equal(new Set(answered).size, answered.length)
   assert.equal(a.stats().openOffers, 2, "A's offers are still there")
 })
+
+test('after attempts fail, a peer keeps one offer and runs one attempt at a time, until one opens', async (t) => {
+  let now = Date.now()
+  const others = ['aaaaaaa1', 'aaaaaaa2', 'aaaaaaa3', 'aaaaaaa4', 'aaaaaaa5', 'aaaaaaa6']
+  // The others each keep one offer and answer nothing (target 0); B wants 3 connections and offers 3.
+  const { meshes, cut } = world(t, [...others, 'bbbbbbbb'], (id) => (id === 'bbbbbbbb' ? { target: 3, pool: 3, now: () => now } : { target: 0, pool: 1 }))
+  const b = meshes[others.length] as Mesh
+  // Nothing of B's reaches the others: its answers are never taken, so each attempt fails at the connect timeout.
+  for (const o of others) cut.add(`bbbbbbbb>${o}`)
+  for (const m of meshes.slice(0, others.length)) m.start()
+  await until(
+    () => meshes.slice(0, others.length).every((m) => m.stats().openOffers === 1),
+    () => 'every other peer offered',
+  )
+  b.start()
+  await until(
+    () => b.stats().pendingAnswers === 3 && b.stats().openOffers === 3,
+    () => `B answers three offers at once and offers three: ${JSON.stringify(b.stats())}`,
+  )
+  // The three answers pass the connect timeout (2 s here) together: three failures in a row.
+  now += 2500
+  b.setTarget(3)
+  await until(
+    () => b.stats().pendingAnswers === 0 && b.stats().openOffers === 1,
+    () => `B gave up and kept one offer: ${JSON.stringify(b.stats())}`,
+  )
+  // Past the calm pause, three offers it has not tried are there, and it still wants 3 connections: it answers one.
+  now += 10_000
+  b.setTarget(3)
+  await until(
+    () => b.stats().pendingAnswers === 1,
+    () => `B answered again: ${JSON.stringify(b.stats())}`,
+  )
+  for (let i = 0; i < 5; i++) {
+    b.setTarget(3)
+    await new Promise((r) => setTimeout(r, 20))
+    assert.deepEqual([b.stats().pendingAnswers, b.stats().openOffers], [1, 1], 'one answer and one offer at a time')
+  }
+})
