@@ -296,7 +296,12 @@ export class Replica {
         // journal grows past half the table (or 64 KiB), when asked to compact, or when most keys changed.
         const small = written.size + deleted.size <= Math.max(64, work.size / 8)
         const journalRoom = !slot.rewrite && slot.journalBytes < Math.max(64 * 1024, slot.baseBytes / 2)
-        if (this.store.append && touched && small && journalRoom && !compact) {
+        if (this.store.keep) {
+          // A store in memory keeps the table itself: nothing to write out.
+          slot.version = await disk(this.store.keep(slot.ref, work))
+          slot.journalBytes = 0
+          slot.rewrite = false
+        } else if (this.store.append && touched && small && journalRoom && !compact) {
           const set = new Map<string, object>()
           for (const k of written) if (!deleted.has(k)) set.set(k, work.get(k) as object)
           try {

@@ -1,10 +1,12 @@
+import { serializeTable } from '../core/schema.js'
 import type { StoredTable, TableRef, TableStore } from './table-store.js'
 import { refKey } from './table-store.js'
 import { KeyedMutex } from './mutex.js'
 
 /** Keeps tables in memory: for browsers without IndexedDB, tests, and nodes that need no persistence. */
 export class MemoryStore implements TableStore {
-  private readonly tables = new Map<string, { ref: TableRef; text: string; version: number }>()
+  /** Each table as text (saved) or as the map a replica handed over (kept), written out only when loaded. */
+  private readonly tables = new Map<string, { ref: TableRef; text?: string; table?: ReadonlyMap<string, object>; version: number }>()
   /** What was set aside, by name: kept for a person to read, never loaded. */
   readonly asides = new Map<string, string>()
   private readonly mutex = new KeyedMutex()
@@ -16,12 +18,19 @@ export class MemoryStore implements TableStore {
 
   async load(ref: TableRef): Promise<StoredTable> {
     const t = this.tables.get(refKey(ref))
+    if (t && t.text === undefined && t.table) t.text = serializeTable(t.table)
     return { text: t?.text, version: t ? String(t.version) : 'absent' }
   }
 
   async save(ref: TableRef, text: string): Promise<string> {
     const version = this.nextVersion++
     this.tables.set(refKey(ref), { ref: { flavour: ref.flavour, type: ref.type }, text, version })
+    return String(version)
+  }
+
+  async keep(ref: TableRef, table: ReadonlyMap<string, object>): Promise<string> {
+    const version = this.nextVersion++
+    this.tables.set(refKey(ref), { ref: { flavour: ref.flavour, type: ref.type }, table, version })
     return String(version)
   }
 

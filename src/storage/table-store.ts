@@ -35,6 +35,13 @@ export interface TableStore {
    */
   append?(ref: TableRef, record: string): Promise<{ version: string; journalBytes: number }>
   /**
+   * Optional, for stores that hold tables in memory: keeps `table` itself as the table's new content and returns
+   * the new version; `load` gives its text when asked. A replica never mutates a table it has handed over, so
+   * nothing is copied, and no change pays for writing the whole table out as text (on a page, its main thread
+   * did that for every signaling record that arrived).
+   */
+  keep?(ref: TableRef, table: ReadonlyMap<string, object>): Promise<string>
+  /**
    * A token that changes whenever the table's text changes, whoever wrote it (another process sharing
    * the same files, say); cheap to read, so a replica can check it before trusting its cached copy.
    * `'absent'` for a table the store does not hold.

@@ -106,6 +106,28 @@ export function tableStoreSuite(name: string, setup: () => Promise<TableStoreFix
         }))
     })
 
+    describe('tables kept as they are (stores with keep)', () => {
+      it('loads a kept table as its text, versions it like a save, and a save after it replaces it', () =>
+        withStore(async ({ store }) => {
+          if (!store.keep) return assert.equal(store.keep, undefined, 'a store without keep: nothing to check')
+          const r = ref('ttl', 'kept')
+          const before = await store.version(r)
+          const table = new Map([['k', { data: 'ü "q"', author: 'a', bleachTTL: 3 }]])
+          const v = await store.keep(r, table)
+          assert.notEqual(v, before)
+          assert.equal(await store.version(r), v)
+          const loaded = await store.load(r)
+          assert.equal(loaded.version, v)
+          assert.deepEqual(JSON.parse(loaded.text ?? 'null'), { k: { data: 'ü "q"', author: 'a', bleachTTL: 3 } })
+          assert.deepEqual(byKey(await store.list()), ['ttl/kept'])
+          const v2 = await store.keep(r, new Map())
+          assert.notEqual(v2, v)
+          assert.equal((await store.load(r)).text, '{}')
+          await store.save(r, '{"s":1}')
+          assert.equal((await store.load(r)).text, '{"s":1}')
+        }))
+    })
+
     describe('versions', () => {
       it('returns from save the version that load and version then report, stable while nothing is saved', () =>
         withStore(async ({ store }) => {

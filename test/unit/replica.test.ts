@@ -530,3 +530,34 @@ describe('Replica failures', () => {
     assert.deepEqual(store.asides, [])
   })
 })
+
+describe('Replica over a store that keeps tables as they are', () => {
+  it('hands each committed table to keep, writes no text, and never changes a table it handed over', async () => {
+    const kept: Array<ReadonlyMap<string, object>> = []
+    let saves = 0
+    class Keeping extends MemoryStore {
+      override async keep(ref: TableRef, table: ReadonlyMap<string, object>): Promise<string> {
+        kept.push(table)
+        return super.keep(ref, table)
+      }
+      override async save(ref: TableRef, text: string): Promise<string> {
+        saves++
+        return super.save(ref, text)
+      }
+    }
+    const store = new Keeping()
+    const replica = new Replica({ store, author: 'node-A', now: () => NOW })
+    const first = await replica.insert(TYPE, [['a', 1]])
+    assert.equal(kept.at(-1), first.table, 'the table itself, not a copy')
+    await replica.insert(TYPE, [['b', 2]])
+    await replica.merge(TYPE, parseTable({ c: { data: 3, author: 'node-B', bleachTTL: 9 } }))
+    await replica.remove(TYPE, ['a'])
+    assert.equal(saves, 0, 'no text written')
+    assert.deepEqual([...first.table.keys()], ['a'], 'what was handed over stays as it was')
+    assert.deepEqual(kept.map((t) => [...t.keys()].sort().join(',')), ['a', 'a,b', 'a,b,c', 'a,b,c'])
+    assert.equal((kept.at(-1)?.get('a') as Entry).data, null, 'removed: a tombstone')
+    // Another replica on the same store reads it back through its text.
+    const again = new Replica({ store, author: 'node-C', now: () => NOW })
+    assert.deepEqual(dataOf((await again.get(TYPE)).table), { a: null, b: 2, c: 3 })
+  })
+})
