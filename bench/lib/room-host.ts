@@ -4,7 +4,7 @@
  * Each peer is an ordinary `joinRoom` with its defaults (target 3, max 6) and the room table `chat`.
  * Prints JSON lines: `{"event":"ready","ids":[...]}` once every peer has joined; `{"event":"entry","i","key","at","via"}`
  * when peer `i` first holds a key of `chat` (`at`: wall-clock ms); `{"event":"wrote","i","key","at"}`;
- * `{"event":"stats","peers":[{"id","connected","linked","bytes","writes"}]}`. Reads lines: `stats`,
+ * `{"event":"stats","peers":[{"id","connected","linked","bytes","chatBytes","writes"}]}`. Reads lines: `stats`,
  * `write I KEY` (peer I writes KEY to `chat`), `leave` (every peer leaves, then the process exits).
  */
 import { createInterface } from 'node:readline'
@@ -56,7 +56,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       event: 'stats',
       peers: peers.map((p) => {
         const t = p.room.overlay.traffic()
-        return { id: p.room.id, connected: p.room.mesh.stats().connected, linked: p.room.overlay.linked().length, bytes: t.bytesSent + t.bytesReceived, writes: p.writes }
+        const c = p.room.overlay.tableTraffic({ flavour: 'ttl', type: p.room.tables.get('chat') as NonNullable<ReturnType<Room['tables']['get']>> })
+        return { id: p.room.id, connected: p.room.mesh.stats().connected, linked: p.room.overlay.linked().length, bytes: t.bytesSent + t.bytesReceived, chatBytes: c.bytesSent + c.bytesReceived, writes: p.writes }
       }),
     })
   } else if (cmd === 'write') {

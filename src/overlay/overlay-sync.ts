@@ -81,6 +81,11 @@ export class OverlaySync {
   }
 
   /** What the overlay's own exchanges carried, both ways, since it started. */
+  /** What the exchanges of one table carried over every connection so far (the ones this side started). */
+  tableTraffic(ref: TableRef): LinkTraffic {
+    return this.engine.tableTraffic(ref)
+  }
+
   traffic(): LinkTraffic {
     return this.engine.traffic()
   }

@@ -84,6 +84,8 @@ export class SyncEngine {
   private readonly mode: 'malla' | 'libremesh'
   /** Traffic of links removed since, so totals never go down. */
   private readonly gone = { exchanges: 0, bytesSent: 0, bytesReceived: 0 }
+  /** Traffic per table (bounded as the tables are: Replica's maxTables). */
+  private readonly byTable = new Map<string, { exchanges: number; bytesSent: number; bytesReceived: number }>()
 
   constructor(private readonly options: SyncEngineOptions) {
     this.mode = options.mode ?? 'malla'
@@ -175,6 +177,11 @@ export class SyncEngine {
       total.bytesReceived += t.bytesReceived
     }
     return total
+  }
+
+  /** What the exchanges of one table carried, over every link, so far. */
+  tableTraffic(ref: TableRef): LinkTraffic {
+    return { ...(this.byTable.get(refKey(ref)) ?? { exchanges: 0, bytesSent: 0, bytesReceived: 0 }) }
   }
 
   /** Repairs one table with every link now; resolves with each link's outcome. */
@@ -346,6 +353,11 @@ export class SyncEngine {
     }
     if (result.skipped) log.warn('sync answer unusable', { type: ref.type, url: link.label, reason: result.skipped })
     const outcome = this.outcome(q, result, before)
+    const t = this.byTable.get(refKey(ref)) ?? { exchanges: 0, bytesSent: 0, bytesReceived: 0 }
+    t.exchanges++
+    t.bytesSent += outcome.bytesSent
+    t.bytesReceived += outcome.bytesReceived
+    this.byTable.set(refKey(ref), t)
     if (!result.skipped) log.debug({ push: 'pushed', reconcile: 'reconciled', sync: 'synced' }[how], { type: ref.type, url: link.label, changed: result.keys.length, sent: outcome.bytesSent, received: outcome.bytesReceived })
     if (link.speaks !== speaksBefore && link.speaks !== undefined) log.info(link.speaks === 'malla' ? 'neighbour speaks malla' : 'neighbour speaks LibreMesh only', { peer: link.label })
     const changed = q.lastError !== undefined || link.speaks !== speaksBefore

@@ -115,11 +115,19 @@ export function syncLinkSuite(name: string, setup: () => Promise<SyncLinkFixture
       await until('B has the warm-up entry', async () => (await keys(b.node)).has('warm'))
       await sleep(100)
       const before = c.ab.traffic.exchanges
+      const linkBytes = c.ab.traffic.bytesSent + c.ab.traffic.bytesReceived
+      const tableBefore = a.engine.tableTraffic(REF)
       await insert(a.node, { fromA: 1 })
       await until('B has the entry A wrote', async () => (await keys(b.node)).has('fromA'))
       await until('A counted its push', () => c.ab.traffic.exchanges > before, 2_000)
       await sleep(100)
       assert.equal(c.ab.traffic.exchanges - before, 1, 'one push carried it')
+      // Counted for its table too, byte for byte; another table carried nothing.
+      const tableAfter = a.engine.tableTraffic(REF)
+      assert.equal(tableAfter.exchanges - tableBefore.exchanges, 1)
+      assert.equal(tableAfter.bytesSent + tableAfter.bytesReceived - tableBefore.bytesSent - tableBefore.bytesReceived, c.ab.traffic.bytesSent + c.ab.traffic.bytesReceived - linkBytes)
+      assert.ok(tableAfter.bytesSent > tableBefore.bytesSent)
+      assert.deepEqual(a.engine.tableTraffic({ flavour: 'ttl', type: parseTypeName('other') }), { exchanges: 0, bytesSent: 0, bytesReceived: 0 })
       await insert(b.node, { fromB: 2 })
       await until('A has the entry B wrote', async () => (await keys(a.node)).has('fromB'))
       assert.equal(await contents(a.node), await contents(b.node))
