@@ -951,26 +951,22 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         }),
       )
     }
-    rows.push(
-      row({
-        section: convSection,
-        name: `exchanges over all links (${what})${r.finished ? '' : ', NOT converged'}`,
-        n: plan.routers,
-        unit: 'exchanges',
-        value: r.exchanges,
-        baseline: lmConv ? { name: lmConv.finished ? lmName : `${lmName}: in ${CONV_TIMEOUT_MS / 1000} s, not converged`, value: lmConv.exchanges } : undefined,
-      }),
-    )
-    rows.push(
-      row({
-        section: convSection,
-        name: `bytes over all links (${what})${r.finished ? '' : ', NOT converged'}`,
-        n: plan.routers,
-        unit: 'B',
-        value: r.bytes,
-        baseline: lmConv ? { name: lmConv.finished ? lmName : `${lmName}: in ${CONV_TIMEOUT_MS / 1000} s, not converged`, value: lmConv.bytes } : undefined,
-      }),
-    )
+    const lmCountName = lmConv?.finished ? lmName : `${lmName}: in ${CONV_TIMEOUT_MS / 1000} s, not converged`
+    for (const [what2, unit, value, lmValue] of [
+      ['exchanges', 'exchanges', r.exchanges, lmConv?.exchanges],
+      ['bytes', 'B', r.bytes, lmConv?.bytes],
+    ] as const) {
+      rows.push(
+        row({
+          section: convSection,
+          name: `${what2} over all links (${what})${r.finished ? '' : ', NOT converged'}`,
+          n: plan.routers,
+          unit,
+          value,
+          baseline: lmValue !== undefined ? { name: lmCountName, value: lmValue } : undefined,
+        }),
+      )
+    }
   }
 
   notes.push(
@@ -981,7 +977,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     `Baseline: the same daemons with --mode libremesh --sync-interval ${LM_PERIOD_S} (every daemon POSTs its whole table to each neighbour every ${LM_PERIOD_S} s and nothing else), same table and probes, up to ${plan.lmReps} samples per H (sampling stops at the first probe that does not arrive within 10 s + 4 s per hop, at most ${LM_SAMPLE_TIMEOUT_MAX_MS / 1000} s, or after ${LM_SAMPLING_BUDGET_MS / 1000} s of samples; the baseline is then that bound, and its bytes what the links carried meanwhile: both lower bounds); its bytes are everything the links carried in the window, i.e. the periodic full-table syncs. All daemons share this machine's 2 cores: in LibreMesh mode each full-table sync parses, merges and answers ~2.8 MB on both sides, so long chains saturate the CPUs here (see "CPU use" below), unlike real routers that each have their own CPU. The daemons count only exchanges that got an answer (src/sync/neighbour-sync.ts), so full-table POSTs that timed out (see the "sync failed" counts below) are missing from LibreMesh mode's bytes where it was saturated: there they are lower bounds.`,
     `Idle: what an H=${plan.hops[0]} chain sends with the table in sync and no update: malla = one round of its periodic reconciliation (every ${MALLA_ANTI_ENTROPY_S} s: bucket digests, docs/protocol.md §9.3), LibreMesh mode = its full-table syncs, ${LM_IDLE_MS / 1000} s measured, scaled to a minute.`,
     `${plan.routers} routers: \`malla lab --topology random\`'s generator (random spanning tree + ${Math.floor(plan.routers / 2)} extra links), seed ${CONV_SEED}: ${convEdges.length} links, diameter ${convDiameter}; each router's --peer list = its neighbours. Every router inserts one key into "${CONV_TABLE}" at once (${plan.routers} concurrent POSTs); time until every router's feed has delivered all ${plan.routers} keys (bounded at ${CONV_TIMEOUT_MS / 1000} s). In malla mode, round 1 is the first traffic ever between the neighbours of the "${CONV_TABLE}" table (each neighbour's first exchange is a push, whose answer says the neighbour speaks malla; before it, only the routers' own malla-links entries have travelled), round 2 repeats with new keys 2 s later. LibreMesh mode runs one round; its figure is the baseline of both.`,
-    `${plan.routers} routers, exchanges: an ideal push flood of these ${plan.routers} keys on this topology (every router forwards, in lock-step rounds, what it got in the last round to every neighbour but the one that alone brought it) makes ${convFloodExchanges.toLocaleString('en-US')} exchanges: what any protocol that forwards a change as soon as it has it makes at least (coalescing under load merges rounds, so a loaded mesh makes fewer). Fewer exchanges than that need waiting to batch, which every single change then pays in latency at every hop. LibreMesh mode syncs each link once per period however much changed; its count here is what its saturated daemons completed in the window.`,
+    `${plan.routers} routers, exchanges: an ideal push flood of these ${plan.routers} keys on this topology (every router forwards, in lock-step rounds, what it got in the last round to every neighbour but the one that alone brought it) makes ${convFloodExchanges.toLocaleString('en-US')} exchanges: what a protocol that forwards each change as soon as it has it makes on a quiet mesh. A loaded mesh makes fewer, because its changes wait in queues and rounds merge; making fewer on purpose means waiting to batch, which every single change then pays in latency at every hop. LibreMesh mode syncs each link once per period however much changed; its count here is what its saturated daemons completed in the window.`,
   )
   notes.push(
     netnsNotRun === undefined
