@@ -80,12 +80,12 @@ export class OverlaySync {
     await this.engine.stop()
   }
 
-  /** What the overlay's own exchanges carried, both ways, since it started. */
   /** What the exchanges of one table carried over every connection so far (the ones this side started). */
   tableTraffic(ref: TableRef): LinkTraffic {
     return this.engine.tableTraffic(ref)
   }
 
+  /** What the overlay's own exchanges carried, both ways, since it started. */
   traffic(): LinkTraffic {
     return this.engine.traffic()
   }
