@@ -132,12 +132,6 @@ export class Attempts {
     return undefined
   }
 
-  /** This peer's live answer to the offer of that key. */
-  answerTo(offer: string): AnswerAttempt | undefined {
-    for (const a of this.live) if (a.kind === 'answer' && a.offer === offer) return a
-    return undefined
-  }
-
   /** Every live attempt, ended here: for closing the mesh. */
   endAll(): Attempt[] {
     const all = [...this.live]

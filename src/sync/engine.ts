@@ -83,9 +83,9 @@ export class SyncEngine {
   private stopped = false
   private readonly mode: 'malla' | 'libremesh'
   /** Traffic of links removed since, so totals never go down. */
-  private readonly gone = { exchanges: 0, bytesSent: 0, bytesReceived: 0 }
+  private readonly gone = noTraffic()
   /** Traffic per table (bounded as the tables are: Replica's maxTables). */
-  private readonly byTable = new Map<string, { exchanges: number; bytesSent: number; bytesReceived: number }>()
+  private readonly byTable = new Map<string, Totals>()
 
   constructor(private readonly options: SyncEngineOptions) {
     this.mode = options.mode ?? 'malla'
@@ -144,9 +144,7 @@ export class SyncEngine {
     clearTimeout(q.timer)
     q.wake?.()
     const t = link.traffic
-    this.gone.exchanges += t.exchanges
-    this.gone.bytesSent += t.bytesSent
-    this.gone.bytesReceived += t.bytesReceived
+    addTraffic(this.gone, t)
     link.close()
   }
 
@@ -172,16 +170,14 @@ export class SyncEngine {
     const total = { ...this.gone }
     for (const link of this.queues.keys()) {
       const t = link.traffic
-      total.exchanges += t.exchanges
-      total.bytesSent += t.bytesSent
-      total.bytesReceived += t.bytesReceived
+      addTraffic(total, t)
     }
     return total
   }
 
   /** What the exchanges of one table carried, over every link, so far. */
   tableTraffic(ref: TableRef): LinkTraffic {
-    return { ...(this.byTable.get(refKey(ref)) ?? { exchanges: 0, bytesSent: 0, bytesReceived: 0 }) }
+    return { ...(this.byTable.get(refKey(ref)) ?? noTraffic()) }
   }
 
   /** Repairs one table with every link now; resolves with each link's outcome. */
@@ -353,11 +349,9 @@ export class SyncEngine {
     }
     if (result.skipped) log.warn('sync answer unusable', { type: ref.type, url: link.label, reason: result.skipped })
     const outcome = this.outcome(q, result, before)
-    const t = this.byTable.get(refKey(ref)) ?? { exchanges: 0, bytesSent: 0, bytesReceived: 0 }
-    t.exchanges++
-    t.bytesSent += outcome.bytesSent
-    t.bytesReceived += outcome.bytesReceived
-    this.byTable.set(refKey(ref), t)
+    const perTable = this.byTable.get(refKey(ref)) ?? noTraffic()
+    addTraffic(perTable, { exchanges: 1, bytesSent: outcome.bytesSent, bytesReceived: outcome.bytesReceived })
+    this.byTable.set(refKey(ref), perTable)
     if (!result.skipped) log.debug({ push: 'pushed', reconcile: 'reconciled', sync: 'synced' }[how], { type: ref.type, url: link.label, changed: result.keys.length, sent: outcome.bytesSent, received: outcome.bytesReceived })
     if (link.speaks !== speaksBefore && link.speaks !== undefined) log.info(link.speaks === 'malla' ? 'neighbour speaks malla' : 'neighbour speaks LibreMesh only', { peer: link.label })
     const changed = q.lastError !== undefined || link.speaks !== speaksBefore
@@ -392,6 +386,16 @@ export class SyncEngine {
 /** What a link says its far end speaks now (after an exchange, which may have taught it). */
 function learnt(link: SyncLink): SyncLink['speaks'] {
   return link.speaks
+}
+
+type Totals = { -readonly [K in keyof LinkTraffic]: LinkTraffic[K] }
+
+const noTraffic = (): Totals => ({ exchanges: 0, bytesSent: 0, bytesReceived: 0 })
+
+function addTraffic(into: Totals, t: LinkTraffic): void {
+  into.exchanges += t.exchanges
+  into.bytesSent += t.bytesSent
+  into.bytesReceived += t.bytesReceived
 }
 
 function first<V>(map: Map<string, V>): V | undefined {
