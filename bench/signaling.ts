@@ -214,13 +214,13 @@ async function browserIn(cleanup: Cleanup, dir: string, ns: string, name: string
 }
 
 /**
- * The page every tab loads: the router's `/room` page, which opens nothing until its form is used, so that
- * nothing but the benchmark's code runs in the tab. (The router's `/` is its live table view, which keeps a
+ * The page every tab loads: the router's `/debug/room` page, which opens nothing until its form is used, so that
+ * nothing but the benchmark's code runs in the tab. (The router's `/debug/` is its live table view, which keeps a
  * change feed open, holding one of the 6 connections per host that Chromium allows a whole browser for all
  * its tabs, and reads a table again on every signaling write. A blank page fulfilled by Playwright would have
  * no address, and Chromium's Private Network Access then refuses its requests to the router's 10.x address.)
  */
-const PAGE_PATH = '/room'
+const PAGE_PATH = '/debug/room'
 
 async function openPage(context: BrowserContext, url: string): Promise<Page> {
   const page = await context.newPage()

@@ -2,8 +2,9 @@
  * The most raw bytes `dist/browser/malla.js` may have. It ships on routers' flash and crosses slow mesh
  * links to every page. It was 100 KiB while pages only signaled; the overlay (the sync engine, reconciliation
  * and channel links in the page: about 17 KiB of it) took it to 102 KiB (34 KiB gzipped), so the budget is now
- * 128 KiB: room for directed connections and presence, still small enough to catch a dependency pulled in
- * by mistake. The build (scripts/build-browser.ts) and the test (test/integration/browser-bundle.test.ts)
- * both hold the bundle to it.
+ * 128 KiB: room for directed connections and presence. File transfer (the protocol and a plain-JS SHA-256,
+ * since pages on plain http have no WebCrypto) took it to 131 KiB (43 KiB gzipped), so the budget is now
+ * 144 KiB: still small enough to catch a dependency pulled in by mistake. The build (scripts/build-browser.ts)
+ * and the test (test/integration/browser-bundle.test.ts) both hold the bundle to it.
  */
-export const BUNDLE_BUDGET_BYTES = 128 * 1024
+export const BUNDLE_BUDGET_BYTES = 144 * 1024

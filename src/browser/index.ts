@@ -1,6 +1,7 @@
 /**
  * What a page imports (`/malla.js` on every malla daemon, or `malla/browser`): `joinRoom` to meet other
- * peers through the router that served the page, and the isomorphic core underneath it.
+ * peers through the router that served the page, the isomorphic core underneath it, and files between peers
+ * (`FileTransfers` on a connection's `fileChannel`, with a page's `Blob`s as sources and sinks).
  */
 import { join, type JoinOptions, type Room } from '../signaling/join.js'
 import { fetchPoster } from '../transport/http-poster.js'
@@ -10,6 +11,7 @@ import { browserRtcFactory } from './rtc/browser-peer.js'
 export * from '../core/index.js'
 export { Replica, type ChangeEvent, type Snapshot } from '../replica/replica.js'
 export { MemoryStore } from '../storage/memory-store.js'
+export type { TableRef } from '../storage/table-store.js'
 export { exchangeTable, syncTable, type SyncOutcome } from '../sync/full-table-sync.js'
 export { endpointUrl } from '../sync/links/http-wire.js'
 export { RouterLink, type RouterKind } from '../sync/router-link.js'
@@ -19,11 +21,27 @@ export { Mesh, type MeshEvents, type MeshOptions, type MeshPeer, type MeshPeerEv
 export { join, randomPeerId, type JoinOptions, type Room } from '../signaling/join.js'
 export { OverlaySync, type OverlaySyncOptions } from '../overlay/overlay-sync.js'
 export { roomTableType } from '../overlay/room-tables.js'
-export { Presence, type PresencePeer } from '../overlay/presence.js'
+export { Presence, displayName, type PresencePeer } from '../overlay/presence.js'
+export { LINKS_TYPE, parseLinks } from '../signaling/router-links.js'
 export { MessageRouter } from '../overlay/message-router.js'
 export { browserRtcFactory } from './rtc/browser-peer.js'
+export {
+  FileTransfers,
+  type IncomingTransfer,
+  type OutgoingTransfer,
+  type FileSink,
+  type FileSource,
+  type FileTransfersEvents,
+  type FileTransfersOptions,
+  type FileTransfersStats,
+  type TransferEnd,
+  type TransferProgress,
+  type TransferReason,
+  type TransferState,
+} from '../files/file-transfer.js'
+export { BlobSink, blobSink, blobSource } from './files/blob-sink.js'
 export type { MessageKind, MessageValue, Progress } from '../rtc/framed-channel.js'
-export type { RtcFactory, RtcOptions, RtcPeer } from '../rtc/rtc-peer.js'
+export type { RtcChannel, RtcFactory, RtcOptions, RtcPeer } from '../rtc/rtc-peer.js'
 
 export type BrowserJoinOptions = Partial<Omit<JoinOptions, 'room'>>
 

@@ -14,6 +14,21 @@ export { nodeHttpPoster } from './transport/node-http-poster.js'
 export { syncTable } from '../sync/full-table-sync.js'
 export { endpointUrl } from '../sync/links/http-wire.js'
 export { weriftRtcFactory } from './rtc/werift-peer.js'
+export {
+  FileTransfers,
+  type IncomingTransfer,
+  type OutgoingTransfer,
+  type FileSink,
+  type FileSource,
+  type FileTransfersEvents,
+  type FileTransfersOptions,
+  type FileTransfersStats,
+  type TransferEnd,
+  type TransferProgress,
+  type TransferReason,
+  type TransferState,
+} from '../files/file-transfer.js'
+export { fileSink, fileSource } from './files/file-io.js'
 export { Mesh, type MeshEvents, type MeshOptions, type MeshPeer, type MeshPeerEvents, type MeshStats } from '../signaling/mesh.js'
 export { join, randomPeerId, type JoinOptions, type Room } from '../signaling/join.js'
 export { OverlaySync, type OverlaySyncOptions } from '../overlay/overlay-sync.js'
@@ -22,7 +37,7 @@ export { Presence, type PresencePeer } from '../overlay/presence.js'
 export { MessageRouter } from '../overlay/message-router.js'
 export { RouterLink, type RouterKind } from '../sync/router-link.js'
 export type { MessageKind, MessageValue, Progress } from '../rtc/framed-channel.js'
-export type { RtcFactory, RtcOptions, RtcPeer } from '../rtc/rtc-peer.js'
+export type { RtcChannel, RtcFactory, RtcOptions, RtcPeer } from '../rtc/rtc-peer.js'
 
 /** Joins `room` through the router at `routerUrl`, with werift as the WebRTC stack. */
 export function joinRoom(room: string, options: Partial<Omit<JoinOptions, 'room'>> & { readonly routerUrl: string }): Promise<Room> {

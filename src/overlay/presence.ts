@@ -23,6 +23,8 @@ const MAX_LINKS_LISTED = 64
 /** One peer of the room, as its presence entry and the others' say. */
 export interface PresencePeer {
   readonly id: string
+  /** The display name it gives itself (at most 64 characters, no control characters), when it gives one. */
+  readonly name: string | undefined
   /** The router it hangs off, by name, when it knows. */
   readonly router: string | undefined
   /** The peers it says it is connected to. */
@@ -54,6 +56,8 @@ export interface PresenceOptions {
   readonly type: TypeName
   readonly id: string
   readonly router: string | undefined
+  /** This peer's display name, published with its entry (`setName` changes it). */
+  readonly name?: string
   readonly connections: Connections
   readonly messages: MessageRouter
   readonly log?: Logger
@@ -73,11 +77,22 @@ export class Presence {
   private refresh: ReturnType<typeof setInterval> | undefined
   private pinger: ReturnType<typeof setInterval> | undefined
   private written: string | undefined
+  private name: string | undefined
   private stopped = false
   private readonly log: Logger
 
   constructor(private readonly options: PresenceOptions) {
     this.log = options.log ?? silentLogger
+    this.name = displayName(options.name)
+  }
+
+  /**
+   * Publishes a new display name with this peer's entry (one write; the same name again writes nothing).
+   * Names are claims, not proofs: anyone can call themselves anything (docs/protocol.md §13).
+   */
+  async setName(name: string | undefined): Promise<void> {
+    this.name = displayName(name)
+    await this.write()
   }
 
   on<E extends keyof PresenceEvents>(event: E, listener: PresenceEvents[E]): Unsubscribe {
@@ -117,16 +132,16 @@ export class Presence {
   /** Everyone with a presence entry, and whether they are reachable now. */
   async view(): Promise<PresencePeer[]> {
     const table = (await this.options.replica.read({ flavour: 'ttl', type: this.options.type })).table as ReadonlyMap<string, Entry>
-    const listed = new Map<string, { router: string | undefined; links: string[] }>()
+    const listed = new Map<string, { name: string | undefined; router: string | undefined; links: string[] }>()
     for (const [key, entry] of table) {
-      const data = entry.data as { v?: unknown; r?: unknown; l?: unknown } | null | undefined
+      const data = entry.data as { v?: unknown; r?: unknown; l?: unknown; n?: unknown } | null | undefined
       // Only a peer's own entry speaks for it.
       if (data === null || data === undefined || typeof data !== 'object' || entry.author !== key) continue
       const links = Array.isArray(data.l) ? data.l.filter((x): x is string => typeof x === 'string').slice(0, MAX_LINKS_LISTED) : []
-      listed.set(key, { router: typeof data.r === 'string' ? data.r.slice(0, 64) : undefined, links })
+      listed.set(key, { name: displayName(data.n), router: typeof data.r === 'string' ? data.r.slice(0, 64) : undefined, links })
     }
     const own = this.options.connections.peers().map((p) => p.id)
-    listed.set(this.options.id, { router: this.options.router, links: own })
+    listed.set(this.options.id, { name: this.name, router: this.options.router, links: own })
     // Reachable: breadth first from this peer over links both ends list (own links need only this side).
     const reachable = new Set([this.options.id, ...own])
     const queue = [...own]
@@ -138,7 +153,7 @@ export class Presence {
         queue.push(next)
       }
     }
-    return [...listed].map(([id, p]) => ({ id, router: p.router, links: p.links, reachable: reachable.has(id), rttMs: this.rtts.get(id) }))
+    return [...listed].map(([id, p]) => ({ id, name: p.name, router: p.router, links: p.links, reachable: reachable.has(id), rttMs: this.rtts.get(id) }))
   }
 
   private changed(): void {
@@ -150,7 +165,7 @@ export class Presence {
   private async write(force = false): Promise<void> {
     if (this.stopped) return
     const links = [...new Set(this.options.connections.peers().map((p) => p.id))].sort().slice(0, MAX_LINKS_LISTED)
-    const data = { v: 1, ...(this.options.router ? { r: this.options.router } : {}), l: links }
+    const data = { v: 1, ...(this.options.router ? { r: this.options.router } : {}), l: links, ...(this.name !== undefined ? { n: this.name } : {}) }
     const text = JSON.stringify(data)
     if (!force && text === this.written) return
     this.written = text
@@ -173,4 +188,14 @@ export class Presence {
       () => this.rtts.delete(id),
     )
   }
+}
+
+const MAX_NAME_CHARS = 64
+
+/** A display name as written and as read: trimmed, without control characters, at most 64 characters; else none. */
+export function displayName(raw: unknown): string | undefined {
+  if (typeof raw !== 'string') return undefined
+  // eslint-disable-next-line no-control-regex
+  const clean = [...raw.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, '').trim()].slice(0, MAX_NAME_CHARS).join('')
+  return clean === '' ? undefined : clean
 }

@@ -106,10 +106,10 @@ export function errorMessage(e: unknown): string {
 }
 
 /**
- * The events of a peer's second (sync) channel: its own `message` and `drain`, the connection's `open` and
- * `close` (forwarded from `life`).
+ * The events of one of a peer's extra channels (sync, files): its own `message` and `drain`, the connection's
+ * `open` and `close` (forwarded from `life`).
  */
-export function secondChannelEvents(life: PeerLifecycle): PeerEvents {
+export function extraChannelEvents(life: PeerLifecycle): PeerEvents {
   const events = peerEvents()
   life.events.on('open', () => events.emit('open'))
   life.events.on('close', (reason, detail) => {
@@ -119,8 +119,8 @@ export function secondChannelEvents(life: PeerLifecycle): PeerEvents {
   return events
 }
 
-/** A peer's second channel as an `RtcChannel`: sends and buffering of its own `lane`, the rest the peer's. */
-export function secondChannel(
+/** One of a peer's extra channels as an `RtcChannel`: sends and buffering of its own `lane`, the rest the peer's. */
+export function extraChannel(
   peer: Pick<RtcPeer, 'state' | 'maxMessageSize' | 'lowWaterMark' | 'close'>,
   lane: { send(data: string | Uint8Array, maxMessageSize: number): void; readonly bufferedAmount: number },
   events: PeerEvents,

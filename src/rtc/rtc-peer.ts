@@ -1,9 +1,10 @@
 import { badInput, MallaError } from '../core/errors.js'
 
 /**
- * What malla needs from a WebRTC implementation: one connection carrying one reliable, ordered data
- * channel, set up without trickle (candidates are gathered before a description is handed out, because
- * descriptions travel through shared-state, where every extra message costs a sync round).
+ * What malla needs from a WebRTC implementation: one connection carrying three reliable, ordered data
+ * channels (the app's, the sync's and the files', see `RtcChannel`), set up without trickle (candidates are
+ * gathered before a description is handed out, because descriptions travel through shared-state, where
+ * every extra message costs a sync round).
  *
  * Signaling imports only this interface; the browser's own `RTCPeerConnection` and Node's implementation
  * are adapters in `browser/rtc` and `node/rtc`, and both run `test/conformance/rtc-suite.ts`.
@@ -41,8 +42,9 @@ export interface RtcPeerEvents {
 /**
  * One ordered, reliable data channel of a connection, with the connection's state and end: what a framing
  * layer (FramedChannel) needs. An `RtcPeer` is its first channel (negotiated id 0, for the app's messages);
- * `RtcPeer.syncChannel` is the second (id 1, for the overlay's sync), so that a large sync never queues
- * the app's messages behind it. Both open and close with the connection; `close()` on either ends it.
+ * `RtcPeer.syncChannel` is the second (id 1, for the overlay's sync) and `RtcPeer.fileChannel` the third
+ * (id 2, for bulk transfers), so that neither a large sync nor a file queues the app's messages behind it.
+ * All open and close with the connection; `close()` on any of them ends it.
  */
 export interface RtcChannel {
   /**
@@ -74,6 +76,14 @@ export interface RtcPeer extends RtcChannel {
    * connection's; its messages and `drain` are its own.
    */
   readonly syncChannel: RtcChannel
+  /**
+   * The connection's third channel (negotiated id 2, label `malla-files`), for bulk transfers (`FileTransfers`):
+   * megabytes queued on it never hold back the app's messages or the overlay's sync, which have channels of
+   * their own (each channel has its own send queue, and a stack hands its SCTP association only a little of
+   * each at a time). Its `open` and `close` are the connection's; its messages, `bufferedAmount` and `drain`
+   * are its own.
+   */
+  readonly fileChannel: RtcChannel
   /**
    * Offerer side: creates the data channel and the offer, waits until candidates are gathered (see
    * `RtcOptions.gather`), and returns the complete local SDP. Call once, on a new peer.

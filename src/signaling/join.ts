@@ -45,6 +45,8 @@ export interface JoinOptions extends Omit<MeshOptions, 'replica' | 'rtc' | 'rout
    * behind mDNS names still reach peers on other segments (default true).
    */
   readonly useRouterStun?: boolean
+  /** This peer's display name, published in the room's presence (`presence.setName` changes it). */
+  readonly name?: string
   readonly log?: Logger
 }
 
@@ -123,7 +125,7 @@ export async function join(options: JoinOptions): Promise<Room> {
   if (options.overlay !== false) overlay.start()
   const direct = new DirectConnector({ mesh, messages: overlay.messages, id, log })
   direct.start()
-  const presence = new Presence({ replica, type: presenceType, id, router: info?.name, connections, messages: overlay.messages, log })
+  const presence = new Presence({ replica, type: presenceType, id, router: info?.name, ...(options.name !== undefined ? { name: options.name } : {}), connections, messages: overlay.messages, log })
   presence.start()
   let left: Promise<void> | undefined
   return {

@@ -63,6 +63,8 @@ export interface MeshPeer {
   readonly router: string | undefined
   /** The connection's second channel, which the overlay's sync uses (app messages never wait behind it). */
   readonly syncChannel: RtcChannel
+  /** The connection's third channel, for bulk transfers (`FileTransfers`): app messages and sync never wait behind it. */
+  readonly fileChannel: RtcChannel
   send(value: MessageValue, onProgress?: (p: Progress) => void): Promise<void>
   on<E extends keyof MeshPeerEvents>(event: E, listener: MeshPeerEvents[E]): Unsubscribe
   close(): void
@@ -681,6 +683,10 @@ class MeshPeerImpl implements MeshPeer {
 
   get syncChannel(): RtcChannel {
     return this.rtc.syncChannel
+  }
+
+  get fileChannel(): RtcChannel {
+    return this.rtc.fileChannel
   }
 
   send(value: MessageValue, onProgress?: (p: Progress) => void): Promise<void> {

@@ -86,6 +86,7 @@ export class SyncEngine {
   private readonly gone = noTraffic()
   /** Traffic per table (bounded as the tables are: Replica's maxTables). */
   private readonly byTable = new Map<string, Totals>()
+  private readonly createdAt = Date.now()
 
   constructor(private readonly options: SyncEngineOptions) {
     this.mode = options.mode ?? 'malla'
@@ -337,7 +338,10 @@ export class SyncEngine {
       } else result = await sendWhole(replica, link, ref, this.leafEntries((await replica.read(ref)).table))
     } catch (e) {
       const error = (e as Error).message
-      log.warn(`${how} failed`, { type: ref.type, url: link.label, error })
+      // Routers come up together (a lab, the power back after a cut): a neighbour not answering yet in the first
+      // seconds is routine, not worth a warning. One that never answers, or stops answering, is.
+      const startingUp = q.lastOkAt === undefined && Date.now() - this.createdAt < STARTUP_GRACE_MS
+      log[startingUp ? 'debug' : 'warn'](`${how} failed`, { type: ref.type, url: link.label, error })
       const changed = q.lastError === undefined
       q.lastError = error
       q.failures++
@@ -382,6 +386,9 @@ export class SyncEngine {
     }
   }
 }
+
+/** How long after start a neighbour that never answered may fail without a warning. */
+const STARTUP_GRACE_MS = 15_000
 
 /** What a link says its far end speaks now (after an exchange, which may have taught it). */
 function learnt(link: SyncLink): SyncLink['speaks'] {

@@ -258,6 +258,82 @@ export function rtcSuite(name: string, setup: () => Promise<RtcSuiteFixture>): v
         throwsWith('PEER', () => b.peer.syncChannel.send('late'), 'a send after the end')
       })
 
+      it('the file channel carries its own messages, and app messages overtake megabytes queued on it', { timeout: 60_000 }, async (t) => {
+        const { connect, openMs } = await harness(t)
+        const { a, b } = await connect()
+        assert.deepEqual([a.peer.fileChannel.state, b.peer.fileChannel.state], ['open', 'open'], 'the file channel opens with the connection')
+        const files: Record<'a' | 'b', Array<string | Uint8Array>> = { a: [], b: [] }
+        const syncAtB: Array<string | Uint8Array> = []
+        a.peer.fileChannel.on('message', (m) => void files.a.push(m))
+        b.peer.syncChannel.on('message', (m) => void syncAtB.push(m))
+        // b's file channel counts bulk bytes and keeps only the short messages, and notes where the bulk stood
+        // when the app channel's message arrived.
+        let bulkBytes = 0
+        let bulkPieces = 0
+        let outOfOrder = 0
+        b.peer.fileChannel.on('message', (m) => {
+          if (typeof m === 'string' || m.byteLength < 1024) return void files.b.push(m)
+          if (new DataView(m.buffer, m.byteOffset, m.byteLength).getUint32(0) !== bulkPieces) outOfOrder++
+          bulkPieces++
+          bulkBytes += m.byteLength
+        })
+        a.peer.fileChannel.send('file 1')
+        a.peer.fileChannel.send(bytes(100, 9))
+        a.peer.syncChannel.send('sync 1')
+        a.peer.send('app 1')
+        b.peer.fileChannel.send('file back')
+        await b.received(1, openMs)
+        for (const [what, done] of [
+          ['b got 2 file messages', () => files.b.length >= 2],
+          ['a got 1 file message', () => files.a.length >= 1],
+          ['b got 1 sync message', () => syncAtB.length >= 1],
+        ] as const) {
+          // The file and sync channels' messages are not among what Watched records: polled.
+          const deadline = performance.now() + openMs
+          while (!done() && performance.now() < deadline) await sleep(5)
+          assert.ok(done(), what)
+        }
+        assert.deepEqual(b.messages, ['app 1'], 'the app channel carried only its own message')
+        assert.deepEqual(syncAtB, ['sync 1'], 'the sync channel carried only its own message')
+        assert.equal(files.b[0], 'file 1')
+        assertBytes(files.b[1], bytes(100, 9), 'binary on the file channel')
+        assert.deepEqual(files.a, ['file back'])
+
+        // 4 MB on the file channel in 64 KiB pieces, as a file sender sends them: while less than 1 MiB is
+        // queued, then on `drain`. After the first MB, one short app message, which must not wait for the rest.
+        const piece = 64 * 1024
+        const total = 4 * 1024 * 1024
+        const highWater = 1024 * 1024
+        const channel = a.peer.fileChannel
+        let bulkAtApp: number | undefined
+        const appArrived = b.until('the app message', openMs * 6, () => b.messages.length >= 2).then(() => (bulkAtApp = bulkBytes))
+        const started = performance.now()
+        for (let sent = 0, i = 0; sent < total; sent += piece, i++) {
+          if (channel.bufferedAmount >= highWater) {
+            await new Promise<void>((resolve, reject) => {
+              const offDrain = channel.on('drain', () => (offDrain(), offClose(), resolve()))
+              const offClose = channel.on('close', (reason) => (offDrain(), offClose(), reject(new Error(`closed while sending: ${reason}`))))
+            })
+          }
+          const frame = bytes(piece, i)
+          new DataView(frame.buffer).setUint32(0, i)
+          channel.send(frame)
+          assert.ok(channel.bufferedAmount <= highWater + piece, `bufferedAmount ${channel.bufferedAmount} after piece ${i}`)
+          if (sent + piece === 1024 * 1024) a.peer.send('overtake')
+        }
+        await appArrived
+        assert.equal(b.messages[1], 'overtake')
+        const deadline = performance.now() + openMs * 6
+        while (bulkBytes < total && performance.now() < deadline) await sleep(10)
+        const ms = performance.now() - started
+        t.diagnostic(`4 MB on the file channel in ${ms.toFixed(0)} ms; the app message arrived after ${((bulkAtApp ?? 0) / 1024).toFixed(0)} KiB of it`)
+        assert.equal(bulkBytes, total, 'all of the bulk arrived')
+        assert.equal(outOfOrder, 0, 'the bulk arrived in order')
+        assert.ok(bulkAtApp !== undefined && bulkAtApp < total, `the app message waited for all ${total} bytes of the file channel`)
+        assert.equal(files.b.length, 2, 'no bulk piece was taken for a short message')
+        assert.equal(b.messages.length, 2, 'no bulk piece reached the app channel')
+      })
+
       it('carries strings and binary exactly, both ways, binary as a plain Uint8Array', { timeout: 20_000 }, async (t) => {
         const { connect, openMs } = await harness(t)
         const { a, b } = await connect()

@@ -71,7 +71,7 @@ test('the room\'s tables travel over the peers\' own connections, across a route
   await t.test('pages behind r1 and r3: an entry written by one reaches the other over the overlay while r2 is frozen', async () => {
     const room = 'e2e-overlay-page'
     const [b1, b3] = await Promise.all([browserIn(t, ns1), browserIn(t, ns3)])
-    const [p1, p3] = await Promise.all([joinInPage(b1, `${r1}/room`, room, { target: 1, tables: ['chat'] }), joinInPage(b3, `${r3}/room`, room, { target: 1, tables: ['chat'] })])
+    const [p1, p3] = await Promise.all([joinInPage(b1, `${r1}/debug/room`, room, { target: 1, tables: ['chat'] }), joinInPage(b3, `${r3}/debug/room`, room, { target: 1, tables: ['chat'] })])
     await Promise.all([waitConnected(p1.page, 1, 60_000), waitConnected(p3.page, 1, 60_000)])
     await recordEntries(p3.page)
     const thaw = await freeze(t, ns2)
@@ -117,10 +117,10 @@ test('the room\'s tables travel over the peers\' own connections, across a route
     const room = 'e2e-overlay-direct'
     const [b1, b2, b3] = await Promise.all([browserIn(t, ns1), browserIn(t, ns2), browserIn(t, ns3)])
     // As with the Node peers: the page behind r2 takes two connections, the others one each, so A–B–C.
-    const pb = await joinInPage(b2, `${r2}/room`, room, { target: 2 })
-    const pa = await joinInPage(b1, `${r1}/room`, room, { target: 1, max: 1 })
+    const pb = await joinInPage(b2, `${r2}/debug/room`, room, { target: 2 })
+    const pa = await joinInPage(b1, `${r1}/debug/room`, room, { target: 1, max: 1 })
     await waitConnected(pa.page, 1, 60_000)
-    const pc = await joinInPage(b3, `${r3}/room`, room, { target: 1, max: 1 })
+    const pc = await joinInPage(b3, `${r3}/debug/room`, room, { target: 1, max: 1 })
     await Promise.all([waitConnected(pc.page, 1, 60_000), waitConnected(pb.page, 2, 60_000)])
     assert.ok(!(await pageState(pa.page)).peers.includes(pc.id), 'A and C are not connected')
     await pc.page.evaluate(() => {

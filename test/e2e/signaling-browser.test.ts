@@ -26,10 +26,10 @@ test('browsers on two routers of a netns lab, with Node peers, connect through s
   await t.test('4 pages and 2 Node peers reach their target and exchange messages', async () => {
     const room = 'e2e-main'
     pages = await Promise.all([
-      joinInPage(b1, 'http://thisnode.info:8080/room', room),
-      joinInPage(b1, `${r1}/room`, room),
-      joinInPage(b2, `${r2}/room`, room),
-      joinInPage(b2, `${r2}/room`, room),
+      joinInPage(b1, 'http://thisnode.info:8080/debug/room', room),
+      joinInPage(b1, `${r1}/debug/room`, room),
+      joinInPage(b2, `${r2}/debug/room`, room),
+      joinInPage(b2, `${r2}/debug/room`, room),
     ])
     const nodes = await Promise.all([nodePeer(t, ns1, r1, room, 3), nodePeer(t, ns2, r2, room, 3)])
     named = pages[0] as JoinedPage
@@ -117,7 +117,7 @@ test('browsers on two routers of a netns lab, with Node peers, connect through s
       async () => JSON.stringify((await pageState(far.page)).stats),
       20_000,
     )
-    const late = await joinInPage(b2, `${r2}/room`, 'e2e-main')
+    const late = await joinInPage(b2, `${r2}/debug/room`, 'e2e-main')
     await waitConnected(late.page, 1, 60_000)
   })
 
@@ -126,8 +126,8 @@ test('browsers on two routers of a netns lab, with Node peers, connect through s
   // link between r1 and r2 it does not: that is what the routers' STUN responders are for, above.)
   await t.test('without the router STUN responder, pages on one segment still connect through mDNS host names', async () => {
     const room = 'e2e-mdns'
-    const a = await joinInPage(b1, `${r1}/room`, room, { useRouterStun: false, target: 1 })
-    const b = await joinInPage(b1, `${r1}/room`, room, { useRouterStun: false, target: 1 })
+    const a = await joinInPage(b1, `${r1}/debug/room`, room, { useRouterStun: false, target: 1 })
+    const b = await joinInPage(b1, `${r1}/debug/room`, room, { useRouterStun: false, target: 1 })
     assert.deepEqual(a.stunUrls, [])
     await Promise.all([waitConnected(a.page, 1, 60_000), waitConnected(b.page, 1, 60_000)])
     const offers = (await a.page.evaluate(async () => (await fetch('/malla/v1/tables/room-e2e_2dmdns-_offers')).json())) as Record<string, { author: string; data?: { s?: unknown[] } }>

@@ -8,7 +8,9 @@ import { sessionFacts, toSdp, type SessionFacts } from '../../src/signaling/sdp-
  * real SDP (the mesh compacts and expands them as usual), and a connection opens `openMs` after the offerer
  * applied an answer, between exactly that offer and that answer, as ICE and DTLS pair one offer's agent with
  * one answerer. An answerer whose answer the offerer never applied stays connecting until its connect timeout,
- * as a real one does. What a peer sends arrives at the other end in order, a tick later.
+ * as a real one does. What a peer sends arrives at the other end in order, a tick later; until then it counts
+ * in the channel's `bufferedAmount`, and `drain` fires when that falls back to `lowWaterMark` (`RtcOptions`,
+ * default 0), as on a real channel, so that senders' backpressure runs here too.
  *
  * Only for what cannot be made to happen on purpose with real WebRTC: which of two answers arrives first.
  * The adapters themselves run the RTC conformance suite for real.
@@ -24,7 +26,7 @@ export class FakeRtcNetwork {
 
   factory(): RtcFactory {
     return (options?: RtcOptions) => {
-      const peer = new FakePeer(this, `f${(this.next++).toString(36).padStart(4, '0')}`, options?.connectTimeoutMs ?? 10_000)
+      const peer = new FakePeer(this, `f${(this.next++).toString(36).padStart(4, '0')}`, options?.connectTimeoutMs ?? 10_000, options?.lowWaterMark ?? 0)
       this.peers.push(peer)
       return peer
     }
@@ -54,24 +56,39 @@ interface ChannelOwner {
 }
 
 class FakeChannel implements RtcChannel {
-  readonly bufferedAmount = 0
-  readonly lowWaterMark = 0
   readonly maxMessageSize = 262_144
   other: FakeChannel | undefined
   readonly emitter = createNanoEvents<RtcPeerEvents>()
+  /** Bytes sent and not delivered yet. */
+  private queued = 0
 
-  constructor(private readonly owner: ChannelOwner) {}
+  constructor(
+    private readonly owner: ChannelOwner,
+    readonly lowWaterMark: number,
+  ) {}
 
   get state(): RtcChannel['state'] {
     return this.owner.state
   }
 
+  get bufferedAmount(): number {
+    return this.queued
+  }
+
   send(data: string | Uint8Array): void {
     if (this.owner.state !== 'open' || !this.other) throw new MallaError('PEER', 'the channel is not open')
-    if (typeof data === 'string' ? data.length === 0 : data.byteLength === 0) throw new MallaError('BAD_INPUT', 'empty message')
+    const size = typeof data === 'string' ? new TextEncoder().encode(data).byteLength : data.byteLength
+    if (size === 0) throw new MallaError('BAD_INPUT', 'empty message')
+    if (size > this.maxMessageSize) throw new MallaError('TOO_LARGE', `message of ${size} bytes`)
     const to = this.other
+    // A copy, as a real stack makes: the sender may reuse its buffer, and the receiver gets bytes of its own.
+    const copy = typeof data === 'string' ? data : data.slice()
+    this.queued += size
     setTimeout(() => {
-      if (to.state === 'open') to.emitter.emit('message', data)
+      const wasAbove = this.queued > this.lowWaterMark
+      this.queued -= size
+      if (to.state === 'open') to.emitter.emit('message', copy)
+      if (wasAbove && this.queued <= this.lowWaterMark && this.owner.state === 'open') this.emitter.emit('drain')
     }, 0)
   }
 
@@ -88,6 +105,7 @@ export class FakePeer implements RtcPeer {
   private current: RtcChannel['state'] = 'new'
   private readonly main: FakeChannel
   readonly syncChannel: FakeChannel
+  readonly fileChannel: FakeChannel
   private remote: FakePeer | undefined
   private deadline: ReturnType<typeof setTimeout> | undefined
   private role: 'offerer' | 'answerer' | undefined
@@ -98,9 +116,11 @@ export class FakePeer implements RtcPeer {
     private readonly network: FakeRtcNetwork,
     readonly ufrag: string,
     private readonly connectTimeoutMs: number,
+    lowWaterMark: number,
   ) {
-    this.main = new FakeChannel(this)
-    this.syncChannel = new FakeChannel(this)
+    this.main = new FakeChannel(this, lowWaterMark)
+    this.syncChannel = new FakeChannel(this, lowWaterMark)
+    this.fileChannel = new FakeChannel(this, lowWaterMark)
   }
 
   get state(): RtcChannel['state'] {
@@ -165,18 +185,23 @@ export class FakePeer implements RtcPeer {
     this.end('local')
   }
 
+  private channels(): FakeChannel[] {
+    return [this.main, this.syncChannel, this.fileChannel]
+  }
+
   private pair(other: FakePeer): void {
-    this.main.other = other.main
-    other.main.other = this.main
-    this.syncChannel.other = other.syncChannel
-    other.syncChannel.other = this.syncChannel
+    const theirs = other.channels()
+    this.channels().forEach((mine, i) => {
+      const their = theirs[i] as FakeChannel
+      mine.other = their
+      their.other = mine
+    })
   }
 
   private opened(): void {
     clearTimeout(this.deadline)
     this.current = 'open'
-    this.main.emitter.emit('open')
-    this.syncChannel.emitter.emit('open')
+    for (const c of this.channels()) c.emitter.emit('open')
   }
 
   private end(reason: RtcCloseReason): void {
@@ -184,8 +209,7 @@ export class FakePeer implements RtcPeer {
     const wasOpen = this.current === 'open'
     clearTimeout(this.deadline)
     this.current = 'closed'
-    this.main.emitter.emit('close', reason)
-    this.syncChannel.emitter.emit('close', reason)
+    for (const c of this.channels()) c.emitter.emit('close', reason)
     if (wasOpen && this.remote) this.remote.end('remote')
   }
 

@@ -107,7 +107,7 @@ function jsoncStringify(value: unknown): string {
   return JSON.stringify(value).replace(/\//g, '\\/')
 }
 
-const CONTENT_TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.map': 'application/json', '.css': 'text/css' }
+const CONTENT_TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.map': 'application/json', '.css': 'text/css', '.svg': 'image/svg+xml' }
 
 async function serveStatic(dir: string, url: string, res: ServerResponse): Promise<void> {
   const path = normalize(decodeURIComponent(url.split('?')[0] ?? '/')).replace(/^(\.\.[/\\])+/, '')

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { CLI, runCli, startDaemon, tempDir } from '../helpers/processes.js'
 
-const COMMANDS = ['peer', 'get', 'insert', 'remove', 'bleach', 'sync', 'reqsync', 'dump', 'watch', 'peers', 'join', 'lab']
+const COMMANDS = ['peer', 'get', 'insert', 'remove', 'bleach', 'sync', 'reqsync', 'dump', 'watch', 'peers', 'join', 'lab', 'build-static']
 
 test('--help works on every command', async () => {
   const top = await runCli(['--help'])
@@ -133,9 +133,9 @@ test('the daemon and CLI processes writing one directory at once lose no update'
   await d.waitForLog(/changed type=shared keys=\d+ origin=external/)
 })
 
-test('the page at / and the change stream show a router\'s tables live', async (t) => {
+test('the developer page at /debug/ and the change stream show a router\'s tables live', async (t) => {
   const d = await startDaemon(t, ['--data', await tempDir(t), '--name', 'pagey'])
-  const page = await fetch(d.url)
+  const page = await fetch(`${d.base}/debug/`)
   assert.equal(page.status, 200)
   assert.match(page.headers.get('content-type') ?? '', /text\/html/)
   const html = await page.text()
@@ -168,7 +168,7 @@ test('the page at / and the change stream show a router\'s tables live', async (
 
 test('malla lab starts N routers wired as the topology says and stops them all on SIGTERM', async (t) => {
   const basePort = 20000 + Math.floor(Math.random() * 20000)
-  const lab = spawn(process.execPath, [CLI, 'lab', '--routers', '3', '--topology', 'ring', '--base-port', String(basePort)], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const lab = spawn(process.execPath, [CLI, 'lab', '--routers', '3', '--topology', 'ring', '--base-port', String(basePort), '--verbose'], { stdio: ['ignore', 'pipe', 'pipe'] })
   t.after(() => lab.kill('SIGKILL'))
   let stdout = ''
   let stderr = ''
@@ -190,7 +190,7 @@ test('malla lab starts N routers wired as the topology says and stops them all o
   await until(() => /\[r3\] changed type=demo/.test(stderr), 'the insert reaching r3')
   const atR3 = JSON.parse((await runCli(['get', 'demo', '--url', `http://127.0.0.1:${basePort + 2}`])).stdout)
   assert.equal(atR3.from.data, 'r1')
-  const page = await fetch(`http://127.0.0.1:${basePort + 1}/`)
+  const page = await fetch(`http://127.0.0.1:${basePort + 1}/debug/`)
   assert.match(await page.text(), /malla router <span id="name">r2<\/span>/)
 
   const dataDir = (/data=(\S+)\/r1/.exec(stderr) as RegExpExecArray)[1] as string
@@ -201,4 +201,49 @@ test('malla lab starts N routers wired as the topology says and stops them all o
     await assert.rejects(fetch(`http://127.0.0.1:${basePort + i}/`), 'router stopped')
   }
   await assert.rejects(readFile(join(dataDir, 'r1', 'demo.json')), 'temporary data removed')
+})
+
+test('malla lab is quiet by default: its URLs and how to use them, and no routine router lines', async (t) => {
+  const basePort = 20000 + Math.floor(Math.random() * 20000)
+  const lab = spawn(process.execPath, [CLI, 'lab', '--routers', '2', '--base-port', String(basePort)], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.after(() => lab.kill('SIGKILL'))
+  let stdout = ''
+  let stderr = ''
+  lab.stdout.on('data', (d) => (stdout += d))
+  lab.stderr.on('data', (d) => (stderr += d))
+  const deadline = Date.now() + 15_000
+  while (!stderr.includes('Ctrl-C')) {
+    if (Date.now() > deadline) assert.fail(`the lab did not start; stderr:\n${stderr}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  const urls = [0, 1].map((i) => `http://127.0.0.1:${basePort + i}/`)
+  assert.equal(stdout, urls.map((u, i) => `router r${i + 1} ${u}\n`).join(''))
+  assert.ok(stderr.includes(`lab: open ${urls[0]} and ${urls[1]} in two browser windows`), stderr)
+  // Routine traffic a browser makes: the app, a missing favicon, writes that spread.
+  const app = await fetch(urls[0] as string)
+  assert.match(await app.text(), /<div id="app">/)
+  assert.equal((await fetch(`${urls[0]}favicon.ico`)).status, 404)
+  await runCli(['insert', 'demo', '--url', (urls[0] as string).slice(0, -1)], '{"k":"v"}')
+  await new Promise((r) => setTimeout(r, 500))
+  const lines = stderr.trim().split('\n')
+  assert.deepEqual(lines.filter((l) => !l.startsWith('lab: ')), [], 'nothing but the lab\'s own lines')
+  assert.ok(lines.length <= 3, stderr)
+  // SIGTERM, not the SIGKILL of t.after: the lab stops its routers, which hold this test's pipes.
+  const exited = new Promise<number | null>((resolve) => lab.once('exit', (code) => resolve(code)))
+  lab.kill('SIGTERM')
+  assert.equal(await exited, 0)
+})
+
+test('malla build-static writes the web app as plain files, and refuses a non-empty folder without --force', async (t) => {
+  const dir = join(await tempDir(t), 'www')
+  const r = await runCli(['build-static', dir])
+  assert.equal(r.code, 0, r.stderr)
+  assert.match(r.stdout, /^index\.html \d+ bytes \(\d+ gzip\)$/m)
+  const html = await readFile(join(dir, 'index.html'), 'utf8')
+  // Relative asset URLs: the folder works from any path of any web server (/www/malla on a router).
+  for (const m of html.matchAll(/(?:src|href)="([^"]+)"/g)) assert.match(m[1] as string, /^\.\//, `relative: ${m[1]}`)
+  const again = await runCli(['build-static', dir])
+  assert.equal(again.code, 22)
+  assert.match(again.stderr, /not empty; --force/)
+  assert.equal((await runCli(['build-static', dir, '--force'])).code, 0)
 })

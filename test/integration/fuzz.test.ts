@@ -571,7 +571,7 @@ function otherHttpCase(g: Gen): HttpCase {
     [3, () => http('info', 'GET', '/malla/v1/info', 'ok', 'info')],
     [2, () => http('list', 'GET', r.pick(['/malla/v1/tables', '/malla/v1/tables?x=1']), 'ok', 'json')],
     [3, () => http('bundle', 'GET', r.pick(['/malla.js', '/malla.js.map', '/malla.js?v=1']), 'ok', 'text', r.pick<Record<string, string>>([{}, { 'accept-encoding': 'gzip' }, { 'if-none-match': r.pick(['*', '"x"', 'W/"x"', '', 'x'.repeat(3000)]) }]))],
-    [2, () => http('pages', 'GET', r.pick(['/', '/index.html', '/room', '/room?x=<script>']), 'ok', 'text')],
+    [2, () => http('pages', 'GET', r.pick(['/', '/index.html', '/debug/', '/debug/room', '/debug/room?x=<script>']), 'ok', 'text')],
     [4, () => http('unknown path', r.pick(['GET', 'POST']), r.pick([
       '/x', '/malla', '/malla/v1', '/malla/v1/', '/malla/v1/tables/a/b/c', '/malla/v1/tables/a/insert/x', '/malla/v1/tables/a/get', '/cgi-bin/shared-state', '/cgi-bin/shared-state/',
       '/cgi-bin/shared-state/a/b', '/cgi-bin/shared-state-multiwriter', '//', '/%00', '/malla.js/x', '/malla.jsx', '/room/', '/../etc/passwd', '/malla/v1/push', '/cgi-bin/shared-state-x/a',
@@ -581,7 +581,7 @@ function otherHttpCase(g: Gen): HttpCase {
       const [path, allowed] = r.pick<[string, string]>([
         ['/cgi-bin/shared-state/fuzz', 'POST'], ['/cgi-bin/shared-state-multiwriter/fuzz', 'POST'], ['/malla/v1/reconcile', 'POST'], ['/malla/v1/tables', 'GET'], ['/malla/v1/tables/fuzz', 'GET'],
         ['/malla/v1/tables/fuzz/insert', 'POST'], ['/malla/v1/tables/fuzz/sync', 'POST'], ['/malla/v1/multiwriter/fuzz', 'GET'], ['/malla/v1/info', 'GET'], ['/malla/v1/events', 'GET'],
-        ['/malla.js', 'GET'], ['/room', 'GET'], ['/', 'GET'],
+        ['/malla.js', 'GET'], ['/debug/room', 'GET'], ['/', 'GET'],
       ])
       const method = r.pick(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD'].filter((m) => m !== allowed))
       const body = method === 'GET' || method === 'HEAD' || r.chance(0.5) ? undefined : Buffer.from('{"k":{"data":1,"author":"F","bleachTTL":3}}')

@@ -8,7 +8,7 @@ import { cliIn, hex, namespaceGuard, needsRoot, watch } from './netns-helpers.js
 test('malla lab --netns: 3 routers in namespaces find each other by ff02::1 only, and every namespace goes at SIGTERM', async (t) => {
   if (!needsRoot(t)) return
   await namespaceGuard(t, /^malla-[0-9a-f]{6}-/)
-  const lab = watch(spawn(process.execPath, [CLI, 'lab', '--netns', '--routers', '3', '--topology', 'chain'], { stdio: ['ignore', 'pipe', 'pipe'] }))
+  const lab = watch(spawn(process.execPath, [CLI, 'lab', '--netns', '--routers', '3', '--topology', 'chain', '--verbose'], { stdio: ['ignore', 'pipe', 'pipe'] }))
   t.after(async () => {
     if (lab.child.exitCode === null && lab.child.signalCode === null) lab.child.kill('SIGTERM')
     await lab.exited(20_000)

@@ -10,7 +10,7 @@ import {
   type RtcOptions,
   type RtcPeer,
 } from '../../rtc/rtc-peer.js'
-import { errorMessage as message, PeerLifecycle, secondChannel, secondChannelEvents } from '../../rtc/peer-lifecycle.js'
+import { errorMessage as message, extraChannel, extraChannelEvents, PeerLifecycle } from '../../rtc/peer-lifecycle.js'
 import { isMdnsName } from '../../signaling/sdp-codec.js'
 
 /** The part of the W3C constructor this adapter uses, so that a page or a test can inject its own. */
@@ -79,10 +79,12 @@ class BrowserPeer implements RtcPeer {
   readonly #options: RtcOptions
   readonly #logger: Logger
   #pc: RTCPeerConnection | undefined
-  /** The app's channel (id 0), whose events are the peer's own, and the sync channel (id 1). */
+  /** The app's channel (id 0), whose events are the peer's own, the sync channel (id 1) and the file channel (id 2). */
   readonly #app: BrowserLane
   readonly #sync: BrowserLane
+  readonly #files: BrowserLane
   readonly syncChannel: RtcChannel
+  readonly fileChannel: RtcChannel
   /** A channel error seen before its close event: the close is then a failure, not the remote's choice. */
   #channelError: string | undefined
 
@@ -92,9 +94,12 @@ class BrowserPeer implements RtcPeer {
     this.#logger = logger
     this.lowWaterMark = options.lowWaterMark ?? RTC_DEFAULTS.lowWaterMark
     this.#app = new BrowserLane(this.#life, this.#life.events)
-    const syncEvents = secondChannelEvents(this.#life)
+    const syncEvents = extraChannelEvents(this.#life)
     this.#sync = new BrowserLane(this.#life, syncEvents)
-    this.syncChannel = secondChannel(this, this.#sync, syncEvents)
+    this.syncChannel = extraChannel(this, this.#sync, syncEvents)
+    const fileEvents = extraChannelEvents(this.#life)
+    this.#files = new BrowserLane(this.#life, fileEvents)
+    this.fileChannel = extraChannel(this, this.#files, fileEvents)
   }
 
   get state(): RtcPeer['state'] {
@@ -170,12 +175,12 @@ class BrowserPeer implements RtcPeer {
   }
 
   /**
-   * Negotiated channels (id 0 for the app, id 1 for sync) on each side rather than in-band ones: neither side
-   * waits for a DCEP open/ack round trip or a `datachannel` event, the answerer's channels exist before any
-   * data can arrive, and a remote cannot push extra channels on us.
+   * Negotiated channels (id 0 for the app, id 1 for sync, id 2 for files) on each side rather than in-band
+   * ones: neither side waits for a DCEP open/ack round trip or a `datachannel` event, the answerer's channels
+   * exist before any data can arrive, and a remote cannot push extra channels on us.
    */
   #openChannels(pc: RTCPeerConnection): void {
-    for (const [lane, id, label] of [[this.#app, 0, 'malla'], [this.#sync, 1, 'malla-sync']] as const) {
+    for (const [lane, id, label] of [[this.#app, 0, 'malla'], [this.#sync, 1, 'malla-sync'], [this.#files, 2, 'malla-files']] as const) {
       const channel = pc.createDataChannel(label, { negotiated: true, id, ordered: true })
       // Blobs would arrive asynchronously, out of order with strings; ArrayBuffers convert at once.
       channel.binaryType = 'arraybuffer'
@@ -264,7 +269,7 @@ class BrowserPeer implements RtcPeer {
     if (pc) pc.onconnectionstatechange = pc.oniceconnectionstatechange = null
     try {
       // Closing the channels first resets their streams, which the remote reports as a plain close.
-      for (const lane of [this.#app, this.#sync]) lane.detach()
+      for (const lane of [this.#app, this.#sync, this.#files]) lane.detach()
       pc?.close()
     } catch (e) {
       this.#logger.warn('rtc: closing the peer connection failed', { error: message(e) })
@@ -273,8 +278,8 @@ class BrowserPeer implements RtcPeer {
 }
 
 /**
- * One data channel's sending side. The sync channel may open a moment after the app's (each opens on its own
- * event): what is sent on it in between waits here, in order, and goes when it opens.
+ * One data channel's sending side. The sync and file channels may open a moment after the app's (each opens on
+ * its own event): what is sent on them in between waits here, in order, and goes when they open.
  */
 class BrowserLane {
   #channel: RTCDataChannel | undefined

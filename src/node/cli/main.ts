@@ -270,6 +270,23 @@ export function buildProgram(): Command {
     })
 
   program
+    .command('build-static')
+    .summary('write the web app as plain files, for a LibreMesh router that cannot run Node')
+    .description(
+      'Copy the built web app (the one every daemon serves at /) into DIR. Put DIR in a LibreMesh router\'s web root\n' +
+        '(e.g. scp -r DIR root@thisnode.info:/www/malla) and open http://thisnode.info/malla/: the app joins its room through\n' +
+        'the router\'s own shared-state CGI, with no malla daemon anywhere.',
+    )
+    .argument('<dir>', 'where to write the files (created if missing)')
+    .option('--force', 'write into a non-empty DIR, replacing the app\'s files there')
+    .action(async (dir: string, o: { force?: boolean }) => {
+      const { buildStatic } = await import('./build-static.js')
+      const files = await buildStatic(resolve(dir), { force: Boolean(o.force) })
+      for (const f of files) print(`${f.path} ${f.bytes} bytes (${f.gzip} gzip)`)
+      process.stderr.write(`malla: build-static: ${files.length} files in ${resolve(dir)}; copy them into a router's web root and open that folder's URL\n`)
+    })
+
+  program
     .command('join')
     .summary('join a room of browsers and Node peers through a router; JSON lines out, stdin lines sent to every peer')
     .description(

@@ -80,7 +80,7 @@ export function serveBundleFile(bundle: BrowserBundle | undefined, name: BundleF
     vary: 'accept-encoding',
     'access-control-allow-origin': '*',
   }
-  if (matches(req.headers['if-none-match'], etag)) {
+  if (matchesEtag(req.headers['if-none-match'], etag)) {
     res.writeHead(304, headers)
     res.end()
     return
@@ -93,7 +93,7 @@ export function serveBundleFile(bundle: BrowserBundle | undefined, name: BundleF
 }
 
 /** RFC 9110 §13.1.2: weak comparison, so a `W/` prefix added by a proxy still matches. */
-function matches(ifNoneMatch: string | undefined, etag: string): boolean {
+export function matchesEtag(ifNoneMatch: string | undefined, etag: string): boolean {
   if (ifNoneMatch === undefined) return false
   if (ifNoneMatch.trim() === '*') return true
   return ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag)

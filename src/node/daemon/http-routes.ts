@@ -29,6 +29,7 @@ import { readBody } from './http-body.js'
 import type { StunInfo } from './stun-responder.js'
 import { renderRoomPage } from './room-page.js'
 import { renderTablesPage } from './tables-page.js'
+import { isWebPath, serveWebFile, type WebApp } from './web-app.js'
 
 /** What the routes need from the daemon. */
 export interface RouteContext {
@@ -48,6 +49,8 @@ export interface RouteContext {
   syncNow(ref: TableRef, urls?: readonly string[]): Promise<SyncOutcome[]>
   /** The page bundle served at `/malla.js`; absent or incomplete when it was not built. */
   readonly bundle?: BrowserBundle
+  /** The web app served at `/`; absent or empty when it was not built. */
+  readonly web?: WebApp
   /** The STUN responder's port, for pages' `iceServers`; undefined when it is off or failed to start. */
   stun?(): StunInfo | undefined
   /** The change feed's clients. */
@@ -124,17 +127,21 @@ export async function handleRequest(ctx: RouteContext, req: IncomingMessage, res
       ticket.end()
       return ctx.streams.serve(req, res, params, source, caller.local)
     }
-    if (pathname === '/room') {
+    if (pathname === '/debug/room') {
       requireMethod(req, 'GET')
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
       res.end(renderRoomPage(ctx.name))
       return
     }
-    if (pathname === '/' || pathname === '/index.html') {
+    if (pathname === '/debug/' || pathname === '/debug/tables') {
       requireMethod(req, 'GET')
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
       res.end(renderTablesPage(ctx.name))
       return
+    }
+    if (isWebPath(ctx.web, pathname)) {
+      if (req.method !== 'HEAD') requireMethod(req, 'GET')
+      return serveWebFile(ctx.web, pathname, req, res)
     }
     throw new MallaError('NOT_FOUND', `no such path: ${pathname}`)
   } catch (e) {
@@ -314,7 +321,8 @@ function sendError(ctx: RouteContext, req: IncomingMessage, res: ServerResponse,
   // The daemon's own trouble (disk, lock, a bug) is always an error line; what a sender got wrong is a warning,
   // and no sender can make the daemon write more than a few of those a minute.
   const ours = error.code === 'STORAGE' || error.code === 'LOCK_FAILED' || error.code === 'INTERNAL'
-  const level = ours ? 'error' : 'warn'
+  // A missing page or a wrong method is what browsers and scanners do all day: not worth a line by default.
+  const level = ours ? 'error' : error.code === 'NOT_FOUND' || error instanceof MethodNotAllowed ? 'debug' : 'warn'
   const from = caller.address
   const line = ours ? { ok: true as const, held: 0 } : ctx.logThrottle.allow(from)
   if (line.ok) ctx.log[level]('request refused', { method: req.method, url: req.url?.slice(0, 200), from, status, error: error.message.slice(0, 500), earlierNotLogged: line.held || undefined })

@@ -17,6 +17,7 @@ import { FileStore } from '../storage/file-store.js'
 import { nodeHttpPoster } from '../transport/node-http-poster.js'
 import { NeighbourDiscovery } from '../discovery/neighbour-discovery.js'
 import { loadBrowserBundle, type BrowserBundle } from './browser-bundle.js'
+import { loadWebApp, type WebApp } from './web-app.js'
 import { HookRunner } from './hook-runner.js'
 import { LINKS_TYPE, linksData } from '../../signaling/router-links.js'
 import { handleRequest } from './http-routes.js'
@@ -66,6 +67,8 @@ export interface PeerDaemonOptions {
   readonly stun?: { readonly port: number }
   /** Where the page bundle (`malla.js`, `malla.js.map`) is read from at start; the package's `dist/browser/` when absent. */
   readonly bundleDir?: string
+  /** Where the web app served at `/` is read from at start; the package's `dist/web/` when absent. */
+  readonly webDir?: string
   /**
    * Networks (CIDR, `10.13.0.0/16`, `fd00::/8`) whose hosts may use the operator's verbs of `/malla/v1/`
    * (insert, remove, bleach, sync) besides this machine, which always may. None by default.
@@ -146,6 +149,7 @@ export class PeerDaemon {
   private discovery: NeighbourDiscovery | undefined
   private readonly stunResponder: StunResponder | undefined
   private bundle: BrowserBundle | undefined
+  private web: WebApp | undefined
   private linksTimer: ReturnType<typeof setTimeout> | undefined
   /** When a failing neighbour's grace in the links entry ends. */
   private linksRecheck: ReturnType<typeof setTimeout> | undefined
@@ -188,6 +192,7 @@ export class PeerDaemon {
           syncNow: (ref, urls) => this.syncNow(ref, urls),
           heard: (address, name) => this.sync.heard(address, name),
           bundle: this.bundle,
+          web: this.web,
           stun: () => this.stunResponder?.info(),
           streams: this.streams,
           limits: this.limits,
@@ -322,6 +327,9 @@ export class PeerDaemon {
       const message = bundle.assets.has('malla.js') ? 'browser bundle has no source map' : 'browser bundle not built: /malla.js answers 404 until `npm run build` and a restart'
       log.warn(message, { missing: missing.map((m) => `${m.path} (${m.error})`).join(', ') })
     }
+    const web = await loadWebApp(this.options.webDir)
+    this.web = web.app
+    if (web.error !== undefined) log.warn('web app not built: / answers 404 until `npm run build` and a restart', { dir: web.app.dir, error: web.error })
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject)
       this.server.listen(this.options.port, this.options.host, () => {

@@ -3,15 +3,16 @@ import { createInterface } from 'node:readline'
 import { MallaError } from '../../core/errors.js'
 
 /**
- * Forwards a router's log to this process's stderr and resolves with its URL once it logs `listening`
- * (and, when `readyPattern` is given, a line matching it as well).
+ * Forwards a router's warnings and errors (every line when `verbose`) to this process's stderr and resolves
+ * with its URL once it logs `listening` (and, when `readyPattern` is given, a line matching it as well).
+ * A lab's terminal shows its URLs and what went wrong, not each router's routine.
  */
-export async function waitListening(child: ChildProcess, timeoutMs: number, name = 'a router', readyPattern?: RegExp): Promise<string> {
-  return (await waitReady(child, timeoutMs, name, readyPattern)).url
+export async function waitListening(child: ChildProcess, timeoutMs: number, name = 'a router', readyPattern?: RegExp, verbose = false): Promise<string> {
+  return (await waitReady(child, timeoutMs, name, readyPattern, verbose)).url
 }
 
 /** As `waitListening`, and also gives the line that matched `readyPattern`. */
-export function waitReady(child: ChildProcess, timeoutMs: number, name: string, readyPattern?: RegExp): Promise<{ url: string; ready: string | undefined }> {
+export function waitReady(child: ChildProcess, timeoutMs: number, name: string, readyPattern?: RegExp, verbose = false): Promise<{ url: string; ready: string | undefined }> {
   return new Promise((resolve, reject) => {
     let url: string | undefined
     let ready: string | undefined
@@ -22,7 +23,7 @@ export function waitReady(child: ChildProcess, timeoutMs: number, name: string, 
     )
     const lines = createInterface({ input: child.stderr! })
     lines.on('line', (line) => {
-      process.stderr.write(line + '\n')
+      if (verbose || !/^\S+ (?:info|debug)\b/.test(line)) process.stderr.write(line + '\n')
       const m = / listening url=(\S+)/.exec(line)
       if (m) url = m[1] as string
       if (ready === undefined && readyPattern?.test(line)) ready = line
@@ -53,4 +54,10 @@ export function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
     })
     child.kill('SIGTERM')
   })
+}
+
+/** The line a lab ends its start with: where to point a browser. */
+export function openTheApp(urls: readonly string[]): string {
+  const two = urls.slice(0, 2).join(' and ')
+  return `lab: open ${two} in ${urls.length > 1 ? 'two browser windows' : 'a browser'} to chat and send files (the routers log only warnings and errors; --verbose shows everything)\n`
 }

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { waitListening, stopChild } from './children.js'
+import { openTheApp, waitListening, stopChild } from './children.js'
 import { adjacency, namedGraph, type LabGraph, type Topology } from './topology.js'
 
 export { TOPOLOGIES, type LabGraph, type Topology } from './topology.js'
@@ -64,10 +64,11 @@ export async function runLab(options: LabOptions): Promise<void> {
       child.on('exit', (code, signal) => {
         if (!stopping) process.stderr.write(`lab: router ${name} exited (${signal ?? code})\n`)
       })
-      return waitListening(child, options.startTimeoutMs ?? 15_000, `router ${name}`)
+      return waitListening(child, options.startTimeoutMs ?? 15_000, `router ${name}`, undefined, options.verbose)
     })
     const urls = await Promise.all(started)
     urls.forEach((url, i) => process.stdout.write(`router ${names[i]} ${url}\n`))
+    process.stderr.write(openTheApp(urls))
     process.stderr.write(`lab: ${names.length} routers, ${options.graph ? `${graph.links.length} links from a file` : options.topology}; Ctrl-C stops them\n`)
     await stopped
   } finally {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { MallaError } from '../../core/errors.js'
-import { stopChild, waitReady } from './children.js'
+import { openTheApp, stopChild, waitReady } from './children.js'
 import {
   addAddress,
   addDefaultRoute,
@@ -283,7 +283,7 @@ export async function runNetnsLab(options: NetnsLabOptions): Promise<void> {
           })
           // Listed once it listens and has probed its links, so the mesh is formed when the last line is out.
           const probes = p.ifaces.length > 0 ? / first discovery probe done / : undefined
-          const { ready } = await waitReady(child, options.startTimeoutMs ?? 15_000, `router ${p.name} (namespace ${p.ns})`, probes)
+          const { ready } = await waitReady(child, options.startTimeoutMs ?? 15_000, `router ${p.name} (namespace ${p.ns})`, probes, options.verbose)
           const n = Number(/ neighbours=(\d+)/.exec(ready ?? '')?.[1] ?? 0)
           if (n < p.ifaces.length) {
             process.stderr.write(`lab: warning: router ${p.name} found ${n} of its ${p.ifaces.length} neighbours on its first probe; the next probe may find the rest\n`)
@@ -293,6 +293,7 @@ export async function runNetnsLab(options: NetnsLabOptions): Promise<void> {
       ),
     )
     urls.forEach((url, i) => process.stdout.write(`router ${plans[i]?.name} ${url}\n`))
+    process.stderr.write(openTheApp(urls))
     process.stderr.write(
       `lab: ${plans.length} routers in network namespaces, ${graph.links.length} links; they find each other by ping ff02::1. ` +
         `Reach one with: ip netns exec ${plans[0]?.ns} malla get TYPE --url http://127.0.0.1:${options.port}. Ctrl-C stops them\n`,

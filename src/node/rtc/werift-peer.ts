@@ -12,7 +12,7 @@ import {
   type RtcOptions,
   type RtcPeer,
 } from '../../rtc/rtc-peer.js'
-import { errorMessage as message, PeerLifecycle, secondChannel, secondChannelEvents } from '../../rtc/peer-lifecycle.js'
+import { errorMessage as message, extraChannel, extraChannelEvents, PeerLifecycle } from '../../rtc/peer-lifecycle.js'
 
 /**
  * What this side advertises as `a=max-message-size`: Chromium's own figure, and the largest message
@@ -70,10 +70,12 @@ class WeriftPeer implements RtcPeer {
   readonly #options: RtcOptions
   readonly #logger: Logger
   #pc: RTCPeerConnection | undefined
-  /** The app's channel (id 0), whose events are the peer's own, and the sync channel (id 1). */
+  /** The app's channel (id 0), whose events are the peer's own, the sync channel (id 1) and the file channel (id 2). */
   readonly #app: WeriftLane
   readonly #sync: WeriftLane
+  readonly #files: WeriftLane
   readonly syncChannel: RtcChannel
+  readonly fileChannel: RtcChannel
   readonly #unsubscribe: (() => void)[] = []
 
   constructor(options: RtcOptions, logger: Logger) {
@@ -81,9 +83,12 @@ class WeriftPeer implements RtcPeer {
     this.#logger = logger
     this.lowWaterMark = options.lowWaterMark ?? RTC_DEFAULTS.lowWaterMark
     this.#app = new WeriftLane(this.#life, this.#life.events, this.lowWaterMark)
-    const syncEvents = secondChannelEvents(this.#life)
+    const syncEvents = extraChannelEvents(this.#life)
     this.#sync = new WeriftLane(this.#life, syncEvents, this.lowWaterMark)
-    this.syncChannel = secondChannel(this, this.#sync, syncEvents)
+    this.syncChannel = extraChannel(this, this.#sync, syncEvents)
+    const fileEvents = extraChannelEvents(this.#life)
+    this.#files = new WeriftLane(this.#life, fileEvents, this.lowWaterMark)
+    this.fileChannel = extraChannel(this, this.#files, fileEvents)
   }
 
   get state(): RtcPeer['state'] {
@@ -168,12 +173,13 @@ class WeriftPeer implements RtcPeer {
   }
 
   /**
-   * Negotiated channels (id 0 for the app, id 1 for sync) on each side rather than in-band ones: neither side
-   * waits for a DCEP open/ack round trip or a `datachannel` event, the answerer's channels exist before any
-   * data can arrive, and a remote cannot push extra channels on us (werift would announce them; nobody listens).
+   * Negotiated channels (id 0 for the app, id 1 for sync, id 2 for files) on each side rather than in-band
+   * ones: neither side waits for a DCEP open/ack round trip or a `datachannel` event, the answerer's channels
+   * exist before any data can arrive, and a remote cannot push extra channels on us (werift would announce
+   * them; nobody listens).
    */
   #openChannels(pc: RTCPeerConnection): void {
-    for (const [lane, id, label] of [[this.#app, 0, 'malla'], [this.#sync, 1, 'malla-sync']] as const) {
+    for (const [lane, id, label] of [[this.#app, 0, 'malla'], [this.#sync, 1, 'malla-sync'], [this.#files, 2, 'malla-files']] as const) {
       const channel = pc.createDataChannel(label, { negotiated: true, id, ordered: true })
       // 0, not lowWaterMark: this tells the feed that werift has sent all it held (see WeriftLane.feed).
       channel.bufferedAmountLowThreshold = 0
@@ -227,7 +233,7 @@ class WeriftPeer implements RtcPeer {
   #teardown(): void {
     for (const off of this.#unsubscribe.splice(0)) off()
     const pc = this.#pc
-    for (const lane of [this.#app, this.#sync]) {
+    for (const lane of [this.#app, this.#sync, this.#files]) {
       try {
         // Closing a channel first resets its stream, which the remote reports as a plain close.
         lane.detach()

@@ -1,0 +1,351 @@
+/**
+ * The web app as people get it, in one run:
+ * - its size as a browser fetches it (gzip): what a first visit loads, and every file it can ever load;
+ * - time from opening the app to "connected to everyone": the third of 3 people on 2 routers, from navigation
+ *   start to direct connections with both others, against the library alone (`joinRoom` from `/malla.js` in
+ *   the router's bare `/debug/room` page, same room size, same routers) in the same run;
+ * - file transfer between two pages behind different routers (the app's `FileSharing`: offer, accept,
+ *   SHA-256 on both sides, Blob parts) against the raw data channel it runs on: the same connection's file
+ *   channel, the same 64 KiB frames and flow control, nothing else;
+ * - chat round trips (a line written by A, echoed by B, seen by A) while idle and during a 200 MB transfer;
+ * - the receiving page's JS heap growth during that 200 MB transfer (Chromium's `Runtime.getHeapUsage`).
+ *
+ * Set-up: 2 malla daemons with their defaults, each in its own network namespace (bench/lib/netns.ts); one
+ * Debian Chromium per namespace (headless), each person in a fresh browser context of its own, the app opened
+ * from the router's address as a person on its LAN would. Every page is in the app's default room settings.
+ *
+ * `npm run bench -- webapp [--quick]`; needs root (namespaces), /usr/bin/chromium and a build.
+ */
+import { existsSync } from 'node:fs'
+import { chmod, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { WEB_BUDGET, webSize } from '../scripts/web-size.js'
+import { Cleanup } from './lib/cleanup.js'
+import { CLI_PATH, sleep } from './lib/daemon.js'
+import { netnsUnavailable, startChain } from './lib/netns.js'
+import { row, type BenchContext, type BenchResult, type BenchRow } from './lib/result.js'
+import { percentile, summarize } from './lib/stats.js'
+
+const CHROMIUM = '/usr/bin/chromium'
+const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+const WEB = fileURLToPath(new URL('../dist/web/', import.meta.url))
+const ROOM = 'bench'
+const MB = 1024 * 1024
+const TARGETS = { connectMs: 2000, throughputRatio: 0.8, chatRatio: 2, heapMB: 64 } as const
+
+type Win = {
+  mallaSession: {
+    room: { id: string; mesh: { peers(): Array<{ id: string; fileChannel: RawChannel }> }; connect(id: string): Promise<{ id: string; fileChannel: RawChannel }>; replica: ReplicaLike; tables: Map<string, string> }
+    chat: { say(text: string): Promise<void> }
+    files: { send(to: string, file: Blob & { name?: string }): Promise<void>; accept(key: string): void; transfers: { value: Array<{ key: string; direction: string; state: string; size: number }>; subscribe(f: (v: Array<{ key: string; direction: string; state: string }>) => void): () => void } }
+  }
+}
+type RawChannel = { send(d: string | Uint8Array): void; bufferedAmount: number; on(e: string, l: (...a: unknown[]) => void): () => void }
+type ReplicaLike = { on(e: 'change', l: (e: { type: string; keys: string[]; table: Map<string, { author: string; data: { x?: string } }> }) => void): () => void }
+
+async function unavailable(): Promise<string | undefined> {
+  const why = await netnsUnavailable()
+  if (why !== undefined) return why
+  if (!existsSync(CHROMIUM)) return `${CHROMIUM} is missing (Debian's chromium package)`
+  if (!existsSync(CLI_PATH) || !existsSync(join(WEB, 'index.html'))) return 'the build is missing: run `npm run build` first'
+  return undefined
+}
+
+/** A Chromium whose network is namespace `ns`; each person gets a context of their own in it. */
+async function browserIn(cleanup: Cleanup, dir: string, ns: string): Promise<Browser> {
+  const wrapper = join(dir, `chromium-in-${ns}`)
+  await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec '${ns}' ${CHROMIUM} "$@"\n`)
+  await chmod(wrapper, 0o755)
+  const browser = await chromium.launch({ executablePath: wrapper, headless: true, args: CHROMIUM_FLAGS, timeout: 30_000 })
+  cleanup.add(`close the browser in ${ns}`, () => browser.close())
+  return browser
+}
+
+/** A person: a fresh context (its own storage) with a name already chosen, so the app joins at once. */
+async function person(browser: Browser, name: string): Promise<BrowserContext> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+  await context.addInitScript({ content: `globalThis.__name = globalThis.__name || ((f) => f); try { localStorage.setItem('malla.name', ${JSON.stringify(name)}) } catch {}` })
+  return context
+}
+
+async function openApp(context: BrowserContext, url: string): Promise<{ page: Page; id: string }> {
+  const page = await context.newPage()
+  page.on('pageerror', (e) => process.stderr.write(`page ${url}: uncaught ${e.message}\n`))
+  await page.goto(`${url}/?room=${ROOM}`, { timeout: 15_000 })
+  await page.waitForFunction(() => (globalThis as unknown as Partial<Win>).mallaSession !== undefined, undefined, { timeout: 30_000, polling: 20 })
+  return { page, id: await page.evaluate(() => (globalThis as unknown as Win).mallaSession.room.id) }
+}
+
+/** Milliseconds from the page's navigation start until it holds direct connections to every id in `ids`. */
+async function connectedAfter(page: Page, ids: readonly string[], timeoutMs = 30_000): Promise<number> {
+  const handle = await page.waitForFunction(
+    (ids) => {
+      const w = globalThis as unknown as Partial<Win> & { __malla?: { mesh: { peers(): Array<{ id: string }> } } }
+      const peers = w.mallaSession?.room.mesh.peers() ?? w.__malla?.mesh.peers() ?? []
+      return ids.every((id) => peers.some((p) => p.id === id)) ? performance.now() : false
+    },
+    ids,
+    { timeout: timeoutMs, polling: 10 },
+  )
+  return (await handle.jsonValue()) as number
+}
+
+/** The library alone in the router's bare page: the baseline for the app's time to connect. */
+async function openLibrary(context: BrowserContext, url: string): Promise<Page> {
+  const page = await context.newPage()
+  await page.goto(`${url}/debug/room`, { timeout: 15_000 })
+  await page.evaluate(async (room) => {
+    const m = await import(`${location.origin}/malla.js`)
+    ;(globalThis as unknown as { __malla: unknown }).__malla = await m.joinRoom(room, { tables: ['chat'] })
+  }, ROOM)
+  return page
+}
+
+/** Waits until each page holds exactly the connections to the others listed (the third person has gone). */
+async function settle(pages: ReadonlyArray<{ page: Page; others: readonly string[] }>): Promise<void> {
+  await Promise.all(
+    pages.map(({ page, others }) =>
+      page.waitForFunction((ids) => {
+        const peers = (globalThis as unknown as Win).mallaSession.room.mesh.peers().map((p) => p.id)
+        return peers.length === ids.length && ids.every((id) => peers.includes(id))
+      }, others, { timeout: 30_000, polling: 50 }),
+    ),
+  )
+  // Their offers replaced after the departure: the next person finds a full pool, as a newcomer usually does.
+  await sleep(1500)
+}
+
+/** B accepts every file offered to it, as a person clicking Accept would. */
+async function autoAccept(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const files = (globalThis as unknown as Win).mallaSession.files
+    files.transfers.subscribe((list) => {
+      for (const t of list) if (t.direction === 'in' && t.state === 'offered') queueMicrotask(() => files.accept(t.key))
+    })
+  })
+}
+
+/** Sends `mb` MB with the app's file sharing from `page` to `to`; resolves with MB/s, sender's offer to its done. */
+function sendFile(page: Page, to: string, mb: number): Promise<number> {
+  return page.evaluate(
+    async ({ to, mb }) => {
+      const files = (globalThis as unknown as Win).mallaSession.files
+      const block = new Uint8Array(1024 * 1024)
+      for (let i = 0; i < block.length; i += 65536) crypto.getRandomValues(block.subarray(i, i + 65536))
+      const file = new File(Array.from({ length: mb }, () => block), 'bench.bin')
+      const before = new Set(files.transfers.value.map((t) => t.key))
+      const started = performance.now()
+      void files.send(to, file)
+      await new Promise<void>((resolve, reject) => {
+        const off = files.transfers.subscribe((list) => {
+          const mine = list.find((t) => !before.has(t.key) && t.direction === 'out')
+          if (mine?.state === 'done') queueMicrotask(() => (off(), resolve()))
+          else if (mine && (mine.state === 'failed' || mine.state === 'cancelled')) queueMicrotask(() => (off(), reject(new Error(`transfer ${mine.state}`))))
+        })
+      })
+      return (mb * 1024 * 1024) / ((performance.now() - started) / 1000) / 1e6
+    },
+    { to, mb },
+  )
+}
+
+/**
+ * The raw channel: the same connection's file channel, 64 KiB frames, sending while under 1 MiB queued and
+ * waiting for `drain` (the app's flow control), until the receiver says it has every byte.
+ */
+async function sendRaw(sender: Page, receiver: Page, to: string, from: string, mb: number): Promise<number> {
+  const total = mb * MB
+  await receiver.evaluate(
+    ({ from, total }) => {
+      const peer = (globalThis as unknown as Win).mallaSession.room.mesh.peers().find((p) => p.id === from)
+      if (!peer) throw new Error('no connection to the sender')
+      let got = 0
+      const off = peer.fileChannel.on('message', (data) => {
+        if (typeof data === 'string') return
+        got += (data as Uint8Array).byteLength
+        if (got >= total) {
+          off()
+          peer.fileChannel.send('raw-done')
+        }
+      })
+    },
+    { from, total },
+  )
+  return sender.evaluate(
+    async ({ to, total }) => {
+      const peer = await (globalThis as unknown as Win).mallaSession.room.connect(to)
+      const ch = peer.fileChannel
+      const frame = new Uint8Array(64 * 1024)
+      crypto.getRandomValues(frame.subarray(0, 65536))
+      const done = new Promise<void>((resolve) => {
+        const off = ch.on('message', (d) => {
+          if (d === 'raw-done') (off(), resolve())
+        })
+      })
+      const started = performance.now()
+      for (let sent = 0; sent < total; ) {
+        if (ch.bufferedAmount > 1024 * 1024) {
+          await new Promise<void>((resolve) => {
+            const off = ch.on('drain', () => (off(), resolve()))
+          })
+          continue
+        }
+        // Nobody's transfer has id 0xffffffff: the receiver's file transfers drop these frames, as they should.
+        frame.set([255, 255, 255, 255])
+        ch.send(frame)
+        sent += frame.byteLength
+      }
+      await done
+      return total / ((performance.now() - started) / 1000) / 1e6
+    },
+    { to, total },
+  )
+}
+
+/** B answers every chat line `ping-N` from A with `pong-N`. */
+async function echoChat(page: Page, from: string): Promise<void> {
+  await page.evaluate((from) => {
+    const s = (globalThis as unknown as Win).mallaSession
+    const type = s.room.tables.get('chat') as string
+    s.room.replica.on('change', (e) => {
+      if (e.type !== type) return
+      for (const k of e.keys) {
+        const entry = e.table.get(k)
+        const text = entry?.data?.x
+        if (entry?.author === from && typeof text === 'string' && text.startsWith('ping-')) void s.chat.say(`pong-${text.slice(5)}`)
+      }
+    })
+  }, from)
+}
+
+/** `n` chat round trips from A, one every `gapMs`: ms from writing `ping-N` to seeing B's `pong-N`. */
+function chatRoundTrips(page: Page, to: string, n: number, gapMs: number, label: string): Promise<number[]> {
+  return page.evaluate(
+    async ({ to, n, gapMs, label }) => {
+      const s = (globalThis as unknown as Win).mallaSession
+      const type = s.room.tables.get('chat') as string
+      const out: number[] = []
+      for (let i = 0; i < n; i++) {
+        const tag = `${label}${i}`
+        const seen = new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => (off(), reject(new Error(`no pong-${tag} within 20 s`))), 20_000)
+          const off = s.room.replica.on('change', (e) => {
+            if (e.type !== type) return
+            if (e.keys.some((k) => e.table.get(k)?.author === to && e.table.get(k)?.data?.x === `pong-${tag}`)) (clearTimeout(timer), off(), resolve())
+          })
+        })
+        const started = performance.now()
+        await s.chat.say(`ping-${tag}`)
+        await seen
+        out.push(performance.now() - started)
+        await new Promise((r) => setTimeout(r, gapMs))
+      }
+      return out
+    },
+    { to, n, gapMs, label },
+  )
+}
+
+export async function run(ctx: BenchContext): Promise<BenchResult> {
+  const quick = ctx.args.includes('--quick')
+  const why = await unavailable()
+  if (why !== undefined) throw new Error(`webapp: cannot run: ${why}; no rows were measured`)
+  const connectReps = quick ? 4 : 10
+  const throughputReps = quick ? 2 : 3
+  const throughputMB = quick ? 50 : 100
+  const heapMB = 200
+  const chatSamples = quick ? 20 : 40
+  const size = webSize(WEB)
+  ctx.progress(`build: first load ${size.firstLoad.gzip} B gzip, all ${size.total.gzip} B gzip`)
+  const cleanup = new Cleanup()
+  const connect = { app: [] as number[], library: [] as number[] }
+  const throughput = { app: [] as number[], raw: [] as number[] }
+  let chat: { idle: number[]; busy: number[] } | undefined
+  let heap: { before: number; peak: number; transferMBps: number } | undefined
+  try {
+    const chain = await startChain(cleanup, 1, 'webapp')
+    const [r0, r1] = chain.urls as [string, string]
+    const [ns0, ns1] = chain.net.routers.map((r) => r.ns) as [string, string]
+    const dir = await cleanup.tempDir('malla-bench-webapp-')
+    const [b0, b1] = await Promise.all([browserIn(cleanup, dir, ns0), browserIn(cleanup, dir, ns1)])
+    const a = await openApp(await person(b0, 'A'), r0)
+    const b = await openApp(await person(b1, 'B'), r1)
+    await Promise.all([connectedAfter(a.page, [b.id], 60_000), connectedAfter(b.page, [a.id], 60_000)])
+    ctx.progress('A (behind n0) and B (behind n1) are connected')
+
+    // The third person, behind n0 like most newcomers on a LAN: the app and the library alone take turns.
+    for (let i = 0; i < connectReps; i++) {
+      for (const mode of ['app', 'library'] as const) {
+        const context = await person(b0, `C${i}`)
+        try {
+          const page = mode === 'app' ? (await openApp(context, r0)).page : await openLibrary(context, r0)
+          connect[mode].push(await connectedAfter(page, [a.id, b.id]))
+        } finally {
+          await context.close()
+        }
+        await settle([{ page: a.page, others: [b.id] }, { page: b.page, others: [a.id] }])
+      }
+      ctx.progress(`connect ${i + 1}/${connectReps}: app ${connect.app.at(-1)?.toFixed(0)} ms, library ${connect.library.at(-1)?.toFixed(0)} ms`)
+    }
+
+    await autoAccept(b.page)
+    for (let i = 0; i < throughputReps; i++) {
+      throughput.raw.push(await sendRaw(a.page, b.page, b.id, a.id, throughputMB))
+      throughput.app.push(await sendFile(a.page, b.id, throughputMB))
+      ctx.progress(`throughput ${i + 1}/${throughputReps}: raw ${throughput.raw.at(-1)?.toFixed(1)} MB/s, app ${throughput.app.at(-1)?.toFixed(1)} MB/s`)
+    }
+
+    await echoChat(b.page, a.id)
+    const idle = await chatRoundTrips(a.page, b.id, chatSamples, 100, 'idle')
+    ctx.progress(`chat idle: p95 ${percentile(idle, 95).toFixed(1)} ms`)
+    const cdp = await b.page.context().newCDPSession(b.page)
+    await cdp.send('HeapProfiler.collectGarbage')
+    const before = ((await cdp.send('Runtime.getHeapUsage')) as { usedSize: number }).usedSize
+    let peak = before
+    const sampler = setInterval(() => {
+      void cdp.send('Runtime.getHeapUsage').then((h) => (peak = Math.max(peak, (h as { usedSize: number }).usedSize)), () => {})
+    }, 200)
+    const transfer = sendFile(a.page, b.id, heapMB)
+    // Round trips while the 200 MB stream; they start once bytes flow.
+    await sleep(500)
+    const busy = await chatRoundTrips(a.page, b.id, chatSamples, 100, 'busy')
+    const transferMBps = await transfer
+    clearInterval(sampler)
+    chat = { idle, busy }
+    heap = { before, peak, transferMBps }
+    ctx.progress(`chat during the transfer: p95 ${percentile(busy, 95).toFixed(1)} ms; heap growth ${((peak - before) / MB).toFixed(1)} MB; 200 MB at ${transferMBps.toFixed(1)} MB/s`)
+  } finally {
+    await cleanup.run()
+  }
+  if (!chat || !heap) throw new Error('webapp: the run ended early')
+  const kb = (n: number) => n / 1000
+  const rows: BenchRow[] = [
+    row({ section: 'size (gzip)', name: 'first load', unit: 'KB', value: kb(size.firstLoad.gzip), target: kb(WEB_BUDGET.firstLoadGzip) }),
+    row({ section: 'size (gzip)', name: 'everything it can load', unit: 'KB', value: kb(size.total.gzip), target: kb(WEB_BUDGET.totalGzip) }),
+    row({ section: 'third of 3 people on 2 routers', name: 'page load to connected to both', unit: 'ms', value: summarize(connect.app), baseline: { name: 'the library alone, bare page', value: summarize(connect.library) }, target: TARGETS.connectMs }),
+    row({ section: 'file transfer, 2 pages behind 2 routers', name: `${throughputMB} MB with the app`, unit: 'MB/s', better: 'higher', value: summarize(throughput.app), baseline: { name: 'raw file channel', value: summarize(throughput.raw) } }),
+  ]
+  const tputRatio = summarize(throughput.app).median / summarize(throughput.raw).median
+  rows.push(row({ section: 'file transfer, 2 pages behind 2 routers', name: 'app / raw channel', unit: 'ratio', better: 'higher', value: tputRatio, target: TARGETS.throughputRatio }))
+  const p95 = { idle: percentile(chat.idle, 95), busy: percentile(chat.busy, 95) }
+  rows.push(
+    row({ section: 'chat round trip, A → B → A', name: `p95 during a ${heapMB} MB transfer`, unit: 'ms', value: p95.busy, baseline: { name: 'p95 idle', value: p95.idle } }),
+    row({ section: 'chat round trip, A → B → A', name: 'p95 during / p95 idle', unit: 'ratio', value: p95.busy / p95.idle, target: TARGETS.chatRatio }),
+    row({ section: 'chat round trip, A → B → A', name: 'median during a transfer', unit: 'ms', value: summarize(chat.busy), baseline: { name: 'idle', value: summarize(chat.idle) } }),
+    row({ section: `receiver during a ${heapMB} MB transfer`, name: 'JS heap growth (peak − before)', unit: 'MB', value: (heap.peak - heap.before) / MB, target: TARGETS.heapMB }),
+    row({ section: `receiver during a ${heapMB} MB transfer`, name: 'transfer rate (with chat going on)', unit: 'MB/s', better: 'higher', value: heap.transferMBps }),
+  )
+  return {
+    title: 'the web app: size, time to connect, file transfer, chat during a transfer, receiver memory',
+    rows,
+    params: { quick, connectReps, throughputReps, throughputMB, heapMB, chatSamples, firstLoadFiles: size.firstLoad.files, allFiles: size.total.files },
+    notes: [
+      '2 malla daemons with their defaults in 2 network namespaces; one headless Chromium per namespace, a fresh context per person; the app from each router\'s address (plain http://, no secure context), room "bench".',
+      'Connect: from navigation start of the third page (behind n0) to direct connections with A (n0) and B (n1); the baseline runs joinRoom from /malla.js in the router\'s bare /debug/room page, taking turns with the app.',
+      'Throughput: A → B across the two routers, on the connection\'s file channel; the raw baseline sends 64 KiB frames under the same 1 MiB flow control until B says it has every byte; the app adds the offer, accept, SHA-256 on both sides (plain JS) and Blob parts, until the sender hears the hash matched.',
+      'Chat: A writes a line to the room table, B echoes it when it arrives, A times the echo; 100 ms between round trips. Heap: CDP Runtime.getHeapUsage on B every 200 ms, after a forced GC before the transfer.',
+    ],
+  }
+}

@@ -1,0 +1,119 @@
+import { sha256 } from '@noble/hashes/sha2'
+import { bytesToHex } from '@noble/hashes/utils'
+import { MallaError } from '../core/errors.js'
+import { Transfer, type FileSink, type IncomingTransfer } from './transfer.js'
+import type { TransferReason } from './wire.js'
+
+/**
+ * Bytes received and not yet taken by a slow sink, at most: past it the transfer fails ('sink-too-slow').
+ * A data channel has no receive window the app could close, so this is the only bound on them.
+ */
+const MAX_SINK_BACKLOG_BYTES = 64 * 1024 * 1024
+
+/**
+ * A file someone offers this side. Nothing is received until `accept` (a stranger cannot push bytes at anyone);
+ * then every byte goes through a SHA-256 and into the sink, and `done` comes only once the hash matches the
+ * sender's and the sink is closed.
+ */
+export class Incoming extends Transfer implements IncomingTransfer {
+  private sink: FileSink | undefined
+  private readonly hash = sha256.create()
+  /** The sink's writes, one after the other; each link checks that the transfer is still on. */
+  private writes: Promise<void> = Promise.resolve()
+  private backlog = 0
+  /** The sender's `done` matched: the sink is being closed, and nothing more is taken. */
+  private closing = false
+
+  accept(sink: FileSink): void {
+    if (this.current !== 'offered') throw new MallaError('PEER', `cannot accept a transfer that is ${this.current}`)
+    this.sink = sink
+    this.current = 'receiving'
+    this.startMeter()
+    this.link.control({ t: 'accept', id: this.id })
+  }
+
+  decline(): void {
+    if (this.current === 'offered') this.stop('declined')
+    else this.cancel()
+  }
+
+  cancel(): void {
+    this.stop('cancelled')
+  }
+
+  drop(reason: 'closed' | 'stopped'): void {
+    if (reason === 'stopped') this.stop('stopped')
+    else this.finish('closed', undefined)
+  }
+
+  /** Data for this transfer; false when it was not taken (not accepted yet, or already complete). */
+  take(bytes: Uint8Array): boolean {
+    const sink = this.sink
+    if (this.current !== 'receiving' || !sink || this.closing) return false
+    if (this.moved + bytes.byteLength > this.size) {
+      this.stop('size-exceeded')
+      return true
+    }
+    this.hash.update(bytes)
+    this.backlog += bytes.byteLength
+    if (this.backlog > MAX_SINK_BACKLOG_BYTES) {
+      this.stop('sink-too-slow')
+      return true
+    }
+    this.write(() => sink.write(bytes), bytes.byteLength)
+    this.advance(bytes.byteLength)
+    return true
+  }
+
+  /** The sender has sent everything, hashing to `expected`; false when this was not the time for it. */
+  onDone(expected: string): boolean {
+    const sink = this.sink
+    if (this.current !== 'receiving' || !sink || this.closing) return false
+    const actual = this.moved === this.size ? bytesToHex(this.hash.digest()) : undefined
+    if (actual !== expected) {
+      this.stop(actual === undefined ? 'incomplete' : 'hash-mismatch')
+      return true
+    }
+    this.closing = true
+    this.write(() => sink.close(), 0)
+    this.writes = this.writes.then(() => {
+      if (this.ended) return
+      this.link.control({ t: 'received', id: this.id, sha256: actual })
+      this.finishDone(actual)
+    })
+    return true
+  }
+
+  /** The sender cancelled, or gave up: `reason` as it said. */
+  onCancel(reason: TransferReason | undefined): void {
+    this.finish(reason ?? 'cancelled', 'remote')
+  }
+
+  protected release(ok: boolean): void {
+    const sink = this.sink
+    if (ok || !sink) return
+    // After the write in progress, if any: a sink is never asked to abort in the middle of a write.
+    void this.writes.then(() => {
+      try {
+        sink.abort()
+      } catch {
+        // The transfer has ended already; a sink that cannot even abort has nothing more to say.
+      }
+    })
+  }
+
+  /** Ends the transfer here and tells the sender (`decline`, which after an accept means "stop"). */
+  private stop(reason: TransferReason): void {
+    if (this.finish(reason, 'local')) this.link.control({ t: 'decline', id: this.id, reason })
+  }
+
+  /** Queues one call on the sink after the ones before it; a throw or a rejection fails the transfer. */
+  private write(call: () => void | Promise<void>, bytes: number): void {
+    this.writes = this.writes
+      .then(() => (this.ended ? undefined : call()))
+      .then(
+        () => void (this.backlog -= bytes),
+        () => this.stop('sink-failed'),
+      )
+  }
+}

@@ -1,0 +1,159 @@
+import { sha256 } from '@noble/hashes/sha2'
+import { bytesToHex } from '@noble/hashes/utils'
+import type { RtcChannel } from '../rtc/rtc-peer.js'
+import { Transfer, type FileSource, type OutgoingTransfer, type TransferLink } from './transfer.js'
+import { dataFrame, DATA_HEADER_BYTES, type TransferReason } from './wire.js'
+
+/** How the channel is fed: frames of `frameBytes` (header included) while less than `highWaterMark` is queued. */
+export interface StreamPacing {
+  readonly frameBytes: number
+  readonly highWaterMark: number
+}
+
+/** The source is read in slices of about this much and cut into frames: few reads, little held at once. */
+const READ_BYTES = 1024 * 1024
+
+/**
+ * A file this side offers. It waits for the receiver's accept, then for its turn on the channel (one transfer
+ * streams at a time), then streams; it is done when the receiver confirms the hash.
+ */
+export class Outgoing extends Transfer implements OutgoingTransfer {
+  /**
+   * queued: the offer waits for room among the unanswered; offered: it is out; accepted: waits for its turn;
+   * streaming; sent: every byte and `done` are queued, and it waits for the receiver's `received`.
+   */
+  private phase: 'queued' | 'offered' | 'accepted' | 'streaming' | 'sent' = 'queued'
+  private digest: string | undefined
+
+  constructor(
+    id: number,
+    name: string,
+    mime: string,
+    private readonly source: FileSource,
+    link: TransferLink,
+  ) {
+    super(id, name, source.size, mime, link)
+  }
+
+  /** Whether the offer is out and unanswered (it counts against the pending-offer limit). */
+  get unanswered(): boolean {
+    return this.phase === 'offered' && !this.ended
+  }
+
+  /** Whether the offer still waits to go out. */
+  get queued(): boolean {
+    return this.phase === 'queued' && !this.ended
+  }
+
+  cancel(): void {
+    this.stop('cancelled')
+  }
+
+  drop(reason: 'closed' | 'stopped'): void {
+    if (reason === 'stopped') this.stop('stopped')
+    else this.finish('closed', undefined)
+  }
+
+  /** Sends the offer. */
+  offer(): void {
+    if (!this.queued) return
+    this.phase = 'offered'
+    this.link.control({ t: 'offer', id: this.id, name: this.name, size: this.size, mime: this.mime })
+  }
+
+  /** The receiver accepted; false when there was no offer of this one waiting for that. */
+  onAccept(): boolean {
+    if (!this.unanswered) return false
+    this.phase = 'accepted'
+    this.current = 'sending'
+    return true
+  }
+
+  /** The receiver declined or stopped the transfer, for `reason` as it said. */
+  onDecline(reason: TransferReason | undefined): boolean {
+    if (this.queued) return false
+    return this.finish(reason ?? 'declined', 'remote')
+  }
+
+  /** The receiver has it all and it hashed to `hex`; false when nothing was waiting for that. */
+  onReceived(hex: string): boolean {
+    if (this.phase !== 'sent' || this.ended) return false
+    if (hex === this.digest) this.finishDone(hex)
+    else this.finish('hash-mismatch', 'remote')
+    return true
+  }
+
+  /**
+   * Streams the file on `channel`, then `done` with its hash. Never rejects; returns when the bytes are all
+   * queued or the transfer has ended, so that the next one may start.
+   */
+  async stream(channel: RtcChannel, pacing: StreamPacing): Promise<void> {
+    if (this.phase !== 'accepted' || this.ended) return
+    this.phase = 'streaming'
+    this.startMeter()
+    const hash = sha256.create()
+    const payload = pacing.frameBytes - DATA_HEADER_BYTES
+    // Whole frames per slice, so that no slice ends in a runt frame.
+    const sliceBytes = payload * Math.max(1, Math.floor(READ_BYTES / payload))
+    try {
+      for (let offset = 0; offset < this.size; ) {
+        const want = Math.min(sliceBytes, this.size - offset)
+        let slice: Uint8Array
+        try {
+          slice = await this.source.read(offset, want)
+        } catch {
+          return this.stop('source-failed')
+        }
+        if (this.ended) return
+        // A source that returns nothing (the file shrank) or more than asked cannot be sent as offered.
+        if (!(slice instanceof Uint8Array) || slice.byteLength === 0 || slice.byteLength > want) return this.stop('source-failed')
+        hash.update(slice)
+        for (let at = 0; at < slice.byteLength; at += payload) {
+          if (channel.bufferedAmount >= pacing.highWaterMark) await drained(channel)
+          if (this.ended) return
+          const piece = slice.subarray(at, at + payload)
+          channel.send(dataFrame(this.id, piece))
+          this.advance(piece.byteLength)
+        }
+        offset += slice.byteLength
+      }
+      this.digest = bytesToHex(hash.digest())
+      this.phase = 'sent'
+      this.link.control({ t: 'done', id: this.id, sha256: this.digest })
+    } catch {
+      // send() refused a frame: the channel is not open any more.
+      this.finish('closed', undefined)
+    }
+  }
+
+  protected release(): void {
+    try {
+      void Promise.resolve(this.source.close?.()).catch(() => {})
+    } catch {
+      // A source that cannot close has nothing more to give either.
+    }
+  }
+
+  /** Ends the transfer here and tells the receiver, if the offer went out. */
+  private stop(reason: TransferReason): void {
+    const told = this.phase !== 'queued'
+    if (this.finish(reason, 'local') && told) this.link.control({ t: 'cancel', id: this.id, reason })
+  }
+}
+
+/**
+ * Resolves when `channel` drains or closes. Only called above the high-water mark, which is above the channel's
+ * `lowWaterMark`, so a `drain` is on its way (no polling).
+ */
+function drained(channel: RtcChannel): Promise<void> {
+  if (channel.bufferedAmount <= channel.lowWaterMark || channel.state !== 'open') return Promise.resolve()
+  return new Promise((resolve) => {
+    const offDrain = channel.on('drain', done)
+    const offClose = channel.on('close', done)
+    function done() {
+      offDrain()
+      offClose()
+      resolve()
+    }
+  })
+}

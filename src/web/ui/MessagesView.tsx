@@ -1,0 +1,67 @@
+import type { Signal } from '@preact/signals'
+import { useEffect, useRef, useState } from 'preact/hooks'
+import { formatTime, t } from '../i18n.js'
+import type { Session } from '../app/session.js'
+
+export function MessagesView({ session, peer }: { session: Session; peer: Signal<string | undefined> }) {
+  const { messages, people } = session
+  const conversations = messages.conversations.value
+  const unread = messages.unread.value
+  // Everyone present, and whoever wrote before (they may have left since).
+  const ids = [...new Set([...people.others().map((p) => p.id), ...conversations.keys()])]
+  const chosen = peer.value
+  const list = chosen ? (conversations.get(chosen) ?? []) : []
+  const [text, setText] = useState('')
+  const box = useRef<HTMLOListElement>(null)
+  useEffect(() => {
+    if (box.current) box.current.scrollTop = box.current.scrollHeight
+  }, [list.length, chosen])
+  return (
+    <section class="messages">
+      <h1>{t('dm.title')}</h1>
+      <div class="split">
+        <ul class="contacts">
+          {ids.map((id) => (
+            <li key={id}>
+              <button type="button" class={id === chosen ? 'contact active' : 'contact'} data-peer={id} onClick={() => (peer.value = id)}>
+                {people.nameOf(id)}
+                {unread.get(id) ? <span class="badge">{unread.get(id)}</span> : null}
+              </button>
+            </li>
+          ))}
+        </ul>
+        <div class="conversation">
+          {chosen === undefined ? (
+            <p class="empty">{t('dm.pick')}</p>
+          ) : (
+            <>
+              <ol class="lines" ref={box}>
+                {list.map((m) => (
+                  <li class={m.mine ? 'line mine' : 'line'} key={`${m.mine}-${m.id}`}>
+                    <span class="line-head">
+                      <time>{formatTime(m.at)}</time>
+                      {m.mine ? <span class={`mark ${m.state}`}>{t(m.state === 'delivered' ? 'dm.delivered' : m.state === 'failed' ? 'dm.failed' : 'dm.pending')}</span> : null}
+                    </span>
+                    <span class="line-text">{m.text}</span>
+                  </li>
+                ))}
+              </ol>
+              <form
+                class="composer"
+                onSubmit={(e) => {
+                  e.preventDefault()
+                  const said = text
+                  setText('')
+                  void messages.send(chosen, said)
+                }}
+              >
+                <input name="dm" value={text} maxLength={4000} placeholder={t('dm.placeholder', { name: people.nameOf(chosen) })} onInput={(e) => setText(e.currentTarget.value)} autoComplete="off" />
+                <button type="submit">{t('chat.send')}</button>
+              </form>
+            </>
+          )}
+        </div>
+      </div>
+    </section>
+  )
+}

@@ -1,0 +1,55 @@
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { BrowserContext, Page } from 'playwright-core'
+
+/** Where the browser tests leave what people would see: one screenshot per view and size. */
+export const SCREENSHOTS = fileURLToPath(new URL('../../test-artifacts/screenshots/', import.meta.url))
+
+export const DESKTOP = { width: 1280, height: 800 } as const
+export const PHONE = { width: 390, height: 844 } as const
+
+/** Opens the web app at `url`, as a person would, and enters with `name`. Resolves once the room is joined. */
+export async function openApp(context: BrowserContext, url: string, name: string): Promise<Page> {
+  const page = await context.newPage()
+  await page.setViewportSize(DESKTOP)
+  const errors: string[] = []
+  pageErrors.set(page, errors)
+  page.on('pageerror', (e) => {
+    errors.push(e.message)
+    process.stderr.write(`app ${url} (${name}): uncaught ${e.message}\n`)
+  })
+  await page.goto(url, { timeout: 15_000 })
+  await page.fill('#name-input', name)
+  await page.click('.name-form button[type=submit]')
+  await page.waitForFunction(() => (globalThis as { mallaSession?: unknown }).mallaSession !== undefined, undefined, { timeout: 30_000 })
+  return page
+}
+
+const pageErrors = new WeakMap<Page, string[]>()
+
+/** Uncaught errors the page has thrown so far. */
+export function errorsOf(page: Page): readonly string[] {
+  return pageErrors.get(page) ?? []
+}
+
+/** This page's peer id in the room. */
+export function idOf(page: Page): Promise<string> {
+  return page.evaluate(() => (globalThis as unknown as { mallaSession: { room: { id: string } } }).mallaSession.room.id)
+}
+
+export async function show(page: Page, view: string): Promise<void> {
+  await page.click(`.tab[data-view=${view}]`)
+  await page.waitForSelector(`main.view[data-view=${view}]`)
+}
+
+/** A screenshot of the page as it is, at desktop and phone size, named `<name>-desktop.png` and `<name>-phone.png`. */
+export async function screenshots(page: Page, name: string): Promise<void> {
+  await mkdir(SCREENSHOTS, { recursive: true })
+  for (const [size, viewport] of [['desktop', DESKTOP], ['phone', PHONE]] as const) {
+    await page.setViewportSize(viewport)
+    await page.waitForTimeout(150)
+    await page.screenshot({ path: join(SCREENSHOTS, `${name}-${size}.png`) })
+  }
+  await page.setViewportSize(DESKTOP)
+}

@@ -1,0 +1,237 @@
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import type { Page } from 'playwright-core'
+import { spawn } from 'node:child_process'
+import { runCli } from '../helpers/processes.js'
+import { needsRoot, watch } from '../integration/netns-helpers.js'
+import { errorsOf, idOf, openApp, screenshots, show } from './app-page.js'
+import { browserIn } from './browser.js'
+import { FIXTURES, lab } from './lab.js'
+
+const MB = 1024 * 1024
+
+/** The part of the public Room that the hostile page uses. */
+type HostileRoom = {
+  id: string
+  tables: Map<string, string>
+  send(to: string, body: unknown): Promise<void>
+  replica: { insert(type: string, values: Array<[string, unknown]>, ttl: number): Promise<unknown> }
+  connect(id: string): Promise<{ fileChannel: { send(d: string | Uint8Array): void; on(e: string, l: (m: unknown) => void): () => void } }>
+}
+
+/** The session the app exposes for tests and for people poking at it in the console. */
+type Win = { mallaSession: { room: { id: string }; people: { list: { value: Array<{ id: string; present: boolean; name: string }> } } } }
+
+async function seesEveryone(page: Page, ids: readonly string[], timeoutMs = 60_000): Promise<void> {
+  await page.waitForFunction(
+    (ids) => {
+      const list = (globalThis as unknown as Win).mallaSession.people.list.value
+      return ids.every((id) => list.some((p) => p.id === id && p.present))
+    },
+    ids,
+    { timeout: timeoutMs, polling: 200 },
+  )
+}
+
+test('the web app: three people on two routers set names, see each other, chat, message and send files', { timeout: Number(process.env.E2E_TIMEOUT ?? 400_000) }, async (t) => {
+  if (!needsRoot(t)) return
+  const { urls, ns } = await lab(t, 2)
+  const [r1, r2] = urls as [string, string]
+  const [ns1, ns2] = ns as [string, string]
+  const r1Address = new URL(r1).hostname
+  // Ana reaches her router by name, as LibreMesh users do: plain http://, not a secure context.
+  const [bAna, bBea, bCaro] = await Promise.all([browserIn(t, ns1, [`--host-resolver-rules=MAP thisnode.info ${r1Address}`]), browserIn(t, ns1), browserIn(t, ns2)])
+  const files = await mkdtemp(join(tmpdir(), 'malla-webapp-'))
+  t.after(() => rm(files, { recursive: true, force: true }))
+
+  const ana = await openApp(bAna, 'http://thisnode.info:8080/', 'Ana')
+  const bea = await openApp(bBea, `${r1}/`, 'Bea')
+  const caro = await openApp(bCaro, `${r2}/`, 'Caro')
+  const [idAna, idBea, idCaro] = await Promise.all([idOf(ana), idOf(bea), idOf(caro)])
+  const everyone = [idAna, idBea, idCaro]
+
+  await t.test('each sees the other two, by name, with their router', async () => {
+    assert.equal(await ana.evaluate(() => isSecureContext), false)
+    await Promise.all([ana, bea, caro].map((p) => seesEveryone(p, everyone)))
+    await show(ana, 'people')
+    await ana.waitForSelector(`.person[data-peer="${idCaro}"] .person-name:has-text("Caro")`)
+    assert.match(await ana.textContent(`.person[data-peer="${idCaro}"] .meta`) ?? '', /behind r2/)
+    assert.match(await ana.textContent(`.person[data-peer="${idBea}"] .meta`) ?? '', /behind r1/)
+    // The page that is not a secure context says what that costs.
+    assert.match((await ana.textContent('.notices')) ?? '', /Plain http:\/\//)
+  })
+
+  await t.test('a chat line reaches a page behind the other router, and is marked as reaching everyone', async () => {
+    await show(ana, 'chat')
+    await ana.fill('input[name=chat]', 'hola a todos')
+    await ana.press('input[name=chat]', 'Enter')
+    await caro.waitForFunction(() => document.querySelector('.tab[data-view=chat] .badge')?.textContent === '1', undefined, { timeout: 20_000 })
+    await show(caro, 'chat')
+    await caro.waitForSelector('.line-text:has-text("hola a todos")', { timeout: 20_000 })
+    await show(bea, 'chat')
+    await bea.waitForSelector('.line-text:has-text("hola a todos")', { timeout: 20_000 })
+    await ana.waitForSelector('.line.mine .mark[data-reached=true]', { timeout: 20_000 })
+    await caro.fill('input[name=chat]', '¡hola Ana!')
+    await caro.press('input[name=chat]', 'Enter')
+    await ana.waitForSelector('.line-text:has-text("¡hola Ana!")', { timeout: 20_000 })
+  })
+
+  await t.test('a direct message reaches only its person', async () => {
+    await show(bea, 'people')
+    await bea.click(`.person[data-peer="${idCaro}"] .actions button:first-child`)
+    await bea.waitForSelector('main.view[data-view=messages]')
+    await bea.fill('input[name=dm]', 'solo para vos')
+    await bea.press('input[name=dm]', 'Enter')
+    await bea.waitForSelector('.line.mine .mark.delivered', { timeout: 20_000 })
+    await caro.waitForFunction(() => document.querySelector('.tab[data-view=messages] .badge')?.textContent === '1', undefined, { timeout: 20_000 })
+    await show(caro, 'messages')
+    await caro.click(`.contact[data-peer="${idBea}"]`)
+    await caro.waitForSelector('.line-text:has-text("solo para vos")')
+    await show(ana, 'messages')
+    assert.equal(await ana.$('.line-text:has-text("solo para vos")'), null)
+  })
+
+  await t.test('a 20 MB file arrives whole: progress to 100%, SHA-256 checked, saved bytes identical', async () => {
+    const bytes = randomBytes(20 * MB)
+    const path = join(files, 'mapa.bin')
+    await writeFile(path, bytes)
+    await show(ana, 'files')
+    await ana.selectOption('select[name=to]', idCaro)
+    await ana.setInputFiles('input[type=file]', path)
+    await ana.click('.transfer-form button[type=submit]')
+    await show(caro, 'files')
+    await caro.waitForSelector('.transfer[data-direction=in][data-state=offered]', { timeout: 30_000 })
+    await screenshots(caro, 'files-offer')
+    await caro.click('.transfer[data-state=offered] [data-action=accept]')
+    await caro.waitForSelector('.transfer[data-direction=in][data-state=active]', { timeout: 20_000 })
+    await screenshots(caro, 'files-progress')
+    await caro.waitForSelector('.transfer[data-direction=in][data-state=done]', { timeout: 120_000 })
+    await ana.waitForSelector('.transfer[data-direction=out][data-state=done]', { timeout: 20_000 })
+    const progress = await caro.$eval('.transfer[data-direction=in][data-state=done] progress', (p) => [(p as HTMLProgressElement).value, (p as HTMLProgressElement).max])
+    assert.deepEqual(progress, [bytes.length, bytes.length], 'progress reached 100%')
+    assert.match((await caro.textContent('.transfer[data-state=done] .state')) ?? '', /SHA-256 checked/)
+    const [download] = await Promise.all([caro.waitForEvent('download'), caro.click('.transfer[data-state=done] [data-action=save]')])
+    const saved = await readFile((await download.path()) as string)
+    assert.equal(saved.length, bytes.length)
+    assert.equal(createHash('sha256').update(saved).digest('hex'), createHash('sha256').update(bytes).digest('hex'))
+    assert.equal(download.suggestedFilename(), 'mapa.bin')
+  })
+
+  await t.test('the receiver cancels a second transfer midway; both sides stop', async () => {
+    const path = join(files, 'grande.bin')
+    await writeFile(path, randomBytes(200 * MB))
+    await ana.setInputFiles('input[type=file]', path)
+    await ana.click('.transfer-form button[type=submit]')
+    await caro.waitForSelector('.transfer[data-direction=in][data-state=offered]', { timeout: 30_000 })
+    await caro.click('.transfer[data-state=offered] [data-action=accept]')
+    await caro.waitForFunction(() => {
+      const p = document.querySelector('.transfer[data-direction=in][data-state=active] progress') as HTMLProgressElement | null
+      return p !== null && p.value > 0 && p.value < p.max
+    }, undefined, { timeout: 30_000, polling: 50 })
+    await caro.click('.transfer[data-direction=in][data-state=active] [data-action=cancel]')
+    await caro.waitForSelector('.transfer[data-direction=in][data-state=cancelled]', { timeout: 10_000 })
+    await ana.waitForSelector('.transfer[data-direction=out][data-state=cancelled]', { timeout: 10_000 })
+  })
+
+  await t.test('the static build on a plain LibreMesh router (its Lua CGI, no malla daemon anywhere) lets two pages chat', async () => {
+    const www = join(files, 'www')
+    const built = await runCli(['build-static', www])
+    assert.equal(built.code, 0, built.stderr)
+    const lua = watch(spawn('ip', ['netns', 'exec', ns1, process.execPath, '--import', 'tsx', join(FIXTURES, 'lua-router.ts'), r1Address, '8081', www], { stdio: ['ignore', 'pipe', 'pipe'] }))
+    t.after(async () => {
+      lua.child.kill('SIGTERM')
+      await lua.exited(5000)
+    })
+    const luaUrl = (await lua.waitFor(/^listening /, 20_000)).split(' ')[1] as string
+    const [p1, p2] = [await openApp(bAna, `${luaUrl}/`, 'Ana'), await openApp(bBea, `${luaUrl}/`, 'Bea')]
+    await p1.waitForSelector('.notices :text("Plain LibreMesh router")')
+    await Promise.all([seesEveryone(p1, [await idOf(p1), await idOf(p2)]), seesEveryone(p2, [await idOf(p1), await idOf(p2)])])
+    await show(p1, 'chat')
+    await p1.fill('input[name=chat]', 'desde un router LibreMesh')
+    await p1.press('input[name=chat]', 'Enter')
+    await show(p2, 'chat')
+    await p2.waitForSelector('.line-text:has-text("desde un router LibreMesh")', { timeout: 30_000 })
+    await screenshots(p2, 'chat-libremesh')
+    await Promise.all([p1.close(), p2.close()])
+  })
+
+  await t.test('a hostile peer (malformed messages, a chat flood, a file that lies about its size) cannot freeze or break the others\' pages', async () => {
+    // Bea turns hostile, with nothing but the public API of the page she was given.
+    const sent = await bea.evaluate(async (caroId) => {
+      const s = (globalThis as unknown as { mallaSession: { room: HostileRoom } }).mallaSession
+      const room = s.room
+      let delivered = 0
+      const bodies: unknown[] = [null, 42, 'text', [1, 2], { t: 'dm' }, { t: 'dm', id: {}, x: 5 }, { t: 'seen', k: 'nope' }, { t: 'seen', k: Array.from({ length: 5000 }, (_, i) => `x${i}`) }, { t: 'dm', id: 'big', x: 'A'.repeat(60_000) }, { t: 'dm', id: 'ok', x: 'still here' }]
+      for (const b of bodies) await room.send(caroId, b as never).then(() => delivered++, () => {})
+      // The chat table: 2,000 lines in a burst, lines claiming to be Caro's, a line dated far in the future, junk entries.
+      const chat = room.tables.get('chat') as string
+      for (let batch = 0; batch < 20; batch++) {
+        await room.replica.insert(chat, Array.from({ length: 100 }, (_, i) => [`${room.id}.flood.${batch * 100 + i}`, { x: `flood ${batch * 100 + i} ${'z'.repeat(150)}`, n: 'Bea', at: Date.now() }]), 30)
+      }
+      await room.replica.insert(chat, [[`${caroId}.fake.1`, { x: 'I am Caro (not)', n: 'Caro', at: Date.now() }], [`${room.id}.future`, { x: 'from the future', n: 'Bea', at: 1e15 }], [`${room.id}.junk1`, 'not an object'], [`${room.id}.junk2`, { x: 7 }], [`${room.id}.junk3`, null]], 30)
+      // A file offer that says 1 KB, then 640 KB of data for it.
+      const peer = await room.connect(caroId)
+      const ch = peer.fileChannel
+      const accepted = new Promise<void>((resolve) => {
+        const off = ch.on('message', (m: unknown) => {
+          if (typeof m === 'string' && m.includes('"accept"') && m.includes('4242')) (off(), resolve())
+        })
+      })
+      ch.send(JSON.stringify({ t: 'offer', id: 4242, name: 'small.txt', size: 1000, mime: 'text/plain' }))
+      ;(globalThis as unknown as { __lie: Promise<void> }).__lie = accepted.then(() => {
+        const frame = new Uint8Array(64 * 1024)
+        frame.set([0, 0, 0x10, 0x92])
+        for (let i = 0; i < 10; i++) ch.send(frame)
+        // And garbage control frames.
+        for (const g of ['{', '{"t":"offer"}', '{"t":"done","id":4242,"sha256":"00"}', 'x'.repeat(10_000)]) ch.send(g)
+      })
+      return delivered
+    }, idCaro)
+    assert.ok(sent >= 1, 'the routed messages were delivered (and ignored where malformed)')
+    await show(caro, 'files')
+    await caro.waitForSelector('.transfer[data-state=offered]:has-text("small.txt")', { timeout: 20_000 })
+    await caro.click('.transfer[data-state=offered]:has-text("small.txt") [data-action=accept]')
+    await caro.waitForSelector('.transfer[data-state=failed]:has-text("small.txt")', { timeout: 20_000 })
+    assert.match((await caro.textContent('.transfer[data-state=failed]:has-text("small.txt") .state')) ?? '', /size-exceeded/)
+
+    // Caro's page still answers at once, shows a bounded chat, and nobody spoke in her name.
+    await show(caro, 'chat')
+    await caro.waitForSelector('.line-text:has-text("flood 1999")', { timeout: 30_000 })
+    const started = Date.now()
+    await caro.evaluate(() => document.querySelectorAll('.line').length)
+    assert.ok(Date.now() - started < 2000, `the page answered in ${Date.now() - started} ms`)
+    const lines = await caro.$$eval('.line', (ls) => ls.map((l) => ({ who: l.querySelector('strong')?.textContent ?? '', text: l.querySelector('.line-text')?.textContent ?? '' })))
+    assert.ok(lines.length <= 200, `${lines.length} lines drawn`)
+    assert.match((await caro.textContent('.lines .more')) ?? '', /earlier lines not shown/)
+    assert.ok(!lines.some((l) => l.text === 'I am Caro (not)'), 'a line whose key names another author is not shown')
+    // Life goes on: Ana's next line arrives and is drawn.
+    await show(ana, 'chat')
+    await ana.fill('input[name=chat]', 'después del diluvio')
+    await ana.press('input[name=chat]', 'Enter')
+    await caro.waitForSelector('.line-text:has-text("después del diluvio")', { timeout: 30_000 })
+    assert.equal(await caro.$eval('.line:last-child .line-text', (l) => l.textContent), 'después del diluvio', 'a line dated in the future is not pinned last')
+    await show(caro, 'messages')
+    await caro.click(`.contact[data-peer="${idBea}"]`)
+    await caro.waitForSelector('.line-text:has-text("still here")')
+    for (const p of [ana, bea, caro]) assert.deepEqual(errorsOf(p), [], 'no page threw')
+  })
+
+  await t.test('screenshots of every view, desktop and phone', async () => {
+    for (const view of ['people', 'chat', 'messages', 'files', 'map', 'tables']) {
+      await show(caro, view)
+      if (view === 'map') await caro.waitForSelector('.mesh-map .node.router', { timeout: 15_000 })
+      if (view === 'tables') {
+        await caro.waitForSelector('.table-list button', { timeout: 10_000 })
+        await caro.click('.table-list button[data-table="room-plaza-chat"]')
+        await caro.waitForSelector('.tables tbody tr', { timeout: 10_000 })
+      }
+      if (view === 'map') await caro.waitForTimeout(1500)
+      await screenshots(caro, view)
+    }
+    await screenshots(ana, 'chat-insecure')
+  })
+})
