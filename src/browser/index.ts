@@ -25,20 +25,7 @@ export { Presence, displayName, type PresencePeer } from '../overlay/presence.js
 export { LINKS_TYPE, parseLinks } from '../signaling/router-links.js'
 export { MessageRouter } from '../overlay/message-router.js'
 export { browserRtcFactory } from './rtc/browser-peer.js'
-export {
-  FileTransfers,
-  type IncomingTransfer,
-  type OutgoingTransfer,
-  type FileSink,
-  type FileSource,
-  type FileTransfersEvents,
-  type FileTransfersOptions,
-  type FileTransfersStats,
-  type TransferEnd,
-  type TransferProgress,
-  type TransferReason,
-  type TransferState,
-} from '../files/file-transfer.js'
+export * from '../files/file-transfer.js'
 export { BlobSink, blobSink, blobSource } from './files/blob-sink.js'
 export type { MessageKind, MessageValue, Progress } from '../rtc/framed-channel.js'
 export type { RtcChannel, RtcFactory, RtcOptions, RtcPeer } from '../rtc/rtc-peer.js'

@@ -95,27 +95,36 @@ export class Outgoing extends Transfer implements OutgoingTransfer {
     const payload = pacing.frameBytes - DATA_HEADER_BYTES
     // Whole frames per slice, so that no slice ends in a runt frame.
     const sliceBytes = payload * Math.max(1, Math.floor(READ_BYTES / payload))
+    // The next slice is read while this one is sent: a page reads a File through its browser's blob storage
+    // (a round trip to another process), and the channel would idle during each read.
+    const readAt = (offset: number) => {
+      const want = Math.min(sliceBytes, this.size - offset)
+      return this.source.read(offset, want).then(
+        (slice) => ({ slice, want }),
+        () => undefined,
+      )
+    }
     try {
+      let pending = this.size > 0 ? readAt(0) : undefined
       for (let offset = 0; offset < this.size; ) {
-        const want = Math.min(sliceBytes, this.size - offset)
-        let slice: Uint8Array
-        try {
-          slice = await this.source.read(offset, want)
-        } catch {
-          return this.stop('source-failed')
-        }
+        const got = await pending
         if (this.ended) return
+        if (got === undefined) return this.stop('source-failed')
+        const { slice, want } = got
         // A source that returns nothing (the file shrank) or more than asked cannot be sent as offered.
         if (!(slice instanceof Uint8Array) || slice.byteLength === 0 || slice.byteLength > want) return this.stop('source-failed')
-        hash.update(slice)
+        const next = offset + slice.byteLength
+        pending = next < this.size ? readAt(next) : undefined
         for (let at = 0; at < slice.byteLength; at += payload) {
           if (channel.bufferedAmount >= pacing.highWaterMark) await drained(channel)
           if (this.ended) return
           const piece = slice.subarray(at, at + payload)
           channel.send(dataFrame(this.id, piece))
+          // Hashed a frame at a time, after it is queued: no long stretch of the page's main thread goes to hashing.
+          hash.update(piece)
           this.advance(piece.byteLength)
         }
-        offset += slice.byteLength
+        offset = next
       }
       this.digest = bytesToHex(hash.digest())
       this.phase = 'sent'

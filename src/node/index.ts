@@ -14,20 +14,7 @@ export { nodeHttpPoster } from './transport/node-http-poster.js'
 export { syncTable } from '../sync/full-table-sync.js'
 export { endpointUrl } from '../sync/links/http-wire.js'
 export { weriftRtcFactory } from './rtc/werift-peer.js'
-export {
-  FileTransfers,
-  type IncomingTransfer,
-  type OutgoingTransfer,
-  type FileSink,
-  type FileSource,
-  type FileTransfersEvents,
-  type FileTransfersOptions,
-  type FileTransfersStats,
-  type TransferEnd,
-  type TransferProgress,
-  type TransferReason,
-  type TransferState,
-} from '../files/file-transfer.js'
+export * from '../files/file-transfer.js'
 export { fileSink, fileSource } from './files/file-io.js'
 export { Mesh, type MeshEvents, type MeshOptions, type MeshPeer, type MeshPeerEvents, type MeshStats } from '../signaling/mesh.js'
 export { join, randomPeerId, type JoinOptions, type Room } from '../signaling/join.js'

@@ -199,3 +199,23 @@ export function displayName(raw: unknown): string | undefined {
   const clean = [...raw.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, '').trim()].slice(0, MAX_NAME_CHARS).join('')
   return clean === '' ? undefined : clean
 }
+
+/**
+ * Peers that left without withdrawing (docs/protocol.md §15.5): each listed connections in its entry, and every
+ * peer it listed has an entry of its own that no longer lists it. Their neighbours' keepalives dropped them, so
+ * their offers lead nowhere. A peer that lists no connection (new, or alone) is never counted as gone: nothing
+ * says it left.
+ */
+export function departedPeers(table: ReadonlyMap<string, Entry>): Set<string> {
+  const links = new Map<string, readonly string[]>()
+  for (const [key, entry] of table) {
+    const data = entry.data as { l?: unknown } | null | undefined
+    if (data === null || data === undefined || typeof data !== 'object' || entry.author !== key || !Array.isArray(data.l)) continue
+    links.set(key, data.l.filter((x): x is string => typeof x === 'string').slice(0, MAX_LINKS_LISTED))
+  }
+  const gone = new Set<string>()
+  for (const [peer, listed] of links) {
+    if (listed.length > 0 && listed.every((other) => links.get(other)?.includes(peer) === false)) gone.add(peer)
+  }
+  return gone
+}

@@ -7,10 +7,10 @@ import { MemoryStore } from '../storage/memory-store.js'
 import { RouterLink, type RouterKind } from '../sync/router-link.js'
 import type { HttpPoster } from '../transport/http-poster.js'
 import type { SocketFactory } from '../transport/push-socket-client.js'
-import type { TypeName } from '../core/types.js'
+import type { Entry, TypeName } from '../core/types.js'
 import { OverlaySync } from '../overlay/overlay-sync.js'
 import type { JsonValue } from '../rtc/framed-channel.js'
-import { Presence, PRESENCE_TABLE } from '../overlay/presence.js'
+import { departedPeers, Presence, PRESENCE_TABLE } from '../overlay/presence.js'
 import { roomOwnType, roomTableType } from '../overlay/room-tables.js'
 import { DirectConnector } from '../overlay/direct-connect.js'
 import { Mesh, type MeshOptions, type MeshPeer } from './mesh.js'
@@ -111,7 +111,16 @@ export async function join(options: JoinOptions): Promise<Room> {
   const stunHost = info?.via ? (info.via.includes(':') ? `[${info.via}]` : info.via) : hostOf(options.routerUrl)
   const stunUrls = options.useRouterStun !== false && info?.stunPort ? [`stun:${stunHost}:${info.stunPort}`] : []
   const rtcOptions: RtcOptions = { ...options.rtcOptions, ...(stunUrls.length > 0 && !options.rtcOptions?.stunUrls ? { stunUrls } : {}) }
-  const mesh = new Mesh({ ...options, replica, rtc: options.rtc, rtcOptions, ...(info?.name ? { router: info.name } : {}), hopsTo: (router) => hops.get(router), log })
+  // Who left without withdrawing their offers (a closed tab), recomputed whenever presence changes.
+  let gone = new Set<string>()
+  const readGone = async () => {
+    gone = departedPeers((await replica.read({ flavour: 'ttl', type: presenceType })).table as ReadonlyMap<string, Entry>)
+  }
+  await readGone()
+  const offPresence = replica.on('change', (e) => {
+    if (e.type === presenceType) void readGone()
+  })
+  const mesh = new Mesh({ ...options, replica, rtc: options.rtc, rtcOptions, ...(info?.name ? { router: info.name } : {}), hopsTo: (router) => hops.get(router), isGone: (peer) => gone.has(peer), log })
   mesh.start()
   const connections = { peers: () => mesh.peers(), onOpen: (l: (p: MeshPeer) => void) => mesh.on('peer', l), onClose: (l: (p: MeshPeer) => void) => mesh.on('peer-closed', l) }
   const overlay = new OverlaySync({
@@ -138,7 +147,9 @@ export async function join(options: JoinOptions): Promise<Room> {
     connect: (peerId) => direct.connect(peerId),
     router: { url: options.routerUrl, kind, name: info?.name, stunUrls },
     presence,
-    leave: () => (left ??= Promise.resolve(direct.stop()).then(() => presence.stop()).then(() => overlay.stop()).then(() => mesh.close()).then(() => (offLinks(), link.stop()))),
+    // Offers first: a tab closing may die at any step, and an offer left behind is what costs others a connect
+    // timeout; a presence entry left behind only shows someone away (and tells others the offers are stale).
+    leave: () => (left ??= mesh.close().then(() => direct.stop()).then(() => presence.stop()).then(() => overlay.stop()).then(() => (offLinks(), offPresence(), link.stop()))),
   }
 }
 

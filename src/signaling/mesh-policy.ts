@@ -21,11 +21,14 @@ export interface AnswerChoice {
   readonly busyWith: (peer: string) => boolean
   /** Hops from this peer's router to `router` (0 for its own), UNKNOWN_HOPS when unknown. */
   readonly hops: (router: string | undefined) => number
+  /** Peers known to have left without withdrawing their offers (a closed tab): their offers are not answered. */
+  readonly gone?: (peer: string) => boolean
 }
 
 /**
  * The offers to answer now, best first (§12.3 point 2): open offers of others, not expired, not failed before,
- * not already answered by someone else, from peers this one is not connected or connecting to; behind the same
+ * not already answered by someone else, from peers this one is not connected or connecting to and not known
+ * to have left; behind the same
  * router first, then the fewest hops, then an order of this peer's own; at most one per remote peer.
  */
 export function offersToAnswer(view: TablesView, c: AnswerChoice): Array<{ readonly key: string; readonly record: OfferRecord }> {
@@ -37,7 +40,7 @@ export function offersToAnswer(view: TablesView, c: AnswerChoice): Array<{ reado
   const answered = new Set(view.answers.filter((a) => a.record.peer !== c.self && a.record.expiresAt > c.now).map((a) => a.record.offer))
   const candidates = view.offers
     .flatMap((o) => (o.record !== 'withdrawn' && o.record.kind === 'offer' ? [{ key: o.key, record: o.record, spread: spread(c.self, o.key) }] : []))
-    .filter(({ key, record }) => record.peer !== c.self && record.expiresAt > c.now && !c.failed.has(key) && !answered.has(key) && !c.busyWith(record.peer))
+    .filter(({ key, record }) => record.peer !== c.self && record.expiresAt > c.now && !c.failed.has(key) && !answered.has(key) && !c.busyWith(record.peer) && !c.gone?.(record.peer))
     .sort((x, y) => c.hops(x.record.router) - c.hops(y.record.router) || x.spread - y.spread)
   const chosen: Array<{ key: string; record: OfferRecord }> = []
   const peers = new Set<string>()

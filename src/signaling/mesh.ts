@@ -36,6 +36,12 @@ export interface MeshOptions {
    * routers are answered first; `join` derives it from the routers' `malla-links` table.
    */
   readonly hopsTo?: (router: string) => number | undefined
+  /**
+   * Whether a peer is known to have left without withdrawing its offers (a tab closed before its withdrawal
+   * reached the router): its offers are not answered, since nobody would complete them. `join` derives it from
+   * the room's presence (`departedPeers`).
+   */
+  readonly isGone?: (peer: string) => boolean
   /** Connections this peer goes looking for, by answering others' offers (default 3). */
   readonly target?: number
   /** Connections it accepts at most; past it, it withdraws its offers (default 6). */
@@ -159,6 +165,8 @@ export class Mesh {
   private readonly links = new Map<string, Link[]>()
   private nextDirect = 1
   private readonly failedOffers = new Set<string>()
+  /** The tables as the last step saw them. */
+  private lastView: TablesView | undefined
   private nextOffer = 0
   private started = false
   private closed = false
@@ -281,6 +289,7 @@ export class Mesh {
   }
 
   private async step(view: TablesView): Promise<void> {
+    this.lastView = view
     const now = this.now()
     const offers = new Map(view.offers.map((o) => [o.key, o.record]))
     await this.takeAnswers(view.answers.filter((a) => a.record.to === this.id && a.record.expiresAt > now).map((a) => a.record))
@@ -406,7 +415,7 @@ export class Mesh {
   private answerOffers(view: TablesView, now: number): void {
     const inFlight = this.attempts.list('answer').length + this.attempts.list('offer', 'taken').length
     const room = Math.min(this.target - this.links.size - inFlight, this.maxPcs - this.pcCount(), attemptsAtOnce(this.failuresInRow, Number.POSITIVE_INFINITY) - inFlight)
-    const chosen = offersToAnswer(view, { self: this.id, now, room, failed: this.failedOffers, busyWith: (peer) => this.hasLinkOrAttempt(peer, 'any'), hops: (router) => this.hops(router) })
+    const chosen = offersToAnswer(view, { self: this.id, now, room, failed: this.failedOffers, busyWith: (peer) => this.hasLinkOrAttempt(peer, 'any'), hops: (router) => this.hops(router), ...(this.options.isGone ? { gone: this.options.isGone } : {}) })
     for (const { key, record } of chosen) this.answer(key, record)
   }
 
@@ -417,6 +426,9 @@ export class Mesh {
       this.counts.failed++
       this.attemptFailed()
       this.rememberFailed(key)
+      // An offerer that did not complete this answer (gone, or unreachable from here) will not complete its
+      // other offers either: each would cost another connect timeout. Its new offers are answered.
+      this.rememberOffersOf(offer.peer)
       void this.tables.withdraw('answers', [own.key]).catch(() => {})
     })
     void (async () => {
@@ -537,6 +549,10 @@ export class Mesh {
       const current = this.links.get(remote)
       if (current?.[0] === link) {
         this.links.delete(remote)
+        // The peer closed, failed or went silent: the offers it had out were made before that, and if it closed
+        // its tab they linger until they expire. Answering one would cost a connect timeout; a live peer
+        // publishes new offers, and those are answered.
+        if (reason !== 'local') this.rememberOffersOf(remote)
         this.emitter.emit('peer-closed', peer, peer.timedOut ? 'timeout' : reason)
       }
     })
@@ -646,6 +662,11 @@ export class Mesh {
   private attemptFailed(): void {
     this.failuresInRow++
     this.calmUntil = this.now() + Math.min(CALM_MAX_MS, CALM_MIN_MS * 2 ** Math.min(this.failuresInRow - 1, 8))
+  }
+
+  /** Every offer `peer` has out now, as the last step saw them, counts as failed: none is answered. */
+  private rememberOffersOf(peer: string): void {
+    for (const o of this.lastView?.offers ?? []) if (o.record !== 'withdrawn' && o.record.peer === peer) this.rememberFailed(o.key)
   }
 
   private rememberFailed(offer: string): void {

@@ -149,3 +149,29 @@ test('offers from nearer routers are answered first: hops come from the routers\
   await until(() => me.mesh.stats().connected === 1, () => JSON.stringify(me.mesh.stats()))
   assert.equal(me.mesh.peers()[0]?.id, near.id, 'the offer one hop away, not the newer one two hops away')
 })
+
+test('a connection that ends from the far side: the offers that peer had out are not answered (a closed tab leaves them behind)', async (t) => {
+  const d = await router(t)
+  const a = await peer(t, d.base, 'aaaaaaaaaaaaaaaa', { target: 1, pool: 2 })
+  const b = await peer(t, d.base, 'bbbbbbbbbbbbbbbb', { target: 1, pool: 0 })
+  await until(() => a.mesh.stats().connected === 1 && b.mesh.stats().connected === 1, () => `A ${JSON.stringify(a.mesh.stats())} B ${JSON.stringify(b.mesh.stats())}`)
+  // A keeps one offer out past its target (for newcomers); B has seen it.
+  await until(async () => (await openOffersSeen(b, a.id)) >= 1, () => 'B holds an offer of A')
+  const seen = await b.mesh.view()
+  const before = new Set(seen.offers.filter((o) => o.record !== 'withdrawn' && o.record.kind === 'offer' && o.record.peer === a.id).map((o) => o.key))
+  // B's answer of the connection itself stays in the table a while: only answers written after the close count.
+  const oldAnswers = new Map(seen.answers.map((x) => [x.key, x.record.expiresAt]))
+  const closed = new Promise((resolve) => b.mesh.on('peer-closed', resolve))
+  a.mesh.peers()[0]?.close()
+  await closed
+  // B is below its target now: it answers offers, but none of those A had out before the close.
+  b.mesh.setTarget(2)
+  const started = Date.now()
+  while (Date.now() - started < 2500) {
+    const answers = (await b.mesh.view()).answers.filter((x) => x.record.peer === b.id && oldAnswers.get(x.key) !== x.record.expiresAt)
+    assert.ok(!answers.some((x) => before.has(x.record.offer)), `B answered an offer A had out before the close: ${JSON.stringify(answers)}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  // A is alive: they meet again on a new offer.
+  await until(() => b.mesh.stats().connected === 1, () => `B ${JSON.stringify(b.mesh.stats())}`)
+})

@@ -99,3 +99,9 @@ test('after failures in a row: one attempt at a time, and a taken offer waits lo
   )
   assert.equal(openDeadline(0, 1000), 1000, 'never past the connect timeout')
 })
+
+test('offersToAnswer skips the offers of peers known to have left (a closed tab whose offers linger)', () => {
+  const view: TablesView = { offers: [offer('left0000', 0, 'r0'), offer('stay0000', 0, 'r1')], answers: [] }
+  assert.deepEqual(offersToAnswer(view, { ...choice, gone: (p) => p === 'left0000' }).map((o) => o.record.peer), ['stay0000'])
+  assert.deepEqual(offersToAnswer(view, choice).map((o) => o.record.peer), ['left0000', 'stay0000'], 'without the rule the nearer one comes first')
+})

@@ -17,6 +17,13 @@ export interface TransferView {
   readonly url?: string
 }
 
+/**
+ * File bytes queued on a connection at most. A chat line or a sync going the same way waits behind what the
+ * connection's SCTP association holds; a quarter of a MiB keeps that wait short while the file still streams
+ * as fast as the link goes (the library's default, 1 MiB, suits a connection that carries nothing else).
+ */
+const FILE_QUEUE_BYTES = 256 * 1024
+
 /** Transfers listed at most; the oldest finished ones go first (their downloads are released). */
 const MAX_LISTED = 50
 
@@ -75,6 +82,14 @@ export class FileSharing {
     this.handles.get(key)?.cancel()
   }
 
+  /** Takes an ended transfer off the list, and lets its received file go (the browser frees or unpages it). */
+  dismiss(key: string): void {
+    const view = this.transfers.value.find((v) => v.key === key)
+    if (!view || view.state === 'active' || view.state === 'offered' || view.state === 'connecting') return
+    if (view.url) URL.revokeObjectURL(view.url)
+    this.transfers.value = this.transfers.value.filter((v) => v.key !== key)
+  }
+
   stop(): void {
     for (const off of this.offs.splice(0)) off()
     for (const t of this.byPeer.values()) t.stop()
@@ -84,7 +99,7 @@ export class FileSharing {
   private attach(peer: MeshPeer): FileTransfers {
     const existing = this.byPeer.get(peer.id)
     if (existing) return existing
-    const transfers = new FileTransfers({ channel: peer.fileChannel })
+    const transfers = new FileTransfers({ channel: peer.fileChannel, highWaterMark: FILE_QUEUE_BYTES })
     transfers.start()
     this.byPeer.set(peer.id, transfers)
     transfers.on('offer', (incoming) => {

@@ -5,6 +5,12 @@ import { DirectMessages } from './direct-messages.js'
 import { FileSharing } from './file-sharing.js'
 import { People } from './people.js'
 
+/**
+ * A channel says it has room again once its queue is down to this (the library's default is 256 KiB): small,
+ * so that a file transfer keeps little queued ahead of the chat lines and syncs that share its connection.
+ */
+const LOW_WATER_BYTES = 64 * 1024
+
 /** The room the app joins unless the address says another (`?room=name`). */
 export const DEFAULT_ROOM = 'plaza'
 
@@ -28,7 +34,7 @@ export interface Session {
  * public API (`malla/browser`) is used: the app doubles as its reference example.
  */
 export async function startSession(roomName: string, name: string, signal_?: AbortSignal): Promise<Session> {
-  const room = await joinRoom(roomName, { tables: ['chat'], name, ...(signal_ ? { signal: signal_ } : {}) })
+  const room = await joinRoom(roomName, { tables: ['chat'], name, rtcOptions: { lowWaterMark: LOW_WATER_BYTES }, ...(signal_ ? { signal: signal_ } : {}) })
   const connected = signal(room.mesh.peers().length)
   const count = () => (connected.value = room.mesh.peers().length)
   const offs = [room.mesh.on('peer', count), room.mesh.on('peer-closed', count)]

@@ -1,6 +1,7 @@
-import { useEffect, useRef, useState } from 'preact/hooks'
+import { useEffect, useRef } from 'preact/hooks'
 import { formatTime, t } from '../i18n.js'
 import type { Session } from '../app/session.js'
+import { Composer } from './Composer.js'
 import { colourOf } from './PeopleView.js'
 
 export function ChatView({ session }: { session: Session }) {
@@ -8,7 +9,6 @@ export function ChatView({ session }: { session: Session }) {
   const lines = chat.lines.value
   const acks = chat.acks.value
   session.people.list.value // re-render when people come and go: "reached everyone" depends on them
-  const [text, setText] = useState('')
   const list = useRef<HTMLOListElement>(null)
   useEffect(() => {
     const el = list.current
@@ -24,28 +24,22 @@ export function ChatView({ session }: { session: Session }) {
           <li class={l.mine ? 'line mine' : 'line'} key={l.key} data-key={l.key}>
             <span class="line-head">
               <strong style={{ color: colourOf(l.from) }}>{l.name}</strong> <time>{formatTime(l.at)}</time>
-              {l.mine ? (
-                <span class="mark" title={acks && chat.reachedEveryone(l.key) ? t('chat.reached') : t('chat.sent')} data-reached={String(chat.reachedEveryone(l.key))}>
-                  {chat.reachedEveryone(l.key) ? '✓✓' : '✓'}
-                </span>
-              ) : null}
+              {l.mine ? <Mark reached={acks !== undefined && chat.reachedEveryone(l.key)} /> : null}
             </span>
             <span class="line-text">{l.text}</span>
           </li>
         ))}
       </ol>
-      <form
-        class="composer"
-        onSubmit={(e) => {
-          e.preventDefault()
-          const said = text
-          setText('')
-          void chat.say(said)
-        }}
-      >
-        <input name="chat" value={text} maxLength={2000} placeholder={t('chat.placeholder')} onInput={(e) => setText(e.currentTarget.value)} autoComplete="off" />
-        <button type="submit">{t('chat.send')}</button>
-      </form>
+      <Composer name="chat" maxLength={2000} placeholder={t('chat.placeholder')} onSend={(text) => void chat.say(text)} />
     </section>
+  )
+}
+
+/** One tick once the line is written, two once everyone present has it. */
+function Mark({ reached }: { reached: boolean }) {
+  return (
+    <span class="mark" title={reached ? t('chat.reached') : t('chat.sent')} data-reached={String(reached)}>
+      {reached ? '✓✓' : '✓'}
+    </span>
   )
 }

@@ -89,6 +89,11 @@ export function FilesView({ session, peer }: { session: Session; peer: Signal<st
                     {t('files.save')}
                   </a>
                 ) : null}
+                {v.state === 'done' || v.state === 'cancelled' || v.state === 'failed' ? (
+                  <button type="button" class="secondary" data-action="dismiss" onClick={() => files.dismiss(v.key)}>
+                    {t('files.dismiss')}
+                  </button>
+                ) : null}
               </div>
             </li>
           )

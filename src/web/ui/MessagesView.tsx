@@ -1,7 +1,8 @@
 import type { Signal } from '@preact/signals'
-import { useEffect, useRef, useState } from 'preact/hooks'
+import { useEffect, useRef } from 'preact/hooks'
 import { formatTime, t } from '../i18n.js'
 import type { Session } from '../app/session.js'
+import { Composer } from './Composer.js'
 
 export function MessagesView({ session, peer }: { session: Session; peer: Signal<string | undefined> }) {
   const { messages, people } = session
@@ -11,7 +12,6 @@ export function MessagesView({ session, peer }: { session: Session; peer: Signal
   const ids = [...new Set([...people.others().map((p) => p.id), ...conversations.keys()])]
   const chosen = peer.value
   const list = chosen ? (conversations.get(chosen) ?? []) : []
-  const [text, setText] = useState('')
   const box = useRef<HTMLOListElement>(null)
   useEffect(() => {
     if (box.current) box.current.scrollTop = box.current.scrollHeight
@@ -46,18 +46,7 @@ export function MessagesView({ session, peer }: { session: Session; peer: Signal
                   </li>
                 ))}
               </ol>
-              <form
-                class="composer"
-                onSubmit={(e) => {
-                  e.preventDefault()
-                  const said = text
-                  setText('')
-                  void messages.send(chosen, said)
-                }}
-              >
-                <input name="dm" value={text} maxLength={4000} placeholder={t('dm.placeholder', { name: people.nameOf(chosen) })} onInput={(e) => setText(e.currentTarget.value)} autoComplete="off" />
-                <button type="submit">{t('chat.send')}</button>
-              </form>
+              <Composer name="dm" maxLength={4000} placeholder={t('dm.placeholder', { name: people.nameOf(chosen) })} onSend={(text) => void messages.send(chosen, text)} />
             </>
           )}
         </div>
