@@ -78,6 +78,7 @@ test('the web app: three people on two routers set names, see each other, chat, 
     await caro.fill('input[name=chat]', '¡hola Ana!')
     await caro.press('input[name=chat]', 'Enter')
     await ana.waitForSelector('.line-text:has-text("¡hola Ana!")', { timeout: 20_000 })
+    await screenshots(ana, 'chat-first-lines')
   })
 
   await t.test('a direct message reaches only its person', async () => {
