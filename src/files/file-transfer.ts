@@ -50,7 +50,7 @@ const MIN_CHUNK_BYTES = 1024
 
 /**
  * Files over one data channel, both ways (docs/protocol.md §16). A receiver must accept each offer, so nobody
- * can push bytes at a peer; each file is hashed (SHA-256, in plain JS: pages on plain http have no WebCrypto)
+ * can push bytes at a peer; each file is hashed (SHA-256 in WebAssembly, or plain JS: pages on plain http have no WebCrypto)
  * on both sides, and is done only when the hashes match. One file streams at a time per direction; the others
  * wait their turn. Everything the other side sends is checked: a stranger's frames can fail or drop its own
  * transfers, never throw here.

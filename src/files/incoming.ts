@@ -1,8 +1,7 @@
-import { sha256 } from '@noble/hashes/sha2'
-import { bytesToHex } from '@noble/hashes/utils'
 import { MallaError } from '../core/errors.js'
 import { Transfer, type FileSink, type IncomingTransfer } from './transfer.js'
 import type { TransferReason } from './wire.js'
+import { sha256Stream, type StreamHash } from './sha256-stream.js'
 
 /**
  * Bytes received and not yet taken by a slow sink, at most: past it the transfer fails ('sink-too-slow').
@@ -17,7 +16,8 @@ const MAX_SINK_BACKLOG_BYTES = 64 * 1024 * 1024
  */
 export class Incoming extends Transfer implements IncomingTransfer {
   private sink: FileSink | undefined
-  private readonly hash = sha256.create()
+  /** Made when the transfer is accepted, before the sender hears of it: no byte can come before it. */
+  private hash: StreamHash | undefined
   /** The sink's writes, one after the other; each link checks that the transfer is still on. */
   private writes: Promise<void> = Promise.resolve()
   private backlog = 0
@@ -28,8 +28,12 @@ export class Incoming extends Transfer implements IncomingTransfer {
     if (this.current !== 'offered') throw new MallaError('PEER', `cannot accept a transfer that is ${this.current}`)
     this.sink = sink
     this.current = 'receiving'
-    this.startMeter()
-    this.link.control({ t: 'accept', id: this.id })
+    void sha256Stream().then((hash) => {
+      if (this.current !== 'receiving') return
+      this.hash = hash
+      this.startMeter()
+      this.link.control({ t: 'accept', id: this.id })
+    })
   }
 
   decline(): void {
@@ -49,12 +53,13 @@ export class Incoming extends Transfer implements IncomingTransfer {
   /** Data for this transfer; false when it was not taken (not accepted yet, or already complete). */
   take(bytes: Uint8Array): boolean {
     const sink = this.sink
-    if (this.current !== 'receiving' || !sink || this.closing) return false
+    const hash = this.hash
+    if (this.current !== 'receiving' || !sink || !hash || this.closing) return false
     if (this.moved + bytes.byteLength > this.size) {
       this.stop('size-exceeded')
       return true
     }
-    this.hash.update(bytes)
+    hash.update(bytes)
     this.backlog += bytes.byteLength
     if (this.backlog > MAX_SINK_BACKLOG_BYTES) {
       this.stop('sink-too-slow')
@@ -68,8 +73,9 @@ export class Incoming extends Transfer implements IncomingTransfer {
   /** The sender has sent everything, hashing to `expected`; false when this was not the time for it. */
   onDone(expected: string): boolean {
     const sink = this.sink
-    if (this.current !== 'receiving' || !sink || this.closing) return false
-    const actual = this.moved === this.size ? bytesToHex(this.hash.digest()) : undefined
+    const hash = this.hash
+    if (this.current !== 'receiving' || !sink || !hash || this.closing) return false
+    const actual = this.moved === this.size && this.hash ? this.hash.hex() : undefined
     if (actual !== expected) {
       this.stop(actual === undefined ? 'incomplete' : 'hash-mismatch')
       return true

@@ -1,8 +1,7 @@
-import { sha256 } from '@noble/hashes/sha2'
-import { bytesToHex } from '@noble/hashes/utils'
 import type { RtcChannel } from '../rtc/rtc-peer.js'
 import { Transfer, type FileSource, type OutgoingTransfer, type TransferLink } from './transfer.js'
 import { dataFrame, DATA_HEADER_BYTES, type TransferReason } from './wire.js'
+import { sha256Stream } from './sha256-stream.js'
 
 /** How the channel is fed: frames of `frameBytes` (header included) while less than `highWaterMark` is queued. */
 export interface StreamPacing {
@@ -91,7 +90,8 @@ export class Outgoing extends Transfer implements OutgoingTransfer {
     if (this.phase !== 'accepted' || this.ended) return
     this.phase = 'streaming'
     this.startMeter()
-    const hash = sha256.create()
+    const hash = await sha256Stream()
+    if (this.ended) return
     const payload = pacing.frameBytes - DATA_HEADER_BYTES
     // Whole frames per slice, so that no slice ends in a runt frame.
     const sliceBytes = payload * Math.max(1, Math.floor(READ_BYTES / payload))
@@ -126,7 +126,7 @@ export class Outgoing extends Transfer implements OutgoingTransfer {
         }
         offset = next
       }
-      this.digest = bytesToHex(hash.digest())
+      this.digest = hash.hex()
       this.phase = 'sent'
       this.link.control({ t: 'done', id: this.id, sha256: this.digest })
     } catch {
