@@ -132,14 +132,8 @@ export class Presence {
   /** Everyone with a presence entry, and whether they are reachable now. */
   async view(): Promise<PresencePeer[]> {
     const table = (await this.options.replica.read({ flavour: 'ttl', type: this.options.type })).table as ReadonlyMap<string, Entry>
-    const listed = new Map<string, { name: string | undefined; router: string | undefined; links: string[] }>()
-    for (const [key, entry] of table) {
-      const data = entry.data as { v?: unknown; r?: unknown; l?: unknown; n?: unknown } | null | undefined
-      // Only a peer's own entry speaks for it.
-      if (data === null || data === undefined || typeof data !== 'object' || entry.author !== key) continue
-      const links = Array.isArray(data.l) ? data.l.filter((x): x is string => typeof x === 'string').slice(0, MAX_LINKS_LISTED) : []
-      listed.set(key, { name: displayName(data.n), router: typeof data.r === 'string' ? data.r.slice(0, 64) : undefined, links })
-    }
+    const listed = new Map<string, { name: string | undefined; router: string | undefined; links: readonly string[] }>()
+    for (const [id, p] of ownEntries(table)) listed.set(id, { ...p, links: p.links ?? [] })
     const own = this.options.connections.peers().map((p) => p.id)
     listed.set(this.options.id, { name: this.name, router: this.options.router, links: own })
     // Reachable: breadth first from this peer over links both ends list (own links need only this side).
@@ -208,14 +202,26 @@ export function displayName(raw: unknown): string | undefined {
  */
 export function departedPeers(table: ReadonlyMap<string, Entry>): Set<string> {
   const links = new Map<string, readonly string[]>()
-  for (const [key, entry] of table) {
-    const data = entry.data as { l?: unknown } | null | undefined
-    if (data === null || data === undefined || typeof data !== 'object' || entry.author !== key || !Array.isArray(data.l)) continue
-    links.set(key, data.l.filter((x): x is string => typeof x === 'string').slice(0, MAX_LINKS_LISTED))
-  }
+  for (const [id, p] of ownEntries(table)) if (p.links !== undefined) links.set(id, p.links)
   const gone = new Set<string>()
   for (const [peer, listed] of links) {
     if (listed.length > 0 && listed.every((other) => links.get(other)?.includes(peer) === false)) gone.add(peer)
   }
   return gone
+}
+
+/**
+ * The presence entries that speak for a peer (its own: `author` is the key), read as a stranger's input: a
+ * name through `displayName`, a router name of at most 64 characters, at most 64 links (undefined when the
+ * entry has no list of them).
+ */
+function ownEntries(table: ReadonlyMap<string, Entry>): Map<string, { name: string | undefined; router: string | undefined; links: readonly string[] | undefined }> {
+  const out = new Map<string, { name: string | undefined; router: string | undefined; links: readonly string[] | undefined }>()
+  for (const [key, entry] of table) {
+    const data = entry.data as { r?: unknown; l?: unknown; n?: unknown } | null | undefined
+    if (data === null || data === undefined || typeof data !== 'object' || entry.author !== key) continue
+    const links = Array.isArray(data.l) ? data.l.filter((x): x is string => typeof x === 'string').slice(0, MAX_LINKS_LISTED) : undefined
+    out.set(key, { name: displayName(data.n), router: typeof data.r === 'string' ? data.r.slice(0, 64) : undefined, links })
+  }
+  return out
 }

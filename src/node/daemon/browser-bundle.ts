@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { gzipSync } from 'node:zlib'
 import { MallaError } from '../../core/errors.js'
+import { sendAsset, staticAsset, type StaticAsset } from './static-asset.js'
 
 /**
  * Where `npm run build` writes the bundle (scripts/build-browser.ts). The daemon module is at
@@ -20,18 +19,10 @@ const FILES = {
 } as const
 export type BundleFile = keyof typeof FILES
 
-interface Asset {
-  readonly body: Buffer
-  /** Compressed once at start: a router's CPU is small and the bundle never changes while it runs. */
-  readonly gzip: Buffer
-  readonly etag: string
-  readonly contentType: string
-}
-
 /** The page bundle as read at start; files missing then stay missing until a restart. */
 export interface BrowserBundle {
   readonly dir: string
-  readonly assets: ReadonlyMap<BundleFile, Asset>
+  readonly assets: ReadonlyMap<BundleFile, StaticAsset>
 }
 
 export function isBundleFile(name: string): name is BundleFile {
@@ -43,14 +34,12 @@ export function isBundleFile(name: string): name is BundleFile {
  * a daemon without a bundle still serves everything else.
  */
 export async function loadBrowserBundle(dir: string = BUNDLE_DIR): Promise<{ bundle: BrowserBundle; missing: Array<{ path: string; error: string }> }> {
-  const assets = new Map<BundleFile, Asset>()
+  const assets = new Map<BundleFile, StaticAsset>()
   const missing: Array<{ path: string; error: string }> = []
   for (const [name, contentType] of Object.entries(FILES) as Array<[BundleFile, string]>) {
     const path = join(dir, name)
     try {
-      const body = await readFile(path)
-      const etag = createHash('sha256').update(body).digest('base64url').slice(0, 22)
-      assets.set(name, { body, gzip: gzipSync(body, { level: 9 }), etag, contentType })
+      assets.set(name, staticAsset(await readFile(path), contentType))
     } catch (e) {
       missing.push({ path, error: (e as NodeJS.ErrnoException).code ?? (e as Error).message })
     }
@@ -70,31 +59,5 @@ export function serveBundleFile(bundle: BrowserBundle | undefined, name: BundleF
     const dir = bundle?.dir ?? BUNDLE_DIR
     throw new MallaError('NOT_FOUND', `the browser bundle is not built: run \`npm run build\` (no ${join(dir, name)} when the daemon started)`)
   }
-  const gzip = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))
-  // Each encoding is its own representation, so it gets its own strong validator.
-  const etag = `"${asset.etag}${gzip ? '-gz' : ''}"`
-  const headers: Record<string, string> = {
-    'content-type': asset.contentType,
-    etag,
-    'cache-control': 'no-cache',
-    vary: 'accept-encoding',
-    'access-control-allow-origin': '*',
-  }
-  if (matchesEtag(req.headers['if-none-match'], etag)) {
-    res.writeHead(304, headers)
-    res.end()
-    return
-  }
-  const body = gzip ? asset.gzip : asset.body
-  if (gzip) headers['content-encoding'] = 'gzip'
-  headers['content-length'] = String(body.length)
-  res.writeHead(200, headers)
-  res.end(body)
-}
-
-/** RFC 9110 §13.1.2: weak comparison, so a `W/` prefix added by a proxy still matches. */
-export function matchesEtag(ifNoneMatch: string | undefined, etag: string): boolean {
-  if (ifNoneMatch === undefined) return false
-  if (ifNoneMatch.trim() === '*') return true
-  return ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag)
+  sendAsset(asset, { 'cache-control': 'no-cache', 'access-control-allow-origin': '*' }, req, res)
 }

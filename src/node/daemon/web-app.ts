@@ -1,11 +1,9 @@
-import { createHash } from 'node:crypto'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { extname, join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { gzipSync } from 'node:zlib'
 import { MallaError } from '../../core/errors.js'
-import { matchesEtag } from './browser-bundle.js'
+import { sendAsset, staticAsset, type StaticAsset } from './static-asset.js'
 
 /**
  * Where `npm run build` writes the web app (scripts/build-web.ts): the package's `dist/web/`, three levels
@@ -30,12 +28,7 @@ const TYPES: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
 }
 
-interface WebFile {
-  readonly body: Buffer
-  /** Compressed once at start: a router's CPU is small and the files never change while it runs. */
-  readonly gzip: Buffer | undefined
-  readonly etag: string
-  readonly contentType: string
+interface WebFile extends StaticAsset {
   /** Vite names assets by content hash: those never change under their name and may be cached for good. */
   readonly immutable: boolean
 }
@@ -68,16 +61,8 @@ export async function loadWebApp(dir: string = WEB_DIR): Promise<{ app: WebApp; 
       if (files.size >= MAX_FILES) throw new MallaError('TOO_LARGE', `more than ${MAX_FILES} files`)
       total += (await stat(path)).size
       if (total > MAX_TOTAL_BYTES) throw new MallaError('TOO_LARGE', `more than ${MAX_TOTAL_BYTES} bytes`)
-      const body = await readFile(path)
       const urlPath = '/' + relative(dir, path).split(sep).join('/')
-      const compressible = !type.startsWith('image/png')
-      files.set(urlPath, {
-        body,
-        gzip: compressible ? gzipSync(body, { level: 9 }) : undefined,
-        etag: createHash('sha256').update(body).digest('base64url').slice(0, 22),
-        contentType: type,
-        immutable: urlPath.startsWith('/assets/'),
-      })
+      files.set(urlPath, { ...staticAsset(await readFile(path), type, !type.startsWith('image/png')), immutable: urlPath.startsWith('/assets/') })
     }
   }
   try {
@@ -101,23 +86,5 @@ export function isWebPath(app: WebApp | undefined, pathname: string): boolean {
 export function serveWebFile(app: WebApp | undefined, pathname: string, req: IncomingMessage, res: ServerResponse): void {
   const file = app?.files.get(pathname === '/' ? '/index.html' : pathname)
   if (!file) throw new MallaError('NOT_FOUND', `the web app is not built: run \`npm run build\` (no ${join(app?.dir ?? WEB_DIR, 'index.html')} when the daemon started); the developer pages are at /debug/`)
-  const gzip = file.gzip !== undefined && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))
-  const etag = `"${file.etag}${gzip ? '-gz' : ''}"`
-  const headers: Record<string, string> = {
-    'content-type': file.contentType,
-    etag,
-    'cache-control': file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
-    vary: 'accept-encoding',
-    'x-content-type-options': 'nosniff',
-  }
-  if (matchesEtag(req.headers['if-none-match'], etag)) {
-    res.writeHead(304, headers)
-    res.end()
-    return
-  }
-  const body = gzip ? (file.gzip as Buffer) : file.body
-  if (gzip) headers['content-encoding'] = 'gzip'
-  headers['content-length'] = String(body.length)
-  res.writeHead(200, headers)
-  res.end(req.method === 'HEAD' ? undefined : body)
+  sendAsset(file, { 'cache-control': file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache', 'x-content-type-options': 'nosniff' }, req, res)
 }

@@ -1,6 +1,6 @@
 import { signal } from '@preact/signals'
-import type { Entry, Room, TypeName } from 'malla/browser'
-import type { People } from './people.js'
+import { displayName, type Entry, type Room, type TypeName } from 'malla/browser'
+import { shortId, type People } from './people.js'
 
 /** A line of the room's chat as shown. */
 export interface ChatLine {
@@ -161,6 +161,7 @@ function lineOf(key: string, entry: Entry | undefined, me?: string, arrived = Da
   const from = key.split('.', 1)[0] as string
   if (entry.author !== from) return undefined
   const at = typeof data.at === 'number' && Number.isFinite(data.at) ? Math.min(data.at, arrived) : 0
-  const name = typeof data.n === 'string' && data.n.trim() !== '' ? data.n.slice(0, 64) : `#${from.slice(0, 6)}`
+  // Read as presence names are: a stranger's text, cleaned of control and direction-override characters.
+  const name = displayName(data.n) ?? shortId(from)
   return { key, from, name, text: data.x.slice(0, MAX_TEXT), at, mine: from === me }
 }
