@@ -8,6 +8,7 @@ import { MAX_CONTROL_CHARS, parseControl, parseData, sanitizeMime, sanitizeName,
 
 export type { FileSink, FileSource, FileTransfer, IncomingTransfer, OutgoingTransfer, TransferEnd, TransferEvents, TransferProgress, TransferState } from './transfer.js'
 export type { TransferReason } from './wire.js'
+export { sha256Stream, type StreamHash } from './sha256-stream.js'
 
 export interface FileTransfersOptions {
   /** A connection's file channel (`MeshPeer.fileChannel`, `RtcPeer.fileChannel`): nothing else may use it. */
@@ -23,6 +24,13 @@ export interface FileTransfersOptions {
   readonly chunkBytes?: number
   /** The sender waits for `drain` while this much is queued (default 1 MiB, or 4 × the channel's `lowWaterMark` if more). */
   readonly highWaterMark?: number
+  /**
+   * Bytes of a file this side receives that may be on their way and not yet in its sink (default 256 KiB): the
+   * sender waits for this side's acks beyond it. It bounds what a file keeps queued ahead of everything else the
+   * other side sends on the connection (a chat line waits behind at most this), and lets a slow sink slow the
+   * sender instead of failing.
+   */
+  readonly receiveWindow?: number
 }
 
 export interface FileTransfersEvents {
@@ -44,7 +52,7 @@ export interface FileTransfersStats {
   readonly declined: number
 }
 
-const DEFAULTS = { maxFileBytes: 4 * 1024 ** 3, maxPendingOffers: 8, chunkBytes: 64 * 1024, highWaterMark: 1024 * 1024 }
+const DEFAULTS = { maxFileBytes: 4 * 1024 ** 3, maxPendingOffers: 8, chunkBytes: 64 * 1024, highWaterMark: 1024 * 1024, receiveWindow: 256 * 1024 }
 /** A data frame carries at least this much: smaller frames would cost more in headers than they carry. */
 const MIN_CHUNK_BYTES = 1024
 
@@ -62,6 +70,7 @@ export class FileTransfers {
   private readonly maxPendingOffers: number
   private readonly chunkBytes: number
   private readonly highWaterMark: number
+  private readonly receiveWindow: number
   private readonly outgoing = new Map<number, Outgoing>()
   private readonly incoming = new Map<number, Incoming>()
   /** Accepted outgoing transfers, in the order of their accepts; the first streams. */
@@ -81,6 +90,7 @@ export class FileTransfers {
       ['maxPendingOffers', o.maxPendingOffers, 1],
       ['chunkBytes', o.chunkBytes, MIN_CHUNK_BYTES],
       ['highWaterMark', o.highWaterMark, 1],
+      ['receiveWindow', o.receiveWindow, MIN_CHUNK_BYTES],
     ] as const) {
       if (!Number.isSafeInteger(v) || v < min) throw badInput(`${name} must be an integer of at least ${min}`)
     }
@@ -88,6 +98,7 @@ export class FileTransfers {
     this.maxFileBytes = o.maxFileBytes
     this.maxPendingOffers = o.maxPendingOffers
     this.chunkBytes = o.chunkBytes
+    this.receiveWindow = o.receiveWindow
     this.highWaterMark = options.highWaterMark ?? Math.max(DEFAULTS.highWaterMark, 4 * options.channel.lowWaterMark)
   }
 
@@ -142,7 +153,7 @@ export class FileTransfers {
         return this.onOffer(frame)
       case 'accept': {
         const t = this.outgoing.get(frame.id)
-        taken = !!t?.onAccept()
+        taken = !!t?.onAccept(frame.window)
         if (t && taken) {
           this.ready.push(t)
           this.offerNext()
@@ -150,6 +161,9 @@ export class FileTransfers {
         }
         break
       }
+      case 'ack':
+        taken = !!this.outgoing.get(frame.id)?.onAck(frame.n)
+        break
       case 'decline':
         taken = !!this.outgoing.get(frame.id)?.onDecline(frame.reason)
         break
@@ -182,7 +196,7 @@ export class FileTransfers {
       this.counts.declined++
       return this.control({ t: 'decline', id, reason: refusal })
     }
-    const transfer = new Incoming(id, name, size, mime, this.link)
+    const transfer = new Incoming(id, name, size, mime, this.link, this.receiveWindow)
     this.incoming.set(id, transfer)
     transfer.on('end', () => this.incoming.delete(id))
     emitSafely(this.emitter.events.offer, transfer)

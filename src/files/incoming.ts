@@ -1,5 +1,5 @@
 import { MallaError } from '../core/errors.js'
-import { Transfer, type FileSink, type IncomingTransfer } from './transfer.js'
+import { Transfer, type FileSink, type IncomingTransfer, type TransferLink } from './transfer.js'
 import type { TransferReason } from './wire.js'
 import { sha256Stream, type StreamHash } from './sha256-stream.js'
 
@@ -23,6 +23,17 @@ export class Incoming extends Transfer implements IncomingTransfer {
   private backlog = 0
   /** The sender's `done` matched: the sink is being closed, and nothing more is taken. */
   private closing = false
+  /** Bytes the sink has taken, and as many as the last `ack` said. */
+  private stored = 0
+  private acked = 0
+
+  /**
+   * `window`: the sender may have this many bytes on their way that the sink has not taken yet (§16); each
+   * half of it the sink takes is acknowledged.
+   */
+  constructor(id: number, name: string, size: number, mime: string, link: TransferLink, private readonly window: number) {
+    super(id, name, size, mime, link)
+  }
 
   accept(sink: FileSink): void {
     if (this.current !== 'offered') throw new MallaError('PEER', `cannot accept a transfer that is ${this.current}`)
@@ -32,7 +43,7 @@ export class Incoming extends Transfer implements IncomingTransfer {
       if (this.current !== 'receiving') return
       this.hash = hash
       this.startMeter()
-      this.link.control({ t: 'accept', id: this.id })
+      this.link.control({ t: 'accept', id: this.id, window: this.window })
     })
   }
 
@@ -65,7 +76,7 @@ export class Incoming extends Transfer implements IncomingTransfer {
       this.stop('sink-too-slow')
       return true
     }
-    this.write(() => sink.write(bytes), bytes.byteLength)
+    this.write(() => sink.write(bytes), bytes.byteLength, () => this.onStored(bytes.byteLength))
     this.advance(bytes.byteLength)
     return true
   }
@@ -114,12 +125,26 @@ export class Incoming extends Transfer implements IncomingTransfer {
   }
 
   /** Queues one call on the sink after the ones before it; a throw or a rejection fails the transfer. */
-  private write(call: () => void | Promise<void>, bytes: number): void {
+  private write(call: () => void | Promise<void>, bytes: number, then?: () => void): void {
     this.writes = this.writes
       .then(() => (this.ended ? undefined : call()))
       .then(
-        () => void (this.backlog -= bytes),
+        () => {
+          this.backlog -= bytes
+          then?.()
+        },
         () => this.stop('sink-failed'),
       )
+  }
+
+  /**
+   * The sink took `n` more bytes: the sender hears of it each half window (an ack every quarter made transfers
+   * slower, not faster: each is one more message both sides handle).
+   */
+  private onStored(n: number): void {
+    this.stored += n
+    if (this.ended || this.closing || this.stored - this.acked < Math.max(1, Math.floor(this.window / 2))) return
+    this.acked = this.stored
+    this.link.control({ t: 'ack', id: this.id, n: this.stored })
   }
 }

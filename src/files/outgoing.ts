@@ -23,6 +23,11 @@ export class Outgoing extends Transfer implements OutgoingTransfer {
    */
   private phase: 'queued' | 'offered' | 'accepted' | 'streaming' | 'sent' = 'queued'
   private digest: string | undefined
+  /** The receiver's window (§16): bytes sent and not acknowledged, at most; none from a receiver that keeps no window. */
+  private window = Infinity
+  private acked = 0
+  /** Wakes the stream waiting for an ack. */
+  private wake: (() => void) | undefined
 
   constructor(
     id: number,
@@ -60,9 +65,10 @@ export class Outgoing extends Transfer implements OutgoingTransfer {
     this.link.control({ t: 'offer', id: this.id, name: this.name, size: this.size, mime: this.mime })
   }
 
-  /** The receiver accepted; false when there was no offer of this one waiting for that. */
-  onAccept(): boolean {
+  /** The receiver accepted, with its window if it keeps one; false when there was no offer of this one waiting for that. */
+  onAccept(window: number | undefined): boolean {
     if (!this.unanswered) return false
+    if (window !== undefined) this.window = window
     this.phase = 'accepted'
     this.current = 'sending'
     return true
@@ -72,6 +78,17 @@ export class Outgoing extends Transfer implements OutgoingTransfer {
   onDecline(reason: TransferReason | undefined): boolean {
     if (this.queued) return false
     return this.finish(reason ?? 'declined', 'remote')
+  }
+
+  /**
+   * The receiver's sink has taken the first `n` bytes; false when that says nothing new (an old ack) or is not
+   * true (more than was sent). Either is the receiver's own loss: it can only slow its own transfer.
+   */
+  onAck(n: number): boolean {
+    if ((this.phase !== 'streaming' && this.phase !== 'sent') || this.ended || n <= this.acked || n > this.moved) return false
+    this.acked = n
+    this.wake?.()
+    return true
   }
 
   /** The receiver has it all and it hashed to `hex`; false when nothing was waiting for that. */
@@ -93,17 +110,19 @@ export class Outgoing extends Transfer implements OutgoingTransfer {
     const hash = await sha256Stream()
     if (this.ended) return
     const payload = pacing.frameBytes - DATA_HEADER_BYTES
-    // Whole frames per slice, so that no slice ends in a runt frame.
-    const sliceBytes = payload * Math.max(1, Math.floor(READ_BYTES / payload))
     // The next slice is read while this one is sent: a page reads a File through its browser's blob storage
     // (a round trip to another process), and the channel would idle during each read.
     const readAt = (offset: number) => {
-      const want = Math.min(sliceBytes, this.size - offset)
+      const want = Math.min(READ_BYTES, this.size - offset)
       return this.source.read(offset, want).then(
         (slice) => ({ slice, want }),
         () => undefined,
       )
     }
+    // Frames are filled from the slices, whatever their sizes (a stream gives what it has): each one is copied
+    // once anyway, to put the id in front, so a frame may take the end of one slice and the start of the next.
+    let frame = dataFrame(this.id, Math.min(payload, this.size))
+    let filled = 0
     try {
       let pending = this.size > 0 ? readAt(0) : undefined
       for (let offset = 0; offset < this.size; ) {
@@ -115,14 +134,25 @@ export class Outgoing extends Transfer implements OutgoingTransfer {
         if (!(slice instanceof Uint8Array) || slice.byteLength === 0 || slice.byteLength > want) return this.stop('source-failed')
         const next = offset + slice.byteLength
         pending = next < this.size ? readAt(next) : undefined
-        for (let at = 0; at < slice.byteLength; at += payload) {
+        for (let at = 0; at < slice.byteLength; ) {
+          const room = frame.byteLength - DATA_HEADER_BYTES - filled
+          const n = Math.min(room, slice.byteLength - at)
+          frame.set(slice.subarray(at, at + n), DATA_HEADER_BYTES + filled)
+          filled += n
+          at += n
+          if (n < room) break
+          const piece = frame.subarray(DATA_HEADER_BYTES)
           if (channel.bufferedAmount >= pacing.highWaterMark) await drained(channel)
+          // Within the receiver's window; one frame always goes, whatever the window, so that none is too small.
+          while (!this.ended && this.moved > this.acked && this.moved - this.acked + piece.byteLength > this.window) await this.acknowledged(channel)
           if (this.ended) return
-          const piece = slice.subarray(at, at + payload)
-          channel.send(dataFrame(this.id, piece))
+          channel.send(frame)
           // Hashed a frame at a time, after it is queued: no long stretch of the page's main thread goes to hashing.
           hash.update(piece)
           this.advance(piece.byteLength)
+          const left = this.size - this.moved
+          if (left > 0) frame = dataFrame(this.id, Math.min(payload, left))
+          filled = 0
         }
         offset = next
       }
@@ -133,6 +163,21 @@ export class Outgoing extends Transfer implements OutgoingTransfer {
       // send() refused a frame: the channel is not open any more.
       this.finish('closed', undefined)
     }
+  }
+
+  /** Resolves at the next ack, or when the channel closes or the transfer ends. */
+  private acknowledged(channel: RtcChannel): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.wake = undefined
+        offClose()
+        offEnd()
+        resolve()
+      }
+      const offClose = channel.on('close', done)
+      const offEnd = this.on('end', done)
+      this.wake = done
+    })
   }
 
   protected release(): void {

@@ -1,7 +1,7 @@
 /**
  * The file-transfer wire format (docs/protocol.md §16): control frames are JSON text, data frames binary. Each
  * control frame travels one way only, so an id names one transfer without saying whose: `offer`, `cancel` and
- * `done` go from a transfer's sender (ids in its sender's space), `accept`, `decline` and `received` from its
+ * `done` go from a transfer's sender (ids in its sender's space), `accept`, `ack`, `decline` and `received` from its
  * receiver, about the sender's id. Everything read here comes from a stranger: parsing never throws.
  */
 
@@ -29,7 +29,8 @@ export const endStateOf = (reason: TransferReason): 'cancelled' | 'failed' => (C
 
 export type ControlFrame =
   | { readonly t: 'offer'; readonly id: number; readonly name: string; readonly size: number; readonly mime: string }
-  | { readonly t: 'accept'; readonly id: number }
+  | { readonly t: 'accept'; readonly id: number; readonly window?: number }
+  | { readonly t: 'ack'; readonly id: number; readonly n: number }
   | { readonly t: 'decline' | 'cancel'; readonly id: number; readonly reason?: TransferReason }
   | { readonly t: 'done' | 'received'; readonly id: number; readonly sha256: string }
 
@@ -39,6 +40,7 @@ export const MAX_CONTROL_CHARS = 4096
 export const DATA_HEADER_BYTES = 4
 
 const isId = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffff_ffff
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0
 const HEX_SHA256 = /^[0-9a-f]{64}$/
 
 /**
@@ -55,14 +57,17 @@ export function parseControl(text: string): ControlFrame | undefined {
     return undefined
   }
   if (typeof f !== 'object' || f === null) return undefined
-  const { t, id, name, size, mime, reason, sha256 } = f as Record<string, unknown>
+  const { t, id, name, size, mime, reason, sha256, window, n } = f as Record<string, unknown>
   if (!isId(id)) return undefined
   switch (t) {
     case 'offer':
       if (typeof name !== 'string' || typeof size !== 'number' || (mime !== undefined && typeof mime !== 'string')) return undefined
       return { t, id, name: sanitizeName(name), size, mime: sanitizeMime(mime) }
     case 'accept':
-      return { t, id }
+      // A window that is not a positive safe integer is a later version's or nonsense: the accept still counts, without it.
+      return isCount(window) && window > 0 ? { t, id, window } : { t, id }
+    case 'ack':
+      return isCount(n) ? { t, id, n } : undefined
     case 'decline':
     case 'cancel':
       // An unknown reason is a later version's: the frame still counts, without it.
@@ -75,11 +80,10 @@ export function parseControl(text: string): ControlFrame | undefined {
   }
 }
 
-/** A data frame: the transfer id, then the bytes (copied once, to put the id in front). */
-export function dataFrame(id: number, bytes: Uint8Array): Uint8Array {
-  const frame = new Uint8Array(DATA_HEADER_BYTES + bytes.byteLength)
+/** An empty data frame for transfer `id` with room for `payloadBytes`: the id, then the bytes to be filled in. */
+export function dataFrame(id: number, payloadBytes: number): Uint8Array {
+  const frame = new Uint8Array(DATA_HEADER_BYTES + payloadBytes)
   new DataView(frame.buffer).setUint32(0, id)
-  frame.set(bytes, DATA_HEADER_BYTES)
   return frame
 }
 

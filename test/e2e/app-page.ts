@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { BrowserContext, Page } from 'playwright-core'
@@ -52,4 +52,25 @@ export async function screenshots(page: Page, name: string): Promise<void> {
     await page.screenshot({ path: join(SCREENSHOTS, `${name}-${size}.png`) })
   }
   await page.setViewportSize(DESKTOP)
+}
+
+/**
+ * One picture of several screenshots side by side (`shots`: file names in SCREENSHOTS), bottom-aligned on the
+ * app's background, drawn by a page of `context`: the README's picture of the app at desktop and phone size.
+ */
+export async function overview(context: BrowserContext, shots: readonly string[], out: string): Promise<void> {
+  const images = await Promise.all(shots.map(async (s) => `data:image/png;base64,${(await readFile(join(SCREENSHOTS, s))).toString('base64')}`))
+  const page = await context.newPage()
+  try {
+    await page.setViewportSize({ width: 1800, height: 900 })
+    await page.setContent(
+      `<body style="margin:0;background:#dfe7e4"><div id="o" style="display:inline-flex;align-items:flex-end;gap:28px;padding:28px">${images
+        .map((src) => `<img src="${src}" style="border-radius:10px;box-shadow:0 4px 18px #0003">`)
+        .join('')}</div></body>`,
+    )
+    await page.waitForFunction(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0))
+    await (await page.$('#o'))?.screenshot({ path: join(SCREENSHOTS, out) })
+  } finally {
+    await page.close()
+  }
 }

@@ -8,7 +8,7 @@ import type { Page } from 'playwright-core'
 import { spawn } from 'node:child_process'
 import { runCli } from '../helpers/processes.js'
 import { needsRoot, watch } from '../integration/netns-helpers.js'
-import { errorsOf, idOf, openApp, screenshots, show } from './app-page.js'
+import { errorsOf, idOf, openApp, overview, screenshots, show } from './app-page.js'
 import { browserIn } from './browser.js'
 import { FIXTURES, lab } from './lab.js'
 
@@ -229,10 +229,15 @@ test('the web app: three people on two routers set names, see each other, chat, 
         await caro.waitForSelector('.table-list button', { timeout: 10_000 })
         await caro.click('.table-list button[data-table="room-plaza-chat"]')
         await caro.waitForSelector('.tables tbody tr', { timeout: 10_000 })
+        // Live: a line written now shows up in the open table without another click.
+        await ana.evaluate(() => (globalThis as unknown as { mallaSession: { chat: { say(x: string): Promise<void> } } }).mallaSession.chat.say('live in the tables view'))
+        await caro.waitForSelector('.tables td.data code:has-text("live in the tables view")', { timeout: 10_000 })
       }
       if (view === 'map') await caro.waitForTimeout(1500)
       await screenshots(caro, view)
     }
     await screenshots(ana, 'chat-insecure')
+    // The README's picture: a chat on a desktop, a file arriving on a phone.
+    await overview(ana.context(), ['chat-first-lines-desktop.png', 'files-progress-phone.png'], 'overview.png')
   })
 })

@@ -90,12 +90,13 @@ function rawEnd(channel: RtcChannel) {
 
 /** A channel that notes, after each data frame it sends, how much is buffered, and whose frame it was. */
 function recording(channel: RtcChannel) {
-  const seen = { maxBuffered: 0, ids: [] as number[] }
+  const seen = { maxBuffered: 0, ids: [] as number[], sizes: [] as number[] }
   const wrapped: RtcChannel = {
     send(data) {
       channel.send(data)
       if (typeof data === 'string') return
       seen.ids.push(new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0))
+      seen.sizes.push(data.byteLength)
       seen.maxBuffered = Math.max(seen.maxBuffered, channel.bufferedAmount)
     },
     get bufferedAmount() {
@@ -307,7 +308,8 @@ describe('FileTransfers', () => {
         const { a, b } = await openPair(t, { lowWaterMark })
         const { seen, wrapped } = recording(a.fileChannel)
         const sender = new FileTransfers({ channel: wrapped, ...(highWaterMark ? { highWaterMark } : {}) })
-        const receiver = new FileTransfers({ channel: b.fileChannel })
+        // A window above the marks: here only the high-water mark holds the sender back.
+        const receiver = new FileTransfers({ channel: b.fileChannel, receiveWindow: 8 * MiB })
         sender.start()
         receiver.start()
         t.after(() => (sender.stop(), receiver.stop()))
@@ -320,6 +322,31 @@ describe('FileTransfers', () => {
         // The mark was reached, so the sender did wait for drain on the way.
         assert.ok(seen.maxBuffered >= mark, `bufferedAmount only reached ${seen.maxBuffered}`)
       }
+    })
+
+    it("the receiver's window: a slow sink slows the sender, which never has more than the window unstored, and nothing fails", async (t) => {
+      const window = 256 * 1024
+      const { sender, receiver } = await twoSides(t, { receiveWindow: window, highWaterMark: 4 * MiB })
+      const file = randomBytes(3 * MiB)
+      let stored = 0
+      let worst = 0
+      const inner = memorySink()
+      // 2 ms a chunk: far slower than the fake channel, so without the window the whole file would wait in the backlog.
+      const sink = { ...inner, write: async (chunk: Uint8Array) => (await sleep(2), inner.write(chunk), void (stored += chunk.byteLength)) }
+      const offered = nextOffer(receiver, sink)
+      const outgoing = sender.send(memorySource(file), { name: 'slow' })
+      const out = watch(outgoing)
+      outgoing.on('progress', () => void (worst = Math.max(worst, outgoing.bytes - stored)))
+      const { ended } = await offered
+      const sampler = setInterval(() => void (worst = Math.max(worst, outgoing.bytes - stored)), 1)
+      t.after(() => clearInterval(sampler))
+      assert.deepEqual(await out.ended, { state: 'done' })
+      assert.deepEqual(await ended, { state: 'done' })
+      clearInterval(sampler)
+      assert.ok(sameBytes(inner.bytes(), file))
+      assert.ok(worst <= window + CHUNK, `sent and not stored reached ${worst}, over the window ${window} + a chunk`)
+      assert.ok(worst >= window / 2, `the window was never used: at most ${worst} in flight`)
+      assert.deepEqual(sender.stats(), { ignored: 0, stale: 0, dropped: 0, declined: 0 })
     })
 
     it('reports progress at most every 100 ms, with a rate and the time left', async (t) => {
@@ -337,6 +364,50 @@ describe('FileTransfers', () => {
       assert.ok(out.progress.length >= 2)
       const middle = out.progress.slice(1, -1)
       assert.ok(middle.every((p) => p.bytesPerSecond > 0 && Number.isFinite(p.secondsLeft) && p.secondsLeft > 0), JSON.stringify(middle))
+    })
+
+    it('fills whole frames from reads of any size: only the last frame is short, and the bytes arrive in order', async (t) => {
+      const { a, b } = await openPair(t)
+      const { seen, wrapped } = recording(a.fileChannel)
+      const sender = new FileTransfers({ channel: wrapped })
+      const receiver = new FileTransfers({ channel: b.fileChannel })
+      sender.start()
+      receiver.start()
+      t.after(() => (sender.stop(), receiver.stop()))
+      const file = randomBytes(3 * MiB + 12345)
+      const inner = memorySource(file)
+      // Reads of odd sizes, as a stream gives them: 1 byte, a few KB, most of a frame, more than one.
+      const sizes = [1, 4096, 70_001, 65_531, 200_000, 3]
+      let reads = 0
+      const odd = { ...inner, read: (offset: number, length: number) => inner.read(offset, Math.min(length, sizes[reads++ % sizes.length] as number)) }
+      const sink = memorySink()
+      const offered = nextOffer(receiver, sink)
+      const out = watch(sender.send(odd, { name: 'odd' }))
+      await offered
+      assert.deepEqual(await out.ended, { state: 'done' })
+      assert.ok(sameBytes(sink.bytes(), file))
+      assert.ok(reads > 20, `${reads} reads`)
+      assert.ok(seen.sizes.slice(0, -1).every((n) => n === CHUNK), `frame sizes: ${[...new Set(seen.sizes)].join(', ')}`)
+      assert.equal(seen.sizes.reduce((x, y) => x + y, 0) - 4 * seen.sizes.length, file.byteLength)
+    })
+
+    it('blobSource reads a Blob in order from its stream, and anywhere else by slices', async () => {
+      const data = randomBytes(5 * MiB + 3)
+      const source = blobSource(new Blob([data as Uint8Array<ArrayBuffer>]))
+      const parts: Uint8Array[] = []
+      for (let at = 0; at < 2 * MiB; ) {
+        const part = await source.read(at, 300_000)
+        assert.ok(part.byteLength > 0 && part.byteLength <= 300_000, `a read of ${part.byteLength}`)
+        parts.push(part)
+        at += part.byteLength
+      }
+      const first = Buffer.concat(parts)
+      assert.ok(sameBytes(first, data.subarray(0, first.byteLength)))
+      // Back to the start, then on from there: slices, with the right bytes.
+      assert.ok(sameBytes(await source.read(10, 1000), data.subarray(10, 1010)))
+      assert.ok(sameBytes(await source.read(1010, 5), data.subarray(1010, 1015)))
+      assert.ok(sameBytes(await source.read(5 * MiB, 100), data.subarray(5 * MiB)))
+      await source.close?.()
     })
 
     it("a page's Blob sink and Blob source (Node's Blob stands in) carry 9 MB in Blob parts", async (t) => {
@@ -432,6 +503,48 @@ describe('FileTransfers', () => {
       assert.deepEqual(receiver.stats(), { ignored: 0, stale: 0, dropped: 1, declined: 4 })
     })
 
+    it('a receiver that never acks holds up only its own transfer; false acks are ignored; an accept without a window streams unpaced', async (t) => {
+      const { a, b } = await openPair(t)
+      const sender = new FileTransfers({ channel: a.fileChannel })
+      sender.start()
+      t.after(() => sender.stop())
+      const far = rawEnd(b.fileChannel)
+      let got = 0
+      b.fileChannel.on('message', (m) => void (typeof m !== 'string' && (got += m.byteLength - 4)))
+      const file = randomBytes(2 * MiB)
+      const stuck = sender.send(memorySource(file), { name: 'stuck' })
+      const offer = await far.next({ t: 'offer', name: 'stuck' })
+      const window = 128 * 1024
+      far.send({ t: 'accept', id: offer.id, window })
+      await until(() => got > window - CHUNK, () => `the first window (got ${got}, frames ${JSON.stringify(far.frames)})`)
+      await sleep(50)
+      assert.ok(got <= window + CHUNK, `${got} bytes arrived with nothing acknowledged, over the window`)
+      // Acks for more than was sent, and going backwards, say nothing; a true one lets the next bytes go.
+      far.send({ t: 'ack', id: offer.id, n: 10 * MiB })
+      far.send({ t: 'ack', id: offer.id, n: 'lots' })
+      await sleep(30)
+      assert.ok(got <= window + CHUNK, 'a false ack let bytes through')
+      far.send({ t: 'ack', id: offer.id, n: got })
+      await until(() => got > window + CHUNK, 'bytes after a true ack')
+      far.send({ t: 'ack', id: offer.id, n: 1 })
+      assert.equal(stuck.state, 'sending')
+      await until(() => sender.stats().stale === 2, () => `stale ${sender.stats().stale}`)
+      assert.equal(sender.stats().ignored, 1)
+      stuck.cancel()
+      await far.next({ t: 'cancel', id: offer.id })
+
+      // An accept without a window (a receiver that keeps none) gets the file at the channel's pace, with no ack.
+      got = 0
+      const open = watch(sender.send(memorySource(file), { name: 'open' }))
+      const second = await far.next({ t: 'offer', name: 'open' })
+      far.send({ t: 'accept', id: second.id })
+      const done = await far.next({ t: 'done', id: second.id })
+      assert.equal(done.sha256, hexSha256(file))
+      assert.equal(got, file.byteLength)
+      far.send({ t: 'received', id: second.id, sha256: hexSha256(file) })
+      assert.deepEqual(await open.ended, { state: 'done' })
+    })
+
     it('garbage control frames are ignored and counted; stray data is dropped; the receiver still works after', async (t) => {
       const { receiver, far, offers } = await receiverAndRaw(t)
       receiver.on('offer', (incoming) => void offers.push(incoming))
@@ -448,6 +561,8 @@ describe('FileTransfers', () => {
         '{"t":"offer","id":1,"name":"x","size":"1"}',
         '{"t":"offer","id":1,"name":"x","size":1,"mime":7}',
         '{"t":"accept","id":1.5}',
+        '{"t":"ack","id":1}',
+        '{"t":"ack","id":1,"n":-5}',
         '{"t":"nope","id":1}',
         '{"t":"done","id":1,"sha256":"xyz"}',
         '{"t":"received","id":1}',
@@ -455,7 +570,7 @@ describe('FileTransfers', () => {
         '{"t":"offer","id":1,"name":"x","size":1'.padEnd(200, ' '),
       ]
       for (const g of garbage) far.send(g)
-      const stale = [{ t: 'accept', id: 77 }, { t: 'cancel', id: 77 }, { t: 'received', id: 77, sha256: 'a'.repeat(64) }]
+      const stale = [{ t: 'accept', id: 77 }, { t: 'ack', id: 77, n: 5 }, { t: 'cancel', id: 77 }, { t: 'received', id: 77, sha256: 'a'.repeat(64) }]
       for (const s of stale) far.send(s)
       far.send(new Uint8Array([0, 0, 1])) // too short for an id and a byte
       far.data(99, randomBytes(10)) // no such transfer
@@ -530,7 +645,7 @@ describe('FileTransfers', () => {
 
     it('refuses bad options and bad sends with typed errors', async (t) => {
       const { a } = await openPair(t)
-      for (const bad of [{ chunkBytes: 10 }, { maxPendingOffers: 0 }, { maxFileBytes: -1 }, { highWaterMark: 1.5 }]) {
+      for (const bad of [{ chunkBytes: 10 }, { maxPendingOffers: 0 }, { maxFileBytes: -1 }, { highWaterMark: 1.5 }, { receiveWindow: 100 }]) {
         assert.throws(() => new FileTransfers({ channel: a.fileChannel, ...bad }), (e: unknown) => isMallaError(e, 'BAD_INPUT'), JSON.stringify(bad))
       }
       const transfers = new FileTransfers({ channel: a.fileChannel })

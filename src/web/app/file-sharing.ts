@@ -17,13 +17,6 @@ export interface TransferView {
   readonly url?: string
 }
 
-/**
- * File bytes queued on a connection at most. A chat line or a sync going the same way waits behind what the
- * connection's SCTP association holds; a quarter of a MiB keeps that wait short while the file still streams
- * as fast as the link goes (the library's default, 1 MiB, suits a connection that carries nothing else).
- */
-const FILE_QUEUE_BYTES = 256 * 1024
-
 /** Transfers listed at most; the oldest finished ones go first (their downloads are released). */
 const MAX_LISTED = 50
 
@@ -99,7 +92,7 @@ export class FileSharing {
   private attach(peer: MeshPeer): FileTransfers {
     const existing = this.byPeer.get(peer.id)
     if (existing) return existing
-    const transfers = new FileTransfers({ channel: peer.fileChannel, highWaterMark: FILE_QUEUE_BYTES })
+    const transfers = new FileTransfers({ channel: peer.fileChannel })
     transfers.start()
     this.byPeer.set(peer.id, transfers)
     transfers.on('offer', (incoming) => {

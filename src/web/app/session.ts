@@ -6,8 +6,9 @@ import { FileSharing } from './file-sharing.js'
 import { People } from './people.js'
 
 /**
- * A channel says it has room again once its queue is down to this (the library's default is 256 KiB): small,
- * so that a file transfer keeps little queued ahead of the chat lines and syncs that share its connection.
+ * A channel says it has room again once its queue is down to this (the library's default is 256 KiB): a sender
+ * held back by a full channel resumes only when little is left ahead of the chat lines that share the
+ * connection. (A file keeps no more than its receiver's window on the way: docs/protocol.md §16.)
  */
 const LOW_WATER_BYTES = 64 * 1024
 

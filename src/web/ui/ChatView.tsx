@@ -1,19 +1,17 @@
-import { useEffect, useRef } from 'preact/hooks'
 import { formatTime, t } from '../i18n.js'
 import type { Session } from '../app/session.js'
 import { Composer } from './Composer.js'
 import { colourOf } from './PeopleView.js'
+import { useStickToBottom } from './stick-to-bottom.js'
 
 export function ChatView({ session }: { session: Session }) {
   const { chat } = session
   const lines = chat.lines.value
   const acks = chat.acks.value
   session.people.list.value // re-render when people come and go: "reached everyone" depends on them
-  const list = useRef<HTMLOListElement>(null)
-  useEffect(() => {
-    const el = list.current
-    if (el) el.scrollTop = el.scrollHeight
-  }, [lines.length, lines.at(-1)?.key])
+  const last = lines.at(-1)
+  // A line of one's own brings the list to the end, wherever one was reading.
+  const list = useStickToBottom<HTMLOListElement>(`${lines.length} ${last?.key}`, last?.mine ? last.key : undefined)
   return (
     <section class="chat">
       <h1>{t('chat.title')}</h1>

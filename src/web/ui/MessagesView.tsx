@@ -1,8 +1,8 @@
 import type { Signal } from '@preact/signals'
-import { useEffect, useRef } from 'preact/hooks'
 import { formatTime, t } from '../i18n.js'
 import type { Session } from '../app/session.js'
 import { Composer } from './Composer.js'
+import { useStickToBottom } from './stick-to-bottom.js'
 
 export function MessagesView({ session, peer }: { session: Session; peer: Signal<string | undefined> }) {
   const { messages, people } = session
@@ -12,10 +12,8 @@ export function MessagesView({ session, peer }: { session: Session; peer: Signal
   const ids = [...new Set([...people.others().map((p) => p.id), ...conversations.keys()])]
   const chosen = peer.value
   const list = chosen ? (conversations.get(chosen) ?? []) : []
-  const box = useRef<HTMLOListElement>(null)
-  useEffect(() => {
-    if (box.current) box.current.scrollTop = box.current.scrollHeight
-  }, [list.length, chosen])
+  const last = list.at(-1)
+  const box = useStickToBottom<HTMLOListElement>(list.length, `${chosen} ${last?.mine ? last.id : ''}`)
   return (
     <section class="messages">
       <h1>{t('dm.title')}</h1>

@@ -31,7 +31,7 @@ export function TablesView({ session }: { session: Session }) {
           ) : (
             <table>
               <caption>
-                <code>{selected}</code> · {t('tables.entries', { n: model.rows.value.length })}
+                <code>{selected}</code> · {model.size.value > model.rows.value.length ? t('tables.shown', { n: model.size.value, shown: model.rows.value.length }) : t('tables.entries', { n: model.size.value })}
               </caption>
               <thead>
                 <tr>
@@ -43,7 +43,7 @@ export function TablesView({ session }: { session: Session }) {
               </thead>
               <tbody>
                 {model.rows.value.map((r) => (
-                  <tr key={r.key}>
+                  <tr key={r.key} class={r.changed ? 'changed' : undefined}>
                     <td>
                       <code>{r.key}</code>
                     </td>
