@@ -28,8 +28,8 @@ export interface AnswerChoice {
 /**
  * The offers to answer now, best first (§12.3 point 2): open offers of others, not expired, not failed before,
  * not already answered by someone else, from peers this one is not connected or connecting to and not known
- * to have left; behind the same
- * router first, then the fewest hops, then an order of this peer's own; at most one per remote peer.
+ * to have left; behind the same router first, then the fewest hops, then an order of this peer's own; at most
+ * one per remote peer.
  */
 export function offersToAnswer(view: TablesView, c: AnswerChoice): Array<{ readonly key: string; readonly record: OfferRecord }> {
   if (c.room <= 0) return []

@@ -168,6 +168,8 @@ test('the web app: three people on two routers set names, see each other, chat, 
       let delivered = 0
       const bodies: unknown[] = [null, 42, 'text', [1, 2], { t: 'dm' }, { t: 'dm', id: {}, x: 5 }, { t: 'seen', k: 'nope' }, { t: 'seen', k: Array.from({ length: 5000 }, (_, i) => `x${i}`) }, { t: 'dm', id: 'big', x: 'A'.repeat(60_000) }, { t: 'dm', id: 'ok', x: 'still here' }]
       for (const b of bodies) await room.send(caroId, b as never).then(() => delivered++, () => {})
+      // Acknowledgements of lines Caro never wrote, under keys that look like hers.
+      for (let m = 0; m < 20; m++) await room.send(caroId, { t: 'seen', k: Array.from({ length: 64 }, (_, i) => `${caroId}.fake.${m * 64 + i}`) } as never).catch(() => {})
       // The chat table: 2,000 lines in a burst, lines claiming to be Caro's, a line dated far in the future, junk entries.
       const chat = room.tables.get('chat') as string
       for (let batch = 0; batch < 20; batch++) {
@@ -209,6 +211,11 @@ test('the web app: three people on two routers set names, see each other, chat, 
     assert.ok(lines.length <= 200, `${lines.length} lines drawn`)
     assert.match((await caro.textContent('.lines .more')) ?? '', /earlier lines not shown/)
     assert.ok(!lines.some((l) => l.text === 'I am Caro (not)'), 'a line whose key names another author is not shown')
+    const acked = await caro.evaluate(() => {
+      const chat = (globalThis as unknown as { mallaSession: { chat: { acks: { value: ReadonlyMap<string, unknown> }; lines: { value: ReadonlyArray<{ key: string; mine: boolean }> } } } }).mallaSession.chat
+      return { keys: [...chat.acks.value.keys()], mine: chat.lines.value.filter((l) => l.mine).map((l) => l.key) }
+    })
+    assert.ok(acked.keys.every((k) => acked.mine.includes(k)), `acknowledgements kept only for Caro's own lines: ${acked.keys.length} keys`)
     // Life goes on: Ana's next line arrives and is drawn.
     await show(ana, 'chat')
     await ana.fill('input[name=chat]', 'después del diluvio')

@@ -24,6 +24,8 @@ export const SHOWN_LINES = 200
 const ACK_WINDOW_MS = 120_000
 const ACK_FLUSH_MS = 300
 const MAX_ACK_KEYS = 64
+/** Peers remembered as having a line, at most: more than a room holds. */
+const MAX_ACKERS = 256
 /** Lines arriving this soon after joining came with the first sync, unless dated after the join. */
 const HISTORY_SYNC_MS = 3000
 /** Redraws at most this often, however fast lines arrive. */
@@ -86,15 +88,21 @@ export class Chat {
     return others.length > 0 && got !== undefined && others.every((p) => got.has(p.id))
   }
 
-  /** A routed message: `seen` acknowledgements of this page's lines. */
+  /**
+   * A routed message: `seen` acknowledgements of this page's lines. Only lines of this page that are shown count
+   * (anyone can name keys that look like ours), each with at most MAX_ACKERS peers: what a stranger sends cannot
+   * grow what the page keeps.
+   */
   receive(from: string, body: { readonly [k: string]: unknown }): void {
     if (body.t !== 'seen' || !Array.isArray(body.k)) return
-    const prefix = `${this.room.id}.`
+    const mine = new Set(this.lines.value.filter((l) => l.mine).map((l) => l.key))
     let next: Map<string, ReadonlySet<string>> | undefined
     for (const key of body.k.slice(0, MAX_ACK_KEYS)) {
-      if (typeof key !== 'string' || !key.startsWith(prefix)) continue
+      if (typeof key !== 'string' || !mine.has(key)) continue
+      const got = (next ?? this.acks.value).get(key)
+      if (got?.has(from) || (got?.size ?? 0) >= MAX_ACKERS) continue
       next ??= new Map(this.acks.value)
-      next.set(key, new Set([...(next.get(key) ?? []), from]))
+      next.set(key, new Set([...(got ?? []), from]))
     }
     if (next) this.acks.value = next
   }
@@ -150,6 +158,9 @@ export class Chat {
     all.sort((a, b) => a.at - b.at || (a.key < b.key ? -1 : 1))
     this.hidden.value = Math.max(0, all.length - SHOWN_LINES)
     this.lines.value = all.slice(-SHOWN_LINES)
+    // Acknowledgements of lines no longer shown are let go.
+    const shown = new Set(this.lines.value.map((l) => l.key))
+    if ([...this.acks.value.keys()].some((k) => !shown.has(k))) this.acks.value = new Map([...this.acks.value].filter(([k]) => shown.has(k)))
   }
 }
 
