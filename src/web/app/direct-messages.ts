@@ -59,7 +59,8 @@ export class DirectMessages {
     if (list.some((m) => !m.mine && m.id === body.id)) return
     this.add(from, { id: body.id.slice(0, 40), from, text: body.x.slice(0, MAX_TEXT), at: Date.now(), mine: false, state: 'received' })
     if (this.open !== from) {
-      const next = new Map(this.unread.value)
+      // Counts only for the conversations kept: a sender id is a claim (issue 12), and one stranger can make up many.
+      const next = new Map([...this.unread.value].filter(([peer]) => this.conversations.value.has(peer)))
       next.set(from, (next.get(from) ?? 0) + 1)
       this.unread.value = next
     }
