@@ -27,6 +27,7 @@ export { MessageRouter } from '../overlay/message-router.js'
 export { browserRtcFactory } from './rtc/browser-peer.js'
 export * from '../files/file-transfer.js'
 export { BlobSink, blobSink, blobSource } from './files/blob-sink.js'
+export { IdbKeyStore } from './identity/idb-key-store.js'
 export type { MessageKind, MessageValue, Progress } from '../rtc/framed-channel.js'
 export type { RtcChannel, RtcFactory, RtcOptions, RtcPeer } from '../rtc/rtc-peer.js'
 

@@ -12,15 +12,17 @@ const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-ru
 /**
  * A headless Chromium whose network is namespace `ns`: it gathers ICE candidates on that namespace's
  * default-route interface, as a laptop on a router's LAN would. Playwright talks to it over a pipe, which
- * crosses namespaces. A fresh profile directory each time; closed (and removed) when the test ends.
+ * crosses namespaces. Without `ns`, the host's own network: only for pages that make no WebRTC connection
+ * (one would gather the host's addresses) and reach nothing but loopback. A fresh profile directory each
+ * time; closed (and removed) when the test ends.
  */
-export async function browserIn(t: TestContext, ns: string, extraArgs: readonly string[] = []): Promise<BrowserContext> {
+export async function browserIn(t: TestContext, ns: string | undefined, extraArgs: readonly string[] = []): Promise<BrowserContext> {
   const dir = await mkdtemp(join(tmpdir(), 'malla-chromium-'))
   const wrapper = join(dir, 'chromium-in-netns')
   await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec '${ns}' ${CHROMIUM} "$@"\n`)
   await chmod(wrapper, 0o755)
   const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
-    executablePath: wrapper,
+    executablePath: ns === undefined ? CHROMIUM : wrapper,
     headless: true,
     args: [...FLAGS, ...extraArgs],
     timeout: 30_000,

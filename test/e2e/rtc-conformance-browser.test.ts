@@ -1,38 +1,10 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
-import { fileURLToPath } from 'node:url'
-import { build } from 'esbuild'
 import { ip } from '../../src/node/lab/netns.js'
 import { hex, namespaceGuard, needsRoot } from '../integration/netns-helpers.js'
 import { browserIn } from './browser.js'
+import { suiteBundle } from './in-page/bundle.js'
 import type { TestOutcome } from './in-page/node-test.js'
-
-const IN_PAGE = fileURLToPath(new URL('./in-page/', import.meta.url))
-
-/**
- * A conformance suite as it stands (test/conformance/), bundled for the browser from its in-page entry with
- * `node:test`, `node:assert/strict` and `node:timers/promises` swapped for in-page equivalents
- * (test/e2e/in-page/), so the same suite that runs in Node runs against Chromium's own RTCPeerConnection.
- */
-async function suiteBundle(entry: string): Promise<string> {
-  const out = await build({
-    entryPoints: [`${IN_PAGE}${entry}`],
-    bundle: true,
-    write: false,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    alias: {
-      'node:test': `${IN_PAGE}node-test.ts`,
-      'node:assert/strict': `${IN_PAGE}assert-strict.ts`,
-      'node:timers/promises': `${IN_PAGE}timers-promises.ts`,
-    },
-    // The `assert` package's `util` reads these; a page has no `process`.
-    define: { 'process.env.NODE_DEBUG': 'false', 'process.env.NODE_ENV': '"test"', process: '{"env":{}}' },
-    logLevel: 'silent',
-  })
-  return (out.outputFiles[0] as { text: string }).text
-}
 
 /** Runs a suite's in-page bundle in Chromium and reports each of its tests as a subtest of `t`. */
 async function runInPage(t: TestContext, entry: string, only: string | undefined): Promise<TestOutcome[]> {

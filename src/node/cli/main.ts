@@ -16,6 +16,7 @@ import { namedGraph, parseTopologyFile, type LabGraph } from '../lab/topology.js
 import { lineLogger, type LogLevel } from '../log.js'
 import { followChanges } from '../../transport/change-feed-client.js'
 import { DaemonApiClient } from '../../transport/daemon-api-client.js'
+import { keyCommand } from './key-command.js'
 import { daemonBackend, dataDirBackend, type TableBackend } from './table-backend.js'
 
 /**
@@ -285,6 +286,8 @@ export function buildProgram(): Command {
       for (const f of files) print(`${f.path} ${f.bytes} bytes (${f.gzip} gzip)`)
       process.stderr.write(`malla: build-static: ${files.length} files in ${resolve(dir)}; copy them into a router's web root and open that folder's URL\n`)
     })
+
+  keyCommand(program, print)
 
   program
     .command('join')

@@ -287,8 +287,9 @@ async function readFirstLine(path: string): Promise<string | undefined> {
   }
 }
 
-async function writeDurably(path: string, text: string): Promise<void> {
-  const fh = await open(path, 'wx', 0o644)
+/** Writes a new file (it must not exist) and fsyncs it; `mode` applies from its creation on. */
+export async function writeDurably(path: string, text: string, mode = 0o644): Promise<void> {
+  const fh = await open(path, 'wx', mode)
   try {
     await fh.writeFile(text, 'utf8')
     await fh.sync()
@@ -297,7 +298,7 @@ async function writeDurably(path: string, text: string): Promise<void> {
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
+export async function syncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r')
   try {
     await fh.sync()
