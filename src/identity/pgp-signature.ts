@@ -1,4 +1,4 @@
-import { ed25519 } from '@noble/curves/ed25519'
+import * as ed25519 from '@noble/ed25519'
 import { sha256, sha512 } from '@noble/hashes/sha2'
 import { bytesToHex, concatBytes as concat, hexToBytes } from '@noble/hashes/utils'
 import { MallaError } from '../core/errors.js'
@@ -6,10 +6,13 @@ import { ALGO_EDDSA_LEGACY, be32, equal, mpi, packet, readMpi, readPacket, TAG, 
 
 /**
  * OpenPGP detached signatures over bytes (signature type 0x00), made and checked with Ed25519 directly
- * (@noble/curves): a v4 signature packet that GnuPG verifies (`gpg --verify sig data`) against the signer's
+ * (@noble/ed25519, 5 KB, with @noble/hashes' SHA-512): a v4 signature packet that GnuPG verifies (`gpg --verify sig data`) against the signer's
  * OpenPGP key, at well under a millisecond to make in a page where openpgp.js would take ~27 ms. The reader
  * also takes GnuPG's and openpgp.js's own detached signatures by Ed25519 keys (SHA-256 or SHA-512).
  */
+
+// @noble/ed25519 takes its SHA-512 from the app: the pure-JS one, since pages on plain http:// have no WebCrypto.
+ed25519.hashes.sha512 = (message) => sha512(message) as Uint8Array<ArrayBuffer>
 
 const SIG_BINARY = 0x00
 const HASH = { 8: sha256, 10: sha512 } as const

@@ -70,6 +70,11 @@ export interface ReplicaOptions {
   readonly log?: Logger
   /** Most tables (of both flavours) this replica creates; a write that would create one more is refused (TOO_LARGE). */
   readonly maxTables?: number
+  /**
+   * Whether a received entry may be merged at all; one that may not is dropped, as if it never came, so this
+   * node neither keeps nor relays it. How types whose entries must be signed keep forgeries out (§18.2).
+   */
+  readonly admit?: (ref: TableRef, key: string, entry: object) => boolean
 }
 
 /** Default bound on tables: LibreMesh networks use a few dozen types; anyone may write a new one. */
@@ -122,6 +127,7 @@ export class Replica {
   private readonly log: Logger
   private readonly slots = new Map<string, Slot>()
   private readonly maxTables: number
+  private readonly admit: ReplicaOptions['admit']
   /** Tables the store holds, as far as this replica knows (read once, then kept up to date by its saves). */
   private stored: Set<string> | undefined
   private readonly emitter: Emitter<ReplicaEvents> = createNanoEvents<ReplicaEvents>()
@@ -134,6 +140,7 @@ export class Replica {
     this.random = options.random ?? Math.random
     this.log = options.log ?? silentLogger
     this.maxTables = options.maxTables ?? MAX_TABLES
+    this.admit = options.admit
   }
 
   on<E extends keyof ReplicaEvents>(event: E, callback: ReplicaEvents[E]): Unsubscribe {
@@ -177,7 +184,9 @@ export class Replica {
    */
   async mergeInto(ref: TableRef, remote: ReadonlyMap<string, object>, source?: string): Promise<Snapshot<AnyTable>> {
     const rules = FLAVOURS[ref.flavour]
-    return this.run(ref, (t) => rules.merge(t as never, remote as never, this.clock), true, false, source)
+    const admit = this.admit
+    const admitted = admit ? new Map([...remote].filter(([key, entry]) => admit(ref, key, entry))) : remote
+    return this.run(ref, (t) => rules.merge(t as never, admitted as never, this.clock), true, false, source)
   }
 
   async bleach(type: TypeName): Promise<Snapshot> {

@@ -47,8 +47,9 @@ export interface OfferAttempt extends Common {
   session?: SessionFacts
   expiresAt: number
   renewals: number
-  /** Once taken: the answerer whose answer was applied, and how to tell the other answerers. */
+  /** Once taken: the answerer whose answer was applied (and the key that signed it), and how to tell the other answerers. */
   remote?: string
+  signer?: string
   markTaken?: () => void
 }
 
@@ -59,6 +60,8 @@ export interface AnswerAttempt extends Common {
   readonly offer: string
   readonly remote: string
   readonly router: string | undefined
+  /** The fingerprint of the key that signed the offer, when one did. */
+  readonly signer?: string | undefined
 }
 
 /** A directed connection (`Mesh.connectTo`, `acceptDirect`), whose offer and answer travel over the overlay. */

@@ -16,6 +16,7 @@ import { DirectConnector } from '../overlay/direct-connect.js'
 import { Mesh, type MeshOptions, type MeshPeer } from './mesh.js'
 import { hopDistances, LINKS_TYPE, parseLinks } from './router-links.js'
 import { checkRoomName, signalTypes } from './signal-records.js'
+import type { Identity } from '../identity/identity.js'
 
 export interface JoinOptions extends Omit<MeshOptions, 'replica' | 'rtc' | 'router'> {
   /** The router's base URL; a page passes its own origin. */
@@ -24,8 +25,15 @@ export interface JoinOptions extends Omit<MeshOptions, 'replica' | 'rtc' | 'rout
   readonly poster: HttpPoster
   /** Opens WebSockets, for pushes to a malla router on one open socket (see `RouterLinkOptions.socket`). */
   readonly socket?: SocketFactory
-  /** This peer's id; random when absent (16 of [a-z0-9]). */
+  /** This peer's id; random when absent (16 of [a-z0-9]), the identity's key-bound id of this session with `identity`. */
   readonly peerId?: string
+  /**
+   * Signs this peer's signaling records with the person's key (§18.2): the peer id is then bound to the key,
+   * and only signed offers and answers count, unless `acceptUnsigned`.
+   */
+  readonly identity?: Identity
+  /** With `identity`: also answer and apply records nobody signed (peers without an identity). Default false. */
+  readonly acceptUnsigned?: boolean
   /**
    * The room's own tables, by name (`chat`, `files`: 1-32 letters, digits and _). Each is a shared-state type
    * (`roomTableType`): the routers carry it, and connected peers sync it directly over their connections.
@@ -88,14 +96,18 @@ export async function join(options: JoinOptions): Promise<Room> {
   const log = options.log ?? silentLogger
   // Before anything goes to the router: the room's name makes its types (roomTableType).
   checkRoomName(options.room)
-  const id = options.peerId ?? randomPeerId()
+  // Signature checks load with the join, not with the page (signal-crypto.ts): an app shows itself first.
+  const { checkRecord, recordSigner, signalAdmission } = await import('./signal-crypto.js')
+  const signer = options.identity ? recordSigner(options.identity) : undefined
+  if (signer && options.peerId !== undefined) throw new MallaError('BAD_INPUT', 'a peer with an identity goes by its key-bound id: give identity or peerId, not both')
+  const id = signer?.peerId ?? options.peerId ?? randomPeerId()
   const tables = new Map((options.tables ?? []).map((name) => [name, roomTableType(options.room, name)] as const))
   const presenceType = roomOwnType(options.room, PRESENCE_TABLE)
   const signal = signalTypes(options.room)
   // Everything of the room travels on its connections too, the signaling included: an offer or an answer then
   // reaches the room's peers behind other routers in milliseconds, whatever the routers' hops.
   const roomTypes = new Set<string>([signal.offers, signal.answers, ...tables.values(), presenceType])
-  const replica = new Replica({ store: new MemoryStore(), author: id, log })
+  const replica = new Replica({ store: new MemoryStore(), author: id, log, admit: signalAdmission() })
   const link = new RouterLink({ replica, base: options.routerUrl, types: [signal.offers, signal.answers, LINKS_TYPE, presenceType, ...tables.values()], poster: options.poster, log, ...(options.socket ? { socket: options.socket } : {}), ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
   const kind = await link.start(options.signal)
   const info = kind === 'malla' ? await routerInfo(options.routerUrl) : undefined
@@ -120,7 +132,8 @@ export async function join(options: JoinOptions): Promise<Room> {
   const offPresence = replica.on('change', (e) => {
     if (e.type === presenceType) void readGone()
   })
-  const mesh = new Mesh({ ...options, replica, rtc: options.rtc, rtcOptions, ...(info?.name ? { router: info.name } : {}), hopsTo: (router) => hops.get(router), isGone: (peer) => gone.has(peer), log })
+  const signing = { check: checkRecord, ...(signer ? { signer, acceptUnsigned: options.acceptUnsigned ?? false } : {}) }
+  const mesh = new Mesh({ ...options, signing, replica, rtc: options.rtc, rtcOptions, ...(info?.name ? { router: info.name } : {}), hopsTo: (router) => hops.get(router), isGone: (peer) => gone.has(peer), log })
   mesh.start()
   const connections = { peers: () => mesh.peers(), onOpen: (l: (p: MeshPeer) => void) => mesh.on('peer', l), onClose: (l: (p: MeshPeer) => void) => mesh.on('peer-closed', l) }
   const overlay = new OverlaySync({

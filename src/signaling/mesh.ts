@@ -18,7 +18,7 @@ import {
   PEER_ID_PATTERN,
   takenData,
 } from './signal-records.js'
-import { SHORT_SIGNAL_TTL, SignalTables, type TablesView } from './signal-tables.js'
+import { SHORT_SIGNAL_TTL, SignalTables, type SignalIdentity, type TablesView } from './signal-tables.js'
 import { answerOver, attemptsAtOnce, glare, keptConnection, offersToAnswer, offersWanted, openDeadline, pickAnswer, UNKNOWN_HOPS } from './mesh-policy.js'
 import { type AnswerAttempt, type Attempt, Attempts, type DirectAttempt, type OfferAttempt } from './attempts.js'
 
@@ -29,6 +29,11 @@ export interface MeshOptions {
   readonly replica: Replica
   readonly rtc: RtcFactory
   readonly rtcOptions?: RtcOptions
+  /**
+   * Signs this peer's offers, answers and marks, and says whether unsigned ones count (§18.2): the replica's
+   * author must then be the signer's key-bound peer id. Without it, nothing is signed and everything counts.
+   */
+  readonly signing?: SignalIdentity
   /** The router this peer hangs off, by name: peers behind the same router are answered first. */
   readonly router?: string
   /**
@@ -67,6 +72,11 @@ export interface MeshPeer {
   /** Whether this side published the offer of this connection. */
   readonly offerer: boolean
   readonly router: string | undefined
+  /**
+   * The fingerprint of the OpenPGP key that signed this connection's offer or answer (§18.2): whose key the far
+   * end holds, as far as signaling can tell. Undefined when its records were not signed (and were accepted).
+   */
+  readonly signer: string | undefined
   /** The connection's second channel, which the overlay's sync uses (app messages never wait behind it). */
   readonly syncChannel: RtcChannel
   /** The connection's third channel, for bulk transfers (`FileTransfers`): app messages and sync never wait behind it. */
@@ -184,7 +194,7 @@ export class Mesh {
     checkRoomName(options.room)
     this.id = options.replica.author
     if (!PEER_ID_PATTERN.test(this.id)) throw new MallaError('BAD_INPUT', `the replica's author ${JSON.stringify(this.id)} is not a peer id (8-32 of [a-z0-9])`)
-    this.tables = new SignalTables(options.replica, options.room)
+    this.tables = new SignalTables(options.replica, options.room, options.signing)
     this.log = options.log ?? silentLogger
     this.now = options.now ?? Date.now
     this.attempts = new Attempts(this.now)
@@ -321,6 +331,7 @@ export class Mesh {
       const mark = takenData({ by: winner.peer, expiresAt: own.expiresAt })
       let marked = false
       own.remote = winner.peer
+      own.signer = winner.signer
       own.markTaken = () => {
         if (marked || this.closed) return
         marked = true
@@ -421,7 +432,7 @@ export class Mesh {
 
   private answer(key: string, offer: OfferRecord): void {
     const rtc = this.makePeer(`answer to ${key}`)
-    const own = this.attempts.answer({ key: answerKey(key, this.id), offer: key, remote: offer.peer, router: offer.router, rtc })
+    const own = this.attempts.answer({ key: answerKey(key, this.id), offer: key, remote: offer.peer, router: offer.router, signer: offer.signer, rtc })
     this.watchAttempt(own, () => {
       this.counts.failed++
       this.attemptFailed()
@@ -524,8 +535,8 @@ export class Mesh {
       // An offer opens only once an answer was applied (taken); anything else is a stray: closed.
       const remote = a.remote
       if (this.closed || remote === undefined || !this.attempts.is(a, 'taken', 'answering') || !this.attempts.move(a, 'linked')) return rtc.close()
-      if (a.kind === 'offer') this.addLink(remote, this.id, a.key, undefined, rtc)
-      else this.addLink(remote, a.remote, a.offer, a.router, rtc)
+      if (a.kind === 'offer') this.addLink(remote, this.id, a.key, undefined, rtc, a.signer)
+      else this.addLink(remote, a.remote, a.offer, a.router, rtc, a.signer)
       // Answers and taken marks are not withdrawn: they expire, and bleach drops them (SHORT_SIGNAL_TTL).
       this.tick()
     })
@@ -539,8 +550,8 @@ export class Mesh {
     })
   }
 
-  private addLink(remote: string, offerer: string, offer: string, router: string | undefined, rtc: RtcPeer): void {
-    const peer = new MeshPeerImpl(remote, offerer === this.id, router, rtc)
+  private addLink(remote: string, offerer: string, offer: string, router: string | undefined, rtc: RtcPeer, signer?: string): void {
+    const peer = new MeshPeerImpl(remote, offerer === this.id, router, rtc, signer)
     const link: Link = { remote, offerer, offer, peer }
     // Two channels to one peer (glare that both sides resolved too late): both keep the same one.
     const { keep, drop } = keptConnection([...(this.links.get(remote) ?? []), link])
@@ -692,6 +703,7 @@ class MeshPeerImpl implements MeshPeer {
     readonly offerer: boolean,
     readonly router: string | undefined,
     private readonly rtc: RtcPeer,
+    readonly signer: string | undefined,
   ) {
     this.channel = new FramedChannel(rtc, { onDead: () => (this.timedOut = true) })
     this.channel.on('message', (value, kind) => this.emitter.emit('message', value, kind))

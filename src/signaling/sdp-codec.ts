@@ -1,3 +1,4 @@
+import { fromBase64Url, toBase64Url } from '../core/base64url.js'
 import { badInput } from '../core/errors.js'
 
 /**
@@ -172,11 +173,9 @@ function parseCompactCandidate(c: string): Candidate | undefined {
 }
 
 function hexToBase64Url(hex: string): string {
-  const bytes = String.fromCharCode(...(hex.match(/../g) ?? []).map((b) => parseInt(b, 16)))
-  return btoa(bytes).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+  return toBase64Url(Uint8Array.from(hex.match(/../g) ?? [], (b) => parseInt(b, 16)))
 }
 
 function base64UrlToHex(b64: string): string {
-  const bin = atob(b64.replace(/-/g, '+').replace(/_/g, '/'))
-  return [...bin].map((ch) => ch.charCodeAt(0).toString(16).padStart(2, '0')).join('')
+  return Array.from(fromBase64Url(b64), (b) => b.toString(16).padStart(2, '0')).join('')
 }

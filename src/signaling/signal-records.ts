@@ -30,6 +30,11 @@ export const SIGNAL_VERSION = 1
 
 /** Peer ids are random, short, and safe inside keys (`.` and `>` separate the parts of a key). */
 export const PEER_ID_PATTERN = /^[a-z0-9]{8,32}$/
+/** `k` and 25 base32 characters (125 bits): an id bound to a key (§18.2). No random id malla makes (16 characters) has this shape. */
+const KEY_BOUND_ID = /^k[a-z2-7]{25}$/
+
+/** Whether `peer` is an id bound to a key: every record naming it must be signed by that key. */
+export const isKeyBound = (peer: string): boolean => KEY_BOUND_ID.test(peer)
 const ROOM_PATTERN = /^[\w.:@+-]{1,64}$/
 
 export interface OfferRecord {
@@ -40,6 +45,8 @@ export interface OfferRecord {
   readonly router?: string
   readonly session: SessionFacts
   readonly expiresAt: number
+  /** The fingerprint of the OpenPGP key that signed the record (§18.2); absent when nobody did. */
+  readonly signer?: string
 }
 
 export interface TakenRecord {
@@ -48,6 +55,7 @@ export interface TakenRecord {
   /** The answerer whose answer the offerer applied. */
   readonly by: string
   readonly expiresAt: number
+  readonly signer?: string
 }
 
 export interface AnswerRecord {
@@ -59,6 +67,7 @@ export interface AnswerRecord {
   readonly offer: string
   readonly session: SessionFacts
   readonly expiresAt: number
+  readonly signer?: string
 }
 
 const Time = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(2 ** 53 - 1))

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { CLI, runCli, startDaemon, tempDir } from '../helpers/processes.js'
 
-const COMMANDS = ['peer', 'get', 'insert', 'remove', 'bleach', 'sync', 'reqsync', 'dump', 'watch', 'peers', 'join', 'lab', 'build-static']
+const COMMANDS = ['peer', 'get', 'insert', 'remove', 'bleach', 'sync', 'reqsync', 'dump', 'watch', 'peers', 'join', 'key', 'lab', 'build-static']
 
 test('--help works on every command', async () => {
   const top = await runCli(['--help'])

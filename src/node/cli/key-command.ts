@@ -22,12 +22,7 @@ export function keyCommand(program: Command, print: (line: string) => void): voi
     )
     .option('--key <file>', 'the key file (default: $MALLA_KEY, else $XDG_CONFIG_HOME/malla/key.asc)')
   const storeOf = (): FileKeyStore => new FileKeyStore(resolve((key.opts() as { key?: string }).key ?? defaultKeyPath()))
-  const kept = async (): Promise<Identity> => {
-    const store = storeOf()
-    const armored = await store.load()
-    if (armored === undefined) throw new MallaError('NOT_FOUND', `no key in ${store.path}: make one with \`malla key new --name NAME\` or import one`)
-    return importIdentity(armored)
-  }
+  const kept = (): Promise<Identity> => keptIdentity((key.opts() as { key?: string }).key)
   const refuseOverwrite = async (store: FileKeyStore, force: boolean | undefined) => {
     if (!force && (await store.load().catch(() => 'unreadable')) !== undefined) throw badInput(`${store.path} already holds a key: --force replaces it (export it first: it is someone's identity)`)
   }
@@ -98,6 +93,14 @@ export function keyCommand(program: Command, print: (line: string) => void): voi
       print(JSON.stringify({ ...check, fingerprint: signer.fingerprint, name: signer.name }))
       if (!check.valid) process.exitCode = 1
     })
+}
+
+/** The identity kept in `file` (default: `defaultKeyPath()`); NOT_FOUND, with what to do, when there is none. */
+export async function keptIdentity(file?: string): Promise<Identity> {
+  const store = new FileKeyStore(resolve(file ?? defaultKeyPath()))
+  const armored = await store.load()
+  if (armored === undefined) throw new MallaError('NOT_FOUND', `no key in ${store.path}: make one with \`malla key new --name NAME\` or import one`)
+  return importIdentity(armored)
 }
 
 /** A file's bytes, or stdin's for `-`. */

@@ -16,7 +16,7 @@ import { namedGraph, parseTopologyFile, type LabGraph } from '../lab/topology.js
 import { lineLogger, type LogLevel } from '../log.js'
 import { followChanges } from '../../transport/change-feed-client.js'
 import { DaemonApiClient } from '../../transport/daemon-api-client.js'
-import { keyCommand } from './key-command.js'
+import { keptIdentity, keyCommand } from './key-command.js'
 import { daemonBackend, dataDirBackend, type TableBackend } from './table-backend.js'
 
 /**
@@ -302,13 +302,22 @@ export function buildProgram(): Command {
     .option('--url <url>', `the router (default: $MALLA_URL or ${DEFAULT_URL})`)
     .option('--target <n>', 'connections to look for (default 3)', integer(0, 64))
     .option('--max <n>', 'connections to accept at most (default 6)', integer(1, 64))
-    .action(async (room: string, o: { url?: string; target?: number; max?: number }) => {
+    .option('--key [file]', 'sign signaling with this OpenPGP key (`malla key`; default file: $MALLA_KEY or ~/.config/malla/key.asc); only signed peers are answered')
+    .option('--accept-unsigned', 'with --key: also connect to peers that sign nothing')
+    .action(async (room: string, o: { url?: string; target?: number; max?: number; key?: string | true; acceptUnsigned?: boolean }) => {
       const { joinRoom } = await import('../index.js')
-      const joined = await joinRoom(room, { routerUrl: o.url ?? process.env.MALLA_URL ?? DEFAULT_URL, ...(o.target !== undefined ? { target: o.target } : {}), ...(o.max !== undefined ? { max: o.max } : {}) })
+      if (o.acceptUnsigned && o.key === undefined) throw new MallaError('BAD_INPUT', '--accept-unsigned goes with --key: without a key every peer is answered anyway')
+      const identity = o.key === undefined ? undefined : await keptIdentity(o.key === true ? undefined : o.key)
+      const joined = await joinRoom(room, {
+        routerUrl: o.url ?? process.env.MALLA_URL ?? DEFAULT_URL,
+        ...(o.target !== undefined ? { target: o.target } : {}),
+        ...(o.max !== undefined ? { max: o.max } : {}),
+        ...(identity ? { identity, acceptUnsigned: Boolean(o.acceptUnsigned) } : {}),
+      })
       const say = (line: object) => print(JSON.stringify(line))
-      say({ event: 'ready', id: joined.id, router: joined.router.kind, name: joined.router.name ?? null })
+      say({ event: 'ready', id: joined.id, router: joined.router.kind, name: joined.router.name ?? null, ...(identity ? { fingerprint: identity.fingerprint } : {}) })
       joined.mesh.on('peer', (peer) => {
-        say({ event: 'peer', id: peer.id })
+        say({ event: 'peer', id: peer.id, ...(peer.signer ? { fingerprint: peer.signer } : {}) })
         peer.on('message', (value, kind) => say({ event: 'message', from: peer.id, kind, value: value instanceof Uint8Array ? Buffer.from(value).toString('base64') : value }))
       })
       joined.mesh.on('peer-closed', (peer, reason) => say({ event: 'closed', id: peer.id, reason }))

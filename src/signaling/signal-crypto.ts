@@ -1,0 +1,7 @@
+/**
+ * What signed signaling (§18.2) needs of cryptography, in one module that `join` imports when a peer joins:
+ * Ed25519, SHA-512 and SHA-1 and the OpenPGP packet code. A bundler makes a chunk of it, so an app's first load
+ * does not carry them (the page can show itself while it joins).
+ */
+export { signalAdmission } from './signal-admission.js'
+export { checkRecord, recordSigner } from './signed-records.js'

@@ -1,0 +1,111 @@
+import canonicalizeModule from 'canonicalize'
+import { sha256 } from '@noble/hashes/sha2'
+import { hexToBytes } from '@noble/hashes/utils'
+import { fromBase64Url, toBase64Url } from '../core/base64url.js'
+import { badInput } from '../core/errors.js'
+import type { Json } from '../core/types.js'
+import type { Identity } from '../identity/identity.js'
+import { be32, ed25519KeyBody, parseEd25519Key, u32, type Ed25519PublicKey } from '../identity/pgp-packets.js'
+import { verifyDetached } from '../identity/pgp-signature.js'
+import { isKeyBound } from './signal-records.js'
+
+const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined
+
+/**
+ * Signed signaling records (docs/protocol.md §18.2). A signing peer's id is bound to its key: it is derived
+ * from the key's fingerprint and a nonce of the session (`k` and 25 base32 characters of a SHA-256), so each
+ * tab or process has its own id, and nobody without the key can write a record that a reader takes as that
+ * peer's. Every record of such a peer carries `pgp: {k, n, sig}`: the Ed25519 key (its creation time and
+ * point, from which the OpenPGP key packet and fingerprint follow), the nonce, and an OpenPGP detached
+ * signature (GnuPG verifies it) over the record's type, key and data. Readers check all three; a record whose
+ * key names a key-bound id and that does not check is not that peer's, whatever its `author` says.
+ */
+
+const CONTEXT = 'malla-signal/1'
+const ID_CONTEXT = new TextEncoder().encode('malla-peer/1')
+const NONCE_BYTES = 12
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567'
+
+/** What signs a session's records: its identity and the session's nonce, and the peer id they make. */
+export interface RecordSigner {
+  readonly peerId: string
+  readonly fingerprint: string
+  /** Adds the signature to `data`, the value of entry `key` of table `type`. */
+  sign(type: string, key: string, data: { readonly [k: string]: Json }): Json
+}
+
+/** A signer for a new session of `identity`: a fresh nonce, so a new peer id. */
+export function recordSigner(identity: Identity, nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES))): RecordSigner {
+  const peerId = keyBoundId(identity.key, nonce)
+  const proof = { k: toBase64Url(new Uint8Array([...be32(keyCreated(identity.key)), ...identity.key.point])), n: toBase64Url(nonce) }
+  return {
+    peerId,
+    fingerprint: identity.fingerprint,
+    sign(type, key, data) {
+      const unsigned = { ...data, pgp: proof }
+      return { ...data, pgp: { ...proof, sig: toBase64Url(identity.sign(signedBytes(type, key, unsigned))) } }
+    },
+  }
+}
+
+/** What a reader learns of a record's signature. */
+export type RecordCheck =
+  | { readonly signed: false }
+  | { readonly signed: true; readonly fingerprint: string; readonly peer: string }
+
+/** `checkRecord`'s shape, for the modules that are handed it rather than importing the crypto behind it. */
+export type RecordChecker = (type: string, key: string, peer: string, data: unknown) => RecordCheck
+
+/**
+ * Checks the signature of `data`, the value of entry `key` of table `type`, written by `peer` (the peer its
+ * key names). Unsigned data is `{ signed: false }` unless `peer` is key-bound; a signed record must be valid
+ * and its key must make `peer`. Throws `BAD_INPUT` otherwise: the caller skips the record.
+ */
+export function checkRecord(type: string, key: string, peer: string, data: unknown): RecordCheck {
+  const pgp = data !== null && typeof data === 'object' && !Array.isArray(data) ? (data as { pgp?: unknown }).pgp : undefined
+  if (pgp === undefined) {
+    if (isKeyBound(peer)) throw badInput(`record ${key} of a key-bound peer is not signed`)
+    return { signed: false }
+  }
+  if (pgp === null || typeof pgp !== 'object') throw badInput(`record ${key}: pgp is not an object`)
+  const { k, n, sig } = pgp as { k?: unknown; n?: unknown; sig?: unknown }
+  if (typeof k !== 'string' || typeof n !== 'string' || typeof sig !== 'string' || k.length > 64 || n.length > 32 || sig.length > 400) throw badInput(`record ${key}: malformed signature fields`)
+  const keyBytes = fromBase64Url(k)
+  if (keyBytes.byteLength !== 36) throw badInput(`record ${key}: the key is not 36 bytes`)
+  const signer = parseEd25519Key(ed25519KeyBody(keyBytes.subarray(4), u32(keyBytes, 0)))
+  const nonce = fromBase64Url(n)
+  if (nonce.byteLength !== NONCE_BYTES) throw badInput(`record ${key}: the nonce is not ${NONCE_BYTES} bytes`)
+  if (keyBoundId(signer, nonce) !== peer) throw badInput(`record ${key}: its key does not make the peer id ${peer}`)
+  const { sig: _sig, ...proof } = pgp as Record<string, Json>
+  const check = verifyDetached(signedBytes(type, key, { ...(data as Record<string, Json>), pgp: proof }), fromBase64Url(sig), signer)
+  if (!check.valid) throw badInput(`record ${key}: ${check.why}`)
+  return { signed: true, fingerprint: signer.fingerprint, peer }
+}
+
+/** The id a session of `key` with `nonce` goes by: `k` and 25 base32 characters of SHA-256(context, fingerprint, nonce). */
+export function keyBoundId(key: Ed25519PublicKey, nonce: Uint8Array): string {
+  const digest = sha256(new Uint8Array([...ID_CONTEXT, ...hexToBytes(key.fingerprint), ...nonce]))
+  let bits = 0
+  let value = 0
+  let out = 'k'
+  for (const byte of digest) {
+    value = (value << 8) | byte
+    bits += 8
+    while (bits >= 5 && out.length < 26) {
+      out += BASE32[(value >>> (bits - 5)) & 31]
+      bits -= 5
+    }
+    value &= (1 << bits) - 1
+  }
+  return out
+}
+
+/** What a record's signature covers: the context, the table, the entry's key and its data without `pgp.sig`, canonical (RFC 8785). */
+function signedBytes(type: string, key: string, data: Json): Uint8Array {
+  return new TextEncoder().encode(canonicalize([CONTEXT, type, key, data]) as string)
+}
+
+/** The creation time in a key packet body (bytes 1-4). */
+function keyCreated(key: Ed25519PublicKey): number {
+  return u32(key.packetBody, 1)
+}
