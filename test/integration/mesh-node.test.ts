@@ -11,25 +11,10 @@ import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { createServer, type Socket } from 'node:net'
 import { CLI, startDaemon } from '../helpers/processes.js'
+import { testRouter, untilRooms } from '../helpers/rooms.js'
 import { waitFor } from '../helpers/wait.js'
 
 type TestContext = { after(fn: () => unknown): void }
-
-/**
- * A router for one test. Its data directory is removed only after the daemon is gone (`after` hooks run
- * first-in, first-out, and peers leaving make the daemon write until the end).
- */
-async function router(t: TestContext, name = 'r1') {
-  const dir = await mkdtemp(joinPath(tmpdir(), 'malla-mesh-'))
-  let stop: (() => Promise<void>) | undefined
-  t.after(async () => {
-    await stop?.()
-    await rm(dir, { recursive: true, force: true })
-  })
-  const d = await startDaemon(t, ['--data', dir, '--name', name])
-  stop = () => d.stop('SIGKILL')
-  return d
-}
 
 const rtc = weriftRtcFactory({ hostAddresses: ['127.0.0.1'] })
 
@@ -41,33 +26,13 @@ async function joinAll(t: TestContext, routerUrl: string, n: number, extra: Part
   return rooms
 }
 
-/** Resolves once `ok()` holds, re-checked on every mesh event; fails with `what` after `ms`. */
-function until(rooms: readonly Room[], ok: () => boolean, what: () => string, ms = 30_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const offs: Array<() => void> = []
-    const done = (e?: Error) => {
-      clearTimeout(timer)
-      clearInterval(poll)
-      for (const off of offs) off()
-      if (e) reject(e)
-      else resolve()
-    }
-    const check = () => ok() && done()
-    const timer = setTimeout(() => done(new Error(`timed out after ${ms} ms: ${what()}`)), ms)
-    // Events drive the check; the interval only covers a change that fires no event (a stats counter).
-    const poll = setInterval(check, 250)
-    for (const r of rooms) offs.push(r.mesh.on('peer', check), r.mesh.on('peer-closed', check))
-    check()
-  })
-}
-
 const connections = (rooms: readonly Room[]) => rooms.map((r) => r.mesh.stats().connected).join(',')
 
 test('four Node peers behind one malla router reach their target connections and exchange typed messages', async (t) => {
-  const d = await router(t)
+  const d = await testRouter(t)
   const rooms = await joinAll(t, d.base, 4)
   assert.ok(rooms.every((r) => r.router.kind === 'malla' && r.router.name === 'r1'))
-  await until(rooms, () => rooms.every((r) => r.mesh.stats().connected >= 2), () => `connections ${connections(rooms)}`)
+  await untilRooms(rooms, () => rooms.every((r) => r.mesh.stats().connected >= 2), () => `connections ${connections(rooms)}`)
 
   for (const r of rooms) {
     const s = r.mesh.stats()
@@ -77,7 +42,7 @@ test('four Node peers behind one malla router reach their target connections and
   }
   // Both ends agree on every connection, once the last channels have opened at their second end.
   const symmetric = () => rooms.every((r) => r.mesh.peers().every((p) => rooms.find((o) => o.id === p.id)?.mesh.peers().some((q) => q.id === r.id)))
-  await until(rooms, symmetric, () => rooms.map((r) => `${r.id}: ${r.mesh.peers().map((p) => p.id)}`).join('; '), 10_000)
+  await untilRooms(rooms, symmetric, () => rooms.map((r) => `${r.id}: ${r.mesh.peers().map((p) => p.id)}`).join('; '), 10_000)
 
   const [a] = rooms as [Room]
   const peer = a.mesh.peers()[0]!
@@ -91,7 +56,7 @@ test('four Node peers behind one malla router reach their target connections and
   await peer.send({ json: [1, 'two', null] })
   await peer.send(new Uint8Array([1, 2, 3]))
   await peer.send(big, (p) => progress.push(p.bytes))
-  await until(rooms, () => got.length === 4, () => `got ${got.length} of 4 messages`, 10_000)
+  await untilRooms(rooms, () => got.length === 4, () => `got ${got.length} of 4 messages`, 10_000)
   assert.deepEqual(got[0], ['hello', 'text'])
   assert.deepEqual(got[1], [{ json: [1, 'two', null] }, 'json'])
   assert.deepEqual(got[2], [new Uint8Array([1, 2, 3]), 'binary'])
@@ -101,21 +66,21 @@ test('four Node peers behind one malla router reach their target connections and
 })
 
 test('a peer that leaves is replaced: the others go back to their target', async (t) => {
-  const d = await router(t)
+  const d = await testRouter(t)
   const rooms = await joinAll(t, d.base, 4)
   const started = Date.now()
-  await until(rooms, () => rooms.every((r) => r.mesh.stats().connected >= 2), () => `connections ${connections(rooms)}`)
+  await untilRooms(rooms, () => rooms.every((r) => r.mesh.stats().connected >= 2), () => `connections ${connections(rooms)}`)
   t.diagnostic(`target reached in ${Date.now() - started} ms; ${rooms.map((r) => JSON.stringify(r.mesh.stats())).join(' ')}`)
   const [gone, ...rest] = rooms as [Room, ...Room[]]
   const leaving = Date.now()
   await gone.leave()
   t.diagnostic(`left in ${Date.now() - leaving} ms`)
-  await until(rest, () => rest.every((r) => r.mesh.stats().connected >= 2 && r.mesh.peers().every((p) => p.id !== gone.id)), () => `connections ${connections(rest)}`)
+  await untilRooms(rest, () => rest.every((r) => r.mesh.stats().connected >= 2 && r.mesh.peers().every((p) => p.id !== gone.id)), () => `connections ${connections(rest)}`)
   t.diagnostic(`back at target ${Date.now() - leaving} ms after the leave`)
 })
 
 test('malformed offers and answers in the tables are skipped and counted, and peers still connect', async (t) => {
-  const d = await router(t)
+  const d = await testRouter(t)
   const garbage = {
     'abcdefgh12345678.0': { v: 1, room: 'test', peer: 'abcdefgh12345678', s: ['x'], t: 1, exp: 9e15 },
     'zzzzzzzz.1': 'not an object',
@@ -126,7 +91,7 @@ test('malformed offers and answers in the tables are skipped and counted, and pe
   const answers = { 'x.0>y': { v: 1, room: 'test', peer: 'yyyyyyyyyyyyyyyy', to: 'xxxxxxxxxxxxxxxx', offer: 'x.0', s: 5, t: 1, exp: 9e15 } }
   assert.equal((await fetch(`${d.base}/malla/v1/tables/room-test-_answers/insert`, { method: 'POST', body: JSON.stringify(answers) })).status, 200)
   const rooms = await joinAll(t, d.base, 2, { target: 1, max: 2 })
-  await until(rooms, () => rooms.every((r) => r.mesh.stats().connected >= 1), () => `connections ${connections(rooms)}`)
+  await untilRooms(rooms, () => rooms.every((r) => r.mesh.stats().connected >= 1), () => `connections ${connections(rooms)}`)
   for (const r of rooms) {
     const ignored = r.mesh.stats().ignored
     assert.ok(ignored.offers >= 1, `bad offers counted (${ignored.offers})`)
@@ -135,25 +100,25 @@ test('malformed offers and answers in the tables are skipped and counted, and pe
 })
 
 test('malla join: a CLI peer in a room prints what happens as JSON lines and sends its stdin lines to every peer', async (t) => {
-  const d = await router(t)
+  const d = await testRouter(t)
   const cli = spawn(process.execPath, [CLI, 'join', 'test', '--url', d.base, '--target', '1'], { stdio: ['pipe', 'pipe', 'pipe'] })
   t.after(() => void cli.kill('SIGKILL'))
   const lines: Array<Record<string, unknown>> = []
   createInterface({ input: cli.stdout! }).on('line', (l) => lines.push(JSON.parse(l) as Record<string, unknown>))
   const exited = new Promise<number | null>((resolve) => cli.once('exit', (code) => resolve(code)))
   const waitLine = (ok: (l: Record<string, unknown>) => boolean, what: string) =>
-    until([], () => lines.some(ok), () => `${what}; got ${JSON.stringify(lines)}`, 20_000)
+    untilRooms([], () => lines.some(ok), () => `${what}; got ${JSON.stringify(lines)}`, 20_000)
   await waitLine((l) => l.event === 'ready', 'ready')
   const cliId = lines[0]?.id as string
   const [room] = await joinAll(t, d.base, 1, { target: 1, max: 2 })
   const got: MessageValue[] = []
   room!.mesh.on('peer', (p) => p.on('message', (v) => got.push(v)))
   await waitLine((l) => l.event === 'peer' && l.id === room!.id, 'the CLI connected')
-  await until([room!], () => room!.mesh.peers().some((p) => p.id === cliId), () => 'the room sees the CLI')
+  await untilRooms([room!], () => room!.mesh.peers().some((p) => p.id === cliId), () => 'the room sees the CLI')
   await room!.mesh.peers()[0]!.send({ to: 'cli' })
   await waitLine((l) => l.event === 'message' && l.kind === 'json' && JSON.stringify(l.value) === '{"to":"cli"}', 'the message printed')
   cli.stdin!.write('hello from the shell\n')
-  await until([room!], () => got.includes('hello from the shell'), () => `got ${JSON.stringify(got)}`, 10_000)
+  await untilRooms([room!], () => got.includes('hello from the shell'), () => `got ${JSON.stringify(got)}`, 10_000)
   cli.stdin!.end()
   assert.equal(await exited, 0, 'the end of stdin leaves the room and exits 0')
   const offers = (await (await fetch(`${d.base}/malla/v1/tables/room-test-_offers`)).json()) as Record<string, { author: string; data?: { s?: unknown } | null }>
@@ -209,7 +174,7 @@ test('joining keeps asking a router that does not answer, joins once it does, an
 })
 
 test('room.connect: an existing connection is returned as it is; a peer that is not there, or this one, fails with a clear error', { timeout: 60_000 }, async (t) => {
-  const d = await router(t)
+  const d = await testRouter(t)
   const [a, b] = (await joinAll(t, d.base, 2, { target: 1 })) as [Room, Room]
   await waitFor(() => a.mesh.stats().connected === 1 && b.mesh.stats().connected === 1, 'A and B connected')
   const existing = await a.connect(b.id)

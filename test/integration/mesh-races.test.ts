@@ -9,22 +9,11 @@ import { compactSession, sessionFacts } from '../../src/signaling/sdp-codec.js'
 import { answerKey, signalTypes } from '../../src/signaling/signal-records.js'
 import { fetchPoster } from '../../src/transport/http-poster.js'
 import { freePort, startDaemon } from '../helpers/processes.js'
+import { testRouter } from '../helpers/rooms.js'
 
 type TestContext = { after(fn: () => unknown): void }
 
 const rtc = weriftRtcFactory({ hostAddresses: ['127.0.0.1'] })
-
-async function router(t: TestContext) {
-  const dir = await mkdtemp(joinPath(tmpdir(), 'malla-races-'))
-  let stop: (() => Promise<void>) | undefined
-  t.after(async () => {
-    await stop?.()
-    await rm(dir, { recursive: true, force: true })
-  })
-  const d = await startDaemon(t, ['--data', dir, '--name', 'r1'])
-  stop = () => d.stop('SIGKILL')
-  return d
-}
 
 async function peer(t: TestContext, base: string, peerId: string, options: { target: number; pool: number }): Promise<Room> {
   const room = await join({ room: 'races', routerUrl: base, rtc, poster: fetchPoster, peerId, max: 4, ...options })
@@ -48,7 +37,7 @@ async function openOffersSeen(room: Room, of: string): Promise<number> {
 }
 
 test('two peers answering one offer: the offerer takes one, the other learns it within a second and moves on', async (t) => {
-  const d = await router(t)
+  const d = await testRouter(t)
   const a = await peer(t, d.base, 'aaaaaaaaaaaaaaaa', { target: 0, pool: 1 })
   const b = await peer(t, d.base, 'bbbbbbbbbbbbbbbb', { target: 0, pool: 0 })
   const c = await peer(t, d.base, 'cccccccccccccccc', { target: 0, pool: 0 })
@@ -71,7 +60,7 @@ test('two peers answering one offer: the offerer takes one, the other learns it 
 })
 
 test('glare: two peers answering each other\'s offers at once end with exactly one connection', async (t) => {
-  const d = await router(t)
+  const d = await testRouter(t)
   const a = await peer(t, d.base, 'aaaaaaaaaaaaaaaa', { target: 0, pool: 1 })
   const b = await peer(t, d.base, 'bbbbbbbbbbbbbbbb', { target: 0, pool: 1 })
   await until(async () => (await openOffersSeen(a, b.id)) === 1 && (await openOffersSeen(b, a.id)) === 1, () => 'each holds the other\'s offer')
@@ -89,7 +78,7 @@ test('glare: two peers answering each other\'s offers at once end with exactly o
 })
 
 test('a stale answer (for an offer already taken) is ignored: no attempt, no mark', async (t) => {
-  const d = await router(t)
+  const d = await testRouter(t)
   const a = await peer(t, d.base, 'aaaaaaaaaaaaaaaa', { target: 0, pool: 1 })
   const b = await peer(t, d.base, 'bbbbbbbbbbbbbbbb', { target: 0, pool: 0 })
   await until(async () => (await openOffersSeen(b, a.id)) === 1, () => 'B holds A\'s offer')
@@ -151,7 +140,7 @@ test('offers from nearer routers are answered first: hops come from the routers\
 })
 
 test('a connection that ends from the far side: the offers that peer had out are not answered (a closed tab leaves them behind)', async (t) => {
-  const d = await router(t)
+  const d = await testRouter(t)
   const a = await peer(t, d.base, 'aaaaaaaaaaaaaaaa', { target: 1, pool: 2 })
   const b = await peer(t, d.base, 'bbbbbbbbbbbbbbbb', { target: 1, pool: 0 })
   await until(() => a.mesh.stats().connected === 1 && b.mesh.stats().connected === 1, () => `A ${JSON.stringify(a.mesh.stats())} B ${JSON.stringify(b.mesh.stats())}`)

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join as joinPath } from 'node:path'
 import { createInterface } from 'node:readline'
 import { test } from 'node:test'
@@ -11,21 +9,10 @@ import { weriftRtcFactory } from '../../src/node/rtc/werift-peer.js'
 import { join, type Room } from '../../src/signaling/join.js'
 import { offerData, signalTypes, takenData } from '../../src/signaling/signal-records.js'
 import { fetchPoster } from '../../src/transport/http-poster.js'
-import { CLI, post, runCli, startDaemon, tempDir } from '../helpers/processes.js'
+import { CLI, post, runCli, tempDir } from '../helpers/processes.js'
+import { testRouter, untilRooms } from '../helpers/rooms.js'
 
 type TestContext = { after(fn: () => unknown): void }
-
-async function router(t: TestContext) {
-  const dir = await mkdtemp(joinPath(tmpdir(), 'malla-signed-'))
-  let stop: (() => Promise<void>) | undefined
-  t.after(async () => {
-    await stop?.()
-    await rm(dir, { recursive: true, force: true })
-  })
-  const d = await startDaemon(t, ['--data', dir, '--name', 'r1'])
-  stop = () => d.stop('SIGKILL')
-  return d
-}
 
 const rtc = weriftRtcFactory({ hostAddresses: ['127.0.0.1'] })
 const ROOM = 'signed'
@@ -37,38 +24,19 @@ async function joined(t: TestContext, base: string, extra: Partial<Parameters<ty
   return room
 }
 
-/** Resolves once `ok()` holds, re-checked on every mesh event and every 250 ms; fails after `ms`. */
-function until(rooms: readonly Room[], ok: () => boolean, what: () => string, ms = 30_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const offs: Array<() => void> = []
-    const done = (e?: Error) => {
-      clearTimeout(timer)
-      clearInterval(poll)
-      for (const off of offs) off()
-      if (e) reject(e)
-      else resolve()
-    }
-    const check = () => ok() && done()
-    const timer = setTimeout(() => done(new Error(`timed out after ${ms} ms: ${what()}`)), ms)
-    const poll = setInterval(check, 250)
-    for (const r of rooms) offs.push(r.mesh.on('peer', check), r.mesh.on('peer-closed', check))
-    check()
-  })
-}
-
 test('peers with identities connect knowing each other\'s key; a peer without one neither answers them nor is answered', { timeout: 120_000 }, async (t) => {
-  const d = await router(t)
+  const d = await testRouter(t)
   const [ana, bea] = await Promise.all([createIdentity('Ana'), createIdentity('Bea')])
   const a = await joined(t, d.base, { identity: ana })
   const b = await joined(t, d.base, { identity: bea })
   const c = await joined(t, d.base, {})
   assert.match(a.id, /^k[a-z2-7]{25}$/)
-  await until([a, b], () => a.mesh.peers().some((p) => p.id === b.id) && b.mesh.peers().some((p) => p.id === a.id), () => `a: ${a.mesh.peers().map((p) => p.id)}, b: ${b.mesh.peers().map((p) => p.id)}`)
+  await untilRooms([a, b], () => a.mesh.peers().some((p) => p.id === b.id) && b.mesh.peers().some((p) => p.id === a.id), () => `a: ${a.mesh.peers().map((p) => p.id)}, b: ${b.mesh.peers().map((p) => p.id)}`)
   assert.equal(a.mesh.peers().find((p) => p.id === b.id)?.signer, bea.fingerprint)
   assert.equal(b.mesh.peers().find((p) => p.id === a.id)?.signer, ana.fingerprint)
   // The peer without a key answers none of their offers (each says it takes signed answers only: its answers
   // would be refused, and its checks would only reach the offer's ICE agent), and nobody answers its own.
-  await until([c], () => c.mesh.stats().offersPublished >= 2, () => JSON.stringify(c.mesh.stats()))
+  await untilRooms([c], () => c.mesh.stats().offersPublished >= 2, () => JSON.stringify(c.mesh.stats()))
   await new Promise((resolve) => setTimeout(resolve, 3000))
   assert.deepEqual(c.mesh.peers().map((p) => p.id), [])
   assert.equal(c.mesh.stats().answersPublished, 0)
@@ -76,18 +44,18 @@ test('peers with identities connect knowing each other\'s key; a peer without on
 })
 
 test('an app that accepts unsigned records connects to a peer without an identity', { timeout: 120_000 }, async (t) => {
-  const d = await router(t)
+  const d = await testRouter(t)
   const ana = await createIdentity('Ana')
   const a = await joined(t, d.base, { identity: ana, acceptUnsigned: true })
   const c = await joined(t, d.base, {})
-  await until([a, c], () => a.mesh.peers().some((p) => p.id === c.id) && c.mesh.peers().some((p) => p.id === a.id), () => `a: ${a.mesh.peers().map((p) => p.id)}, c: ${c.mesh.peers().map((p) => p.id)}`)
+  await untilRooms([a, c], () => a.mesh.peers().some((p) => p.id === c.id) && c.mesh.peers().some((p) => p.id === a.id), () => `a: ${a.mesh.peers().map((p) => p.id)}, c: ${c.mesh.peers().map((p) => p.id)}`)
   assert.equal(a.mesh.peers().find((p) => p.id === c.id)?.signer, undefined)
   // The unsigned peer still checks what is signed: it knows whose key Ana holds.
   assert.equal(c.mesh.peers().find((p) => p.id === a.id)?.signer, ana.fingerprint)
 })
 
 test('forged withdrawals, taken marks and offers under a signed peer\'s id, posted all along, do not keep two signed peers apart', { timeout: 120_000 }, async (t) => {
-  const d = await router(t)
+  const d = await testRouter(t)
   const [ana, bea] = await Promise.all([createIdentity('Ana'), createIdentity('Bea')])
   // The attacker reads the router's offers every 100 ms and, for every offer there, posts a null, a taken mark
   // and an offer of its own under the offerer's id and as its author, all with a TTL no honest copy reaches.
@@ -122,7 +90,7 @@ test('forged withdrawals, taken marks and offers under a signed peer\'s id, post
   while (posts < 5 && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 50))
   assert.ok(posts >= 5, `the attacker posted ${posts} times`)
   const b = await joined(t, d.base, { identity: bea })
-  await until([a, b], () => a.mesh.peers().some((p) => p.id === b.id), () => `a: ${a.mesh.peers().map((p) => p.id)}, posts: ${posts}`, 20_000)
+  await untilRooms([a, b], () => a.mesh.peers().some((p) => p.id === b.id), () => `a: ${a.mesh.peers().map((p) => p.id)}, posts: ${posts}`, 20_000)
   // The router kept none of the forgeries.
   const kept = JSON.parse((await post(`${d.base}/cgi-bin/shared-state/${OFFERS}`, '{}')).text) as Record<string, { data: unknown; author: string }>
   for (const [key, e] of Object.entries(kept)) {
@@ -131,7 +99,7 @@ test('forged withdrawals, taken marks and offers under a signed peer\'s id, post
 })
 
 test('malla join --key: a CLI peer signs with its key file and prints whose key each peer holds', { timeout: 120_000 }, async (t) => {
-  const d = await router(t)
+  const d = await testRouter(t)
   const dir = await tempDir(t)
   const keyFile = joinPath(dir, 'key.asc')
   const made = await runCli(['key', '--key', keyFile, 'new', '--name', 'Shell'])
@@ -142,7 +110,7 @@ test('malla join --key: a CLI peer signs with its key file and prints whose key 
   createInterface({ input: cli.stdout! }).on('line', (l) => lines.push(JSON.parse(l) as Record<string, unknown>))
   const ana = await createIdentity('Ana')
   const a = await joined(t, d.base, { identity: ana, target: 1 })
-  await until([a], () => lines.some((l) => l.event === 'peer' && l.id === a.id) && a.mesh.peers().length > 0, () => JSON.stringify(lines), 30_000)
+  await untilRooms([a], () => lines.some((l) => l.event === 'peer' && l.id === a.id) && a.mesh.peers().length > 0, () => JSON.stringify(lines), 30_000)
   const ready = lines.find((l) => l.event === 'ready') as { id: string; fingerprint: string }
   assert.equal(ready.fingerprint, shell.fingerprint)
   assert.match(ready.id, /^k[a-z2-7]{25}$/)
