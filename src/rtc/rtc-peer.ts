@@ -99,6 +99,13 @@ export interface RtcPeer extends RtcChannel {
    * connect deadline starts here: an offer may wait for its answer as long as signaling likes.
    */
   acceptAnswer(answerSdp: string): Promise<void>
+  /**
+   * The SHA-256 of the certificate the other end used in the DTLS handshake (its DER bytes), as 64 lowercase
+   * hex digits, once the connection is open; undefined before that, or where the stack does not say. It must
+   * equal the fingerprint in the other end's session description: the stack checks that itself, and the mesh
+   * checks it again against the signed one (§18.2), so that a stack that did not would still be caught.
+   */
+  remoteCertificateSha256(): string | undefined
 }
 
 export interface RtcOptions {

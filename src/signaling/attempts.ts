@@ -50,6 +50,8 @@ export interface OfferAttempt extends Common {
   /** Once taken: the answerer whose answer was applied (and the key that signed it), and how to tell the other answerers. */
   remote?: string
   signer?: string
+  /** The DTLS certificate fingerprint the applied answer named (SHA-256, hex). */
+  remoteFingerprint?: string
   markTaken?: () => void
 }
 
@@ -62,6 +64,8 @@ export interface AnswerAttempt extends Common {
   readonly router: string | undefined
   /** The fingerprint of the key that signed the offer, when one did. */
   readonly signer?: string | undefined
+  /** The DTLS certificate fingerprint the offer named (SHA-256, hex). */
+  readonly remoteFingerprint?: string
 }
 
 /** A directed connection (`Mesh.connectTo`, `acceptDirect`), whose offer and answer travel over the overlay. */

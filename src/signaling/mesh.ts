@@ -114,6 +114,11 @@ export interface MeshStats {
   readonly glare: number
   /** Attempts that timed out or failed before their channel opened. */
   readonly failed: number
+  /**
+   * Connections closed at once because the other end's DTLS certificate was not the one its (signed) description
+   * named: someone in between rewrote it. Each is also one of `failed`.
+   */
+  readonly certificateMismatch: number
   /** Malformed signaling entries skipped. */
   readonly ignored: { readonly offers: number; readonly answers: number }
 }
@@ -188,7 +193,7 @@ export class Mesh {
   /** Attempts failed in a row, and until when no new one starts (see CALM_MIN_MS). */
   private failuresInRow = 0
   private calmUntil = 0
-  private readonly counts = { offersPublished: 0, answersPublished: 0, racesLost: 0, glare: 0, failed: 0 }
+  private readonly counts = { offersPublished: 0, answersPublished: 0, racesLost: 0, glare: 0, failed: 0, certificateMismatch: 0 }
 
   constructor(private readonly options: MeshOptions) {
     checkRoomName(options.room)
@@ -332,6 +337,7 @@ export class Mesh {
       let marked = false
       own.remote = winner.peer
       own.signer = winner.signer
+      own.remoteFingerprint = winner.session.fingerprint
       own.markTaken = () => {
         if (marked || this.closed) return
         marked = true
@@ -432,7 +438,7 @@ export class Mesh {
 
   private answer(key: string, offer: OfferRecord): void {
     const rtc = this.makePeer(`answer to ${key}`)
-    const own = this.attempts.answer({ key: answerKey(key, this.id), offer: key, remote: offer.peer, router: offer.router, signer: offer.signer, rtc })
+    const own = this.attempts.answer({ key: answerKey(key, this.id), offer: key, remote: offer.peer, router: offer.router, signer: offer.signer, remoteFingerprint: offer.session.fingerprint, rtc })
     this.watchAttempt(own, () => {
       this.counts.failed++
       this.attemptFailed()
@@ -534,7 +540,17 @@ export class Mesh {
     rtc.on('open', () => {
       // An offer opens only once an answer was applied (taken); anything else is a stray: closed.
       const remote = a.remote
-      if (this.closed || remote === undefined || !this.attempts.is(a, 'taken', 'answering') || !this.attempts.move(a, 'linked')) return rtc.close()
+      if (this.closed || remote === undefined || !this.attempts.is(a, 'taken', 'answering')) return rtc.close()
+      // The stack checked the certificate against the description it was given; this checks it against the
+      // (signed) one the other end published. A mismatch means someone between them rewrote it: closed, and
+      // it ends as a failed attempt.
+      const seen = rtc.remoteCertificateSha256()
+      if (seen !== undefined && a.remoteFingerprint !== undefined && seen !== a.remoteFingerprint) {
+        this.counts.certificateMismatch++
+        this.log.warn('closed a connection whose certificate is not the one its description named', { with: remote, expected: a.remoteFingerprint, seen })
+        return rtc.close()
+      }
+      if (!this.attempts.move(a, 'linked')) return rtc.close()
       if (a.kind === 'offer') this.addLink(remote, this.id, a.key, undefined, rtc, a.signer)
       else this.addLink(remote, a.remote, a.offer, a.router, rtc, a.signer)
       // Answers and taken marks are not withdrawn: they expire, and bleach drops them (SHORT_SIGNAL_TTL).

@@ -215,6 +215,16 @@ export function rtcSuite(name: string, setup: () => Promise<RtcSuiteFixture>): v
         }
       })
 
+      it('once open, each side names the certificate the other used: the fingerprint in the other\'s description', { timeout: 30_000 }, async (t) => {
+        const { connect, make } = await harness(t)
+        assert.equal(make('offerer', undefined, 'not connected').peer.remoteCertificateSha256(), undefined)
+        for (const d of DIRECTIONS) {
+          const { a, b, offer, answer } = await connect(d.from, d.to)
+          assert.equal(a.peer.remoteCertificateSha256(), sessionFacts(answer).fingerprint)
+          assert.equal(b.peer.remoteCertificateSha256(), sessionFacts(offer).fingerprint)
+        }
+      })
+
       it('connects through descriptions rebuilt from compact facts by sdp-codec, both ways', { timeout: 30_000 }, async (t) => {
         const { connect, openMs } = await harness(t)
         for (const d of DIRECTIONS) {

@@ -3,6 +3,8 @@ import { MallaError } from '../../src/core/errors.js'
 import type { RtcChannel, RtcCloseReason, RtcFactory, RtcOptions, RtcPeer, RtcPeerEvents } from '../../src/rtc/rtc-peer.js'
 import { sessionFacts, toSdp, type SessionFacts } from '../../src/signaling/sdp-codec.js'
 
+const FAKE_FINGERPRINT = 'ab'.repeat(32)
+
 /**
  * WebRTC without WebRTC, for unit tests of the signaling races (test/unit/mesh-races.test.ts): descriptions are
  * real SDP (the mesh compacts and expands them as usual), and a connection opens `openMs` after the offerer
@@ -21,6 +23,8 @@ export class FakeRtcNetwork {
   private next = 0
   /** Every peer made, for tests that look at what is left open. */
   readonly peers: FakePeer[] = []
+  /** Peers whose handshake shows another certificate than their description names (a rewritten description). */
+  readonly impostors = new Set<FakePeer>()
 
   constructor(readonly openMs = 5) {}
 
@@ -139,6 +143,13 @@ export class FakePeer implements RtcPeer {
     return this.main.maxMessageSize
   }
 
+  /** What a fake handshake shows of the other end, once open: the fingerprint every fake description carries, unless it is an impostor. */
+  remoteCertificateSha256(): string | undefined {
+    if (this.current !== 'open') return undefined
+    const other = this.remote ?? this.offerer
+    return other && this.network.impostors.has(other) ? 'cd'.repeat(32) : FAKE_FINGERPRINT
+  }
+
   send(data: string | Uint8Array): void {
     this.main.send(data)
   }
@@ -217,7 +228,7 @@ export class FakePeer implements RtcPeer {
     return {
       ufrag: this.ufrag,
       pwd: 'fakepasswordfakepassword',
-      fingerprint: 'ab'.repeat(32),
+      fingerprint: FAKE_FINGERPRINT,
       setup,
       candidates: [{ foundation: '1', component: 1, protocol: 'udp', priority: 2130706431, address: '10.0.0.1', port: 40000 + Number.parseInt(this.ufrag.slice(1), 36), type: 'host' }],
     }

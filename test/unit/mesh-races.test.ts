@@ -212,3 +212,23 @@ test('after attempts fail, a peer keeps one offer and runs one attempt at a time
     assert.deepEqual([b.stats().pendingAnswers, b.stats().openOffers], [1, 1], 'one answer and one offer at a time')
   }
 })
+
+test('a connection whose certificate is not the one the other end\'s description named is closed, and counted', async (t) => {
+  const { net, meshes } = world(t, ['aaaaaaaa', 'bbbbbbbb'], (id) => ({
+    target: 1,
+    max: 1,
+    pool: 1,
+    // Every connection B makes shows a certificate other than the one its descriptions name, as when something
+    // between the two rewrote them (the stack itself would refuse; this is the mesh's own check).
+    ...(id === 'bbbbbbbb' ? { rtc: (o) => { const p = net.factory()(o); net.impostors.add(p as never); return p } } : {}),
+  }))
+  const [a, b] = meshes as [Mesh, Mesh]
+  a.start()
+  b.start()
+  await until(() => a.stats().certificateMismatch >= 2, () => JSON.stringify(a.stats()))
+  assert.equal(a.stats().connected, 0)
+  assert.ok(a.stats().failed >= a.stats().certificateMismatch)
+  assert.equal(b.stats().certificateMismatch, 0)
+  // B saw nothing wrong on its side; A's close ends whatever opened there too.
+  await until(() => b.stats().connected === 0, () => JSON.stringify(b.stats()))
+})

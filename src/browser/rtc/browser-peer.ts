@@ -1,3 +1,5 @@
+import { sha256 } from '@noble/hashes/sha2'
+import { bytesToHex } from '@noble/hashes/utils'
 import { MallaError } from '../../core/errors.js'
 import { silentLogger, type Logger } from '../../core/log.js'
 import {
@@ -118,6 +120,13 @@ class BrowserPeer implements RtcPeer {
   }
 
   on: RtcPeer['on'] = (event, listener) => this.#life.events.on(event, listener)
+
+  remoteCertificateSha256(): string | undefined {
+    // Chromium gives the chain the peer sent (a WebRTC certificate is self-signed: one); Firefox has no such call.
+    const transport = this.#pc?.sctp?.transport as (RTCDtlsTransport & { getRemoteCertificates?(): ArrayBuffer[] }) | undefined
+    const der = transport?.getRemoteCertificates?.()[0]
+    return der ? bytesToHex(sha256(new Uint8Array(der))) : undefined
+  }
 
   async createOffer(): Promise<string> {
     const pc = this.#start('offerer')

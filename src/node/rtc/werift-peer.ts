@@ -1,3 +1,5 @@
+import { sha256 } from '@noble/hashes/sha2'
+import { bytesToHex } from '@noble/hashes/utils'
 import { isIP } from 'node:net'
 import { RTCPeerConnection, type RTCDataChannel, type RTCPeerConnectionConfig } from 'werift'
 import { badInput, MallaError } from '../../core/errors.js'
@@ -107,6 +109,12 @@ class WeriftPeer implements RtcPeer {
   }
 
   on: RtcPeer['on'] = (event, listener) => this.#life.events.on(event, listener)
+
+  remoteCertificateSha256(): string | undefined {
+    // werift keeps the peer's certificate (DER) on the DTLS socket of its one transport (bundled).
+    const der = (this.#pc?.dtlsTransports[0] as { dtls?: { remoteCertificate?: Uint8Array } } | undefined)?.dtls?.remoteCertificate
+    return der instanceof Uint8Array ? bytesToHex(sha256(der)) : undefined
+  }
 
   async createOffer(): Promise<string> {
     const pc = this.#start('offerer')
