@@ -107,7 +107,8 @@ export async function join(options: JoinOptions): Promise<Room> {
   // Everything of the room travels on its connections too, the signaling included: an offer or an answer then
   // reaches the room's peers behind other routers in milliseconds, whatever the routers' hops.
   const roomTypes = new Set<string>([signal.offers, signal.answers, ...tables.values(), presenceType])
-  const replica = new Replica({ store: new MemoryStore(), author: id, log, admit: signalAdmission() })
+  const refused = { offers: 0, answers: 0 }
+  const replica = new Replica({ store: new MemoryStore(), author: id, log, admit: signalAdmission((table) => refused[table]++) })
   const link = new RouterLink({ replica, base: options.routerUrl, types: [signal.offers, signal.answers, LINKS_TYPE, presenceType, ...tables.values()], poster: options.poster, log, ...(options.socket ? { socket: options.socket } : {}), ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
   const kind = await link.start(options.signal)
   const info = kind === 'malla' ? await routerInfo(options.routerUrl) : undefined
@@ -132,7 +133,7 @@ export async function join(options: JoinOptions): Promise<Room> {
   const offPresence = replica.on('change', (e) => {
     if (e.type === presenceType) void readGone()
   })
-  const signing = { check: checkRecord, ...(signer ? { signer, acceptUnsigned: options.acceptUnsigned ?? false } : {}) }
+  const signing = { check: checkRecord, refusedOnArrival: () => refused, ...(signer ? { signer, acceptUnsigned: options.acceptUnsigned ?? false } : {}) }
   const mesh = new Mesh({ ...options, signing, replica, rtc: options.rtc, rtcOptions, ...(info?.name ? { router: info.name } : {}), hopsTo: (router) => hops.get(router), isGone: (peer) => gone.has(peer), log })
   mesh.start()
   const connections = { peers: () => mesh.peers(), onOpen: (l: (p: MeshPeer) => void) => mesh.on('peer', l), onClose: (l: (p: MeshPeer) => void) => mesh.on('peer-closed', l) }

@@ -119,7 +119,7 @@ export interface MeshStats {
    * named: someone in between rewrote it. Each is also one of `failed`.
    */
   readonly certificateMismatch: number
-  /** Malformed signaling entries skipped. */
+  /** Signaling entries skipped: malformed, unsigned where signatures are required, forged (refused on arrival too). */
   readonly ignored: { readonly offers: number; readonly answers: number }
 }
 

@@ -29,6 +29,8 @@ export interface SignalIdentity {
    * signal-crypto.ts). Without it, no signed record can be checked, so none counts.
    */
   readonly check?: RecordChecker
+  /** Entries the replica refused on arrival (`signalAdmission`), counted with those skipped here. */
+  readonly refusedOnArrival?: () => { readonly offers: number; readonly answers: number }
   /**
    * Whether records nobody signed (and withdrawals as `null`) are read at all: default true without a signer,
    * false with one. A record of a key-bound peer id is never taken unsigned, whatever this says.
@@ -65,6 +67,7 @@ export class SignalTables {
 
   private readonly signer: RecordSigner | undefined
   private readonly checker: RecordChecker | undefined
+  private readonly refusedOnArrival: SignalIdentity['refusedOnArrival']
   private readonly acceptUnsigned: boolean
 
   constructor(
@@ -75,6 +78,7 @@ export class SignalTables {
     this.types = signalTypes(room)
     this.signer = identity.signer
     this.checker = identity.check
+    this.refusedOnArrival = identity.refusedOnArrival
     this.acceptUnsigned = identity.acceptUnsigned ?? identity.signer === undefined
     if (this.signer && this.signer.peerId !== replica.author) throw new MallaError('BAD_INPUT', `the replica's author ${replica.author} is not the signer's peer id ${this.signer.peerId}`)
     const follow = (e: ChangeEvent) => {
@@ -100,9 +104,10 @@ export class SignalTables {
     return this.replica.author
   }
 
-  /** Malformed entries skipped so far, per table. */
+  /** Malformed or forged entries skipped so far, per table (and those the replica refused on arrival). */
   ignored(): { readonly offers: number; readonly answers: number } {
-    return { offers: this.badOffers, answers: this.badAnswers }
+    const refused = this.refusedOnArrival?.()
+    return { offers: this.badOffers + (refused?.offers ?? 0), answers: this.badAnswers + (refused?.answers ?? 0) }
   }
 
   /** Writes own records, signed when this peer signs, each rewrite one TTL higher than the last copy (see `writeOwn`). */

@@ -61,7 +61,11 @@ export async function joinInPage(context: BrowserContext, url: string, room: str
       // `debug: true` sends the mesh's log to the page's console (see `page.on('console')`).
       const say = (level: string) => (message: string, fields?: object) => console.log(`${level} ${message} ${JSON.stringify(fields ?? {})}`)
       const log = options.debug ? { debug: say('debug'), info: say('info'), warn: say('warn'), error: say('error') } : undefined
-      const joined = await m.joinRoom(room, { ...options, ...(log ? { log } : {}) })
+      // `identityName`: join with a new key of that name, made by the identity API a test injected (identity-api.ts).
+      const { identityName, ...rest } = options as { identityName?: string }
+      const api = (globalThis as unknown as { identityApi?: { createIdentity(name: string): Promise<unknown> } }).identityApi
+      const identity = identityName && api ? await api.createIdentity(identityName) : undefined
+      const joined = await m.joinRoom(room, { ...rest, ...(identity ? { identity } : {}), ...(log ? { log } : {}) })
       w.__room = joined
       joined.mesh.on('peer', (p: { id: string; on: (e: string, f: (v: unknown, k: string) => void) => void }) => {
         p.on('message', (value: unknown, kind: string) => got.push({ from: p.id, value, kind }))
