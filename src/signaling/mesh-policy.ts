@@ -23,13 +23,20 @@ export interface AnswerChoice {
   readonly hops: (router: string | undefined) => number
   /** Peers known to have left without withdrawing their offers (a closed tab): their offers are not answered. */
   readonly gone?: (peer: string) => boolean
+  /**
+   * Keys (fingerprints) whose offers failed here lately: none of their offers is answered, whatever session id
+   * they come under (a key may make as many as it likes), until this says otherwise.
+   */
+  readonly failedSigner?: (fingerprint: string) => boolean
+  /** Whether this peer has an answer under way to an offer signed by that key (under whatever session id). */
+  readonly answeringSigner?: (fingerprint: string) => boolean
 }
 
 /**
  * The offers to answer now, best first (§12.3 point 2): open offers of others, not expired, not failed before,
  * not already answered by someone else, from peers this one is not connected or connecting to and not known
- * to have left; behind the same router first, then the fewest hops, then an order of this peer's own; at most
- * one per remote peer.
+ * to have left, nor signed by a key whose offers failed lately; behind the same router first, then the fewest
+ * hops, then an order of this peer's own; at most one per remote peer, or per key for signed offers.
  */
 export function offersToAnswer(view: TablesView, c: AnswerChoice): Array<{ readonly key: string; readonly record: OfferRecord }> {
   if (c.room <= 0) return []
@@ -40,14 +47,17 @@ export function offersToAnswer(view: TablesView, c: AnswerChoice): Array<{ reado
   const answered = new Set(view.answers.filter((a) => a.record.peer !== c.self && a.record.expiresAt > c.now).map((a) => a.record.offer))
   const candidates = view.offers
     .flatMap((o) => (o.record !== 'withdrawn' && o.record.kind === 'offer' ? [{ key: o.key, record: o.record, spread: spread(c.self, o.key) }] : []))
-    .filter(({ key, record }) => record.peer !== c.self && record.expiresAt > c.now && !c.failed.has(key) && !answered.has(key) && !c.busyWith(record.peer) && !c.gone?.(record.peer))
+    .filter(({ key, record }) => record.peer !== c.self && record.expiresAt > c.now && !c.failed.has(key) && !answered.has(key) && !c.busyWith(record.peer) && !c.gone?.(record.peer) && !(record.signer !== undefined && (c.failedSigner?.(record.signer) || c.answeringSigner?.(record.signer))))
     .sort((x, y) => c.hops(x.record.router) - c.hops(y.record.router) || x.spread - y.spread)
   const chosen: Array<{ key: string; record: OfferRecord }> = []
-  const peers = new Set<string>()
+  // One attempt per author at a time: a peer, or a key, whatever session ids it signs under (a key's decoys can
+  // then cost an answerer one connect timeout at a time, not one per decoy).
+  const authors = new Set<string>()
   for (const { key, record } of candidates) {
     if (chosen.length >= c.room) break
-    if (peers.has(record.peer)) continue
-    peers.add(record.peer)
+    const author = record.signer ?? record.peer
+    if (authors.has(author)) continue
+    authors.add(author)
     chosen.push({ key, record })
   }
   return chosen

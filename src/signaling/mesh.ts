@@ -135,6 +135,12 @@ const DEFAULTS = { target: 3, max: 6, pool: 3, offerLifeMs: 180_000, connectTime
 const HOUSEKEEPING_MS = 1000
 /** How many offers that failed it remembers, so as not to answer them again (the oldest is forgotten first). */
 const FAILED_OFFER_MEMORY = 512
+/**
+ * How long the offers of a key whose offer failed here are not answered. A key can publish offers under new
+ * session ids as fast as it likes: without this, decoys (offers that lead nowhere) would each cost a connect
+ * timeout. A person whose page really failed once is answered again after it.
+ */
+const SIGNER_COOLDOWN_MS = 60_000
 /** Connections a peer takes past `max` when they are directed (connectTo): a person chose them. */
 const DIRECT_EXTRA = 2
 /** The longest a taken mark waits for its attempt to open (see `takeAnswers`). */
@@ -180,6 +186,8 @@ export class Mesh {
   private readonly links = new Map<string, Link[]>()
   private nextDirect = 1
   private readonly failedOffers = new Set<string>()
+  /** Keys whose offers failed here, and until when theirs are not answered (see SIGNER_COOLDOWN_MS). */
+  private readonly failedSigners = new Map<string, number>()
   /** The tables as the last step saw them. */
   private lastView: TablesView | undefined
   private nextOffer = 0
@@ -432,7 +440,7 @@ export class Mesh {
   private answerOffers(view: TablesView, now: number): void {
     const inFlight = this.attempts.list('answer').length + this.attempts.list('offer', 'taken').length
     const room = Math.min(this.target - this.links.size - inFlight, this.maxPcs - this.pcCount(), attemptsAtOnce(this.failuresInRow, Number.POSITIVE_INFINITY) - inFlight)
-    const chosen = offersToAnswer(view, { self: this.id, now, room, failed: this.failedOffers, busyWith: (peer) => this.hasLinkOrAttempt(peer, 'any'), hops: (router) => this.hops(router), ...(this.options.isGone ? { gone: this.options.isGone } : {}) })
+    const chosen = offersToAnswer(view, { self: this.id, now, room, failed: this.failedOffers, busyWith: (peer) => this.hasLinkOrAttempt(peer, 'any'), hops: (router) => this.hops(router), ...(this.options.isGone ? { gone: this.options.isGone } : {}), failedSigner: (fpr) => (this.failedSigners.get(fpr) ?? 0) > now, answeringSigner: (fpr) => this.attempts.list('answer').some((a) => a.signer === fpr) })
     for (const { key, record } of chosen) this.answer(key, record)
   }
 
@@ -444,8 +452,10 @@ export class Mesh {
       this.attemptFailed()
       this.rememberFailed(key)
       // An offerer that did not complete this answer (gone, or unreachable from here) will not complete its
-      // other offers either: each would cost another connect timeout. Its new offers are answered.
+      // other offers either: each would cost another connect timeout. Its new offers are answered; a key's, only
+      // after a while, since a key can publish new ones under new session ids as fast as it likes.
       this.rememberOffersOf(offer.peer)
+      if (offer.signer !== undefined) this.rememberFailedSigner(offer.signer)
       void this.tables.withdraw('answers', [own.key]).catch(() => {})
     })
     void (async () => {
@@ -694,6 +704,13 @@ export class Mesh {
   /** Every offer `peer` has out now, as the last step saw them, counts as failed: none is answered. */
   private rememberOffersOf(peer: string): void {
     for (const o of this.lastView?.offers ?? []) if (o.record !== 'withdrawn' && o.record.peer === peer) this.rememberFailed(o.key)
+  }
+
+  /** `fingerprint`'s offers are not answered for SIGNER_COOLDOWN_MS, however many session ids it publishes them under. */
+  private rememberFailedSigner(fingerprint: string): void {
+    if (this.failedSigners.size >= FAILED_OFFER_MEMORY) this.failedSigners.delete(this.failedSigners.keys().next().value as string)
+    this.failedSigners.delete(fingerprint)
+    this.failedSigners.set(fingerprint, this.now() + SIGNER_COOLDOWN_MS)
   }
 
   private rememberFailed(offer: string): void {

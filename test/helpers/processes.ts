@@ -105,6 +105,8 @@ export function runBounded(command: string, args: string[], input: string, timeo
       clearTimeout(timer)
       resolve({ code, stdout, stderr })
     })
+    // A command that exits without reading its stdin (gpg --verify does) closes the pipe under us: not an error.
+    child.stdin.on('error', () => {})
     child.stdin.end(input)
   })
 }

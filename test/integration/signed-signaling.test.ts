@@ -8,6 +8,7 @@ import { createIdentity } from '../../src/identity/identity.js'
 import { weriftRtcFactory } from '../../src/node/rtc/werift-peer.js'
 import { join, type Room } from '../../src/signaling/join.js'
 import { offerData, signalTypes, takenData } from '../../src/signaling/signal-records.js'
+import { recordSigner } from '../../src/signaling/signed-records.js'
 import { fetchPoster } from '../../src/transport/http-poster.js'
 import { CLI, post, runCli, tempDir } from '../helpers/processes.js'
 import { testRouter, untilRooms } from '../helpers/rooms.js'
@@ -117,4 +118,30 @@ test('malla join --key: a CLI peer signs with its key file and prints whose key 
   assert.deepEqual(lines.find((l) => l.event === 'peer'), { event: 'peer', id: a.id, fingerprint: ana.fingerprint })
   assert.equal(a.mesh.peers().find((p) => p.id === ready.id)?.signer, shell.fingerprint)
   cli.stdin!.end()
+})
+
+test('a hundred signed decoys of one key cost an answerer one attempt, not one each', { timeout: 120_000 }, async (t) => {
+  const d = await testRouter(t)
+  const mallory = await createIdentity('Mallory')
+  // Offers that lead nowhere (a closed loopback port), each under a session id of its own, all signed by one key.
+  const decoys: Record<string, { data: Json; author: string; bleachTTL: number }> = {}
+  const decoyIds = new Set<string>()
+  for (let i = 0; i < 100; i++) {
+    const s = recordSigner(mallory)
+    decoyIds.add(s.peerId)
+    const key = `${s.peerId}.0`
+    const data = offerData({ room: ROOM, session: ['Zx9T', 'q3kXh7gL0cYb1vT6Nw8pR2sF', 'TyoZwH1l5QOIqrvM3e8WVWZ3iIoqK-9OcT1UXmFwcXE', 'actpass', ['1 1 udp 2122260223 127.0.0.1 9 host'], 262144] as never, expiresAt: Date.now() + 120_000 }) as { [k: string]: Json }
+    decoys[key] = { author: s.peerId, bleachTTL: 4, data: s.sign(OFFERS, key, data) }
+  }
+  const posted = await post(`${d.base}/cgi-bin/shared-state/${OFFERS}`, JSON.stringify(decoys))
+  assert.equal(Object.keys(JSON.parse(posted.text) as object).filter((k) => decoyIds.has(k.slice(0, k.lastIndexOf('.')))).length, 100, 'the router took the decoys: they are signed')
+  const [ana, bea] = await Promise.all([createIdentity('Ana'), createIdentity('Bea')])
+  const a = await joined(t, d.base, { identity: ana, target: 3 })
+  const b = await joined(t, d.base, { identity: bea, target: 3 })
+  await untilRooms([a, b], () => a.mesh.peers().some((p) => p.id === b.id) && b.mesh.peers().some((p) => p.id === a.id), () => `a: ${JSON.stringify(a.mesh.stats())}`, 60_000)
+  const answers = JSON.parse((await post(`${d.base}/cgi-bin/shared-state/${signalTypes(ROOM).answers}`, '{}')).text) as Record<string, unknown>
+  for (const r of [a, b]) {
+    const toDecoys = Object.keys(answers).filter((k) => k.endsWith(`>${r.id}`) && decoyIds.has(k.slice(0, k.indexOf('.'))))
+    assert.ok(toDecoys.length <= 1, `${r.id} answered ${toDecoys.length} of one key's decoys`)
+  }
 })

@@ -105,3 +105,18 @@ test('offersToAnswer skips the offers of peers known to have left (a closed tab 
   assert.deepEqual(offersToAnswer(view, { ...choice, gone: (p) => p === 'left0000' }).map((o) => o.record.peer), ['stay0000'])
   assert.deepEqual(offersToAnswer(view, choice).map((o) => o.record.peer), ['left0000', 'stay0000'], 'without the rule the nearer one comes first')
 })
+
+test('offersToAnswer: one attempt per key, whatever session ids it signs under; none for a key whose offers failed lately', () => {
+  const signed = (peer: string, signer: string): TablesView['offers'][number] => {
+    const o = offer(peer, 0, 'r0')
+    return { key: o.key, record: { ...(o.record as OfferRecord), signer } }
+  }
+  // One key behind many session ids (decoys), two other people.
+  const view: TablesView = { offers: [...['kdecoy1', 'kdecoy2', 'kdecoy3', 'kdecoy4'].map((p) => signed(`${p}aaaaaaaaaaaaaaaaaa`, 'MALLORY')), signed('kanaaaaaaaaaaaaaaaaaaaaaaa', 'ANA'), offer('unsigned', 0, 'r0')], answers: [] }
+  const chosen = offersToAnswer(view, { ...choice, room: 10 })
+  assert.deepEqual(chosen.map((o) => o.record.signer ?? o.record.peer).sort(), ['ANA', 'MALLORY', 'unsigned'])
+  const cooled = offersToAnswer(view, { ...choice, room: 10, failedSigner: (f) => f === 'MALLORY' })
+  assert.deepEqual(cooled.map((o) => o.record.signer ?? o.record.peer).sort(), ['ANA', 'unsigned'])
+  const busy = offersToAnswer(view, { ...choice, room: 10, answeringSigner: (f) => f === 'MALLORY' })
+  assert.deepEqual(busy.map((o) => o.record.signer ?? o.record.peer).sort(), ['ANA', 'unsigned'])
+})
