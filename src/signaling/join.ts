@@ -97,7 +97,9 @@ export async function join(options: JoinOptions): Promise<Room> {
   // Before anything goes to the router: the room's name makes its types (roomTableType).
   checkRoomName(options.room)
   // Signature checks load with the join, not with the page (signal-crypto.ts): an app shows itself first.
-  const { checkRecord, recordSigner, signalAdmission } = await import('./signal-crypto.js')
+  const { recordSigner, rememberingChecker, signalAdmission } = await import('./signal-crypto.js')
+  // One check per record: on arrival (admission) and when the mesh reads the tables.
+  const checkRecord = rememberingChecker()
   const signer = options.identity ? recordSigner(options.identity) : undefined
   if (signer && options.peerId !== undefined) throw new MallaError('BAD_INPUT', 'a peer with an identity goes by its key-bound id: give identity or peerId, not both')
   const id = signer?.peerId ?? options.peerId ?? randomPeerId()
@@ -108,7 +110,7 @@ export async function join(options: JoinOptions): Promise<Room> {
   // reaches the room's peers behind other routers in milliseconds, whatever the routers' hops.
   const roomTypes = new Set<string>([signal.offers, signal.answers, ...tables.values(), presenceType])
   const refused = { offers: 0, answers: 0 }
-  const replica = new Replica({ store: new MemoryStore(), author: id, log, admit: signalAdmission((table) => refused[table]++) })
+  const replica = new Replica({ store: new MemoryStore(), author: id, log, admit: signalAdmission((table) => refused[table]++, checkRecord) })
   const link = new RouterLink({ replica, base: options.routerUrl, types: [signal.offers, signal.answers, LINKS_TYPE, presenceType, ...tables.values()], poster: options.poster, log, ...(options.socket ? { socket: options.socket } : {}), ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
   const kind = await link.start(options.signal)
   const info = kind === 'malla' ? await routerInfo(options.routerUrl) : undefined

@@ -3,5 +3,5 @@
  * Ed25519, SHA-512 and SHA-1 and the OpenPGP packet code. A bundler makes a chunk of it, so an app's first load
  * does not carry them (the page can show itself while it joins).
  */
-export { signalAdmission } from './signal-admission.js'
+export { rememberingChecker, signalAdmission } from './signal-admission.js'
 export { checkRecord, recordSigner } from './signed-records.js'

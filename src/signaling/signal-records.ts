@@ -135,6 +135,14 @@ export function parseAnswerEntry(key: string, data: unknown): AnswerRecord {
   return { kind: 'answer', peer, to, offer, session: expandSession(d.s), expiresAt: d.exp }
 }
 
+/**
+ * The peer a signaling key names, without checking the key's shape (the record's parse does that): an offer's
+ * `<peer>.<n>`, an answer's `<offer key>><answerer>`.
+ */
+export function keyPeer(table: 'offers' | 'answers', key: string): string {
+  return table === 'offers' ? key.slice(0, key.lastIndexOf('.')) : key.slice(key.lastIndexOf('>') + 1)
+}
+
 /** The peer an offer key (`<peer>.<n>`) belongs to. */
 function offerOwner(key: string): string {
   const dot = key.lastIndexOf('.')

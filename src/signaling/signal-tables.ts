@@ -3,7 +3,7 @@ import { isMallaError, MallaError } from '../core/errors.js'
 import type { Entry, Json, TypeName } from '../core/types.js'
 import type { Unsubscribe } from 'nanoevents'
 import type { ChangeEvent, Replica } from '../replica/replica.js'
-import { type AnswerRecord, isKeyBound, type OfferRecord, parseAnswerEntry, parseOfferEntry, type SignalTypes, signalTypes, SIGNAL_VERSION, type TakenRecord } from './signal-records.js'
+import { type AnswerRecord, isKeyBound, keyPeer, type OfferRecord, parseAnswerEntry, parseOfferEntry, type SignalTypes, signalTypes, SIGNAL_VERSION, type TakenRecord } from './signal-records.js'
 import type { RecordChecker, RecordSigner } from './signed-records.js'
 
 /**
@@ -141,11 +141,11 @@ export class SignalTables {
     for (const [key, entry] of offerTable) {
       if (entry.data === null || entry.data === undefined) {
         // Anyone can write a null: it withdraws only the offers of peers that do not sign, when those count.
-        if (this.acceptUnsigned && !isKeyBound(offerPeer(key))) offers.push({ key, record: 'withdrawn' })
+        if (this.acceptUnsigned && !isKeyBound(keyPeer('offers', key))) offers.push({ key, record: 'withdrawn' })
         continue
       }
       if (isGone(entry.data)) {
-        if (this.check(offersType, key, entry, () => this.signedBy(offersType, key, offerPeer(key), entry.data, 'gone'))) offers.push({ key, record: 'withdrawn' })
+        if (this.check(offersType, key, entry, () => this.signedBy(offersType, key, keyPeer('offers', key), entry.data, 'gone'))) offers.push({ key, record: 'withdrawn' })
         continue
       }
       const record = this.check(offersType, key, entry, () => this.signedBy(offersType, key, undefined, entry.data, parseOfferEntry(key, entry.data)))
@@ -223,9 +223,4 @@ export class SignalTables {
 /** A signed withdrawal: `{"v": 1, "gone": true, "pgp": …}`. */
 function isGone(data: unknown): boolean {
   return data !== null && typeof data === 'object' && (data as { gone?: unknown }).gone === true
-}
-
-/** The peer an offer key names (`<peer>.<n>`); the record's checks say whether the key is well formed. */
-function offerPeer(key: string): string {
-  return key.slice(0, key.lastIndexOf('.'))
 }

@@ -131,6 +131,12 @@ describe('signed signaling records', () => {
     assert.equal(((await replica.read({ flavour: 'ttl', type: OFFERS })).table.get('legacypeer000001.0') as Entry).data, null)
     await merged(replica, 'hosts', [[key, null, 'someone']], 30)
     assert.equal(((await replica.read({ flavour: 'ttl', type: 'hosts' as never })).table.get(key) as Entry).author, 'someone')
+    // Ana's signed withdrawal of another offer, copied under this key: checked anew (a signature covers its key), and refused.
+    const other = `${a.peerId}.7`
+    const goneOther = a.sign(OFFERS, other, { v: 1, gone: true })
+    await merged(replica, OFFERS, [[other, goneOther, a.peerId]], 4)
+    await merged(replica, OFFERS, [[key, goneOther, a.peerId]], 30)
+    assert.deepEqual(((await replica.read({ flavour: 'ttl', type: OFFERS })).table.get(key) as Entry).data, signed)
     // Ana's own newer copy (a renewal, a withdrawal) is taken.
     const gone = a.sign(OFFERS, key, { v: 1, gone: true })
     await merged(replica, OFFERS, [[key, gone, a.peerId]], 5)
