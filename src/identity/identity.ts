@@ -14,7 +14,22 @@ export interface Identity extends PublicIdentity {
   sign(data: Uint8Array, created?: number): Uint8Array
   /** The secret key, ASCII-armored and unprotected (`gpg --import` takes it): whoever has it is this person. */
   exportSecret(): string
+  /**
+   * `text` encrypted to `to` (its Curve25519 subkey) and signed by this key, as an ASCII-armored OpenPGP
+   * message: `gpg --decrypt` reads it and names the signer. Uses openpgp.js.
+   */
+  encrypt(text: string, to: PublicIdentity): Promise<string>
+  /**
+   * The text of an `encrypt`ed message to this key, which must be signed by `from`: throws `BAD_INPUT` for one
+   * that is not for this key, not signed by `from`, tampered with, or longer than `MAX_MESSAGE_CHARS`.
+   */
+  decrypt(armored: string, from: PublicIdentity): Promise<{ readonly text: string; readonly signed: Date }>
+  /** `readPublicIdentity`, for the code an identity is handed to: whoever has an identity has openpgp.js loaded. */
+  readKey(key: string | Uint8Array): Promise<PublicIdentity>
 }
+
+/** The longest armored message `decrypt` reads: a message that waits in a table is bounded well below this. */
+export const MAX_MESSAGE_CHARS = 64 * 1024
 
 /** Someone's public key, read and its self-signature checked: whom a signature can be checked against. */
 export interface PublicIdentity {
@@ -25,6 +40,8 @@ export interface PublicIdentity {
   readonly key: Ed25519PublicKey
   /** The public key, ASCII-armored. */
   readonly publicKey: string
+  /** The public key's packets (what the armor holds), for tables where every byte crosses every link. */
+  readonly publicKeyBytes: Uint8Array
   /** Checks a detached signature of `data` by this key; never throws. */
   verify(data: Uint8Array, signature: Uint8Array): SignatureCheck
 }
@@ -68,10 +85,13 @@ export async function importIdentity(armored: string, passphrase?: string): Prom
   return identityOf(key)
 }
 
-/** Someone's ASCII-armored public key (or a secret key, of which only the public part is kept), its self-signature checked. */
-export async function readPublicIdentity(armored: string): Promise<PublicIdentity> {
+/**
+ * Someone's public key, ASCII-armored or as its packets (`publicKeyBytes`), its self-signature checked. Of a
+ * secret key only the public part is kept.
+ */
+export async function readPublicIdentity(key_: string | Uint8Array): Promise<PublicIdentity> {
   const pgp = await openpgp()
-  const key = await pgp.readKey({ armoredKey: armored }).catch((e: Error) => {
+  const key = await (typeof key_ === 'string' ? pgp.readKey({ armoredKey: key_ }) : pgp.readKey({ binaryKey: key_ })).catch((e: Error) => {
     throw badInput(`not an OpenPGP key: ${e.message}`)
   })
   return publicIdentityOf(key.toPublic())
@@ -80,9 +100,28 @@ export async function readPublicIdentity(armored: string): Promise<PublicIdentit
 type Key = Awaited<ReturnType<OpenPgp['readKey']>>
 type PrivateKey = Awaited<ReturnType<OpenPgp['readPrivateKey']>>
 
+/** The openpgp.js key behind each public identity read or made here: what encryption needs. */
+const pgpKeys = new WeakMap<PublicIdentity, Key>()
+
 async function publicIdentityOf(key: Key): Promise<PublicIdentity> {
   const { primary, name } = await checkedPrimary(key)
-  return { fingerprint: primary.fingerprint, name, key: primary, publicKey: key.toPublic().armor(), verify: (data, sig) => verifyDetached(data, sig, primary) }
+  const pub = key.toPublic()
+  const identity: PublicIdentity = { fingerprint: primary.fingerprint, name, key: primary, publicKey: pub.armor(), publicKeyBytes: pub.write(), verify: (data, sig) => verifyDetached(data, sig, primary) }
+  pgpKeys.set(identity, pub)
+  return identity
+}
+
+/** The openpgp.js key of `identity`, read again from its packets when it was not made here. */
+async function pgpKeyOf(identity: PublicIdentity): Promise<Key> {
+  const known = pgpKeys.get(identity)
+  if (known) return known
+  const pgp = await openpgp()
+  const key = await pgp.readKey({ binaryKey: identity.publicKeyBytes }).catch((e: Error) => {
+    throw badInput(`not an OpenPGP key: ${e.message}`)
+  })
+  if (key.getFingerprint().toUpperCase() !== identity.fingerprint) throw badInput('the key is not the one its fingerprint names')
+  pgpKeys.set(identity, key)
+  return key
 }
 
 async function identityOf(key: PrivateKey): Promise<Identity> {
@@ -94,7 +133,31 @@ async function identityOf(key: PrivateKey): Promise<Identity> {
   const probe = Uint8Array.of(0x6d, 0x61, 0x6c, 0x6c, 0x61)
   if (!verifyDetached(probe, signDetached(probe, primary, seed), primary).valid) throw badInput('the secret key does not match its public key')
   const secret = key.armor()
-  return { ...pub, sign: (data, created) => signDetached(data, primary, seed, created), exportSecret: () => secret }
+  const pgp = await openpgp()
+  return {
+    ...pub,
+    sign: (data, created) => signDetached(data, primary, seed, created),
+    exportSecret: () => secret,
+    readKey: readPublicIdentity,
+    async encrypt(text, to) {
+      const message = await pgp.createMessage({ text })
+      const encrypted = await pgp.encrypt({ message, encryptionKeys: await pgpKeyOf(to), signingKeys: key }).catch((e: Error) => {
+        throw badInput(`cannot encrypt to ${to.fingerprint}: ${e.message}`)
+      })
+      return encrypted as string
+    },
+    async decrypt(armored, from) {
+      if (armored.length > MAX_MESSAGE_CHARS) throw badInput(`a message is at most ${MAX_MESSAGE_CHARS} characters`)
+      try {
+        const message = await pgp.readMessage({ armoredMessage: armored })
+        const { data, signatures } = await pgp.decrypt({ message, decryptionKeys: key, verificationKeys: await pgpKeyOf(from), expectSigned: true })
+        const signature = await signatures[0]?.signature
+        return { text: data as string, signed: signature?.packets[0]?.created ?? new Date() }
+      } catch (e) {
+        throw badInput(`cannot read the message: ${(e as Error).message}`)
+      }
+    },
+  }
 }
 
 /** The primary key as an Ed25519 key, after openpgp.js has checked its self-signatures; and its user's name. */

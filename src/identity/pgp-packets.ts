@@ -29,6 +29,13 @@ export function packet(tag: number, body: Uint8Array): Uint8Array {
 
 /** The one packet in `bytes` (nothing may follow it): its tag and body. Old- and new-format headers; no partial lengths. */
 export function readPacket(bytes: Uint8Array): { tag: number; body: Uint8Array } {
+  const { tag, body, next } = firstPacket(bytes)
+  if (next !== bytes.byteLength) throw badInput(`OpenPGP packet of ${body.byteLength} bytes in ${bytes.byteLength - (next - body.byteLength)}`)
+  return { tag, body }
+}
+
+/** The first packet in `bytes`, and where the next one starts. */
+export function firstPacket(bytes: Uint8Array): { tag: number; body: Uint8Array; next: number } {
   const first = bytes[0]
   if (first === undefined || (first & 0x80) === 0) throw badInput('not an OpenPGP packet')
   let tag: number
@@ -51,8 +58,8 @@ export function readPacket(bytes: Uint8Array): { tag: number; body: Uint8Array }
     for (let i = 0; i < size; i++) length = length * 256 + (bytes[1 + i] ?? 0)
     at = 1 + size
   }
-  if (at + length !== bytes.byteLength) throw badInput(`OpenPGP packet of ${length} bytes in ${bytes.byteLength - at}`)
-  return { tag, body: bytes.subarray(at) }
+  if (at + length > bytes.byteLength) throw badInput(`OpenPGP packet of ${length} bytes in ${bytes.byteLength - at}`)
+  return { tag, body: bytes.subarray(at, at + length), next: at + length }
 }
 
 /** A multiprecision integer: its bit count, then its bytes without leading zeros. */

@@ -1,6 +1,6 @@
 import { createNanoEvents, type Unsubscribe } from 'nanoevents'
 import { silentLogger, type Logger } from '../core/log.js'
-import type { Entry, TypeName } from '../core/types.js'
+import type { Entry, Json, TypeName } from '../core/types.js'
 import { writeOwn } from '../replica/own-writes.js'
 import type { Replica } from '../replica/replica.js'
 import type { MessageRouter } from './message-router.js'
@@ -37,6 +37,11 @@ export interface PresencePeer {
   readonly reachable: boolean
   /** Round-trip time to it in milliseconds, for this peer's own connections (measured over the overlay). */
   readonly rttMs: number | undefined
+  /**
+   * The fingerprint of the person's OpenPGP key, for a peer whose id is bound to a key (§18.2): its entry is
+   * signed by that key (the replica admits no other), so the name and links are theirs.
+   */
+  readonly fingerprint: string | undefined
 }
 
 export interface PresenceEvents {
@@ -60,6 +65,11 @@ export interface PresenceOptions {
   readonly name?: string
   readonly connections: Connections
   readonly messages: MessageRouter
+  /** Signs this peer's entry (a session's `RecordSigner.sign`), for a peer with an identity. */
+  readonly sign?: (type: string, key: string, data: { readonly [k: string]: Json }) => Json
+  /** The signer's fingerprint in a signed entry (handed in with the signature code, which loads with a join). */
+  readonly fingerprintOf?: (data: unknown) => string | undefined
+  readonly fingerprint?: string
   readonly log?: Logger
 }
 
@@ -126,16 +136,19 @@ export class Presence {
     clearTimeout(this.settle)
     clearInterval(this.refresh)
     clearInterval(this.pinger)
-    await writeOwn(this.options.replica, this.options.type, [[this.options.id, null]], PRESENCE_TTL).catch((e: Error) => this.log.warn('could not withdraw presence', { error: e.message }))
+    // A key-bound peer's withdrawal is signed like its entry: nobody else can withdraw it.
+    const gone = this.options.sign ? this.options.sign(this.options.type, this.options.id, { v: 1, gone: true }) : null
+    await writeOwn(this.options.replica, this.options.type, [[this.options.id, gone]], PRESENCE_TTL).catch((e: Error) => this.log.warn('could not withdraw presence', { error: e.message }))
   }
 
   /** Everyone with a presence entry, and whether they are reachable now. */
   async view(): Promise<PresencePeer[]> {
     const table = (await this.options.replica.read({ flavour: 'ttl', type: this.options.type })).table as ReadonlyMap<string, Entry>
-    const listed = new Map<string, { name: string | undefined; router: string | undefined; links: readonly string[] }>()
-    for (const [id, p] of ownEntries(table)) listed.set(id, { ...p, links: p.links ?? [] })
+    const listed = new Map<string, { name: string | undefined; router: string | undefined; links: readonly string[]; fingerprint: string | undefined }>()
+    const fingerprintOf = this.options.fingerprintOf
+    for (const [id, p] of ownEntries(table)) listed.set(id, { ...p, links: p.links ?? [], fingerprint: fingerprintOf ? fingerprintOf(table.get(id)?.data) : undefined })
     const own = this.options.connections.peers().map((p) => p.id)
-    listed.set(this.options.id, { name: this.name, router: this.options.router, links: own })
+    listed.set(this.options.id, { name: this.name, router: this.options.router, links: own, fingerprint: this.options.fingerprint })
     // Reachable: breadth first from this peer over links both ends list (own links need only this side).
     const reachable = new Set([this.options.id, ...own])
     const queue = [...own]
@@ -147,7 +160,7 @@ export class Presence {
         queue.push(next)
       }
     }
-    return [...listed].map(([id, p]) => ({ id, name: p.name, router: p.router, links: p.links, reachable: reachable.has(id), rttMs: this.rtts.get(id) }))
+    return [...listed].map(([id, p]) => ({ id, name: p.name, router: p.router, links: p.links, reachable: reachable.has(id), rttMs: this.rtts.get(id), fingerprint: p.fingerprint }))
   }
 
   private changed(): void {
@@ -163,7 +176,8 @@ export class Presence {
     const text = JSON.stringify(data)
     if (!force && text === this.written) return
     this.written = text
-    await writeOwn(this.options.replica, this.options.type, [[this.options.id, data]], PRESENCE_TTL).catch((e: Error) => this.log.warn('could not write presence', { error: e.message }))
+    const signed = this.options.sign ? this.options.sign(this.options.type, this.options.id, data) : data
+    await writeOwn(this.options.replica, this.options.type, [[this.options.id, signed]], PRESENCE_TTL).catch((e: Error) => this.log.warn('could not write presence', { error: e.message }))
   }
 
   /** Each connection's round-trip time: a `ping` to the neighbour, timed to its acknowledgement. */
@@ -218,8 +232,8 @@ export function departedPeers(table: ReadonlyMap<string, Entry>): Set<string> {
 function ownEntries(table: ReadonlyMap<string, Entry>): Map<string, { name: string | undefined; router: string | undefined; links: readonly string[] | undefined }> {
   const out = new Map<string, { name: string | undefined; router: string | undefined; links: readonly string[] | undefined }>()
   for (const [key, entry] of table) {
-    const data = entry.data as { r?: unknown; l?: unknown; n?: unknown } | null | undefined
-    if (data === null || data === undefined || typeof data !== 'object' || entry.author !== key) continue
+    const data = entry.data as { r?: unknown; l?: unknown; n?: unknown; gone?: unknown } | null | undefined
+    if (data === null || data === undefined || typeof data !== 'object' || entry.author !== key || data.gone === true) continue
     const links = Array.isArray(data.l) ? data.l.filter((x): x is string => typeof x === 'string').slice(0, MAX_LINKS_LISTED) : undefined
     out.set(key, { name: displayName(data.n), router: typeof data.r === 'string' ? data.r.slice(0, 64) : undefined, links })
   }

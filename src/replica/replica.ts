@@ -71,10 +71,11 @@ export interface ReplicaOptions {
   /** Most tables (of both flavours) this replica creates; a write that would create one more is refused (TOO_LARGE). */
   readonly maxTables?: number
   /**
-   * Whether a received entry may be merged at all; one that may not is dropped, as if it never came, so this
-   * node neither keeps nor relays it. How types whose entries must be signed keep forgeries out (§18.2).
+   * What of a received table may be merged at all, given what the table holds now; what may not is dropped,
+   * as if it never came, so this node neither keeps nor relays it. How types whose entries must be signed keep
+   * forgeries out, and how a table keeps each author to a quota (§18.2).
    */
-  readonly admit?: (ref: TableRef, key: string, entry: object) => boolean
+  readonly admit?: (ref: TableRef, remote: ReadonlyMap<string, object>, current: ReadonlyMap<string, object>) => ReadonlyMap<string, object>
 }
 
 /** Default bound on tables: LibreMesh networks use a few dozen types; anyone may write a new one. */
@@ -185,8 +186,7 @@ export class Replica {
   async mergeInto(ref: TableRef, remote: ReadonlyMap<string, object>, source?: string): Promise<Snapshot<AnyTable>> {
     const rules = FLAVOURS[ref.flavour]
     const admit = this.admit
-    const admitted = admit ? new Map([...remote].filter(([key, entry]) => admit(ref, key, entry))) : remote
-    return this.run(ref, (t) => rules.merge(t as never, admitted as never, this.clock), true, false, source)
+    return this.run(ref, (t) => rules.merge(t as never, (admit ? admit(ref, remote, t) : remote) as never, this.clock), true, false, source)
   }
 
   async bleach(type: TypeName): Promise<Snapshot> {

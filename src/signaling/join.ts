@@ -17,6 +17,8 @@ import { Mesh, type MeshOptions, type MeshPeer } from './mesh.js'
 import { hopDistances, LINKS_TYPE, parseLinks } from './router-links.js'
 import { checkRoomName, signalTypes } from './signal-records.js'
 import type { Identity } from '../identity/identity.js'
+import { KEYS_TABLE, KeyDirectory } from '../overlay/key-directory.js'
+import { MAIL_TABLE, PrivateMessages } from '../overlay/private-messages.js'
 
 export interface JoinOptions extends Omit<MeshOptions, 'replica' | 'rtc' | 'router'> {
   /** The router's base URL; a page passes its own origin. */
@@ -82,6 +84,15 @@ export interface Room {
   connect(peerId: string): Promise<MeshPeer>
   /** Who is in the room: `presence.view()`, and `presence.on('change')`. */
   readonly presence: Presence
+  /** The person this peer speaks for (`identity`), when it joined with one. */
+  readonly identity: Identity | undefined
+  /** The room's key directory: each person's public key and name, by fingerprint (§18.3). */
+  readonly directory: KeyDirectory
+  /**
+   * Messages encrypted to one person and signed (`seal`, `open`), and messages left for someone away
+   * (`post`, `waiting`, `remove`; §18.4). Only for a peer that joined with an identity.
+   */
+  readonly privateMessages: PrivateMessages | undefined
   readonly router: { readonly url: string; readonly kind: RouterKind; readonly name: string | undefined; readonly stunUrls: readonly string[] }
   /** Withdraws this peer's offers and answers, waits until the router has them, and closes everything. */
   leave(): Promise<void>
@@ -97,7 +108,7 @@ export async function join(options: JoinOptions): Promise<Room> {
   // Before anything goes to the router: the room's name makes its types (roomTableType).
   checkRoomName(options.room)
   // Signature checks load with the join, not with the page (signal-crypto.ts): an app shows itself first.
-  const { recordSigner, rememberingChecker, signalAdmission } = await import('./signal-crypto.js')
+  const { keySigner, recordSigner, rememberingChecker, roomAdmission, signerFingerprint } = await import('./signal-crypto.js')
   // One check per record: on arrival (admission) and when the mesh reads the tables.
   const checkRecord = rememberingChecker()
   const signer = options.identity ? recordSigner(options.identity) : undefined
@@ -105,13 +116,16 @@ export async function join(options: JoinOptions): Promise<Room> {
   const id = signer?.peerId ?? options.peerId ?? randomPeerId()
   const tables = new Map((options.tables ?? []).map((name) => [name, roomTableType(options.room, name)] as const))
   const presenceType = roomOwnType(options.room, PRESENCE_TABLE)
+  const keysType = roomOwnType(options.room, KEYS_TABLE)
+  const mailType = roomOwnType(options.room, MAIL_TABLE)
   const signal = signalTypes(options.room)
   // Everything of the room travels on its connections too, the signaling included: an offer or an answer then
   // reaches the room's peers behind other routers in milliseconds, whatever the routers' hops.
-  const roomTypes = new Set<string>([signal.offers, signal.answers, ...tables.values(), presenceType])
-  const refused = { offers: 0, answers: 0 }
-  const replica = new Replica({ store: new MemoryStore(), author: id, log, admit: signalAdmission((table) => refused[table]++, checkRecord) })
-  const link = new RouterLink({ replica, base: options.routerUrl, types: [signal.offers, signal.answers, LINKS_TYPE, presenceType, ...tables.values()], poster: options.poster, log, ...(options.socket ? { socket: options.socket } : {}), ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
+  const roomTypes = new Set<string>([signal.offers, signal.answers, ...tables.values(), presenceType, keysType, mailType])
+  const refused = { offers: 0, answers: 0, presence: 0, keys: 0, mail: 0 }
+  const replica = new Replica({ store: new MemoryStore(), author: id, log, admit: roomAdmission((table) => refused[table]++, checkRecord) })
+  // Mail is asked of the router only by someone who can read theirs: each type is a request per poll on a Lua router.
+  const link = new RouterLink({ replica, base: options.routerUrl, types: [signal.offers, signal.answers, LINKS_TYPE, presenceType, keysType, ...(options.identity ? [mailType] : []), ...tables.values()], poster: options.poster, log, ...(options.socket ? { socket: options.socket } : {}), ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) })
   const kind = await link.start(options.signal)
   const info = kind === 'malla' ? await routerInfo(options.routerUrl) : undefined
   // Hops from this peer's router, recomputed whenever the routers' links change.
@@ -150,8 +164,13 @@ export async function join(options: JoinOptions): Promise<Room> {
   if (options.overlay !== false) overlay.start()
   const direct = new DirectConnector({ mesh, messages: overlay.messages, id, log })
   direct.start()
-  const presence = new Presence({ replica, type: presenceType, id, router: info?.name, ...(options.name !== undefined ? { name: options.name } : {}), connections, messages: overlay.messages, log })
+  const presence = new Presence({ replica, type: presenceType, id, router: info?.name, ...(options.name !== undefined ? { name: options.name } : {}), connections, messages: overlay.messages, fingerprintOf: signerFingerprint, ...(signer && options.identity ? { sign: signer.sign, fingerprint: options.identity.fingerprint } : {}), log })
   presence.start()
+  const personSign = options.identity ? keySigner(options.identity) : undefined
+  const directory = new KeyDirectory({ replica, type: keysType, ...(options.identity && personSign ? { identity: options.identity, sign: personSign } : {}) })
+  // The person's name is the key's unless the room is given another.
+  if (options.identity) await directory.publish(options.name ?? options.identity.name).catch((e: Error) => log.warn('could not publish the key', { error: e.message }))
+  const privateMessages = options.identity && personSign ? new PrivateMessages({ replica, type: mailType, identity: options.identity, directory, sign: personSign, log }) : undefined
   let left: Promise<void> | undefined
   return {
     id,
@@ -163,9 +182,12 @@ export async function join(options: JoinOptions): Promise<Room> {
     connect: (peerId) => direct.connect(peerId),
     router: { url: options.routerUrl, kind, name: info?.name, stunUrls },
     presence,
+    identity: options.identity,
+    directory,
+    privateMessages,
     // Offers first: a tab closing may die at any step, and an offer left behind is what costs others a connect
     // timeout; a presence entry left behind only shows someone away (and tells others the offers are stale).
-    leave: () => (left ??= mesh.close().then(() => direct.stop()).then(() => presence.stop()).then(() => overlay.stop()).then(() => (offLinks(), offPresence(), link.stop()))),
+    leave: () => (left ??= mesh.close().then(() => (direct.stop(), directory.stop(), privateMessages?.stop())).then(() => presence.stop()).then(() => overlay.stop()).then(() => (offLinks(), offPresence(), link.stop()))),
   }
 }
 

@@ -97,6 +97,11 @@ export interface MeshEvents {
   peer(peer: MeshPeer): void
   /** A connection ended (closed by either side, failed, or dropped as a duplicate). */
   'peer-closed'(peer: MeshPeer, reason: RtcCloseReason | 'duplicate'): void
+  /**
+   * A connection to `peer` opened with a certificate other than the one its signed description named, and was
+   * closed: someone between the two (a router, a peer relaying) rewrote the description (§18.2).
+   */
+  'certificate-mismatch'(peer: string): void
 }
 
 export interface MeshStats {
@@ -558,6 +563,7 @@ export class Mesh {
       if (seen !== undefined && a.remoteFingerprint !== undefined && seen !== a.remoteFingerprint) {
         this.counts.certificateMismatch++
         this.log.warn('closed a connection whose certificate is not the one its description named', { with: remote, expected: a.remoteFingerprint, seen })
+        this.emitter.emit('certificate-mismatch', remote)
         return rtc.close()
       }
       if (!this.attempts.move(a, 'linked')) return rtc.close()

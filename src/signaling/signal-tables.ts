@@ -29,7 +29,7 @@ export interface SignalIdentity {
    * signal-crypto.ts). Without it, no signed record can be checked, so none counts.
    */
   readonly check?: RecordChecker
-  /** Entries the replica refused on arrival (`signalAdmission`), counted with those skipped here. */
+  /** Entries the replica refused on arrival (`roomAdmission`), counted with those skipped here. */
   readonly refusedOnArrival?: () => { readonly offers: number; readonly answers: number }
   /**
    * Whether records nobody signed (and withdrawals as `null`) are read at all: default true without a signer,

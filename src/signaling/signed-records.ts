@@ -37,15 +37,7 @@ export interface RecordSigner {
 /** A signer for a new session of `identity`: a fresh nonce, so a new peer id. */
 export function recordSigner(identity: Identity, nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES))): RecordSigner {
   const peerId = keyBoundId(identity.key, nonce)
-  const proof = { k: toBase64Url(new Uint8Array([...be32(keyCreated(identity.key)), ...identity.key.point])), n: toBase64Url(nonce) }
-  return {
-    peerId,
-    fingerprint: identity.fingerprint,
-    sign(type, key, data) {
-      const unsigned = { ...data, pgp: proof }
-      return { ...data, pgp: { ...proof, sig: toBase64Url(identity.sign(signedBytes(type, key, unsigned))) } }
-    },
-  }
+  return { peerId, fingerprint: identity.fingerprint, sign: signingWith(identity, { ...keyProof(identity), n: toBase64Url(nonce) }) }
 }
 
 /** What a reader learns of a record's signature. */
@@ -62,24 +54,86 @@ export type RecordChecker = (type: string, key: string, peer: string, data: unkn
  * and its key must make `peer`. Throws `BAD_INPUT` otherwise: the caller skips the record.
  */
 export function checkRecord(type: string, key: string, peer: string, data: unknown): RecordCheck {
-  const pgp = data !== null && typeof data === 'object' && !Array.isArray(data) ? (data as { pgp?: unknown }).pgp : undefined
+  const pgp = proofOf(data)
   if (pgp === undefined) {
     if (isKeyBound(peer)) throw badInput(`record ${key} of a key-bound peer is not signed`)
     return { signed: false }
   }
-  if (pgp === null || typeof pgp !== 'object') throw badInput(`record ${key}: pgp is not an object`)
-  const { k, n, sig } = pgp as { k?: unknown; n?: unknown; sig?: unknown }
-  if (typeof k !== 'string' || typeof n !== 'string' || typeof sig !== 'string' || k.length > 64 || n.length > 32 || sig.length > 400) throw badInput(`record ${key}: malformed signature fields`)
-  const keyBytes = fromBase64Url(k)
-  if (keyBytes.byteLength !== 36) throw badInput(`record ${key}: the key is not 36 bytes`)
-  const signer = parseEd25519Key(ed25519KeyBody(keyBytes.subarray(4), u32(keyBytes, 0)))
-  const nonce = fromBase64Url(n)
+  if (typeof pgp.n !== 'string' || pgp.n.length > 32) throw badInput(`record ${key}: malformed signature fields`)
+  const signer = proofKey(pgp, key)
+  const nonce = fromBase64Url(pgp.n)
   if (nonce.byteLength !== NONCE_BYTES) throw badInput(`record ${key}: the nonce is not ${NONCE_BYTES} bytes`)
   if (keyBoundId(signer, nonce) !== peer) throw badInput(`record ${key}: its key does not make the peer id ${peer}`)
-  const { sig: _sig, ...proof } = pgp as Record<string, Json>
-  const check = verifyDetached(signedBytes(type, key, { ...(data as Record<string, Json>), pgp: proof }), fromBase64Url(sig), signer)
-  if (!check.valid) throw badInput(`record ${key}: ${check.why}`)
+  verifyProof(type, key, data as Record<string, Json>, pgp, signer)
   return { signed: true, fingerprint: signer.fingerprint, peer }
+}
+
+/**
+ * A signer for records that speak for the person rather than one session (the key directory, messages that
+ * wait): `pgp: {k, sig}`, no nonce, checked by `checkKeyRecord` against the fingerprint the entry's key names.
+ */
+export function keySigner(identity: Identity): RecordSigner['sign'] {
+  return signingWith(identity, keyProof(identity))
+}
+
+/** `k`: the key's creation time and point, from which a reader rebuilds its key packet and fingerprint. */
+function keyProof(identity: Identity): { k: string } {
+  return { k: toBase64Url(new Uint8Array([...be32(keyCreated(identity.key)), ...identity.key.point])) }
+}
+
+/** Signs a record's data with `proof` in it: the signature covers the proof too, all but `sig` itself. */
+function signingWith(identity: Identity, proof: { readonly [k: string]: string }): RecordSigner['sign'] {
+  return (type, key, data) => {
+    const unsigned = { ...data, pgp: proof }
+    return { ...data, pgp: { ...proof, sig: toBase64Url(identity.sign(signedBytes(type, key, unsigned))) } }
+  }
+}
+
+/**
+ * Checks a record `keySigner` signed: its signature must hold and its key must have one of `fingerprints`
+ * (40 uppercase hex digits, as the entry's key names them). Returns the signer's key; throws `BAD_INPUT`.
+ */
+export function checkKeyRecord(type: string, key: string, fingerprints: readonly string[], data: unknown): Ed25519PublicKey {
+  const pgp = proofOf(data)
+  if (pgp === undefined) throw badInput(`record ${key} is not signed`)
+  if (pgp.n !== undefined) throw badInput(`record ${key}: a session's signature where the person's is needed`)
+  const signer = proofKey(pgp, key)
+  if (!fingerprints.includes(signer.fingerprint)) throw badInput(`record ${key}: signed by ${signer.fingerprint}, not by the key its key names`)
+  verifyProof(type, key, data as Record<string, Json>, pgp, signer)
+  return signer
+}
+
+/** The fingerprint of the key named in a signed record's `pgp.k`, without checking the signature (a replica's admission did). */
+export function signerFingerprint(data: unknown): string | undefined {
+  try {
+    const pgp = proofOf(data)
+    return pgp ? proofKey(pgp, '').fingerprint : undefined
+  } catch {
+    return undefined
+  }
+}
+
+type Proof = { readonly k?: unknown; readonly n?: unknown; readonly sig?: unknown }
+
+function proofOf(data: unknown): Proof | undefined {
+  const pgp = data !== null && typeof data === 'object' && !Array.isArray(data) ? (data as { pgp?: unknown }).pgp : undefined
+  if (pgp === undefined) return undefined
+  if (pgp === null || typeof pgp !== 'object' || Array.isArray(pgp)) throw badInput('pgp is not an object')
+  return pgp as Proof
+}
+
+/** The Ed25519 key a proof names (`k`: creation time and point, 36 bytes). */
+function proofKey(pgp: Proof, key: string): Ed25519PublicKey {
+  if (typeof pgp.k !== 'string' || typeof pgp.sig !== 'string' || pgp.k.length > 64 || pgp.sig.length > 400) throw badInput(`record ${key}: malformed signature fields`)
+  const keyBytes = fromBase64Url(pgp.k)
+  if (keyBytes.byteLength !== 36) throw badInput(`record ${key}: the key is not 36 bytes`)
+  return parseEd25519Key(ed25519KeyBody(keyBytes.subarray(4), u32(keyBytes, 0)))
+}
+
+function verifyProof(type: string, key: string, data: Record<string, Json>, pgp: Proof, signer: Ed25519PublicKey): void {
+  const { sig, ...proof } = pgp as Record<string, Json>
+  const check = verifyDetached(signedBytes(type, key, { ...data, pgp: proof }), fromBase64Url(sig as string), signer)
+  if (!check.valid) throw badInput(`record ${key}: ${check.why}`)
 }
 
 /** The id a session of `key` with `nonce` goes by: `k` and 25 base32 characters of SHA-256(context, fingerprint, nonce). */

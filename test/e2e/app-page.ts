@@ -11,17 +11,28 @@ export const PHONE = { width: 390, height: 844 } as const
 
 /** Opens the web app at `url`, as a person would, and enters with `name`. Resolves once the room is joined. */
 export async function openApp(context: BrowserContext, url: string, name: string): Promise<Page> {
+  return loadApp(context, url, name)
+}
+
+/** Opens the web app again in a browser that has been there: it enters with the name it kept. */
+export async function reopenApp(context: BrowserContext, url: string): Promise<Page> {
+  return loadApp(context, url)
+}
+
+async function loadApp(context: BrowserContext, url: string, name?: string): Promise<Page> {
   const page = await context.newPage()
   await page.setViewportSize(DESKTOP)
   const errors: string[] = []
   pageErrors.set(page, errors)
   page.on('pageerror', (e) => {
     errors.push(e.message)
-    process.stderr.write(`app ${url} (${name}): uncaught ${e.message}\n`)
+    process.stderr.write(`app ${url} (${name ?? 'again'}): uncaught ${e.message}\n`)
   })
   await page.goto(url, { timeout: 15_000 })
-  await page.fill('#name-input', name)
-  await page.click('.name-form button[type=submit]')
+  if (name !== undefined) {
+    await page.fill('#name-input', name)
+    await page.click('.name-form button[type=submit]')
+  }
   await page.waitForFunction(() => (globalThis as { mallaSession?: unknown }).mallaSession !== undefined, undefined, { timeout: 30_000 })
   return page
 }

@@ -10,7 +10,17 @@ import { browserIn } from './browser.js'
 import { suiteBundle } from './in-page/bundle.js'
 import type { TestOutcome } from './in-page/node-test.js'
 
-type Id = { fingerprint: string; name: string; publicKey: string; sign(d: Uint8Array): Uint8Array; verify(d: Uint8Array, s: Uint8Array): { valid: boolean }; exportSecret(): string }
+type Id = {
+  fingerprint: string
+  name: string
+  publicKey: string
+  sign(d: Uint8Array): Uint8Array
+  verify(d: Uint8Array, s: Uint8Array): { valid: boolean }
+  exportSecret(): string
+  encrypt(text: string, to: Id): Promise<string>
+  decrypt(armored: string, from: Id): Promise<{ text: string }>
+  readKey(armored: string): Promise<Id>
+}
 type Api = {
   createIdentity(name: string): Promise<Id>
   importIdentity(armor: string, passphrase?: string): Promise<Id>
@@ -112,5 +122,42 @@ test('identity in a page without a secure context: IndexedDB, and GnuPG both way
     await writeFile(join(dir, 'note.page.sig'), Uint8Array.from(inPage.sig))
     const good = await gpg(['--status-fd', '1', '--verify', join(dir, 'note.page.sig'), join(dir, 'note')])
     assert.match(good.stdout, new RegExp(`VALIDSIG ${fpr} `), good.stderr)
+  })
+
+  await t.test('the page encrypts to a GnuPG key and GnuPG decrypts it, signed; and the other way', async () => {
+    const bea = /fpr:+([0-9A-F]{40}):/.exec((await gpg(['--with-colons', '--list-secret-keys', 'Bea'])).stdout)?.[1] as string
+    const beaPublic = (await gpg(['--armor', '--export', bea])).stdout
+    const fromPage = await page.evaluate(
+      async ({ beaPublic }) => {
+        const api = (globalThis as unknown as { identity: Api }).identity
+        const { identity } = await api.loadOrCreateIdentity(new api.IdbKeyStore(), 'Ana')
+        const started = performance.now()
+        const armored = await identity.encrypt('¿llegó el mensaje? 🌱', await identity.readKey(beaPublic))
+        return { armored, fingerprint: identity.fingerprint, publicKey: identity.publicKey, ms: performance.now() - started }
+      },
+      { beaPublic },
+    )
+    t.diagnostic(`in the page: encrypted and signed in ${fromPage.ms.toFixed(0)} ms`)
+    assert.match(fromPage.armored, /^-----BEGIN PGP MESSAGE-----/)
+    const read = await gpg(['--status-fd', '2', '--decrypt'], fromPage.armored)
+    assert.equal(read.code, 0, read.stderr)
+    assert.equal(read.stdout, '¿llegó el mensaje? 🌱')
+    assert.match(read.stderr, new RegExp(`VALIDSIG ${fromPage.fingerprint} `))
+
+    const toPage = (await gpg(['--armor', '--trust-model', 'always', '--local-user', bea, '--recipient', fromPage.fingerprint, '--sign', '--encrypt'], 'sí, llegó\n')).stdout
+    assert.match(toPage, /^-----BEGIN PGP MESSAGE-----/)
+    const opened = await page.evaluate(
+      async ({ toPage, beaPublic, anaPublic }) => {
+        const api = (globalThis as unknown as { identity: Api }).identity
+        const { identity } = await api.loadOrCreateIdentity(new api.IdbKeyStore(), 'Ana')
+        const text = (await identity.decrypt(toPage, await identity.readKey(beaPublic))).text
+        // Signed by someone else than who it claims: refused.
+        const wrongSender = await identity.decrypt(toPage, await identity.readKey(anaPublic)).then(() => 'read', (e: Error) => e.message)
+        return { text, wrongSender }
+      },
+      { toPage, beaPublic, anaPublic: fromPage.publicKey },
+    )
+    assert.equal(opened.text, 'sí, llegó\n')
+    assert.match(opened.wrongSender, /cannot read the message/)
   })
 })

@@ -8,7 +8,7 @@ import type { Page } from 'playwright-core'
 import { spawn } from 'node:child_process'
 import { runCli } from '../helpers/processes.js'
 import { needsRoot, watch } from '../integration/netns-helpers.js'
-import { errorsOf, idOf, openApp, overview, screenshots, show } from './app-page.js'
+import { errorsOf, idOf, openApp, overview, reopenApp, screenshots, show } from './app-page.js'
 import { browserIn } from './browser.js'
 import { FIXTURES, lab } from './lab.js'
 
@@ -21,6 +21,8 @@ type HostileRoom = {
   send(to: string, body: unknown): Promise<void>
   replica: { insert(type: string, values: Array<[string, unknown]>, ttl: number): Promise<unknown> }
   connect(id: string): Promise<{ fileChannel: { send(d: string | Uint8Array): void; on(e: string, l: (m: unknown) => void): () => void } }>
+  privateMessages: { seal(to: string, text: string): Promise<string>; post(to: string, id: string, text: string): Promise<void> }
+  presence: { view(): Promise<Array<{ id: string; fingerprint?: string }>> }
 }
 
 /** The session the app exposes for tests and for people poking at it in the console. */
@@ -48,7 +50,7 @@ test('the web app: three people on two routers set names, see each other, chat, 
   const files = await mkdtemp(join(tmpdir(), 'malla-webapp-'))
   t.after(() => rm(files, { recursive: true, force: true }))
 
-  const ana = await openApp(bAna, 'http://thisnode.info:8080/', 'Ana')
+  let ana = await openApp(bAna, 'http://thisnode.info:8080/', 'Ana')
   const bea = await openApp(bBea, `${r1}/`, 'Bea')
   const caro = await openApp(bCaro, `${r2}/`, 'Caro')
   const [idAna, idBea, idCaro] = await Promise.all([idOf(ana), idOf(bea), idOf(caro)])
@@ -63,6 +65,22 @@ test('the web app: three people on two routers set names, see each other, chat, 
     assert.match(await ana.textContent(`.person[data-peer="${idBea}"] .meta`) ?? '', /behind r1/)
     // The page that is not a secure context says what that costs.
     assert.match((await ana.textContent('.notices')) ?? '', /Plain http:\/\//)
+  })
+
+  await t.test('each has a key; Ana compares Caro\'s fingerprint with what Caro\'s screen shows and marks her verified', async () => {
+    const caroFingerprint = (await caro.textContent('[data-testid=my-fingerprint] code'))?.replace(/\s/g, '') as string
+    assert.match(caroFingerprint, /^[0-9A-F]{40}$/)
+    // Ana sees Caro's key through Caro's signed presence: the short code is the fingerprint's start.
+    const row = `.person[data-peer="${idCaro}"]`
+    assert.equal(await ana.getAttribute(row, 'data-fingerprint'), caroFingerprint)
+    assert.match((await ana.textContent(`${row} .meta.code`)) ?? '', new RegExp(caroFingerprint.slice(0, 4)))
+    await ana.click(`${row} [data-testid=verify]`)
+    assert.equal((await ana.textContent(`${row} [data-testid=their-fingerprint]`))?.replace(/\s/g, ''), caroFingerprint)
+    await screenshots(ana, 'people-verify')
+    await ana.click(`${row} [data-testid=mark-verified]`)
+    await ana.waitForSelector(`${row} [data-testid=verified]`)
+    // Kept in the browser: still verified after a reload (checked with the away message, below, when Ana comes back).
+    assert.equal(await ana.$(`.person[data-peer="${idBea}"] [data-testid=verified]`), null)
   })
 
   await t.test('a chat line reaches a page behind the other router, and is marked as reaching everyone', async () => {
@@ -166,8 +184,13 @@ test('the web app: three people on two routers set names, see each other, chat, 
       const s = (globalThis as unknown as { mallaSession: { room: HostileRoom } }).mallaSession
       const room = s.room
       let delivered = 0
-      const bodies: unknown[] = [null, 42, 'text', [1, 2], { t: 'dm' }, { t: 'dm', id: {}, x: 5 }, { t: 'seen', k: 'nope' }, { t: 'seen', k: Array.from({ length: 5000 }, (_, i) => `x${i}`) }, { t: 'dm', id: 'big', x: 'A'.repeat(60_000) }, { t: 'dm', id: 'ok', x: 'still here' }]
+      const caroKey = (await room.presence.view()).find((p) => p.id === caroId)?.fingerprint as string
+      // Messages in clear from someone with a key, sealed garbage, and at last one sealed as it should be.
+      const bodies: unknown[] = [null, 42, 'text', [1, 2], { t: 'dm' }, { t: 'dm', id: {}, x: 5 }, { t: 'seen', k: 'nope' }, { t: 'seen', k: Array.from({ length: 5000 }, (_, i) => `x${i}`) }, { t: 'dm', id: 'big', x: 'A'.repeat(60_000) }, { t: 'dm', id: 'clear', x: 'in clear, in my name' }, { t: 'dm', id: 'junk', e: '-----BEGIN PGP MESSAGE-----\n\nwcBMA0/garbage\n-----END PGP MESSAGE-----' }, { t: 'dm', id: 'huge', e: 'B'.repeat(63_000) }, { t: 'dm', id: 'ok', e: await room.privateMessages.seal(caroKey, 'still here') }]
       for (const b of bodies) await room.send(caroId, b as never).then(() => delivered++, () => {})
+      // Messages left for her in the room's mail table, more than one sender may leave.
+      let left = 0
+      for (let i = 0; i < 20; i++) await room.privateMessages.post(caroKey, `flood${i}`, `mail flood ${i}`).then(() => left++, () => {})
       // Acknowledgements of lines Caro never wrote, under keys that look like hers.
       for (let m = 0; m < 20; m++) await room.send(caroId, { t: 'seen', k: Array.from({ length: 64 }, (_, i) => `${caroId}.fake.${m * 64 + i}`) } as never).catch(() => {})
       // The chat table: 2,000 lines in a burst, lines claiming to be Caro's, a line dated far in the future, junk entries.
@@ -192,9 +215,10 @@ test('the web app: three people on two routers set names, see each other, chat, 
         // And garbage control frames.
         for (const g of ['{', '{"t":"offer"}', '{"t":"done","id":4242,"sha256":"00"}', 'x'.repeat(10_000)]) ch.send(g)
       })
-      return delivered
+      return { delivered, left }
     }, idCaro)
-    assert.ok(sent >= 1, 'the routed messages were delivered (and ignored where malformed)')
+    assert.ok(sent.delivered >= 1, 'the routed messages were delivered (and ignored where malformed)')
+    assert.equal(sent.left, 16, 'a sender leaves at most 16 messages waiting')
     await show(caro, 'files')
     await caro.waitForSelector('.transfer[data-state=offered]:has-text("small.txt")', { timeout: 20_000 })
     await caro.click('.transfer[data-state=offered]:has-text("small.txt") [data-action=accept]')
@@ -225,7 +249,52 @@ test('the web app: three people on two routers set names, see each other, chat, 
     await show(caro, 'messages')
     await caro.click(`.contact[data-peer="${idBea}"]`)
     await caro.waitForSelector('.line-text:has-text("still here")')
+    await caro.waitForSelector('.line-text:has-text("mail flood 15")', { timeout: 20_000 })
+    const dms = await caro.$$eval('.line-text', (ls) => ls.map((l) => l.textContent ?? ''))
+    assert.ok(!dms.includes('in clear, in my name'), 'a message in clear under the id of someone with a key is not shown')
+    assert.equal(dms.filter((d) => d.startsWith('mail flood')).length, 16)
     for (const p of [ana, bea, caro]) assert.deepEqual(errorsOf(p), [], 'no page threw')
+  })
+
+  await t.test('a message to someone away waits for them, encrypted, and reaches them when they come back', async () => {
+    await show(caro, 'messages')
+    await caro.click(`.contact[data-peer="${idAna}"]`).catch(async () => {
+      await show(caro, 'people')
+      await caro.click(`.person[data-peer="${idAna}"] .actions button:first-child`)
+    })
+    // Ana closes her tab: her page leaves the room.
+    await ana.close({ runBeforeUnload: true })
+    await caro.waitForFunction((id) => !(globalThis as unknown as Win).mallaSession.people.list.value.some((p) => p.id === id && p.present), idAna, { timeout: 30_000 })
+    await show(caro, 'messages')
+    await caro.click(`.contact[data-peer="${idAna}"]`)
+    const before = Date.now()
+    await caro.fill('input[name=dm]', 'te espero en la plaza')
+    await caro.press('input[name=dm]', 'Enter')
+    await caro.waitForSelector('.line.mine:has-text("te espero en la plaza") .mark.waiting', { timeout: 30_000 })
+    await screenshots(caro, 'messages-waiting')
+    // What waits in the routers is encrypted.
+    const stored = await caro.evaluate(() => fetch('/cgi-bin/shared-state/room-plaza-_mail', { method: 'POST', body: '{}' }).then((r) => r.text()))
+    assert.match(stored, /BEGIN PGP MESSAGE/)
+    assert.doesNotMatch(stored, /plaza/)
+    await new Promise((r) => setTimeout(r, 1500))
+    // Ana comes back in the same browser: same key (IndexedDB), same name, a new session.
+    ana = await reopenApp(bAna, 'http://thisnode.info:8080/')
+    await ana.waitForFunction(() => document.querySelector('.tab[data-view=messages] .badge')?.textContent === '1', undefined, { timeout: 30_000 })
+    await show(ana, 'messages')
+    // One person, one conversation: the message waited under Caro's key, and joins her session's conversation.
+    await ana.waitForFunction(() => document.querySelectorAll('.contact').length === 2 && document.querySelectorAll('.contact[data-peer]').length === 2, undefined, { timeout: 10_000 })
+    await ana.click(`.contact[data-peer="${idCaro}"]`)
+    await ana.waitForSelector('.line-text:has-text("te espero en la plaza")')
+    const shown = await ana.$eval('.line:has-text("te espero en la plaza")', (l) => ({ time: l.querySelector('time')?.textContent ?? '', sealed: l.querySelector('.sealed') !== null }))
+    assert.equal(shown.sealed, true)
+    const written = new Date(before)
+    assert.ok(shown.time.includes(String(written.getMinutes()).padStart(2, '0')), `shown with the time it was written: ${shown.time}`)
+    // Read: Ana removed it (signed), and Caro's page says so.
+    await caro.waitForSelector('.line.mine:has-text("te espero en la plaza") .mark.read', { timeout: 30_000 })
+    await show(ana, 'people')
+    await ana.waitForSelector(`.person[data-peer="${idCaro}"] [data-testid=verified]`, { timeout: 20_000 })
+    await show(ana, 'messages')
+    await screenshots(ana, 'messages-arrived')
   })
 
   await t.test('screenshots of every view, desktop and phone', async () => {

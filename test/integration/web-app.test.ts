@@ -59,7 +59,7 @@ test(`the app's first load stays under ${WEB_BUDGET.firstLoadGzip / 1000} KB gzi
   }
 })
 
-test('the app uses only the library\'s public API (malla/browser), so it is its reference example', () => {
+test('the app uses only the library\'s public API (malla/browser, malla/identity), so it is its reference example', () => {
   const files = readFileSync(fileURLToPath(new URL('../../tsconfig.web.json', import.meta.url)), 'utf8')
   assert.match(files, /"malla\/browser": \["\.\/src\/browser\/index\.ts"\]/)
   const sources = webSources()
@@ -67,8 +67,8 @@ test('the app uses only the library\'s public API (malla/browser), so it is its 
   for (const [path, text] of sources) {
     for (const m of text.matchAll(/\bfrom\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)) {
       const spec = (m[1] ?? m[2]) as string
-      const ok = spec === 'malla/browser' || spec.startsWith('./') || (spec.startsWith('../') && !spec.startsWith('../../')) || /^(preact|@preact\/signals|d3-force)(\/|$)/.test(spec)
-      assert.ok(ok, `${path} imports ${spec}: the app may use malla/browser, its own modules and its UI libraries only`)
+      const ok = spec === 'malla/browser' || spec === 'malla/identity' || spec.startsWith('./') || (spec.startsWith('../') && !spec.startsWith('../../')) || /^(preact|@preact\/signals|d3-force)(\/|$)/.test(spec)
+      assert.ok(ok, `${path} imports ${spec}: the app may use malla/browser and malla/identity, its own modules and its UI libraries only`)
     }
   }
 })

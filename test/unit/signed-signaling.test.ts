@@ -4,7 +4,7 @@ import type { Entry, Json, Table } from '../../src/core/types.js'
 import { createIdentity, type Identity } from '../../src/identity/identity.js'
 import { Replica } from '../../src/replica/replica.js'
 import { answerData, offerData, signalTypes, takenData } from '../../src/signaling/signal-records.js'
-import { signalAdmission } from '../../src/signaling/signal-admission.js'
+import { roomAdmission } from '../../src/signaling/room-admission.js'
 import { SignalTables } from '../../src/signaling/signal-tables.js'
 import { isKeyBound } from '../../src/signaling/signal-records.js'
 import { checkRecord, recordSigner, type RecordSigner } from '../../src/signaling/signed-records.js'
@@ -115,7 +115,7 @@ describe('signed signaling records', () => {
   })
 
   it('a replica that admits by signature keeps the signed record against forged copies with higher TTLs', async () => {
-    const replica = new Replica({ store: new MemoryStore(), author: 'router', admit: signalAdmission() })
+    const replica = new Replica({ store: new MemoryStore(), author: 'router', admit: roomAdmission() })
     const key = `${a.peerId}.0`
     const signed = a.sign(OFFERS, key, offer())
     await merged(replica, OFFERS, [[key, signed, a.peerId], ['legacypeer000001.0', offer(), 'legacypeer000001']], 4)

@@ -27,7 +27,7 @@ import { CHANGE_STREAM_LIMITS, ChangeStreams, type ChangeStreamLimits } from './
 import { baseAddress, normalizeAddress } from '../../transport/address.js'
 import { isLocal, SOURCE_LIMITS, SourceLimits, type SourceLimitOptions } from './source-limits.js'
 import { StunResponder } from './stun-responder.js'
-import { signalAdmission } from '../../signaling/signal-admission.js'
+import { roomAdmission } from '../../signaling/room-admission.js'
 
 export interface PeerDaemonOptions {
   readonly port: number
@@ -160,7 +160,7 @@ export class PeerDaemon {
   constructor(private readonly options: PeerDaemonOptions) {
     const log = options.log
     this.store = new FileStore(options.dataDir, { log })
-    this.replica = new Replica({ store: this.store, author: options.name, log, admit: signalAdmission() })
+    this.replica = new Replica({ store: this.store, author: options.name, log, admit: roomAdmission() })
     this.changes = new ChangeLog(this.replica, options.changeLog)
     this.streams = new ChangeStreams(this.changes, log, { ...CHANGE_STREAM_LIMITS, ...options.changeStreams })
     this.limits = new SourceLimits({ ...SOURCE_LIMITS, ...options.sourceLimits }, (address) => this.neighbourAddresses().has(address))

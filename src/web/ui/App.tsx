@@ -62,7 +62,8 @@ export function App() {
 
   useEffect(() => {
     session?.chat.setReading(view.value === 'chat')
-    session?.messages.setOpen(view.value === 'messages' ? dmPeer.value : undefined)
+    const open = view.value === 'messages' && dmPeer.value !== undefined ? session?.messages.current(dmPeer.value) : undefined
+    session?.messages.setOpen(open)
   }, [session, view.value, dmPeer.value])
 
   const go = (v: View) => {
@@ -163,6 +164,16 @@ function Notices({ session }: { session: Session | undefined }) {
   const notes: string[] = []
   if (!globalThis.isSecureContext) notes.push(t('notice.insecure'))
   if (session?.room.router.kind === 'libremesh') notes.push(t('notice.libremesh'))
+  const mismatches = session?.mismatches.value ?? 0
+  // Someone tampering is said every time, and cannot be closed away.
+  if (mismatches > 0)
+    return (
+      <aside class="notices alarm" role="alert" data-testid="mismatch">
+        <div>
+          <p>{t('notice.mismatch', { n: mismatches })}</p>
+        </div>
+      </aside>
+    )
   if (notes.length === 0 || closed) return null
   return (
     <aside class="notices" role="note">

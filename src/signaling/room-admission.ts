@@ -1,0 +1,149 @@
+import { fromBase64Url } from '../core/base64url.js'
+import type { TableRef } from '../storage/table-store.js'
+import { equal, firstPacket, TAG } from '../identity/pgp-packets.js'
+import { FINGERPRINT_PATTERN, MAX_PUBLIC_KEY_CHARS } from '../overlay/key-directory.js'
+import { isWaiting, MAIL_KEY_PATTERN, MAIL_PER_SENDER, MAX_MAIL_CHARS, MAX_MAIL_TTL } from '../overlay/private-messages.js'
+import { isKeyBound, keyPeer } from './signal-records.js'
+import { checkKeyRecord, checkRecord, type RecordCheck, type RecordChecker } from './signed-records.js'
+
+/** Verified records remembered, at most: each is checked once however often the mesh sends it again. */
+const REMEMBERED = 4096
+
+/** The room tables whose entries a replica checks on arrival. */
+export type CheckedTable = 'offers' | 'answers' | 'presence' | 'keys' | 'mail'
+const SUFFIXES: ReadonlyArray<readonly [string, CheckedTable]> = [
+  ['-_offers', 'offers'],
+  ['-_answers', 'answers'],
+  ['-_presence', 'presence'],
+  ['-_keys', 'keys'],
+  ['-_mail', 'mail'],
+]
+
+type Admit = (ref: TableRef, remote: ReadonlyMap<string, object>, current: ReadonlyMap<string, object>) => ReadonlyMap<string, object>
+
+/**
+ * What a replica admits of a room's own tables (`Replica`'s `admit`, §18.2-18.4), so that a page or a malla
+ * router neither keeps nor relays a forgery, and cannot be made to forget the real record by a copy with a
+ * higher TTL:
+ * - signaling and presence: an entry whose key names a key-bound peer id must be written by that peer and
+ *   signed by its key (a null, a taken mark, an offer under its id by anyone else is dropped);
+ * - the key directory: an entry is the key its fingerprint names, signed by that key;
+ * - mail: a message signed by its sender, a removal by its sender or recipient, within the size, TTL and the
+ *   sender's quota of messages waiting.
+ * Entries of peers without a key-bound id, and every other table, pass untouched: LibreMesh types stay as
+ * LibreMesh has them. A plain Lua router does no such check: it keeps whichever copy has the higher TTL.
+ * `onRefused` hears of each refused copy once. `check` is shared with the tables' reads in a page
+ * (`rememberingChecker`), so that each record is verified once.
+ */
+export function roomAdmission(onRefused?: (table: CheckedTable) => void, check: RecordChecker = rememberingChecker()): Admit {
+  // Refused copies already reported: a router re-sends its table at every poll, and each forgery counts once.
+  const reported = new Set<string>()
+  const refuse = (table: CheckedTable, type: string, key: string, entry: object): void => {
+    const id = `${type}\u0000${key}\u0000${JSON.stringify(entry)}`
+    if (reported.has(id)) return
+    if (reported.size >= REMEMBERED) reported.clear()
+    reported.add(id)
+    onRefused?.(table)
+  }
+  return (ref, remote, current) => {
+    const table = ref.flavour === 'ttl' && ref.type.startsWith('room-') ? SUFFIXES.find(([suffix]) => ref.type.endsWith(suffix))?.[1] : undefined
+    if (!table) return remote
+    const admitted = new Map<string, object>()
+    // Mail quotas count what the table holds and what this batch adds.
+    const waiting = table === 'mail' ? new MailQuota(current) : undefined
+    for (const [key, entry] of remote) {
+      const ok = table === 'keys' ? admitsKey(ref.type, key, entry) : table === 'mail' ? admitsMail(ref.type, key, entry, current.get(key), waiting as MailQuota) : admitsPeerRecord(table, ref.type, key, entry, check)
+      if (ok) admitted.set(key, entry)
+      else refuse(table, ref.type, key, entry)
+    }
+    return admitted
+  }
+}
+
+function admitsPeerRecord(table: 'offers' | 'answers' | 'presence', type: string, key: string, entry: object, check: RecordChecker): boolean {
+  const peer = table === 'presence' ? key : keyPeer(table, key)
+  if (!isKeyBound(peer)) return true
+  const { data, author } = entry as { data?: unknown; author?: unknown }
+  if (author !== peer || data === null || typeof data !== 'object' || !('pgp' in data)) return false
+  return attempt(() => check(type, key, peer, data))
+}
+
+/** A directory entry: the key under its own fingerprint (its first packet is the key that signed), signed. */
+function admitsKey(type: string, key: string, entry: object): boolean {
+  const { data } = entry as { data?: unknown }
+  if (!FINGERPRINT_PATTERN.test(key) || data === null || typeof data !== 'object' || Array.isArray(data)) return false
+  const pk = (data as { pk?: unknown }).pk
+  if (typeof pk !== 'string' || pk.length > MAX_PUBLIC_KEY_CHARS) return false
+  return attempt(() => {
+    const signer = checkKeyRecord(type, key, [key], data)
+    const packets = fromBase64Url(pk)
+    const first = firstPacket(packets)
+    if (first.tag !== TAG.publicKey || !equal(first.body, signer.packetBody)) throw new Error('not the key that signed')
+  })
+}
+
+/** A waiting message signed by its sender, or a removal signed by either end; within size, TTL and quota. */
+function admitsMail(type: string, key: string, entry: object, before: object | undefined, quota: MailQuota): boolean {
+  const m = MAIL_KEY_PATTERN.exec(key)
+  const { data, bleachTTL } = entry as { data?: unknown; bleachTTL?: unknown }
+  if (!m || data === null || typeof data !== 'object' || Array.isArray(data) || typeof bleachTTL !== 'number' || bleachTTL > MAX_MAIL_TTL) return false
+  const [, to, from] = m as unknown as [string, string, string]
+  const d = data as { m?: unknown; gone?: unknown }
+  if (d.gone === true) return attempt(() => checkKeyRecord(type, key, [to, from], data))
+  if (typeof d.m !== 'string' || d.m.length > MAX_MAIL_CHARS) return false
+  // A new message over its sender's quota is refused; a copy of one the table holds replaces it as ever.
+  if (!isWaiting((before as { data?: unknown } | undefined)?.data) && quota.count(from) >= MAIL_PER_SENDER) return false
+  if (!attempt(() => checkKeyRecord(type, key, [from], data))) return false
+  if (!isWaiting((before as { data?: unknown } | undefined)?.data)) quota.add(from)
+  return true
+}
+
+/** Messages waiting per sender, counted once per batch from the table, then kept up to date. */
+class MailQuota {
+  private counts: Map<string, number> | undefined
+  constructor(private readonly current: ReadonlyMap<string, object>) {}
+  count(sender: string): number {
+    if (!this.counts) {
+      this.counts = new Map()
+      for (const [key, entry] of this.current) {
+        const from = MAIL_KEY_PATTERN.exec(key)?.[2]
+        if (from && isWaiting((entry as { data?: unknown }).data)) this.counts.set(from, (this.counts.get(from) ?? 0) + 1)
+      }
+    }
+    return this.counts.get(sender) ?? 0
+  }
+  add(sender: string): void {
+    this.counts?.set(sender, this.count(sender) + 1)
+  }
+}
+
+function attempt(f: () => unknown): boolean {
+  try {
+    f()
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * `checkRecord`, remembering the records it found valid (the last 4,096, by table, key and signature, with the
+ * value checked): a page checks each record when it arrives and again when it reads the tables, and a router
+ * gets the same table again at every sync. The key is part of what is remembered, since a signature covers its
+ * key: the same signed value under another key is checked anew, and fails.
+ */
+export function rememberingChecker(): RecordChecker {
+  const valid = new Map<string, { readonly json: string; readonly result: RecordCheck }>()
+  return (type, key, peer, data) => {
+    const sig = (data as { pgp?: { sig?: unknown } } | null)?.pgp?.sig
+    if (typeof sig !== 'string') return checkRecord(type, key, peer, data)
+    const id = `${type}\u0000${key}\u0000${peer}\u0000${sig}`
+    const json = JSON.stringify(data)
+    const known = valid.get(id)
+    if (known?.json === json) return known.result
+    const result = checkRecord(type, key, peer, data)
+    if (valid.size >= REMEMBERED) valid.delete(valid.keys().next().value as string)
+    valid.set(id, { json, result })
+    return result
+  }
+}
