@@ -75,8 +75,15 @@ export interface ReplicaOptions {
    * as if it never came, so this node neither keeps nor relays it. How types whose entries must be signed keep
    * forgeries out, and how a table keeps each author to a quota (§18.2).
    */
-  readonly admit?: (ref: TableRef, remote: ReadonlyMap<string, object>, current: ReadonlyMap<string, object>) => ReadonlyMap<string, object>
+  readonly admit?: Admission
 }
+
+/**
+ * What of `remote` a replica merges, given the table it holds (`current`). `chargeChecks`, when the merge has
+ * one, is charged for each signature the admission verifies and throws (BUSY) when the sender cannot afford
+ * more: the entries left are dropped for now, and come again with a later sync.
+ */
+export type Admission = (ref: TableRef, remote: ReadonlyMap<string, object>, current: ReadonlyMap<string, object>, chargeChecks?: (checks: number) => void) => ReadonlyMap<string, object>
 
 /** Default bound on tables: LibreMesh networks use a few dozen types; anyone may write a new one. */
 export const MAX_TABLES = 1024
@@ -181,12 +188,13 @@ export class Replica {
 
   /**
    * Merges a received table of either flavour. `source` names the link it came from (see ChangeEvent.sources),
-   * so that what it changes is not sent back there.
+   * so that what it changes is not sent back there. `chargeChecks` charges the sender for the signatures
+   * the replica's admission verifies (see `Admission`).
    */
-  async mergeInto(ref: TableRef, remote: ReadonlyMap<string, object>, source?: string): Promise<Snapshot<AnyTable>> {
+  async mergeInto(ref: TableRef, remote: ReadonlyMap<string, object>, source?: string, chargeChecks?: (checks: number) => void): Promise<Snapshot<AnyTable>> {
     const rules = FLAVOURS[ref.flavour]
     const admit = this.admit
-    return this.run(ref, (t) => rules.merge(t as never, (admit ? admit(ref, remote, t) : remote) as never, this.clock), true, false, source)
+    return this.run(ref, (t) => rules.merge(t as never, (admit ? admit(ref, remote, t, chargeChecks) : remote) as never, this.clock), true, false, source)
   }
 
   async bleach(type: TypeName): Promise<Snapshot> {

@@ -1,6 +1,6 @@
 import { fromBase64Url } from '../core/base64url.js'
-import type { TableRef } from '../storage/table-store.js'
-import { equal, firstPacket, TAG } from '../identity/pgp-packets.js'
+import type { Admission } from '../replica/replica.js'
+import { equal, firstPacket, TAG, type Ed25519PublicKey } from '../identity/pgp-packets.js'
 import { FINGERPRINT_PATTERN, MAX_PUBLIC_KEY_CHARS } from '../overlay/key-directory.js'
 import { isWaiting, MAIL_KEY_PATTERN, MAIL_PER_SENDER, MAX_MAIL_CHARS, MAX_MAIL_TTL } from '../overlay/private-messages.js'
 import { isKeyBound, keyPeer } from './signal-records.js'
@@ -19,8 +19,6 @@ const SUFFIXES: ReadonlyArray<readonly [string, CheckedTable]> = [
   ['-_mail', 'mail'],
 ]
 
-type Admit = (ref: TableRef, remote: ReadonlyMap<string, object>, current: ReadonlyMap<string, object>) => ReadonlyMap<string, object>
-
 /**
  * What a replica admits of a room's own tables (`Replica`'s `admit`, §18.2-18.4), so that a page or a malla
  * router neither keeps nor relays a forgery, and cannot be made to forget the real record by a copy with a
@@ -33,9 +31,11 @@ type Admit = (ref: TableRef, remote: ReadonlyMap<string, object>, current: Reado
  * Entries of peers without a key-bound id, and every other table, pass untouched: LibreMesh types stay as
  * LibreMesh has them. A plain Lua router does no such check: it keeps whichever copy has the higher TTL.
  * `onRefused` hears of each refused copy once. `check` is shared with the tables' reads in a page
- * (`rememberingChecker`), so that each record is verified once.
+ * (`rememberingChecker`), so that each record is verified once. Each signature verified (not one remembered)
+ * is charged to the merge's sender (`chargeChecks`); once it cannot pay, the rest of what it sent is dropped
+ * unread, neither admitted nor counted as refused: it comes again with a later sync.
  */
-export function roomAdmission(onRefused?: (table: CheckedTable) => void, check: RecordChecker = rememberingChecker()): Admit {
+export function roomAdmission(onRefused?: (table: CheckedTable) => void, check: RecordChecker = rememberingChecker()): Admission {
   // Refused copies already reported: a router re-sends its table at every poll, and each forgery counts once.
   const reported = new Set<string>()
   const refuse = (table: CheckedTable, type: string, key: string, entry: object): void => {
@@ -45,57 +45,94 @@ export function roomAdmission(onRefused?: (table: CheckedTable) => void, check: 
     reported.add(id)
     onRefused?.(table)
   }
-  return (ref, remote, current) => {
+  const known = new Remembered()
+  const rememberedCheck = (check as Partial<RememberingChecker>).known
+  return (ref, remote, current, chargeChecks) => {
     const table = ref.flavour === 'ttl' && ref.type.startsWith('room-') ? SUFFIXES.find(([suffix]) => ref.type.endsWith(suffix))?.[1] : undefined
     if (!table) return remote
     const admitted = new Map<string, object>()
+    let solvent = true
+    // Whether a signature may be verified: one remembered is free; the others are charged while the sender can pay.
+    const pay = (free: boolean): boolean => {
+      if (free || !chargeChecks) return true
+      if (!solvent) return false
+      try {
+        chargeChecks(1)
+      } catch {
+        solvent = false
+      }
+      return solvent
+    }
+    const checks: Checks = {
+      peer: (type, key, peer, data) => (pay(rememberedCheck?.(type, key, peer, data) ?? false) ? attempt(() => check(type, key, peer, data)) : 'later'),
+      person: (type, key, fingerprints, data) => {
+        if (!pay(known.has(type, key, data))) return 'later'
+        const signer = attemptValue(() => checkKeyRecord(type, key, fingerprints, data))
+        if (signer !== undefined) known.add(type, key, data)
+        return signer ?? false
+      },
+    }
     // Mail quotas count what the table holds and what this batch adds.
     const waiting = table === 'mail' ? new MailQuota(current) : undefined
     for (const [key, entry] of remote) {
-      const ok = table === 'keys' ? admitsKey(ref.type, key, entry) : table === 'mail' ? admitsMail(ref.type, key, entry, current.get(key), waiting as MailQuota) : admitsPeerRecord(table, ref.type, key, entry, check)
-      if (ok) admitted.set(key, entry)
-      else refuse(table, ref.type, key, entry)
+      const verdict = table === 'keys' ? admitsKey(ref.type, key, entry, checks) : table === 'mail' ? admitsMail(ref.type, key, entry, current.get(key), waiting as MailQuota, checks) : admitsPeerRecord(table, ref.type, key, entry, checks)
+      if (verdict === true) admitted.set(key, entry)
+      else if (verdict === false) refuse(table, ref.type, key, entry)
     }
     return admitted
   }
 }
 
-function admitsPeerRecord(table: 'offers' | 'answers' | 'presence', type: string, key: string, entry: object, check: RecordChecker): boolean {
+/** A verdict: admitted, refused, or not looked at now (its sender could not pay for the check). */
+type Verdict = boolean | 'later'
+
+interface Checks {
+  peer(type: string, key: string, peer: string, data: object): Verdict
+  /** The signer's key when `data` is signed by one of `fingerprints`; false when not; 'later' when unpaid. */
+  person(type: string, key: string, fingerprints: readonly string[], data: object): Ed25519PublicKey | false | 'later'
+}
+
+function admitsPeerRecord(table: 'offers' | 'answers' | 'presence', type: string, key: string, entry: object, checks: Checks): Verdict {
   const peer = table === 'presence' ? key : keyPeer(table, key)
   if (!isKeyBound(peer)) return true
   const { data, author } = entry as { data?: unknown; author?: unknown }
   if (author !== peer || data === null || typeof data !== 'object' || !('pgp' in data)) return false
-  return attempt(() => check(type, key, peer, data))
+  return checks.peer(type, key, peer, data)
 }
 
 /** A directory entry: the key under its own fingerprint (its first packet is the key that signed), signed. */
-function admitsKey(type: string, key: string, entry: object): boolean {
+function admitsKey(type: string, key: string, entry: object, checks: Checks): Verdict {
   const { data } = entry as { data?: unknown }
   if (!FINGERPRINT_PATTERN.test(key) || data === null || typeof data !== 'object' || Array.isArray(data)) return false
   const pk = (data as { pk?: unknown }).pk
   if (typeof pk !== 'string' || pk.length > MAX_PUBLIC_KEY_CHARS) return false
+  const signer = checks.person(type, key, [key], data)
+  if (signer === false || signer === 'later') return signer
   return attempt(() => {
-    const signer = checkKeyRecord(type, key, [key], data)
-    const packets = fromBase64Url(pk)
-    const first = firstPacket(packets)
+    const first = firstPacket(fromBase64Url(pk))
     if (first.tag !== TAG.publicKey || !equal(first.body, signer.packetBody)) throw new Error('not the key that signed')
   })
 }
 
 /** A waiting message signed by its sender, or a removal signed by either end; within size, TTL and quota. */
-function admitsMail(type: string, key: string, entry: object, before: object | undefined, quota: MailQuota): boolean {
+function admitsMail(type: string, key: string, entry: object, before: object | undefined, quota: MailQuota, checks: Checks): Verdict {
   const m = MAIL_KEY_PATTERN.exec(key)
   const { data, bleachTTL } = entry as { data?: unknown; bleachTTL?: unknown }
   if (!m || data === null || typeof data !== 'object' || Array.isArray(data) || typeof bleachTTL !== 'number' || bleachTTL > MAX_MAIL_TTL) return false
   const [, to, from] = m as unknown as [string, string, string]
   const d = data as { m?: unknown; gone?: unknown }
-  if (d.gone === true) return attempt(() => checkKeyRecord(type, key, [to, from], data))
+  if (d.gone === true) return verdictOf(checks.person(type, key, [to, from], data))
   if (typeof d.m !== 'string' || d.m.length > MAX_MAIL_CHARS) return false
   // A new message over its sender's quota is refused; a copy of one the table holds replaces it as ever.
-  if (!isWaiting((before as { data?: unknown } | undefined)?.data) && quota.count(from) >= MAIL_PER_SENDER) return false
-  if (!attempt(() => checkKeyRecord(type, key, [from], data))) return false
-  if (!isWaiting((before as { data?: unknown } | undefined)?.data)) quota.add(from)
-  return true
+  const isNew = !isWaiting((before as { data?: unknown } | undefined)?.data)
+  if (isNew && quota.count(from) >= MAIL_PER_SENDER) return false
+  const verdict = verdictOf(checks.person(type, key, [from], data))
+  if (verdict === true && isNew) quota.add(from)
+  return verdict
+}
+
+function verdictOf(signer: Ed25519PublicKey | false | 'later'): Verdict {
+  return signer === false || signer === 'later' ? signer : true
 }
 
 /** Messages waiting per sender, counted once per batch from the table, then kept up to date. */
@@ -117,6 +154,33 @@ class MailQuota {
   }
 }
 
+/** Records found valid, the last 4,096, by table, key and signature, with the value checked. */
+class Remembered {
+  private readonly valid = new Map<string, string>()
+  has(type: string, key: string, data: object): boolean {
+    const id = Remembered.id(type, key, data)
+    return id !== undefined && this.valid.get(id) === JSON.stringify(data)
+  }
+  add(type: string, key: string, data: object): void {
+    const id = Remembered.id(type, key, data)
+    if (id === undefined) return
+    if (this.valid.size >= REMEMBERED) this.valid.delete(this.valid.keys().next().value as string)
+    this.valid.set(id, JSON.stringify(data))
+  }
+  private static id(type: string, key: string, data: object): string | undefined {
+    const sig = (data as { pgp?: { sig?: unknown } }).pgp?.sig
+    return typeof sig === 'string' ? `${type}\u0000${key}\u0000${sig}` : undefined
+  }
+}
+
+function attemptValue<T>(f: () => T): T | undefined {
+  try {
+    return f()
+  } catch {
+    return undefined
+  }
+}
+
 function attempt(f: () => unknown): boolean {
   try {
     f()
@@ -126,18 +190,24 @@ function attempt(f: () => unknown): boolean {
   }
 }
 
+/** A checker that remembers, and says whether it would answer a record from memory (no signature verified). */
+export type RememberingChecker = RecordChecker & { known(type: string, key: string, peer: string, data: unknown): boolean }
+
 /**
  * `checkRecord`, remembering the records it found valid (the last 4,096, by table, key and signature, with the
  * value checked): a page checks each record when it arrives and again when it reads the tables, and a router
  * gets the same table again at every sync. The key is part of what is remembered, since a signature covers its
  * key: the same signed value under another key is checked anew, and fails.
  */
-export function rememberingChecker(): RecordChecker {
+export function rememberingChecker(): RememberingChecker {
   const valid = new Map<string, { readonly json: string; readonly result: RecordCheck }>()
-  return (type, key, peer, data) => {
+  const idOf = (type: string, key: string, peer: string, data: unknown): string | undefined => {
     const sig = (data as { pgp?: { sig?: unknown } } | null)?.pgp?.sig
-    if (typeof sig !== 'string') return checkRecord(type, key, peer, data)
-    const id = `${type}\u0000${key}\u0000${peer}\u0000${sig}`
+    return typeof sig === 'string' ? `${type}\u0000${key}\u0000${peer}\u0000${sig}` : undefined
+  }
+  const check = (type: string, key: string, peer: string, data: unknown): RecordCheck => {
+    const id = idOf(type, key, peer, data)
+    if (id === undefined) return checkRecord(type, key, peer, data)
     const json = JSON.stringify(data)
     const known = valid.get(id)
     if (known?.json === json) return known.result
@@ -146,4 +216,10 @@ export function rememberingChecker(): RecordChecker {
     valid.set(id, { json, result })
     return result
   }
+  return Object.assign(check, {
+    known: (type: string, key: string, peer: string, data: unknown) => {
+      const id = idOf(type, key, peer, data)
+      return id !== undefined && valid.get(id)?.json === JSON.stringify(data)
+    },
+  })
 }

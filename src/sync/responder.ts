@@ -13,6 +13,8 @@ export interface AnswerContext {
    * a summary); throws (BUSY) to refuse it. Links that serve strangers pass their sender's budget.
    */
   readonly charge?: (units: number) => void
+  /** Charged for each signature verified on the way in (`Admission`); throws (BUSY) when the sender cannot afford more. */
+  readonly chargeChecks?: (checks: number) => void
 }
 
 /** A reply, and the keys the request changed here. */
@@ -30,12 +32,12 @@ export async function answer(replica: Replica, request: SyncRequest, ctx: Answer
   ctx.charge?.(requestSize(request))
   switch (request.t) {
     case 'table': {
-      const merged = await replica.mergeInto(request.ref, request.entries, ctx.source)
+      const merged = await replica.mergeInto(request.ref, request.entries, ctx.source, ctx.chargeChecks)
       return { reply: { t: 'table', entries: merged.text }, changed: merged.changed }
     }
     case 'push': {
       // Our copy of each key sent wherever it is not the copy sent: usually nothing.
-      const merged = await replica.mergeInto(request.ref, request.entries, ctx.source)
+      const merged = await replica.mergeInto(request.ref, request.entries, ctx.source, ctx.chargeChecks)
       return { reply: { t: 'corrections', entries: serializeTable(pushCorrections(request.entries, merged.table)) }, changed: merged.changed }
     }
     case 'summary': {
@@ -44,7 +46,7 @@ export async function answer(replica: Replica, request: SyncRequest, ctx: Answer
       return { changed: [], reply: { t: 'differing', answer: answerSummary({ v: 1, flavour: request.ref.flavour, type: request.ref.type, buckets: request.buckets, digests: request.digests }, table) } }
     }
     case 'exchange': {
-      const merged = request.entries.size > 0 ? await replica.mergeInto(request.ref, request.entries, ctx.source) : await replica.read(request.ref)
+      const merged = request.entries.size > 0 ? await replica.mergeInto(request.ref, request.entries, ctx.source, ctx.chargeChecks) : await replica.read(request.ref)
       const picked = pick(merged.table as ReadonlyMap<string, Entry>, request.want)
       return { reply: { t: 'entries', entries: serializeTable(picked.entries), more: picked.more }, changed: merged.changed }
     }

@@ -28,6 +28,10 @@ async function loadApp(context: BrowserContext, url: string, name?: string): Pro
     errors.push(e.message)
     process.stderr.write(`app ${url} (${name ?? 'again'}): uncaught ${e.message}\n`)
   })
+  // What the Content-Security-Policy refused counts as an error too: the app must need nothing it forbids.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) errors.push(m.text())
+  })
   await page.goto(url, { timeout: 15_000 })
   if (name !== undefined) {
     await page.fill('#name-input', name)

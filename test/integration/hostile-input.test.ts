@@ -6,7 +6,11 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { WebSocket } from 'ws'
 import { MAX_CLOCK, MAX_CLOCK_LEAD_MS } from '../../src/core/clock.js'
-import { SOURCE_LIMITS } from '../../src/node/daemon/source-limits.js'
+import { SIGNATURE_CHECK_BYTES, SOURCE_LIMITS } from '../../src/node/daemon/source-limits.js'
+import { createIdentity } from '../../src/identity/identity.js'
+import { PRESENCE_TABLE } from '../../src/overlay/presence.js'
+import { roomOwnType } from '../../src/overlay/room-tables.js'
+import { recordSigner } from '../../src/signaling/signed-records.js'
 import { followChanges, type FeedEvent } from '../../src/transport/change-feed-client.js'
 import { freePort, post, runCli, startDaemon, tempDir, type RunningDaemon } from '../helpers/processes.js'
 import { waitFor } from '../helpers/wait.js'
@@ -353,4 +357,43 @@ test('a flood of large writes from one address is slowed to its budget; another 
   const code = new Promise<number>((resolve) => ws.once('close', (c) => resolve(c)))
   ws.send(JSON.stringify({ id: 1, type: 'flood', entries: JSON.parse(big) }))
   assert.equal(await code, 1013)
+})
+
+test('signatures to check cost their sender: one address gets only as many records verified as its budget pays for; another address is served as usual', async (t) => {
+  const link = await hostLink(t)
+  const [attacker, honest] = link.outside as [string, string]
+  await startDaemon(t, ['--data', await tempDir(t), '--name', 'R', '--port', '8080'], { netns: link.ns, host: '0.0.0.0' })
+  const type = roomOwnType('plaza', PRESENCE_TABLE)
+  const url = `http://${link.inside}:8080/cgi-bin/shared-state/${type}`
+  const mallory = await createIdentity('Mallory')
+  // Valid presence under a new id of Mallory's key each: every one would be kept, if the router verified it.
+  const batch = (n: number) => {
+    const entries: Record<string, unknown> = {}
+    for (let i = 0; i < n; i++) {
+      const m = recordSigner(mallory)
+      entries[m.peerId] = { data: m.sign(type, m.peerId, { v: 1, n: `Mallory ${i}` }), author: m.peerId, bleachTTL: 8 }
+    }
+    return JSON.stringify(entries)
+  }
+  const perRequest = 500
+  const bodies = Array.from({ length: 6 }, () => batch(perRequest))
+  const started = Date.now()
+  for (const body of bodies) {
+    const r = await requestFrom(attacker, url, 'POST', body).catch((e: Error) => ({ status: e.message, text: '' }))
+    assert.ok(r.status === 200 || r.status === 429, `flood answered ${r.status}`)
+  }
+  const seconds = (Date.now() - started) / 1000
+  const kept = async () => JSON.parse((await cliIn(link.ns, ['get', type, '--url', 'http://127.0.0.1:8080'])).stdout || '{}') as Record<string, { data: unknown }>
+  const verified = Object.keys(await kept()).length
+  // The budget pays for the bytes and the checks: 4 MiB at once, then 256 KiB a second, 4 KiB a check.
+  const affordable = (SOURCE_LIMITS.burstBytes + SOURCE_LIMITS.bytesPerSecond * seconds) / SIGNATURE_CHECK_BYTES
+  t.diagnostic(`${bodies.length * perRequest} signed records sent in ${seconds.toFixed(1)} s; ${verified} verified and kept, ${affordable.toFixed(0)} affordable`)
+  assert.ok(verified > 0)
+  assert.ok(verified <= affordable + bodies.length, `${verified} verified, the budget pays for ${affordable.toFixed(0)}`)
+  assert.ok(verified < bodies.length * perRequest, 'the rest was dropped unread')
+  // Another address is served and checked as usual.
+  const ana = recordSigner(await createIdentity('Ana'))
+  const own = ana.sign(type, ana.peerId, { v: 1, n: 'Ana' })
+  assert.equal((await requestFrom(honest, url, 'POST', JSON.stringify({ [ana.peerId]: { data: own, author: ana.peerId, bleachTTL: 8 } }))).status, 200)
+  assert.deepEqual((await kept())[ana.peerId]?.data, own)
 })

@@ -18,7 +18,18 @@ test('every daemon serves the web app at /: index revalidated, hashed assets cac
   assert.equal(index.status, 200)
   assert.equal(index.headers.get('content-type'), 'text/html; charset=utf-8')
   assert.equal(index.headers.get('cache-control'), 'no-cache')
+  // Served with a strict policy: its own files only, no inline script, no framing; and the same policy in the
+  // page itself, for the static build on routers that send no header.
+  const csp = index.headers.get('content-security-policy') ?? ''
+  assert.match(csp, /default-src 'self'/)
+  assert.match(csp, /script-src 'self' 'wasm-unsafe-eval';/)
+  assert.doesNotMatch(csp, /'unsafe-inline'|'unsafe-eval'|\*/)
+  assert.match(csp, /frame-ancestors 'none'/)
+  assert.equal(index.headers.get('x-content-type-options'), 'nosniff')
+  assert.equal(index.headers.get('referrer-policy'), 'no-referrer')
   const html = await index.text()
+  assert.ok(html.includes(`content="${csp.replace("; frame-ancestors 'none'", '')}"`), 'the page carries the same policy')
+  assert.doesNotMatch(html.replace(/<script[^>]*src="[^"]+"[^>]*><\/script>/g, ''), /<script/, 'no inline script')
   assert.equal(html, readFileSync(`${WEB}index.html`, 'utf8'))
   const etag = index.headers.get('etag') as string
   assert.equal((await get(`${d.base}/`, { 'if-none-match': etag, 'accept-encoding': 'identity' })).status, 304)

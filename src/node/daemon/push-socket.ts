@@ -9,7 +9,7 @@ import { replyBody, tableRequest } from '../../sync/messages.js'
 import { answer } from '../../sync/responder.js'
 import { PUSH_SOCKET_PATH } from '../../transport/push-socket-client.js'
 import type { LogThrottle } from '../log.js'
-import { isLocal, type SourceLimits, type Ticket } from './source-limits.js'
+import { isLocal, SIGNATURE_CHECK_BYTES, type SourceLimits, type Ticket } from './source-limits.js'
 
 /** Frames that fail to parse before the socket is closed: a client that sends garbage is not kept. */
 const MAX_BAD_FRAMES = 10
@@ -87,7 +87,7 @@ export class PushSockets {
         return socket.close(1013, 'over budget')
       }
       if (++inFlight >= MAX_FRAMES_IN_FLIGHT) socket.pause()
-      void this.frame(isBinary ? undefined : data.toString(), source).then(({ reply, id, error }) => {
+      void this.frame(isBinary ? undefined : data.toString(), source, ticket as Ticket).then(({ reply, id, error }) => {
         ticket?.end()
         if (inFlight-- === MAX_FRAMES_IN_FLIGHT) socket.resume()
         if (error !== undefined) {
@@ -110,7 +110,7 @@ export class PushSockets {
   }
 
   /** One frame, `{"id", "type", "entries"}`, merged into the TTL table `type`; the reply's text. Never throws. */
-  private async frame(text: string | undefined, source: string): Promise<{ reply: string; id: number | null; error?: string }> {
+  private async frame(text: string | undefined, source: string, ticket: Ticket): Promise<{ reply: string; id: number | null; error?: string }> {
     let id: number | null = null
     try {
       if (text === undefined) throw new MallaError('BAD_INPUT', 'push frames are text (JSON), not binary')
@@ -119,7 +119,7 @@ export class PushSockets {
       if (!Number.isSafeInteger(value.id) || (value.id as number) < 0) throw new MallaError('BAD_INPUT', 'a push frame needs an "id": a whole number ≥ 0')
       id = value.id as number
       const type = parseTypeName(typeof value.type === 'string' ? value.type : '')
-      const { reply } = await answer(this.options.replica, tableRequest('push', { flavour: 'ttl', type }, value.entries, 'push frame entries'), { source })
+      const { reply } = await answer(this.options.replica, tableRequest('push', { flavour: 'ttl', type }, value.entries, 'push frame entries'), { source, chargeChecks: (n) => ticket.work(n * SIGNATURE_CHECK_BYTES) })
       return { id, reply: `{"id":${id},"entries":${replyBody(reply)}}` }
     } catch (e) {
       const error = asMallaError(e)

@@ -39,10 +39,22 @@ export interface Ticket {
    * cannot have large answers sent at a rate beyond the sender's budget.
    */
   debit(bytes: number): void
+  /**
+   * Takes `bytes` from the budget for work done on the sender's behalf rather than bytes held (a signature
+   * verified is charged as SIGNATURE_CHECK_BYTES); throws BUSY when it has too few.
+   */
+  work(bytes: number): void
   end(): void
 }
 
-const FREE: Ticket = { charge: () => {}, debit: () => {}, end: () => {} }
+/**
+ * What one signature verification costs a sender, in bytes of its budget: about 2 ms of a router's CPU, so
+ * another host's default 256 KiB/s pays for 64 a second (an eighth of a core at most), a neighbour's 16 MiB/s
+ * for every record a mesh relays.
+ */
+export const SIGNATURE_CHECK_BYTES = 4096
+
+const FREE: Ticket = { charge: () => {}, debit: () => {}, work: () => {}, end: () => {} }
 
 /**
  * Rate and size limits per sending address, so that one sender cannot slow everyone else down or fill the
@@ -95,6 +107,7 @@ export class SourceLimits {
         }
       },
       debit: (bytes) => budget.penalize(address, bytes),
+      work: (bytes) => budget.charge(address, bytes),
       end: () => {
         if (ended) return
         ended = true

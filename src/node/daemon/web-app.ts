@@ -80,11 +80,27 @@ export function isWebPath(app: WebApp | undefined, pathname: string): boolean {
 }
 
 /**
+ * What the app may load and run: its own files only (WebAssembly for hashing files; no inline script or style,
+ * nothing from elsewhere, no plugin, no framing by another page). Pages on the mesh take everything from the
+ * router, so anything else is an injection. The same policy is in the app's index.html as a meta tag, for
+ * routers that send no header (the static build on a LibreMesh router); `frame-ancestors` works only here.
+ */
+export const CONTENT_SECURITY_POLICY = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'content-security-policy': CONTENT_SECURITY_POLICY,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cross-origin-opener-policy': 'same-origin',
+}
+
+/**
  * Serves one file of the app. `index.html` is revalidated on every load (`no-cache`), so pages get a new
  * app right after a router upgrade; the hashed assets it names are cached for a year.
  */
 export function serveWebFile(app: WebApp | undefined, pathname: string, req: IncomingMessage, res: ServerResponse): void {
   const file = app?.files.get(pathname === '/' ? '/index.html' : pathname)
   if (!file) throw new MallaError('NOT_FOUND', `the web app is not built: run \`npm run build\` (no ${join(app?.dir ?? WEB_DIR, 'index.html')} when the daemon started); the developer pages are at /debug/`)
-  sendAsset(file, { 'cache-control': file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache', 'x-content-type-options': 'nosniff' }, req, res)
+  sendAsset(file, { 'cache-control': file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache', ...SECURITY_HEADERS }, req, res)
 }
