@@ -13,6 +13,13 @@ import { parseMultiWriterTable, parseTable } from '../../src/core/schema.js'
 import { freePort, startDaemon, tempDir, type RunningDaemon } from '../helpers/processes.js'
 import { seededRandom } from '../../src/node/lab/topology.js'
 import { MAX_TEXT_DEPTH, nestsDeeperThan } from '../../src/core/json-limits.js'
+import { toBase64Url } from '../../src/core/base64url.js'
+import { createIdentity, type Identity } from '../../src/identity/identity.js'
+import { KEYS_TABLE } from '../../src/overlay/key-directory.js'
+import { isWaiting, MAIL_PER_SENDER, MAIL_TABLE, MAX_MAIL_TTL } from '../../src/overlay/private-messages.js'
+import { roomOwnType } from '../../src/overlay/room-tables.js'
+import { roomAdmission } from '../../src/signaling/room-admission.js'
+import { keySigner, recordSigner, type RecordSigner } from '../../src/signaling/signed-records.js'
 
 /*
  * A seeded fuzz of one real daemon: a few thousand generated requests on every HTTP endpoint, push-socket
@@ -22,7 +29,8 @@ import { MAX_TEXT_DEPTH, nestsDeeperThan } from '../../src/core/json-limits.js'
  * Replay a failure with the seed it prints: MALLA_FUZZ_SEED=<n> node --import tsx --test test/integration/fuzz.test.ts
  * (for a soak, MALLA_FUZZ_OPS and MALLA_FUZZ_MS raise the number of operations and the time allowed). Each
  * operation draws from its own generator, derived from the seed and its index, so operation #i is the same
- * request in every run of a seed whatever the timing (only ports and feed cursors differ).
+ * request in every run of a seed whatever the timing (only ports and feed cursors differ, and the keys that sign
+ * the records of a room's signed tables: made anew each run, they change the bytes, not which record is forged how).
  */
 
 const SEED = process.env.MALLA_FUZZ_SEED !== undefined ? Number(process.env.MALLA_FUZZ_SEED) >>> 0 : 0x6d616c6c
@@ -318,6 +326,8 @@ type Case = HttpCase | FeedCase | RawCase | FrameCase | DatagramCase
 interface Env {
   /** A feed cursor of this run of the daemon (to resume from). */
   cursor: string
+  /** People with keys, and sessions of theirs, that sign (and forge) the records of a room's signed tables. */
+  signed: SignedPeople
   /** Loopback ports nothing listens on: the only URLs a `sync` is ever given. */
   deadPorts: number[]
   /** Unique push frame ids. */
@@ -331,6 +341,7 @@ function generate(i: number, env: Env): Case {
   const g = new Gen(r)
   return r.weighted<() => Case>([
     [30, () => libremeshCase(g)],
+    [12, () => signedCase(g, env)],
     [11, () => reconcileCase(g)],
     [20, () => apiCase(g, env)],
     [8, () => otherHttpCase(g)],
@@ -374,6 +385,121 @@ function tableBody(g: Gen, flavour: Flavour): { text: string | Buffer; valid: bo
     [2, () => ({ text: Buffer.concat([Buffer.from([1]), r.bytes(r.range(0, 2000))]), valid: false, what: 'random bytes' })],
     [2, () => ({ text: `{"k":{"data":"${'x'.repeat(r.range(1024 * 1024 + 1, 1400 * 1024))}","author":"F","bleachTTL":3}}`, valid: false, what: 'body over 1 MiB' })],
   ])()
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// A room's signed tables (protocol §18.2-18.4): valid records and every way of forging them.
+
+const SIGNED_ROOM = 'fuzz'
+const SIGNED_TABLES = {
+  offers: roomOwnType(SIGNED_ROOM, '_offers'),
+  answers: roomOwnType(SIGNED_ROOM, '_answers'),
+  presence: roomOwnType(SIGNED_ROOM, '_presence'),
+  keys: roomOwnType(SIGNED_ROOM, KEYS_TABLE),
+  mail: roomOwnType(SIGNED_ROOM, MAIL_TABLE),
+} as const
+type SignedTable = keyof typeof SIGNED_TABLES
+
+interface SignedPeople {
+  readonly people: readonly Identity[]
+  /** Two sessions of each person, with nonces fixed for the run. */
+  readonly sessions: readonly RecordSigner[]
+}
+
+async function signedPeople(): Promise<SignedPeople> {
+  const people = await Promise.all(['Ana', 'Bea', 'Mallory'].map((n) => createIdentity(n)))
+  const sessions = people.flatMap((p, i) => [0, 1].map((k) => recordSigner(p, new Uint8Array(12).fill(i * 2 + k + 1))))
+  return { people, sessions }
+}
+
+/** A table of a few signed-table entries, each valid or forged one way; the daemon must keep only the valid. */
+function signedCase(g: Gen, env: Env): HttpCase {
+  const r = g.r
+  const table = r.pick(Object.keys(SIGNED_TABLES) as SignedTable[])
+  const type = SIGNED_TABLES[table]
+  const made = Array.from({ length: r.range(1, 6) }, () => signedEntry(g, env.signed, table, type))
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...(r.chance(0.4) ? { 'x-malla-sync': 'push' } : {}) }
+  return {
+    kind: 'http',
+    what: `signed ${table}: ${made.map((m) => m.what).join(', ')}`,
+    method: 'POST',
+    path: `/cgi-bin/shared-state/${type}`,
+    headers,
+    body: Buffer.from(g.tableText(made.map((m) => [m.key, m.entry]))),
+    expect: 'ok',
+    answer: 'ttl-table',
+  }
+}
+
+function signedEntry(g: Gen, s: SignedPeople, table: SignedTable, type: string): { key: string; entry: Record<string, unknown>; what: string } {
+  const r = g.r
+  const ttl = r.weighted([[9, r.range(1, 40)], [1, r.pick([800, 1440, 1441, 5000, 2 ** 31 - 1])]])
+  const entry = (data: unknown, author: string) => ({ data, author, bleachTTL: ttl })
+  const other = <T>(xs: readonly T[], not: T): T => r.pick(xs.filter((x) => x !== not))
+  if (table === 'keys') {
+    const person = r.pick(s.people)
+    const sign = keySigner(person)
+    const data = { v: 1, pk: toBase64Url(person.publicKeyBytes), n: person.name }
+    return r.weighted<() => { key: string; entry: Record<string, unknown>; what: string }>([
+      [4, () => ({ key: person.fingerprint, entry: entry(sign(type, person.fingerprint, data), 'x'), what: 'valid key' })],
+      [1, () => ({ key: other(s.people, person).fingerprint, entry: entry(sign(type, other(s.people, person).fingerprint, data), 'x'), what: 'own key under another fingerprint' })],
+      [1, () => ({ key: person.fingerprint, entry: entry(sign(type, person.fingerprint, { ...data, pk: toBase64Url(other(s.people, person).publicKeyBytes) }), 'x'), what: "another's key signed as own" })],
+      [1, () => ({ key: person.fingerprint, entry: entry({ ...(sign(type, person.fingerprint, data) as object), n: 'renamed' }, 'x'), what: 'changed after signing' })],
+      [1, () => ({ key: person.fingerprint, entry: entry(r.pick([null, { v: 1 }, { ...data, pgp: g.value(2) }, { ...data, pk: g.str() }]), 'x'), what: 'unsigned or garbage' })],
+    ])()
+  }
+  if (table === 'mail') {
+    const [to, from, third] = [r.pick(s.people), r.pick(s.people), r.pick(s.people)]
+    const key = `${to.fingerprint}.${from.fingerprint}.m${r.int(30)}`
+    const m = r.chance(0.05) ? 'x'.repeat(r.range(8193, 20_000)) : `-----BEGIN PGP MESSAGE-----\n${g.str()}`
+    return r.weighted<() => { key: string; entry: Record<string, unknown>; what: string }>([
+      [5, () => ({ key, entry: entry(keySigner(from)(type, key, { v: 1, m }), 'x'), what: 'message' })],
+      [2, () => ({ key, entry: entry(keySigner(r.chance(0.5) ? to : from)(type, key, { v: 1, gone: true }), 'x'), what: 'removal by an end' })],
+      [1, () => ({ key, entry: entry(keySigner(third)(type, key, r.chance(0.5) ? { v: 1, gone: true } : { v: 1, m }), 'x'), what: 'signed by anyone' })],
+      [1, () => ({ key, entry: entry({ ...(keySigner(from)(type, key, { v: 1, m }) as object), m: 'changed' }, 'x'), what: 'changed after signing' })],
+      [1, () => ({ key: r.pick([`${to.fingerprint}.${from.fingerprint}.UPPER`, `${to.fingerprint}.x.m1`, g.key()]), entry: entry(keySigner(from)(type, key, { v: 1, m }), 'x'), what: 'bad key' })],
+      [1, () => ({ key, entry: entry(r.pick([null, { v: 1, m }, g.value(2)]), 'x'), what: 'unsigned or garbage' })],
+    ])()
+  }
+  const session = r.pick(s.sessions)
+  const keyOf = (id: string) => (table === 'offers' ? `${id}.${r.int(4)}` : table === 'answers' ? `${r.pick(s.sessions).peerId}.${r.int(4)}>${id}` : id)
+  const key = keyOf(session.peerId)
+  const data = { v: 1, x: g.str(), exp: NOW_MS + r.int(100_000) }
+  return r.weighted<() => { key: string; entry: Record<string, unknown>; what: string }>([
+    [4, () => ({ key, entry: entry(session.sign(type, key, data), session.peerId), what: 'valid record' })],
+    [1, () => ({ key, entry: entry(session.sign(type, key, { v: 1, gone: true }), session.peerId), what: 'signed withdrawal' })],
+    [1, () => ({ key, entry: entry(session.sign(type, key, data), other(s.sessions, session).peerId), what: 'written by another' })],
+    [1, () => ({ key, entry: entry(other(s.sessions, session).sign(type, key, data), session.peerId), what: "another session's signature" })],
+    [1, () => ({ key, entry: entry({ ...(session.sign(type, key, data) as object), exp: 1 }, session.peerId), what: 'changed after signing' })],
+    [1, () => ({ key, entry: entry(r.pick([null, data, { ...data, pgp: g.value(2) }, { ...data, pgp: { k: g.str(), n: g.str(), sig: g.str() } }]), session.peerId), what: 'unsigned or garbage' })],
+    [1, () => ({ key: keyOf(`legacy${r.int(10)}peer00`), entry: entry(r.chance(0.5) ? data : null, 'anyone'), what: 'a peer without a key' })],
+  ])()
+}
+
+/**
+ * What the daemon holds of the signed tables, read against the rules (a fresh admission, entry by entry, with
+ * the rest of the table as what it holds): a fault for every entry those rules would not have taken in.
+ */
+async function signedTableFaults(d: RunningDaemon): Promise<{ faults: string[]; kept: Record<SignedTable, number> }> {
+  const faults: string[] = []
+  const kept = { offers: 0, answers: 0, presence: 0, keys: 0, mail: 0 }
+  for (const [table, type] of Object.entries(SIGNED_TABLES) as Array<[SignedTable, string]>) {
+    const held = new Map(Object.entries((await getJson(d, `/malla/v1/tables/${type}`)) as Record<string, object>))
+    kept[table] = held.size
+    for (const [key, entry] of held) {
+      const rest = new Map(held)
+      rest.delete(key)
+      // The TTL a router holds has been bleached since; the rules are about the one received.
+      const admitted = roomAdmission()({ flavour: 'ttl', type: type as never }, new Map([[key, { ...entry, bleachTTL: Math.min((entry as { bleachTTL: number }).bleachTTL, MAX_MAIL_TTL) }]]), rest)
+      if (!admitted.has(key)) faults.push(`${type} ${key}: kept, but the rules refuse it: ${JSON.stringify(entry).slice(0, 300)}`)
+    }
+    if (table === 'mail') {
+      const waiting = new Map<string, number>()
+      for (const [key, entry] of held) if (isWaiting((entry as { data?: unknown }).data)) waiting.set(key.split('.')[1] as string, (waiting.get(key.split('.')[1] as string) ?? 0) + 1)
+      for (const [sender, n] of waiting) if (n > MAIL_PER_SENDER) faults.push(`${type}: ${n} messages waiting from ${sender}, over the quota of ${MAIL_PER_SENDER}`)
+    }
+  }
+  return { faults, kept }
 }
 
 function libremeshCase(g: Gen): HttpCase {
@@ -583,7 +709,8 @@ function otherHttpCase(g: Gen): HttpCase {
         ['/malla/v1/tables/fuzz/insert', 'POST'], ['/malla/v1/tables/fuzz/sync', 'POST'], ['/malla/v1/multiwriter/fuzz', 'GET'], ['/malla/v1/info', 'GET'], ['/malla/v1/events', 'GET'],
         ['/malla.js', 'GET'], ['/debug/room', 'GET'], ['/', 'GET'],
       ])
-      const method = r.pick(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD'].filter((m) => m !== allowed))
+      // HEAD is GET without the body (RFC 9110 §9.3.2): the app's files answer it, so it is no wrong method for GET.
+      const method = r.pick(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD'].filter((m) => m !== allowed && !(allowed === 'GET' && m === 'HEAD')))
       const body = method === 'GET' || method === 'HEAD' || r.chance(0.5) ? undefined : Buffer.from('{"k":{"data":1,"author":"F","bleachTTL":3}}')
       return http(`wrong method for ${allowed}`, method, path, 'error', undefined, body ? { 'content-type': 'application/json' } : {}, body)
     }],
@@ -1172,7 +1299,7 @@ test(`fuzz: ${OPS} generated requests, frames and datagrams leave the daemon up,
   const pid = d.child.pid as number
   const stunPort = ((await getJson(d, '/malla/v1/info')) as { stun: { port: number } }).stun.port
 
-  const env: Env = { cursor: await feedCursor(d), deadPorts: await Promise.all([freePort(), freePort(), freePort()]), nextId: 0 }
+  const env: Env = { cursor: await feedCursor(d), signed: await signedPeople(), deadPorts: await Promise.all([freePort(), freePort(), freePort()]), nextId: 0 }
   const stun = new StunClient()
   await stun.bind()
   const pushers: PushClient[] = []
@@ -1312,6 +1439,12 @@ test(`fuzz: ${OPS} generated requests, frames and datagrams leave the daemon up,
   done += await runOps(done, OPS, deadline)
   const fuzzMs = Date.now() - started
   assert.equal(exited, undefined, dead())
+
+  // The signed tables hold only what their rules admit, and something of each (the fuzz made valid records too).
+  const signed = await signedTableFaults(d)
+  t.diagnostic(`signed tables kept: ${Object.entries(signed.kept).map(([k, n]) => `${k} ${n}`).join(', ')}`)
+  assert.deepEqual(signed.faults.slice(0, 10), [], `${signed.faults.length} entries of signed tables that the rules refuse`)
+  if (done >= 1000) for (const [table, n] of Object.entries(signed.kept)) assert.ok(n > 0, `some valid ${table} records were kept`)
 
   // The files as they are now, journals included (a compaction racing this read leaves a valid older table).
   const live = await checkStoredTables(dir)
