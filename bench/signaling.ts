@@ -32,6 +32,7 @@ import { performance } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { build } from 'esbuild'
 import { followChanges, type FeedEvent } from '../src/transport/change-feed-client.js'
 import { signalTypes } from '../src/signaling/signal-records.js'
 import { Cleanup } from './lib/cleanup.js'
@@ -74,8 +75,8 @@ const SUCCESS_TARGET = 99.5
 /** Milliseconds since the epoch, sub-millisecond: the same clock in this process and in every page on the machine. */
 const wallMs = (): number => performance.timeOrigin + performance.now()
 
-type ModeName = 'a' | 'b' | 'c' | 'd'
-const MODE_NAMES: readonly ModeName[] = ['a', 'b', 'c', 'd']
+type ModeName = 'a' | 'b' | 'c' | 'd' | 'e'
+const MODE_NAMES: readonly ModeName[] = ['a', 'b', 'c', 'd', 'e']
 /** Each mode joins a room of its own, so one mode's records never meet the next one's. */
 const roomOf = (mode: ModeName): string => `bench-${mode}`
 const isOffers = (type: string): boolean => type.endsWith('-_offers')
@@ -210,7 +211,15 @@ async function browserIn(cleanup: Cleanup, dir: string, ns: string, name: string
   // tsx compiles this file with esbuild's keepNames, which wraps named functions in the page callbacks below
   // in a `__name(fn, "name")` helper that only this process defines: the pages get a no-op one.
   await context.addInitScript({ content: 'globalThis.__name = globalThis.__name || ((f) => f)' })
+  // (e)'s pages make their keys with this (an IIFE bundle of bench/lib/identity-api.ts); it runs nothing until asked.
+  await context.addInitScript({ content: await identityApiScript() })
   return context
+}
+
+let identityApi: Promise<string> | undefined
+function identityApiScript(): Promise<string> {
+  identityApi ??= build({ entryPoints: [fileURLToPath(new URL('./lib/identity-api.ts', import.meta.url))], bundle: true, write: false, format: 'iife', platform: 'browser', target: 'es2022', logLevel: 'silent' }).then((out) => (out.outputFiles[0] as { text: string }).text)
+  return identityApi
 }
 
 /**
@@ -437,8 +446,12 @@ async function joinPage(context: BrowserContext, url: string, room: string, opti
         const now = () => performance.timeOrigin + performance.now()
         const w = window as unknown as Record<string, unknown>
         const m = w.__malla as { joinRoom(room: string, o: unknown): Promise<any>; browserRtcFactory(pc: unknown): unknown }
+        const { identityName, ...rest } = options as { identityName?: string }
+        const api = w.identityApi as { createIdentity(name: string): Promise<unknown> } | undefined
+        const identity = identityName !== undefined && api ? await api.createIdentity(identityName) : undefined
+        if (identityName !== undefined && !identity) throw new Error('no identity API in the page')
         // The default adapter, over the page's RTCPeerConnection with listeners that only take notes.
-        const joined = await m.joinRoom(room, { ...options, rtc: m.browserRtcFactory(w.__WatchedPC) })
+        const joined = await m.joinRoom(room, { ...rest, ...(identity ? { identity } : {}), rtc: m.browserRtcFactory(w.__WatchedPC) })
         const peerTimes: Array<{ id: string; t: number }> = []
         w.__room = joined
         w.__peerTimes = peerTimes
@@ -499,7 +512,7 @@ async function waitStats(pages: readonly Page[], ok: (s: PageStats) => boolean, 
 
 async function meshMode(
   ctx: BenchContext,
-  mode: 'b' | 'c',
+  mode: 'b' | 'c' | 'e',
   log: EntryLog,
   a: { context: BrowserContext; url: string; router: string },
   b: { context: BrowserContext; url: string; router: string },
@@ -508,8 +521,10 @@ async function meshMode(
   // A short room name, as an app's would be: it is in every offer, answer and taken mark.
   const room = roomOf(mode)
   const joinOptions = { connectTimeoutMs: OPEN_TIMEOUT_MS }
-  let A = await joinPage(a.context, a.url, room, { ...joinOptions, target: 0, pool: 1 }, true)
-  let B = await joinPage(b.context, b.url, room, { ...joinOptions, target: 0, pool: 0 })
+  // (e): each page joins with a key of its own (made before it joins, so not timed), and signs and checks.
+  const signed = (name: string) => (mode === 'e' ? { identityName: name } : {})
+  let A = await joinPage(a.context, a.url, room, { ...joinOptions, target: 0, pool: 1, ...signed('A') }, true)
+  let B = await joinPage(b.context, b.url, room, { ...joinOptions, target: 0, pool: 0, ...signed('B') })
   const leave = async (pages: readonly Joined[]) => {
     for (const p of pages) {
       await bounded(p.page.evaluate(() => (window as unknown as { __room: { leave(): Promise<void> } }).__room.leave()), 10_000, 'leaving').catch((e: Error) => notes.push(`(${mode}) ${e.message}`))
@@ -522,8 +537,8 @@ async function meshMode(
   let rejoins = 0
   const rejoin = async () => {
     await leave([B, A])
-    A = await joinPage(a.context, a.url, room, { ...joinOptions, target: 0, pool: 1 }, true)
-    B = await joinPage(b.context, b.url, room, { ...joinOptions, target: 0, pool: 0 })
+    A = await joinPage(a.context, a.url, room, { ...joinOptions, target: 0, pool: 1, ...signed('A') }, true)
+    B = await joinPage(b.context, b.url, room, { ...joinOptions, target: 0, pool: 0, ...signed('B') })
     rejoins++
   }
   ctx.progress(`(${mode}) A ${A.id} via ${A.router} (STUN ${A.stunUrls.join(' ') || 'none'}), B ${B.id} via ${B.router} (STUN ${B.stunUrls.join(' ') || 'none'})`)
@@ -883,6 +898,7 @@ const SECTIONS: Record<ModeName, string> = {
   b: '(b) malla, 1 router',
   c: `(c) malla, 2 routers ${HOPS} hops apart`,
   d: '(d) PeerJS + local PeerServer',
+  e: '(e) malla, 1 router, signed (identities on)',
 }
 
 interface Lab {
@@ -1003,10 +1019,12 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     // machine then falls on both rather than on whichever ran during it.
     const server = await startPeerServer(cleanup, dir, first.ns, addresses[0] as string)
     ctx.progress(`PeerServer listening in ${first.ns} on ${addresses[0]}:${PEERJS_PORT}${PEERJS_PATH}`)
-    const blocks = { b: [] as ModeResult[], d: [] as ModeResult[] }
+    const blocks = { b: [] as ModeResult[], d: [] as ModeResult[], e: [] as ModeResult[] }
+    const one = { context: browser0, url: url0, router: first.name }
     for (let done = 0; done < n; done += BLOCK) {
       const k = Math.min(BLOCK, n - done)
-      if (!errors.has('b')) await attempt('b', async () => (blocks.b.push(await meshMode(ctx, 'b', log, { context: browser0, url: url0, router: first.name }, { context: browser0, url: url0, router: first.name }, k)), mergeBlocks(blocks.b)))
+      if (!errors.has('b')) await attempt('b', async () => (blocks.b.push(await meshMode(ctx, 'b', log, one, one, k)), mergeBlocks(blocks.b)))
+      if (!errors.has('e')) await attempt('e', async () => (blocks.e.push(await meshMode(ctx, 'e', log, one, one, k)), mergeBlocks(blocks.e)))
       if (!errors.has('d')) await attempt('d', async () => (blocks.d.push(await peerjsMode(ctx, browser0, url0, addresses[0] as string, k)), mergeBlocks(blocks.d)))
     }
     server.kill('SIGTERM')
@@ -1028,7 +1046,7 @@ function report(n: number, quick: boolean, results: Map<ModeName, ModeResult>, e
   const floorBytes = bytes('a')
   const floorName = 'floor (a)'
   const rows: BenchRow[] = []
-  for (const m of ['a', 'b', 'c', 'd'] as const) {
+  for (const m of ['a', 'b', 'c', 'd', 'e'] as const) {
     const r = results.get(m)
     if (!r) continue
     const section = SECTIONS[m]
@@ -1044,13 +1062,17 @@ function report(n: number, quick: boolean, results: Map<ModeName, ModeResult>, e
       if (m === 'b' && times('d').length > 0) {
         rows.push(row({ section, name: 'time to open vs PeerJS (median)', unit: 'ms', value: summarize(t), baseline: { name: 'PeerJS (d)', value: summarize(times('d')) }, target: median(times('d')) }))
       }
-      if ((m === 'b' || m === 'c') && ok(m).some((x) => x.other !== undefined)) {
+      if (m === 'e' && times('b').length > 0) {
+        // What identity costs a connection: signing, checking and the longer records, against (b) in the same run.
+        rows.push(row({ section, name: 'time to open, signed vs unsigned (b) (median)', unit: 'ms', value: summarize(t), baseline: { name: 'unsigned (b)', value: summarize(times('b')) }, target: median(times('b')) + 20 }))
+      }
+      if ((m === 'b' || m === 'c' || m === 'e') && ok(m).some((x) => x.other !== undefined)) {
         rows.push(row({ section, name: "time to A's 'peer' (median)", unit: 'ms', value: summarize(ok(m).flatMap((x) => (x.other === undefined ? [] : [x.other]))) }))
       }
     }
     if (by.length > 0) {
       const what = m === 'a' ? 'signaling bytes: offer + answer SDP' : m === 'd' ? 'signaling bytes: WS frames sent + received, both pages' : 'signaling bytes: shared-state writes'
-      rows.push(row({ section, name: what, unit: 'B', value: summarize(by), baseline: !isFloor && floorBytes.length > 0 ? { name: floorName, value: summarize(floorBytes) } : undefined, target: m === 'b' ? BYTES_TARGET : undefined }))
+      rows.push(row({ section, name: what, unit: 'B', value: summarize(by), baseline: m === 'e' && bytes('b').length > 0 ? { name: 'unsigned (b)', value: summarize(bytes('b')) } : !isFloor && floorBytes.length > 0 ? { name: floorName, value: summarize(floorBytes) } : undefined, target: m === 'b' ? BYTES_TARGET : undefined }))
       if (m === 'd') {
         const sent = ok('d').flatMap((x) => (x.other === undefined ? [] : [x.other]))
         if (sent.length > 0) rows.push(row({ section, name: 'signaling bytes: WS frames sent (each message once)', unit: 'B', value: summarize(sent), baseline: floorBytes.length > 0 ? { name: floorName, value: summarize(floorBytes) } : undefined }))
@@ -1064,6 +1086,7 @@ function report(n: number, quick: boolean, results: Map<ModeName, ModeResult>, e
     `Every connection: a pause of ${QUIET_GAP_MS} ms before t0; times are taken inside the page (performance.timeOrigin + performance.now(), the same wall clock in every page and process of the machine); a connection not open ${OPEN_TIMEOUT_MS / 1000} s after t0 is a failure and the run goes on. Rows: success rate, median (with p10..p90 beside it) and p95 of t1 - t0 over the connections that opened, and signaling bytes per connection (median); ratios are to the floor (a) measured in the same run.`,
     `(a) floor: one page in n0's browser imports /malla.js and makes both peers with browserRtcFactory(the page's RTCPeerConnection, with note-taking listeners only: see Timelines, {stunUrls: [the n0 router's STUN URL, as joinRoom passes it], connectTimeoutMs: ${OPEN_TIMEOUT_MS}}): the same adapter and gather policy as (b)/(c) (no trickle; a description goes out 30 ms after its last candidate once it has a routable one, here the srflx candidate from the router's STUN responder). The offer is made before t0 (as a published pool offer is); t0 = answerer.acceptOffer(offer), then offerer.acceptAnswer(answer); t1 = the later of the two sides' 'open'. Bytes = offer.length + answer.length (the two SDP strings, ASCII).`,
     `(b) one router: page A joins a fresh room through n0 with {target: 0, pool: 1, connectTimeoutMs: ${OPEN_TIMEOUT_MS}} (it only offers), page B (a second tab of n0's browser) with {target: 0, pool: 0, connectTimeoutMs: ${OPEN_TIMEOUT_MS}}; both joinRoom with the default adapter (over the same note-taking RTCPeerConnection), so both use the router's STUN. Per connection: B polls its replica (Mesh.view(), every 10 ms) until it holds an open offer of A's that it has not used; then t0 = B.mesh.setTarget(1), t1 = B's mesh emits 'peer' (A's 'peer' is recorded too, as "time to A's 'peer'"). Then B calls setTarget(0) and closes the MeshPeer, and both pages' meshes report no connection and no pending answer before the next one. Mesh.setTarget existed; Mesh.view() was added (read-only) for the wait.`,
+    `(e) as (b), in turns with (b) and (d), each page joining with a key of its own (an Ed25519 OpenPGP key made in the page by createIdentity, injected as a script: /malla.js has no OpenPGP in it; made before the page joins, so not timed): every offer, answer and taken mark is signed and checked (§18.2), each side checks the other's DTLS certificate once open, and only signed records count. The row "signed vs unsigned" is (e)'s median against (b)'s of the same run; its target is (b) + 20 ms.`,
     `(c) as (b), with A's page served by n0 and B's by n${HOPS} (in n${HOPS}'s browser, its own router's STUN): the answer and the taken mark cross ${HOPS} router hops (pushes between the daemons over the veths) and the data channel runs over the routed path between n0's and n${HOPS}'s chain addresses.`,
     `Bytes of (b)/(c): every distinct write (key, author, clock) of the room's offers and answers (room-bench_2d<mode>-_offers, -_answers) that the change feeds of n0 and n${HOPS} delivered, counted as UTF-8 bytes of \`"key":{entry}\` (the entry as it stands in a table or a push body, with data, author, bleachTTL and clock); per connection, the writes of the offer key B answered and of the answers to it: the open offer, B's answer, A's taken mark, B's withdrawal of its answer (on open) and the withdrawal of the taken mark (${OPEN_TIMEOUT_MS / 1000} s after, by A's housekeeping, or when A leaves at the end of the mode; both write the same entry). Each write counted once, not once per link it crosses.`,
     `(d) PeerJS ${version('peerjs')} with a PeerServer (npm peer ${version('peer')}, PeerServer({host: n0's chain address, port: ${PEERJS_PORT}, path: '${PEERJS_PATH}'})) run by a small script inside n0's namespace; two tabs of n0's browser on n0's page load node_modules/peerjs/dist/peerjs.min.js (page.addScriptTag) and make new Peer(id, {host, port, path, config: {iceServers: []}}) (PeerJS's default config names public STUN/TURN servers), each waiting for 'open'. t0 = B.connect(A.id, {reliable: true}), t1 = that DataConnection's 'open' on B; A's side is waited for (bounded) and both close it. PeerJS trickles its candidates (host candidates only, behind mDNS names, resolved within the browser). Bytes: WebSocket frame payloads (Playwright page 'websocket' framesent/framereceived) of both pages whose JSON names that connection's connectionId (OFFER, ANSWER, CANDIDATE; heartbeats name none): "sent + received" counts each relayed message twice (sent by one page, received by the other), "sent" once.`,
@@ -1072,7 +1095,7 @@ function report(n: number, quick: boolean, results: Map<ModeName, ModeResult>, e
   ]
   if (typeof env.setUpRetried === 'string') notes.push(`The first set-up failed (${env.setUpRetried}); it was undone and made again before anything was measured.`)
   if (quick) notes.push(`--quick: ${n} connections per mode instead of 50.`)
-  for (const m of ['a', 'b', 'c', 'd'] as const) {
+  for (const m of ['a', 'b', 'c', 'd', 'e'] as const) {
     const e = errors.get(m)
     if (e) notes.push(`${SECTIONS[m]}: FAILED before it finished: ${e}`)
     const r = results.get(m)
@@ -1108,6 +1131,6 @@ function report(n: number, quick: boolean, results: Map<ModeName, ModeResult>, e
     title: 'time and bytes to open a WebRTC data channel between two Chromium pages: malla over shared-state vs PeerJS, against the floor',
     rows,
     notes,
-    params: { connections: n, openTimeoutMs: OPEN_TIMEOUT_MS, quietGapMs: QUIET_GAP_MS, hops: HOPS, ...env, modes: { a: raw('a'), b: raw('b'), c: raw('c'), d: raw('d') } },
+    params: { connections: n, openTimeoutMs: OPEN_TIMEOUT_MS, quietGapMs: QUIET_GAP_MS, hops: HOPS, ...env, modes: { a: raw('a'), b: raw('b'), c: raw('c'), d: raw('d'), e: raw('e') } },
   }
 }

@@ -23,6 +23,10 @@ await build({
       // openpgp.js's lightweight build: what Curve25519 keys never use (big-number and elliptic-curve code for
       // RSA and NIST curves, stream polyfills) stays in chunks of their own that a page never fetches.
       openpgp: `${root}node_modules/openpgp/dist/lightweight/openpgp.min.mjs`,
+      // SHA-512 (signatures) is imported by this name only (src/identity/pgp-signature.ts), and built from a module
+      // instance of its own: one shared with the first load's SHA-256 would put SHA-512 in the first load too
+      // (a bundler splits chunks by module, not by export).
+      '@noble/hashes/sha512': `${root}node_modules/@noble/hashes/esm/sha2.js?signatures`,
     },
   },
   oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },

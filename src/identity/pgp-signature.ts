@@ -1,5 +1,7 @@
 import * as ed25519 from '@noble/ed25519'
-import { sha256, sha512 } from '@noble/hashes/sha2'
+import { sha256 } from '@noble/hashes/sha2'
+// Its own module specifier: the web build gives SHA-512 a module instance of its own (scripts/build-web.ts).
+import { sha512 } from '@noble/hashes/sha512'
 import { bytesToHex, concatBytes as concat, hexToBytes } from '@noble/hashes/utils'
 import { MallaError } from '../core/errors.js'
 import { ALGO_EDDSA_LEGACY, be32, equal, mpi, packet, readMpi, readPacket, TAG, u32, type Ed25519PublicKey } from './pgp-packets.js'

@@ -62,6 +62,14 @@ test(`the app's first load stays under ${WEB_BUDGET.firstLoadGzip / 1000} KB gzi
   assert.ok(size.total.gzip < WEB_BUDGET.totalGzip, JSON.stringify(size.total))
   const lazy = size.total.files.filter((f) => f.endsWith('.js') && !size.firstLoad.files.includes(f))
   assert.ok(lazy.some((f) => /MapView/.test(f)), `the map is a chunk of its own, not in the first load: ${lazy.join(', ')}`)
+  // The identity code loads with the join: openpgp.js, Ed25519 and SHA-512 (one of its round constants) are
+  // in no file of the first load, and openpgp.js's chunks are counted apart.
+  assert.ok(size.identityLibrary.loaded.files.length > 0 && size.identityLibrary.loaded.files.every((f) => !size.firstLoad.files.includes(f)), JSON.stringify(size.identityLibrary))
+  for (const f of size.firstLoad.files.filter((f) => f.endsWith('.js'))) {
+    const text = readFileSync(`${WEB}${f}`, 'utf8')
+    assert.doesNotMatch(text, /428a2f98d728ae22/, `${f}: SHA-512 in the first load`)
+    assert.doesNotMatch(text, /openpgp|BEGIN PGP/i, `${f}: OpenPGP in the first load`)
+  }
   // Nothing comes from outside the router: no absolute URL to another host in any file.
   for (const f of size.total.files) {
     const text = readFileSync(`${WEB}${f}`, 'utf8')
