@@ -4,10 +4,16 @@ import { equal, firstPacket, TAG, type Ed25519PublicKey } from '../identity/pgp-
 import { FINGERPRINT_PATTERN, MAX_PUBLIC_KEY_CHARS } from '../overlay/key-directory.js'
 import { isWaiting, MAIL_KEY_PATTERN, MAIL_PER_SENDER, MAX_MAIL_CHARS, MAX_MAIL_TTL } from '../overlay/private-messages.js'
 import { isKeyBound, keyPeer } from './signal-records.js'
-import { checkKeyRecord, checkRecord, type RecordCheck, type RecordChecker } from './signed-records.js'
+import { checkKeyRecord, checkRecord, signerFingerprint, type RecordCheck, type RecordChecker } from './signed-records.js'
 
 /** Verified records remembered, at most: each is checked once however often the mesh sends it again. */
 const REMEMBERED = 4096
+/**
+ * Live records (not withdrawals) of one person's key in one table of a room, at most: many tabs' worth of
+ * offers and answers, and presence for as many sessions. More is someone filling the table (decoys) with one
+ * key, and is dropped on arrival. Keys are cheap to make: this bounds each, not everyone.
+ */
+export const PER_KEY_QUOTA = { offers: 32, answers: 64, presence: 16 } as const
 
 /** The room tables whose entries a replica checks on arrival. */
 export type CheckedTable = 'offers' | 'answers' | 'presence' | 'keys' | 'mail'
@@ -72,10 +78,10 @@ export function roomAdmission(onRefused?: (table: CheckedTable) => void, check: 
         return signer ?? false
       },
     }
-    // Mail quotas count what the table holds and what this batch adds.
-    const waiting = table === 'mail' ? new MailQuota(current) : undefined
+    // Quotas count what the table holds and what this batch adds.
+    const quota = table === 'mail' ? new Quota(current, mailSender) : table === 'keys' ? undefined : new Quota(current, signerOf)
     for (const [key, entry] of remote) {
-      const verdict = table === 'keys' ? admitsKey(ref.type, key, entry, checks) : table === 'mail' ? admitsMail(ref.type, key, entry, current.get(key), waiting as MailQuota, checks) : admitsPeerRecord(table, ref.type, key, entry, checks)
+      const verdict = table === 'keys' ? admitsKey(ref.type, key, entry, checks) : table === 'mail' ? admitsMail(ref.type, key, entry, current.get(key), quota as Quota, checks) : admitsPeerRecord(table, ref.type, key, entry, current.get(key), quota as Quota, checks)
       if (verdict === true) admitted.set(key, entry)
       else if (verdict === false) refuse(table, ref.type, key, entry)
     }
@@ -92,12 +98,18 @@ interface Checks {
   person(type: string, key: string, fingerprints: readonly string[], data: object): Ed25519PublicKey | false | 'later'
 }
 
-function admitsPeerRecord(table: 'offers' | 'answers' | 'presence', type: string, key: string, entry: object, checks: Checks): Verdict {
+function admitsPeerRecord(table: 'offers' | 'answers' | 'presence', type: string, key: string, entry: object, before: object | undefined, quota: Quota, checks: Checks): Verdict {
   const peer = table === 'presence' ? key : keyPeer(table, key)
   if (!isKeyBound(peer)) return true
   const { data, author } = entry as { data?: unknown; author?: unknown }
   if (author !== peer || data === null || typeof data !== 'object' || !('pgp' in data)) return false
-  return checks.peer(type, key, peer, data)
+  // A new live record over its key's quota is refused; one replacing a record the table holds is not new.
+  const signer = signerOf(key, entry)
+  const adds = signer !== undefined && isLive(data) && signerOf(key, before) !== signer
+  if (adds && quota.count(signer) >= PER_KEY_QUOTA[table]) return false
+  const verdict = checks.peer(type, key, peer, data)
+  if (verdict === true && adds) quota.add(signer)
+  return verdict
 }
 
 /** A directory entry: the key under its own fingerprint (its first packet is the key that signed), signed. */
@@ -115,7 +127,7 @@ function admitsKey(type: string, key: string, entry: object, checks: Checks): Ve
 }
 
 /** A waiting message signed by its sender, or a removal signed by either end; within size, TTL and quota. */
-function admitsMail(type: string, key: string, entry: object, before: object | undefined, quota: MailQuota, checks: Checks): Verdict {
+function admitsMail(type: string, key: string, entry: object, before: object | undefined, quota: Quota, checks: Checks): Verdict {
   const m = MAIL_KEY_PATTERN.exec(key)
   const { data, bleachTTL } = entry as { data?: unknown; bleachTTL?: unknown }
   if (!m || data === null || typeof data !== 'object' || Array.isArray(data) || typeof bleachTTL !== 'number' || bleachTTL > MAX_MAIL_TTL) return false
@@ -135,23 +147,44 @@ function verdictOf(signer: Ed25519PublicKey | false | 'later'): Verdict {
   return signer === false || signer === 'later' ? signer : true
 }
 
-/** Messages waiting per sender, counted once per batch from the table, then kept up to date. */
-class MailQuota {
+/**
+ * Live records per author (a key's fingerprint, a message's sender), counted once per batch from the table the
+ * replica holds, then kept up to date as the batch is admitted.
+ */
+class Quota {
   private counts: Map<string, number> | undefined
-  constructor(private readonly current: ReadonlyMap<string, object>) {}
-  count(sender: string): number {
+  constructor(
+    private readonly current: ReadonlyMap<string, object>,
+    private readonly authorOf: (key: string, entry: object | undefined) => string | undefined,
+  ) {}
+  count(author: string): number {
     if (!this.counts) {
       this.counts = new Map()
       for (const [key, entry] of this.current) {
-        const from = MAIL_KEY_PATTERN.exec(key)?.[2]
-        if (from && isWaiting((entry as { data?: unknown }).data)) this.counts.set(from, (this.counts.get(from) ?? 0) + 1)
+        const who = this.authorOf(key, entry)
+        if (who !== undefined) this.counts.set(who, (this.counts.get(who) ?? 0) + 1)
       }
     }
-    return this.counts.get(sender) ?? 0
+    return this.counts.get(author) ?? 0
   }
-  add(sender: string): void {
-    this.counts?.set(sender, this.count(sender) + 1)
+  add(author: string): void {
+    this.counts?.set(author, this.count(author) + 1)
   }
+}
+
+/** The sender of a message waiting (not of a removal). */
+function mailSender(key: string, entry: object | undefined): string | undefined {
+  return isWaiting((entry as { data?: unknown } | undefined)?.data) ? MAIL_KEY_PATTERN.exec(key)?.[2] : undefined
+}
+
+/** The fingerprint that signed a live record (as its `pgp.k` says: the admission checked it on arrival). */
+function signerOf(_key: string, entry: object | undefined): string | undefined {
+  const data = (entry as { data?: unknown } | undefined)?.data
+  return isLive(data) ? signerFingerprint(data) : undefined
+}
+
+function isLive(data: unknown): boolean {
+  return data !== null && typeof data === 'object' && (data as { gone?: unknown }).gone !== true
 }
 
 /** Records found valid, the last 4,096, by table, key and signature, with the value checked. */

@@ -103,11 +103,20 @@ export function checkKeyRecord(type: string, key: string, fingerprints: readonly
   return signer
 }
 
+/** Fingerprints by `pgp.k`, the last 1,024: a table's quotas read every record's at each merge. */
+const fingerprints = new Map<string, string>()
+
 /** The fingerprint of the key named in a signed record's `pgp.k`, without checking the signature (a replica's admission did). */
 export function signerFingerprint(data: unknown): string | undefined {
   try {
     const pgp = proofOf(data)
-    return pgp ? proofKey(pgp, '').fingerprint : undefined
+    if (!pgp || typeof pgp.k !== 'string') return undefined
+    const known = fingerprints.get(pgp.k)
+    if (known !== undefined) return known
+    const fingerprint = proofKey(pgp, '').fingerprint
+    if (fingerprints.size >= 1024) fingerprints.delete(fingerprints.keys().next().value as string)
+    fingerprints.set(pgp.k, fingerprint)
+    return fingerprint
   } catch {
     return undefined
   }

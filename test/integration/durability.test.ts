@@ -119,7 +119,10 @@ test('hooks get the whole table on stdin after substantial changes; failing and 
   await writeFile(join(hooks, '20-fail'), '#!/bin/sh\necho "no route" >&2\nexit 3\n', { mode: 0o755 })
   await writeFile(join(hooks, '30-hang'), '#!/bin/sh\nsleep 60\n', { mode: 0o755 })
   await writeFile(join(hooks, 'README'), 'not executable: ignored\n', { mode: 0o644 })
-  const d = await startDaemon(t, ['--data', join(dir, 'data'), '--hooks', join(dir, 'hooks'), '--hook-timeout', '0.5'])
+  await writeFile(join(hooks, '05-env'), `#!/bin/sh\n{ pwd; env; } > ${join(dir, 'hook-env')}\n`, { mode: 0o755 })
+  // Something of the daemon's environment that a hook must not see.
+  process.env.MALLA_TEST_SECRET = 'not for hooks'
+  const d = await startDaemon(t, ['--data', join(dir, 'data'), '--hooks', join(dir, 'hooks'), '--hook-timeout', '0.5']).finally(() => delete process.env.MALLA_TEST_SECRET)
 
   await runCli(['insert', 'demo', '--url', d.base], '{"a":1}')
   // While 30-hang runs, the daemon answers at once.
@@ -130,6 +133,11 @@ test('hooks get the whole table on stdin after substantial changes; failing and 
   await d.waitForLog(/hook killed after timeout type=demo hook=\S+30-hang/)
   const runs = (await readFile(out, 'utf8')).trim().split('\n')
   assert.equal(runs.length, 1)
+  // A clean environment, in its type's directory: PATH and a locale, nothing of the daemon's.
+  const [cwd, ...env] = (await readFile(join(dir, 'hook-env'), 'utf8')).trim().split('\n')
+  assert.equal(cwd, hooks)
+  const names = env.map((l) => l.split('=')[0] as string).filter((n) => !['PWD', 'SHLVL', '_', 'OLDPWD'].includes(n)).sort()
+  assert.deepEqual(names, ['LANG', 'PATH'], env.join('\n'))
   assert.deepEqual(Object.keys(JSON.parse(runs[0] as string)), ['a'])
 
   // A TTL-only change (bleach without drops) is not substantial: no hook round.

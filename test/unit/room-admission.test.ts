@@ -8,7 +8,7 @@ import { MAIL_PER_SENDER, MAIL_TABLE, MAIL_TTL, MAX_MAIL_TTL, PrivateMessages } 
 import { PRESENCE_TABLE } from '../../src/overlay/presence.js'
 import { roomOwnType } from '../../src/overlay/room-tables.js'
 import { Replica } from '../../src/replica/replica.js'
-import { roomAdmission, type CheckedTable } from '../../src/signaling/room-admission.js'
+import { PER_KEY_QUOTA, roomAdmission, type CheckedTable } from '../../src/signaling/room-admission.js'
 import { keySigner, recordSigner } from '../../src/signaling/signed-records.js'
 import { MemoryStore } from '../../src/storage/memory-store.js'
 
@@ -177,5 +177,29 @@ describe('what a replica admits of a room\'s own tables', () => {
     const kept = await table(replica, MAIL)
     assert.ok(kept.has(fromAna) && kept.has(m(60)))
     assert.equal(kept.size, MAIL_PER_SENDER + 2)
+  })
+
+  it('one key keeps at most its quota of live offers in a table (decoys), its withdrawals and other keys aside', async () => {
+    const { replica, refused } = router()
+    const OFFERS = roomOwnType('plaza', '_offers')
+    const offer = (s: ReturnType<typeof recordSigner>, n: number) => [`${s.peerId}.${n}`, s.sign(OFFERS, `${s.peerId}.${n}`, { v: 1, room: 'plaza', s: [], exp: Date.now() + 60_000 }), s.peerId] as const
+    const sessions = Array.from({ length: 20 }, () => recordSigner(mallory))
+    // 20 sessions of one key, 3 offers each, in one batch and then one by one.
+    await arrive(replica, OFFERS, sessions.slice(0, 10).flatMap((s) => [0, 1, 2].map((n) => offer(s, n))))
+    await arriveEach(replica, OFFERS, sessions.slice(10).flatMap((s) => [0, 1, 2].map((n) => offer(s, n))))
+    assert.equal((await table(replica, OFFERS)).size, PER_KEY_QUOTA.offers)
+    assert.equal(refused.offers, 60 - PER_KEY_QUOTA.offers)
+    // Someone else's offers are not held back; a renewal of a kept offer is no new one; a withdrawal frees a place.
+    const a = recordSigner(ana)
+    await arrive(replica, OFFERS, [offer(a, 0)])
+    const kept = [...(await table(replica, OFFERS)).keys()].find((k) => k.startsWith('k') && !k.startsWith(a.peerId)) as string
+    const owner = sessions.find((s) => kept.startsWith(s.peerId)) as ReturnType<typeof recordSigner>
+    await arrive(replica, OFFERS, [[kept, owner.sign(OFFERS, kept, { v: 1, room: 'plaza', s: [1], exp: Date.now() + 60_000 }), owner.peerId, 12]])
+    await arrive(replica, OFFERS, [[kept, owner.sign(OFFERS, kept, { v: 1, gone: true }), owner.peerId, 13]])
+    const fresh = recordSigner(mallory)
+    await arrive(replica, OFFERS, [offer(fresh, 0), offer(fresh, 1)])
+    const after = await table(replica, OFFERS)
+    assert.ok(after.has(`${a.peerId}.0`))
+    assert.equal([...after.keys()].filter((k) => k.startsWith(fresh.peerId)).length, 1, 'one place freed, one taken')
   })
 })

@@ -1,8 +1,11 @@
 import { spawn } from 'node:child_process'
 import { access, constants, readdir, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { Logger } from '../../core/log.js'
 import type { TypeName } from '../../core/types.js'
+
+/** All a hook's environment: where programs are, OpenWrt's and Debian's alike, and a locale that reads UTF-8. */
+const HOOK_ENV: NodeJS.ProcessEnv = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' }
 
 export interface HookRunnerOptions {
   /** `DIR/<type>/` holds the hooks of each type, as `/etc/shared-state/hooks/<type>/` on a router. */
@@ -75,8 +78,10 @@ export class HookRunner {
   private runOne(type: TypeName, path: string, json: string): Promise<void> {
     const started = Date.now()
     return new Promise<void>((resolve) => {
-      // Its own process group, so a timeout kills whatever the hook started too.
-      const child = spawn(path, [], { stdio: ['pipe', 'ignore', 'pipe'], detached: true })
+      // Its own process group, so a timeout kills whatever the hook started too. No shell, no arguments, and a
+      // clean environment: a hook sees the table on stdin and nothing of the daemon's environment (tokens, paths,
+      // NODE_OPTIONS) nor anything a sender chose; it starts in its type's hook directory.
+      const child = spawn(path, [], { stdio: ['pipe', 'ignore', 'pipe'], detached: true, cwd: dirname(path), env: HOOK_ENV })
       let stderr = ''
       let timedOut = false
       const timer = setTimeout(() => {
