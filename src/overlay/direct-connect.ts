@@ -10,7 +10,23 @@ export interface DirectConnectorOptions {
   readonly id: string
   /** From asking to the answer's arrival, at most (default 15 s); the connection then has the mesh's connect timeout. */
   readonly answerTimeoutMs?: number
+  /**
+   * For a peer with an identity: offers and answers go encrypted to the other person's key and signed by this
+   * one's (§15.4), whenever the other peer has a key; and a description in clear is taken only from a peer
+   * that `plainFrom` allows (one without a key, when the app accepts unsigned peers).
+   */
+  readonly sealing?: Sealing
   readonly log?: Logger
+}
+
+/** How directed offers and answers are sealed, for a peer with an identity (see `join`). */
+export interface Sealing {
+  /** `text` encrypted to `peer`'s key and signed, or undefined when `peer` has no key. */
+  seal(peer: string, text: string): Promise<string | undefined>
+  /** The text of a sealed message from `peer`; rejects when it is not theirs, or not for this key. */
+  open(peer: string, armored: string): Promise<string>
+  /** Whether a description in clear from `peer` is taken. */
+  plainFrom(peer: string): boolean
 }
 
 /** Directed offers this peer answers at once; more are refused (busy) until those are done. */
@@ -66,30 +82,47 @@ export class DirectConnector {
         this.waiting.delete(key)
       })
       answered.catch(() => {})
-      await this.options.messages.signal(peerId, { t: 'offer', n, s: offer as unknown as JsonValue })
+      await this.options.messages.signal(peerId, { t: 'offer', n, ...(await this.wrap(peerId, offer)) })
       return answered
     })
+  }
+
+  /** A description as it travels: sealed to `peer` when this peer and `peer` have keys, else in clear (`s`). */
+  private async wrap(peer: string, description: unknown): Promise<{ e: string } | { s: JsonValue }> {
+    const sealed = await this.options.sealing?.seal(peer, JSON.stringify(description))
+    return sealed !== undefined ? { e: sealed } : { s: description as JsonValue }
+  }
+
+  /** The description a message carries, opened; rejects (BAD_INPUT) for one this peer does not take. */
+  private async unwrap(peer: string, sig: Record<string, unknown>): Promise<unknown> {
+    const sealing = this.options.sealing
+    if (typeof sig.e === 'string') {
+      if (!sealing) throw badInput('a sealed description, and this peer has no key to open it')
+      return JSON.parse(await sealing.open(peer, sig.e)) as unknown
+    }
+    if (sealing && !sealing.plainFrom(peer)) throw badInput(`a description in clear from ${peer}, who must seal it`)
+    return sig.s
   }
 
   private received(from: string, sig: { readonly t: string } & Record<string, unknown>): void {
     const n = typeof sig.n === 'string' && sig.n.length <= 20 ? sig.n : undefined
     if (n === undefined) return
-    if (sig.t === 'offer') return this.answer(from, n, sig.s)
+    if (sig.t === 'offer') return this.answer(from, n, sig)
     const w = this.waiting.get(`${from}/${n}`)
     if (w === undefined) return
-    if (sig.t === 'answer') w.resolve(sig.s)
+    if (sig.t === 'answer') this.unwrap(from, sig).then(w.resolve, (e: Error) => w.reject(new MallaError('PEER', `${from}'s answer: ${e.message}`)))
     else if (sig.t === 'refuse') w.reject(new MallaError(sig.busy === true ? 'BUSY' : 'PEER', `${from} refused the connection: ${String(sig.why ?? 'no reason').slice(0, 200)}`))
   }
 
-  private answer(from: string, n: string, offer: unknown): void {
+  private answer(from: string, n: string, sig: Record<string, unknown>): void {
     const { mesh, messages } = this.options
     const refuse = (why: string, busy: boolean) => void messages.signal(from, { t: 'refuse', n, why, busy }).catch(() => {})
     if (this.answering >= MAX_ANSWERING) return refuse('too many directed offers at once', true)
     this.answering++
-    void mesh
-      .acceptDirect(from, offer)
+    void this.unwrap(from, sig)
+      .then((offer) => mesh.acceptDirect(from, offer))
       .then(
-        (answer) => messages.signal(from, { t: 'answer', n, s: answer as unknown as JsonValue }),
+        async (answer) => messages.signal(from, { t: 'answer', n, ...(await this.wrap(from, answer)) }),
         (e: MallaError) => {
           this.log.debug('directed offer refused', { from, error: e.message })
           refuse(e.message, e.code === 'BUSY')

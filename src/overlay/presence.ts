@@ -141,6 +141,13 @@ export class Presence {
     await writeOwn(this.options.replica, this.options.type, [[this.options.id, gone]], PRESENCE_TTL).catch((e: Error) => this.log.warn('could not withdraw presence', { error: e.message }))
   }
 
+  /** The fingerprint of the key `id`'s entry is signed by (this peer's own too), if it has one. */
+  async fingerprintOf(id: string): Promise<string | undefined> {
+    if (id === this.options.id) return this.options.fingerprint
+    const entry = ((await this.options.replica.read({ flavour: 'ttl', type: this.options.type })).table as ReadonlyMap<string, Entry>).get(id)
+    return entry && entry.author === id ? this.options.fingerprintOf?.(entry.data) : undefined
+  }
+
   /** Everyone with a presence entry, and whether they are reachable now. */
   async view(): Promise<PresencePeer[]> {
     const table = (await this.options.replica.read({ flavour: 'ttl', type: this.options.type })).table as ReadonlyMap<string, Entry>

@@ -12,10 +12,10 @@ import { OverlaySync } from '../overlay/overlay-sync.js'
 import type { JsonValue } from '../rtc/framed-channel.js'
 import { departedPeers, Presence, PRESENCE_TABLE } from '../overlay/presence.js'
 import { roomOwnType, roomTableType } from '../overlay/room-tables.js'
-import { DirectConnector } from '../overlay/direct-connect.js'
+import { DirectConnector, type Sealing } from '../overlay/direct-connect.js'
 import { Mesh, type MeshOptions, type MeshPeer } from './mesh.js'
 import { hopDistances, LINKS_TYPE, parseLinks } from './router-links.js'
-import { checkRoomName, signalTypes } from './signal-records.js'
+import { checkRoomName, isKeyBound, signalTypes } from './signal-records.js'
 import type { Identity } from '../identity/identity.js'
 import { KEYS_TABLE, KeyDirectory } from '../overlay/key-directory.js'
 import { MAIL_TABLE, PrivateMessages } from '../overlay/private-messages.js'
@@ -162,8 +162,6 @@ export async function join(options: JoinOptions): Promise<Room> {
     log,
   })
   if (options.overlay !== false) overlay.start()
-  const direct = new DirectConnector({ mesh, messages: overlay.messages, id, log })
-  direct.start()
   const presence = new Presence({ replica, type: presenceType, id, router: info?.name, ...(options.name !== undefined ? { name: options.name } : {}), connections, messages: overlay.messages, fingerprintOf: signerFingerprint, ...(signer && options.identity ? { sign: signer.sign, fingerprint: options.identity.fingerprint } : {}), log })
   presence.start()
   const personSign = options.identity ? keySigner(options.identity) : undefined
@@ -171,6 +169,23 @@ export async function join(options: JoinOptions): Promise<Room> {
   // The person's name is the key's unless the room is given another.
   if (options.identity) await directory.publish(options.name ?? options.identity.name).catch((e: Error) => log.warn('could not publish the key', { error: e.message }))
   const privateMessages = options.identity && personSign ? new PrivateMessages({ replica, type: mailType, identity: options.identity, directory, sign: personSign, log }) : undefined
+  // Directed offers and answers go sealed to the other person's key when both have one (§15.4).
+  const sealing: Sealing | undefined = privateMessages
+    ? {
+        seal: async (peer, text) => {
+          const fingerprint = await presence.fingerprintOf(peer)
+          return fingerprint === undefined ? undefined : privateMessages.seal(fingerprint, text)
+        },
+        open: async (peer, armored) => {
+          const fingerprint = await presence.fingerprintOf(peer)
+          if (fingerprint === undefined) throw new MallaError('PEER', `${peer} has no key in the room`)
+          return (await privateMessages.open(armored, fingerprint)).text
+        },
+        plainFrom: (peer) => !isKeyBound(peer) && (options.acceptUnsigned ?? false),
+      }
+    : undefined
+  const direct = new DirectConnector({ mesh, messages: overlay.messages, id, log, ...(sealing ? { sealing } : {}) })
+  direct.start()
   let left: Promise<void> | undefined
   return {
     id,

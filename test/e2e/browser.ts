@@ -1,6 +1,8 @@
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { build } from 'esbuild'
+import { fileURLToPath } from 'node:url'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 
 type TestContext = { after(fn: () => unknown): void }
@@ -36,6 +38,16 @@ export async function browserIn(t: TestContext, ns: string | undefined, extraArg
   })
   return context
 }
+
+/**
+ * Gives the pages of `context` the identity API (in-page/identity-api.ts, as a script run before each page
+ * loads), so that `joinInPage(…, { identityName })` joins with a key: the router's /malla.js has no OpenPGP.
+ */
+export async function withIdentityApi(context: BrowserContext): Promise<void> {
+  identityApi ??= build({ entryPoints: [fileURLToPath(new URL('./in-page/identity-api.ts', import.meta.url))], bundle: true, write: false, format: 'iife', platform: 'browser', target: 'es2022', logLevel: 'silent' }).then((out) => (out.outputFiles[0] as { text: string }).text)
+  await context.addInitScript({ content: await identityApi })
+}
+let identityApi: Promise<string> | undefined
 
 export interface JoinedPage {
   readonly page: Page

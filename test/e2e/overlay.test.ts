@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import { promisify } from 'node:util'
 import type { Page } from 'playwright-core'
 import { cliIn, needsRoot } from '../integration/netns-helpers.js'
-import { browserIn, joinInPage, pageState, waitConnected } from './browser.js'
+import { browserIn, joinInPage, pageState, waitConnected, withIdentityApi } from './browser.js'
 import { eventually, lab, nodePeer, nodeStats, type TestContext } from './lab.js'
 
 const run = promisify(execFile)
@@ -111,6 +111,58 @@ test('the room\'s tables travel over the peers\' own connections, across a route
     await eventually(async () => (await nodeStats(c)).peers.includes(a.id), async () => JSON.stringify(await nodeStats(c)), 10_000)
     a.send('hello')
     await c.waitFor(new RegExp(`"event":"message","from":"${a.id}"`), 10_000)
+  })
+
+  await t.test('with keys, a directed offer and its answer travel encrypted to the other person through the peer between; one in clear under a key-bound id is refused', async () => {
+    const room = 'e2e-overlay-sealed'
+    const [b1, b2, b3] = await Promise.all([browserIn(t, ns1), browserIn(t, ns2), browserIn(t, ns3)])
+    for (const b of [b1, b2, b3]) await withIdentityApi(b)
+    const pb = await joinInPage(b2, `${r2}/debug/room`, room, { target: 2, identityName: 'Bea' })
+    const pa = await joinInPage(b1, `${r1}/debug/room`, room, { target: 1, max: 1, identityName: 'Ana' })
+    await waitConnected(pa.page, 1, 60_000)
+    const pc = await joinInPage(b3, `${r3}/debug/room`, room, { target: 1, max: 1, identityName: 'Caro' })
+    await Promise.all([waitConnected(pc.page, 1, 60_000), waitConnected(pb.page, 2, 60_000)])
+    assert.ok(!(await pageState(pa.page)).peers.includes(pc.id), 'A and C are not connected')
+    // What reaches C and A as directed signaling, as it arrived.
+    for (const p of [pa.page, pc.page]) {
+      await p.evaluate(() => {
+        const w = window as unknown as { __room: { overlay: { messages: { on(e: string, f: (from: string, sig: unknown) => void): void } } }; __signals: unknown[] }
+        w.__signals = []
+        w.__room.overlay.messages.on('signal', (from, sig) => w.__signals.push({ from, sig }))
+      })
+    }
+    // Presence must name each other's keys first: a description is sealed only to a known key.
+    await pa.page.waitForFunction(async (to) => (await (window as unknown as { __room: { presence: { view(): Promise<Array<{ id: string; fingerprint?: string }>> } } }).__room.presence.view()).some((p) => p.id === to && p.fingerprint), pc.id, { timeout: 20_000 })
+    const ms = await pa.page.evaluate(async (to) => {
+      const started = performance.now()
+      await (window as unknown as { __room: { connect(to: string): Promise<unknown> } }).__room.connect(to)
+      return performance.now() - started
+    }, pc.id)
+    t.diagnostic(`page A → page C, directed and sealed both ways: open in ${ms.toFixed(0)} ms`)
+    type Sig = { from: string; sig: { t: string; e?: string; s?: unknown } }
+    const atC = (await pc.page.evaluate(() => (window as unknown as { __signals: unknown[] }).__signals)) as Sig[]
+    const atA = (await pa.page.evaluate(() => (window as unknown as { __signals: unknown[] }).__signals)) as Sig[]
+    const offer = atC.find((x) => x.from === pa.id && x.sig.t === 'offer')
+    const answer = atA.find((x) => x.from === pc.id && x.sig.t === 'answer')
+    for (const m of [offer, answer]) {
+      assert.ok(m, JSON.stringify({ atC, atA }).slice(0, 500))
+      assert.match(m.sig.e ?? '', /^-----BEGIN PGP MESSAGE-----/)
+      assert.equal(m.sig.s, undefined, 'no description in clear')
+      assert.doesNotMatch(JSON.stringify(m.sig), /candidate|a=fingerprint|sha-256/i)
+    }
+    // Bea (with a key) sends C an offer in clear: refused, not answered.
+    const refused = await pb.page.evaluate(async (to) => {
+      const w = window as unknown as { __room: { overlay: { messages: { on(e: string, f: (from: string, sig: { t: string; n?: string; why?: string }) => void): () => void; signal(to: string, sig: unknown): Promise<void> } } } }
+      const reply = new Promise<{ t: string; why?: string }>((resolve) => {
+        const off = w.__room.overlay.messages.on('signal', (from, sig) => {
+          if (from === to && sig.n === 'clear1') (off(), resolve(sig))
+        })
+      })
+      await w.__room.overlay.messages.signal(to, { t: 'offer', n: 'clear1', s: ['Zx9T', 'q3kXh7gL0cYb1vT6Nw8pR2sF', 'TyoZwH1l5QOIqrvM3e8WVWZ3iIoqK-9OcT1UXmFwcXE', 'actpass', [], 262144] })
+      return reply
+    }, pc.id)
+    assert.equal(refused.t, 'refuse')
+    assert.match(refused.why ?? '', /in clear/)
   })
 
   await t.test('pages behind r1 and r3 with no connection between them: room.send arrives once, room.connect opens a direct connection that carries messages, presence shows who is where and drops a closed tab', async () => {

@@ -2,9 +2,8 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { build } from 'esbuild'
 import { needsRoot, watch } from '../integration/netns-helpers.js'
-import { browserIn, joinInPage, pageState, waitConnected } from './browser.js'
+import { browserIn, joinInPage, pageState, waitConnected, withIdentityApi } from './browser.js'
 import { eventually, FIXTURES, lab } from './lab.js'
 
 /**
@@ -28,9 +27,8 @@ test('a router that rewrites offers is found out: no connection opens through it
   })
   await proxy.waitFor(/"event":"ready"/, 20_000)
 
-  const api = await build({ entryPoints: [join(FIXTURES, '..', 'in-page', 'identity-api.ts')], bundle: true, write: false, format: 'iife', platform: 'browser', target: 'es2022', logLevel: 'silent' })
   const [b1, b2] = await Promise.all([browserIn(t, ns1), browserIn(t, ns2)])
-  for (const b of [b1, b2]) await b.addInitScript({ content: (api.outputFiles[0] as { text: string }).text })
+  for (const b of [b1, b2]) await withIdentityApi(b)
 
   const room = 'mitm'
   const ana = await joinInPage(b1, `${r1}/debug/room`, room, { identityName: 'Ana' })
