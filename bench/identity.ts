@@ -23,6 +23,9 @@ import { Cleanup } from './lib/cleanup.js'
 import { timeIdentity, type IdentityTimings } from './lib/identity-timing.js'
 import { row, type BenchContext, type BenchResult, type BenchRow } from './lib/result.js'
 import { summarize } from './lib/stats.js'
+import { WEB_BUDGET, webSize } from '../scripts/web-size.js'
+
+const WEB = fileURLToPath(new URL('../dist/web/', import.meta.url))
 
 const CHROMIUM = '/usr/bin/chromium'
 const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
@@ -73,14 +76,24 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   }
   ctx.progress(`page: sign ${summarize(page.sign).median.toFixed(2)} ms, verify ${summarize(page.verify).median.toFixed(2)} ms`)
   const node = await timeIdentity(createIdentity, openpgp, reps)
+  const size = existsSync(join(WEB, '.vite', 'manifest.json')) ? webSize(WEB) : undefined
+  const kb = (n: number) => Math.round(n / 100) / 10
+  const sizeRows = size
+    ? [
+        // What a first visit loads, against what it would load with openpgp.js in it (the chunk a page loads when it joins).
+        row({ section: 'the web app (gzip)', name: 'first load', unit: 'KB', value: kb(size.firstLoad.gzip), baseline: { name: 'with the OpenPGP code in it', value: kb(size.firstLoad.gzip + size.identityLibrary.loaded.gzip) }, target: kb(WEB_BUDGET.firstLoadGzip) }),
+        row({ section: 'the web app (gzip)', name: 'openpgp.js, loaded on joining', unit: 'KB', value: kb(size.identityLibrary.loaded.gzip) }),
+      ]
+    : []
   return {
     title: 'a key, and a signed offer made and checked, malla\'s Ed25519 path against openpgp.js',
-    rows: [...rows('Chromium page on http://', page), ...rows('Node', node)],
+    rows: [...rows('Chromium page on http://', page), ...rows('Node', node), ...sizeRows],
     params: { reps, keygenReps: 5, offerBytes: 'about 330' },
     notes: [
       'Each figure is the median of the repetitions on one key and the same offer-sized bytes; the baseline is openpgp.js 5.11 (the version that loads without WebCrypto) signing or verifying those bytes as a detached binary signature, on the same key.',
       'A connection costs its offerer one signature (the offer) and one check (the answer), and its answerer the same: the row "added to a connection" is 2 × sign + 2 × verify, repetition by repetition; the target is the issue\'s 20 ms.',
-      'Time-to-connect with signatures on against off needs signed signaling, which is not built yet.',
+      'Time-to-connect with signatures on against off is mode (e) of `npm run bench -- signaling`, against (b) in the same run.',
+      size ? `The web app's sizes are those of the build in dist/web (\`npm run build\`): its first load (index.html, the entry chunk and what it imports statically) against the same plus openpgp.js's chunk, which a page fetches only when it joins (${size.identityLibrary.loaded.files.join(', ')}).` : 'dist/web is not built: no size rows (run `npm run build` first).',
     ],
   }
 }
