@@ -81,6 +81,14 @@ test('the web app: three people on two routers set names, see each other, chat, 
     await ana.waitForSelector(`${row} [data-testid=verified]`)
     // Kept in the browser: still verified after a reload (checked with the away message, below, when Ana comes back).
     assert.equal(await ana.$(`.person[data-peer="${idBea}"] [data-testid=verified]`), null)
+    // A connection that failed its fingerprint check (the mesh's 'certificate-mismatch', counted by the session)
+    // is said plainly, above everything, and cannot be closed away.
+    assert.equal(await bea.$('[data-testid=mismatch]'), null)
+    await bea.evaluate(() => ((globalThis as unknown as { mallaSession: { mismatches: { value: number } } }).mallaSession.mismatches.value = 1))
+    assert.match((await bea.textContent('[data-testid=mismatch]')) ?? '', /someone between you and 1 other page/)
+    assert.equal(await bea.$('[data-testid=mismatch] .close'), null)
+    await screenshots(bea, 'warning-mismatch')
+    await bea.evaluate(() => ((globalThis as unknown as { mallaSession: { mismatches: { value: number } } }).mallaSession.mismatches.value = 0))
   })
 
   await t.test('a chat line reaches a page behind the other router, and is marked as reaching everyone', async () => {

@@ -223,9 +223,13 @@ test('a connection whose certificate is not the one the other end\'s description
     ...(id === 'bbbbbbbb' ? { rtc: (o) => { const p = net.factory()(o); net.impostors.add(p as never); return p } } : {}),
   }))
   const [a, b] = meshes as [Mesh, Mesh]
+  // What an app hears (the web app warns the person): each mismatch, with the peer at the other end.
+  const heard: string[] = []
+  a.on('certificate-mismatch', (peer) => heard.push(peer))
   a.start()
   b.start()
   await until(() => a.stats().certificateMismatch >= 2, () => JSON.stringify(a.stats()))
+  assert.deepEqual(heard, Array(a.stats().certificateMismatch).fill('bbbbbbbb'))
   assert.equal(a.stats().connected, 0)
   assert.ok(a.stats().failed >= a.stats().certificateMismatch)
   assert.equal(b.stats().certificateMismatch, 0)
