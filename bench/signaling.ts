@@ -32,10 +32,10 @@ import { performance } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
-import { build } from 'esbuild'
 import { followChanges, type FeedEvent } from '../src/transport/change-feed-client.js'
 import { signalTypes } from '../src/signaling/signal-records.js'
 import { Cleanup } from './lib/cleanup.js'
+import { identityApiScript } from './lib/identity-api-script.js'
 import { CLI_PATH, sleep, startDaemon, type BenchDaemon } from './lib/daemon.js'
 import { formatNumber } from './lib/format.js'
 import { chainAddress, NETNS_PORT, netnsUnavailable, openNetnsChain, waitDiscoveredCounts, type NetnsChain } from './lib/netns.js'
@@ -214,12 +214,6 @@ async function browserIn(cleanup: Cleanup, dir: string, ns: string, name: string
   // (e)'s pages make their keys with this (an IIFE bundle of bench/lib/identity-api.ts); it runs nothing until asked.
   await context.addInitScript({ content: await identityApiScript() })
   return context
-}
-
-let identityApi: Promise<string> | undefined
-function identityApiScript(): Promise<string> {
-  identityApi ??= build({ entryPoints: [fileURLToPath(new URL('./lib/identity-api.ts', import.meta.url))], bundle: true, write: false, format: 'iife', platform: 'browser', target: 'es2022', logLevel: 'silent' }).then((out) => (out.outputFiles[0] as { text: string }).text)
-  return identityApi
 }
 
 /**

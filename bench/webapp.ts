@@ -3,7 +3,7 @@
  * - its size as a browser fetches it (gzip): what a first visit loads, and every file it can ever load;
  * - time from opening the app to "connected to everyone": the third of 3 people on 2 routers, from navigation
  *   start to direct connections with both others, against the library alone (`joinRoom` from `/malla.js` in
- *   the router's bare `/debug/room` page, same room size, same routers) in the same run;
+ *   the router's bare `/debug/room` page with a key made there, same room size, same routers) in the same run;
  * - file transfer between two pages behind different routers (the app's `FileSharing`: offer, accept,
  *   SHA-256 on both sides, Blob parts) against the raw data channel it runs on: the same connection's file
  *   channel, the same 64 KiB frames, nothing else (it may keep more queued: 1 MiB, the library default);
@@ -22,6 +22,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { WEB_BUDGET, webSize } from '../scripts/web-size.js'
+import { identityApiScript } from './lib/identity-api-script.js'
 import { Cleanup } from './lib/cleanup.js'
 import { CLI_PATH, sleep } from './lib/daemon.js'
 import { netnsUnavailable, startChain } from './lib/netns.js'
@@ -112,11 +113,15 @@ function meshState(page: Page): Promise<string> {
 
 /** The library alone in the router's bare page: the baseline for the app's time to connect. */
 async function openLibrary(context: BrowserContext, url: string): Promise<Page> {
+  // The app's pages answer only signed offers: the library page makes a key too, with openpgp.js loaded with the
+  // page (the app loads it when it joins).
+  await context.addInitScript({ content: await identityApiScript() })
   const page = await context.newPage()
   await page.goto(`${url}/debug/room`, { timeout: 15_000 })
   await page.evaluate(async (room) => {
     const m = await import(`${location.origin}/malla.js`)
-    ;(globalThis as unknown as { __malla: unknown }).__malla = await m.joinRoom(room, { tables: ['chat'] })
+    const identity = await (globalThis as unknown as { identityApi: { createIdentity(name: string): Promise<unknown> } }).identityApi.createIdentity('C')
+    ;(globalThis as unknown as { __malla: unknown }).__malla = await m.joinRoom(room, { tables: ['chat'], identity })
   }, ROOM)
   return page
 }
@@ -456,7 +461,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     params: { quick, connectReps, throughputReps, throughputMB, heapMB, chatSamples, firstLoadFiles: size.firstLoad.files, allFiles: size.total.files },
     notes: [
       '2 malla daemons with their defaults in 2 network namespaces; one headless Chromium per namespace, a fresh context per person; the app from each router\'s address (plain http://, no secure context), room "bench".',
-      'Connect: from navigation start of the third page (behind n0) to direct connections with A (n0) and B (n1); the baseline runs joinRoom from /malla.js in the router\'s bare /debug/room page, taking turns with the app.',
+      'Connect: from navigation start of the third page (behind n0) to direct connections with A (n0) and B (n1); the baseline runs joinRoom from /malla.js in the router\'s bare /debug/room page, taking turns with the app. Every page has a key (the app makes one in the browser on a first visit; the baseline makes one with openpgp.js injected before the page loads) and signs its records, since the app answers only signed offers.',
       'Throughput: A → B across the two routers, on the connection\'s file channel, raw and app runs taking turns; the raw baseline sends 64 KiB frames keeping up to 1 MiB queued until B says it has every byte; the app (the library\'s defaults: 1 MiB queued at most, and within B\'s 256 KiB receive window) adds the offer, accept, SHA-256 on both sides (WebAssembly) and Blob parts, until the sender hears the hash matched.',
       'CPU per MB: user and system time of every process in the two namespaces (both Chromiums: renderer, network service, browser process; both routers), from /proc, over each transfer, divided by the MB moved. Both ends, their browsers and their routers run on this one machine and share its cores: CPU either side spends (the SHA-256s, reading and storing Blobs) is taken from both sides\' network work, as it would not be between two devices. "SHA-256 in a page, alone" hashes the run\'s file size in 64 KiB frames in B\'s page, then A\'s, then B\'s, with nothing else going on.',
       'Chat: A writes a line to the room table, B echoes it when it arrives, A times the echo; 50 ms between round trips; idle, during the app\'s 200 MB transfer, and during 200 MB sent raw on the same channel (the second baseline: what sending that much costs chat on this machine, whatever sends it). Heap: CDP Runtime.getHeapUsage on B every 200 ms, after a forced GC before the transfer.',
