@@ -22,6 +22,10 @@ export const MAIL_TTL = 720
 export const MAX_MAIL_TTL = 2 * MAIL_TTL
 /** Public keys read, remembered by fingerprint. */
 const KEYS_REMEMBERED = 256
+/** Waiting messages opened per `waiting()` call, at most. */
+export const MAX_OPENED_PER_READ = 8
+/** Waiting messages whose reading is remembered, at most. */
+const MAX_READ_REMEMBERED = 1024
 
 /** A message to this person, read from the table: decrypted, its signature checked against its sender's key. */
 export interface WaitingMessage {
@@ -62,6 +66,8 @@ export interface PrivateMessagesOptions {
 export class PrivateMessages {
   private readonly emitter: Emitter<PrivateMessagesEvents> = createNanoEvents<PrivateMessagesEvents>()
   private readonly keys = new Map<string, Promise<PublicIdentity>>()
+  /** Messages opened, by key and armor: what each gave (null: it did not open). */
+  private readonly read = new Map<string, WaitingMessage | null>()
   private readonly off: Unsubscribe
   private readonly log: Logger
 
@@ -104,23 +110,50 @@ export class PrivateMessages {
     await writeOwn(this.options.replica, this.options.type, [[key, this.options.sign(this.options.type, key, { v: 1, m })]], MAIL_TTL)
   }
 
-  /** Messages waiting for this person, oldest first; those that do not decrypt or check are skipped (and logged). */
-  async waiting(): Promise<WaitingMessage[]> {
-    const out: WaitingMessage[] = []
+  /**
+   * Messages waiting for this person, oldest first; those that do not decrypt or check are skipped (and
+   * logged). Each message is opened once (what it gave is remembered), and at most `MAX_OPENED_PER_READ` new ones
+   * a call: opening costs tens of ms in a page, and anyone with keys to spare can leave messages. `more` says
+   * that some were left for the next call.
+   */
+  async waiting(): Promise<{ readonly messages: WaitingMessage[]; readonly more: boolean }> {
+    const messages: WaitingMessage[] = []
+    let opened = 0
+    let more = false
     for (const [key, entry] of await this.table()) {
       const m = MAIL_KEY_PATTERN.exec(key)
       const data = entry.data as { m?: unknown } | null
       if (!m || m[1] !== this.options.identity.fingerprint || data === null || typeof data !== 'object' || typeof data.m !== 'string') continue
-      const from = m[2] as string
-      try {
-        const { text, signed } = await this.open(data.m, from)
-        const sender = await this.options.directory.get(from)
-        out.push({ key, from, fromName: sender?.name, id: m[3] as string, text, at: signed.getTime() })
-      } catch (e) {
-        this.log.debug('skipped a waiting message', { key, error: (e as Error).message })
+      const id = `${key}\u0000${data.m.length}\u0000${data.m.slice(-64)}`
+      let read = this.read.get(id)
+      if (read === undefined) {
+        if (opened >= MAX_OPENED_PER_READ) {
+          more = true
+          continue
+        }
+        opened++
+        const outcome = await this.openWaiting(key, m[2] as string, m[3] as string, data.m)
+        if (outcome === 'later') continue
+        read = outcome
+        if (this.read.size >= MAX_READ_REMEMBERED) this.read.delete(this.read.keys().next().value as string)
+        this.read.set(id, read)
       }
+      if (read) messages.push(read)
     }
-    return out.sort((a, b) => a.at - b.at)
+    return { messages: messages.sort((a, b) => a.at - b.at), more }
+  }
+
+  /** The message, null when it does not open, 'later' when its sender's key is not in the directory yet. */
+  private async openWaiting(key: string, from: string, id: string, armored: string): Promise<WaitingMessage | null | 'later'> {
+    try {
+      const { text, signed } = await this.open(armored, from)
+      const sender = await this.options.directory.get(from)
+      return { key, from, fromName: sender?.name, id, text, at: signed.getTime() }
+    } catch (e) {
+      this.log.debug('skipped a waiting message', { key, error: (e as Error).message })
+      // A key not in the directory yet may come with the next sync: not remembered as unreadable.
+      return (e as { code?: string }).code === 'PEER' ? 'later' : null
+    }
   }
 
   /** Removes a message read (a signed removal: nobody else can remove it), so that it is not delivered again. */

@@ -4,7 +4,7 @@ import { toBase64Url } from '../../src/core/base64url.js'
 import type { Entry, Json, Table, TypeName } from '../../src/core/types.js'
 import { createIdentity, type Identity } from '../../src/identity/identity.js'
 import { KEYS_TABLE, KeyDirectory } from '../../src/overlay/key-directory.js'
-import { MAIL_PER_SENDER, MAIL_TABLE, MAIL_TTL, MAX_MAIL_TTL, PrivateMessages } from '../../src/overlay/private-messages.js'
+import { MAIL_PER_SENDER, MAIL_TABLE, MAIL_TTL, MAX_MAIL_TTL, MAX_OPENED_PER_READ, PrivateMessages } from '../../src/overlay/private-messages.js'
 import { PRESENCE_TABLE } from '../../src/overlay/presence.js'
 import { roomOwnType } from '../../src/overlay/room-tables.js'
 import { Replica } from '../../src/replica/replica.js'
@@ -133,13 +133,13 @@ describe('what a replica admits of a room\'s own tables', () => {
     const mail = new Promise<void>((resolve) => back.messages.on('mail', resolve))
     await carry(routerReplica, back.replica, KEYS, MAIL)
     await mail
-    const waiting = await back.messages.waiting()
+    const { messages: waiting } = await back.messages.waiting()
     assert.deepEqual(waiting.map((w) => [w.key, w.from, w.fromName, w.text]), [[key, ana.fingerprint, 'Ana', '¿vienes mañana?']])
     assert.ok((waiting[0]?.at ?? 0) >= Math.floor(before / 1000) * 1000 && (waiting[0]?.at ?? 0) <= Date.now())
     // Mallory sees it but cannot read it, and her removal of it is not taken.
     const malloryPage = page(mallory)
     await carry(routerReplica, malloryPage.replica, KEYS, MAIL)
-    assert.deepEqual(await malloryPage.messages.waiting(), [])
+    assert.deepEqual(await malloryPage.messages.waiting(), { messages: [], more: false })
     await assert.rejects(malloryPage.messages.remove(key), /not a message of this person/)
     await arriveEach(routerReplica, MAIL, [[key, keySigner(mallory)(MAIL, key, { v: 1, gone: true }), 'x', 100], [key, null, 'x', 100]])
     assert.deepEqual((await table(routerReplica, MAIL)).get(key)?.data, stored?.data)
@@ -149,7 +149,7 @@ describe('what a replica admits of a room\'s own tables', () => {
     await carry(back.replica, routerReplica, MAIL)
     assert.equal(((await table(routerReplica, MAIL)).get(key)?.data as { gone?: boolean }).gone, true)
     await carry(routerReplica, beaPage.replica, KEYS, MAIL)
-    assert.deepEqual(await beaPage.messages.waiting(), [])
+    assert.deepEqual(await beaPage.messages.waiting(), { messages: [], more: false })
   })
 
   it('mail: forged senders, oversized, immortal and over-quota messages are refused', async () => {
@@ -202,4 +202,31 @@ describe('what a replica admits of a room\'s own tables', () => {
     assert.ok(after.has(`${a.peerId}.0`))
     assert.equal([...after.keys()].filter((k) => k.startsWith(fresh.peerId)).length, 1, 'one place freed, one taken')
   })
+
+  it('a page opens at most a few waiting messages a read, and each only once', async () => {
+    // Bea's page, counting what it decrypts.
+    let opened = 0
+    const counting: Identity = { ...bea, decrypt: (armored, from) => (opened++, bea.decrypt(armored, from)) }
+    const [anaPage, malloryPage, beaPage] = [page(ana), page(mallory), page(counting)]
+    for (const p of [anaPage, malloryPage, beaPage]) await p.directory.publish(undefined)
+    for (const p of [anaPage, malloryPage]) await carry(beaPage.replica, p.replica, KEYS)
+    for (let i = 0; i < 10; i++) {
+      await anaPage.messages.post(bea.fingerprint, `a${i}`, `de Ana ${i}`)
+      await malloryPage.messages.post(bea.fingerprint, `m${i}`, `de Mallory ${i}`)
+    }
+    for (const p of [anaPage, malloryPage]) await carry(p.replica, beaPage.replica, KEYS, MAIL)
+    const reads: number[] = []
+    let more = true
+    while (more) {
+      const r = await beaPage.messages.waiting()
+      reads.push(r.messages.length)
+      more = r.more
+    }
+    assert.deepEqual(reads, [MAX_OPENED_PER_READ, 2 * MAX_OPENED_PER_READ, 20])
+    assert.equal(opened, 20)
+    // Read again: what each gave is remembered, nothing is decrypted anew.
+    assert.equal((await beaPage.messages.waiting()).messages.length, 20)
+    assert.equal(opened, 20)
+  })
 })
+

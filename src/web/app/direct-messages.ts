@@ -33,6 +33,8 @@ const MAX_OPENING = 16
 /** Messages read from the room's mail table, remembered so that each shows once. */
 const MAX_SEEN_MAIL = 1024
 const FINGERPRINT = /^[0-9A-F]{40}$/
+/** When more mail waits than one read opens, the next read comes this much later. */
+const COLLECT_AGAIN_MS = 2000
 
 /**
  * Messages to one person. To someone with a key (everyone the app connects to), each message is encrypted to
@@ -59,6 +61,8 @@ export class DirectMessages {
   private readonly left = new Map<string, { readonly peer: string; readonly id: string }>()
   private readonly offs: Array<() => void> = []
   private readonly movedTo = new Map<string, string>()
+  private collecting = false
+  private later: ReturnType<typeof setTimeout> | undefined
 
   constructor(private readonly room: Room, name: string, private readonly people: PeopleLookup) {
     this.name = name
@@ -174,6 +178,7 @@ export class DirectMessages {
 
   stop(): void {
     for (const off of this.offs.splice(0)) off()
+    clearTimeout(this.later)
   }
 
   /**
@@ -214,8 +219,12 @@ export class DirectMessages {
   /** Reads the mail waiting for this person into conversations: with the sender's session here, or their fingerprint. */
   private async collect(): Promise<void> {
     const mail = this.room.privateMessages
-    if (!mail) return
-    for (const w of await mail.waiting()) {
+    if (!mail || this.collecting) return
+    this.collecting = true
+    const { messages, more } = await mail.waiting().finally(() => (this.collecting = false))
+    // More than a read opens at once (each costs tens of ms): the rest a little later, not all in one go.
+    if (more) this.later ??= setTimeout(() => ((this.later = undefined), void this.collect()), COLLECT_AGAIN_MS)
+    for (const w of messages) {
       if (this.seenMail.has(w.key)) continue
       if (this.seenMail.size >= MAX_SEEN_MAIL) this.seenMail.delete(this.seenMail.values().next().value as string)
       this.seenMail.add(w.key)
