@@ -156,10 +156,10 @@ export class PrivateMessages {
     }
   }
 
-  /** Removes a message read (a signed removal: nobody else can remove it), so that it is not delivered again. */
+  /** Removes a message to this person, read (a signed removal: nobody else, its sender included, can remove it), so that it is not delivered again. */
   async remove(key: string): Promise<void> {
     const m = MAIL_KEY_PATTERN.exec(key)
-    if (!m || (m[1] !== this.options.identity.fingerprint && m[2] !== this.options.identity.fingerprint)) throw badInput(`${key} is not a message of this person`)
+    if (!m || m[1] !== this.options.identity.fingerprint) throw badInput(`${key} is not a message to this person`)
     await writeOwn(this.options.replica, this.options.type, [[key, this.options.sign(this.options.type, key, { v: 1, gone: true })]], MAIL_TTL)
   }
 

@@ -32,7 +32,7 @@ const SUFFIXES: ReadonlyArray<readonly [string, CheckedTable]> = [
  * - signaling and presence: an entry whose key names a key-bound peer id must be written by that peer and
  *   signed by its key (a null, a taken mark, an offer under its id by anyone else is dropped);
  * - the key directory: an entry is the key its fingerprint names, signed by that key;
- * - mail: a message signed by its sender, a removal by its sender or recipient, within the size, TTL and the
+ * - mail: a message signed by its sender, a removal by its recipient only, within the size, TTL and the
  *   sender's quota of messages waiting.
  * Entries of peers without a key-bound id, and every other table, pass untouched: LibreMesh types stay as
  * LibreMesh has them. A plain Lua router does no such check: it keeps whichever copy has the higher TTL.
@@ -126,14 +126,14 @@ function admitsKey(type: string, key: string, entry: object, checks: Checks): Ve
   })
 }
 
-/** A waiting message signed by its sender, or a removal signed by either end; within size, TTL and quota. */
+/** A waiting message signed by its sender, or a removal signed by its recipient; within size, TTL and quota. */
 function admitsMail(type: string, key: string, entry: object, before: object | undefined, quota: Quota, checks: Checks): Verdict {
   const m = MAIL_KEY_PATTERN.exec(key)
   const { data, bleachTTL } = entry as { data?: unknown; bleachTTL?: unknown }
   if (!m || data === null || typeof data !== 'object' || Array.isArray(data) || typeof bleachTTL !== 'number' || bleachTTL > MAX_MAIL_TTL) return false
   const [, to, from] = m as unknown as [string, string, string]
   const d = data as { m?: unknown; gone?: unknown }
-  if (d.gone === true) return verdictOf(checks.person(type, key, [to, from], data))
+  if (d.gone === true) return verdictOf(checks.person(type, key, [to], data))
   if (typeof d.m !== 'string' || d.m.length > MAX_MAIL_CHARS) return false
   // A new message over its sender's quota is refused; a copy of one the table holds replaces it as ever.
   const isNew = !isWaiting((before as { data?: unknown } | undefined)?.data)

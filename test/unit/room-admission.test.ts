@@ -140,7 +140,7 @@ describe('what a replica admits of a room\'s own tables', () => {
     const malloryPage = page(mallory)
     await carry(routerReplica, malloryPage.replica, KEYS, MAIL)
     assert.deepEqual(await malloryPage.messages.waiting(), { messages: [], more: false })
-    await assert.rejects(malloryPage.messages.remove(key), /not a message of this person/)
+    await assert.rejects(malloryPage.messages.remove(key), /not a message to this person/)
     await arriveEach(routerReplica, MAIL, [[key, keySigner(mallory)(MAIL, key, { v: 1, gone: true }), 'x', 100], [key, null, 'x', 100]])
     assert.deepEqual((await table(routerReplica, MAIL)).get(key)?.data, stored?.data)
     assert.equal(refused.mail, 2)
@@ -172,7 +172,11 @@ describe('what a replica admits of a room\'s own tables', () => {
     // Another sender is not held back by Mallory's flood; a removal frees a place.
     const fromAna = `${to}.${ana.fingerprint}.a1`
     await arrive(replica, MAIL, [[fromAna, keySigner(ana)(MAIL, fromAna, { v: 1, m: 'hola' }), 'x']])
+    // Its sender cannot take a message back; its recipient's removal frees a place.
+    const before = refused.mail
     await arrive(replica, MAIL, [[m(0), sign(MAIL, m(0), { v: 1, gone: true }), 'x', 20]])
+    assert.equal(refused.mail, before + 1)
+    await arrive(replica, MAIL, [[m(0), keySigner(bea)(MAIL, m(0), { v: 1, gone: true }), 'x', 20]])
     await arrive(replica, MAIL, [[m(60), sign(MAIL, m(60), { v: 1, m: 'again' }), 'x']])
     const kept = await table(replica, MAIL)
     assert.ok(kept.has(fromAna) && kept.has(m(60)))
