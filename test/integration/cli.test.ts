@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { CLI, runCli, startDaemon, tempDir } from '../helpers/processes.js'
@@ -19,6 +20,27 @@ test('--help works on every command', async () => {
   const unknown = await runCli(['frobnicate'])
   assert.notEqual(unknown.code, 0)
   assert.match(unknown.stderr, /unknown command/)
+  // Defaults in the units the flags take.
+  const peer = (await runCli(['peer', '--help'])).stdout.replace(/\s+/g, ' ')
+  assert.match(peer, /--bleach-interval <seconds> how often every table is bleached \(default: 120\)/)
+  assert.match(peer, /--timeout <seconds> per request to a peer \(default: 3\)/)
+  const version = await runCli(['--version'])
+  assert.equal(version.code, 0)
+  assert.equal(version.stdout.trim(), JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')).version)
+})
+
+test('a fatal start error ends the process at once, with a message saying what to change', async (t) => {
+  // A port in use: the daemon stops what it had started and exits (it used to print the error and stay).
+  const holder = createServer()
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve))
+  t.after(() => holder.close())
+  const port = (holder.address() as { port: number }).port
+  const busy = await runCli(['peer', '--host', '127.0.0.1', '--port', String(port), '--stun-port', '0', '--data', await tempDir(t)], '', 10_000)
+  assert.equal(busy.code, 75, busy.stderr)
+  assert.match(busy.stderr, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is in use .*--port`))
+  const badRoom = await runCli(['join', 'no spaces', '--url', 'http://127.0.0.1:1'], '', 10_000)
+  assert.equal(badRoom.code, 22)
+  assert.match(badRoom.stderr, /bad room name/)
 })
 
 test('the CLI mirrors LibreMesh\'s shared-state verbs on a data directory, with the same JSON', async (t) => {

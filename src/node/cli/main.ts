@@ -41,6 +41,20 @@ const seconds = (value: string): number => {
   return Math.round(n * 1000)
 }
 
+/** An option in seconds, kept in milliseconds, whose default `--help` shows in the seconds the flag takes. */
+function secondsOption(flags: string, description: string, defaultMs: number): Option {
+  return new Option(flags, description).argParser(seconds).default(defaultMs, String(defaultMs / 1000))
+}
+
+/** The package's version, from its package.json (two levels above dist/node/cli/ and src/node/cli/ alike). */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown'
+  } catch {
+    return 'unknown'
+  }
+}
+
 const baseUrl = (value: string): string => {
   if (!/^http:\/\/(\[[^\]]+\]|[^/\s:]+)(:\d+)?\/?$/.test(value)) {
     throw new InvalidArgumentError('expected a base URL such as http://10.5.0.1:8080 or http://[fe80::1%25br-lan]')
@@ -114,6 +128,7 @@ function print(text: string): void {
 export function buildProgram(): Command {
   const program = new Command('malla')
     .description('Peer-to-peer for community mesh networks: LibreMesh-compatible shared-state, a router daemon, and a local lab.')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError('(add --help for usage)')
 
   program
@@ -134,10 +149,10 @@ export function buildProgram(): Command {
     .option('--stun-port <port>', 'UDP port of the STUN responder (RFC 5389 Binding, on --host), so pages get their routable address; 0: any free port', integer(0, 65535), DEFAULTS.stunPort)
     .option('--no-stun', 'no STUN responder')
     .option('--hooks <dir>', 'hooks directory (default: DATA/hooks)')
-    .option('--bleach-interval <seconds>', 'how often every table is bleached', seconds, DEFAULTS.bleachIntervalMs)
-    .option('--sync-interval <seconds>', 'how often every table is synced with every peer', seconds, DEFAULTS.syncIntervalMs)
-    .option('--timeout <seconds>', 'per request to a peer', seconds, DEFAULTS.requestTimeoutMs)
-    .option('--hook-timeout <seconds>', 'a hook running longer is killed', seconds, DEFAULTS.hookTimeoutMs)
+    .addOption(secondsOption('--bleach-interval <seconds>', 'how often every table is bleached', DEFAULTS.bleachIntervalMs))
+    .addOption(secondsOption('--sync-interval <seconds>', 'how often every table is synced with every peer', DEFAULTS.syncIntervalMs))
+    .addOption(secondsOption('--timeout <seconds>', 'per request to a peer', DEFAULTS.requestTimeoutMs))
+    .addOption(secondsOption('--hook-timeout <seconds>', 'a hook running longer is killed', DEFAULTS.hookTimeoutMs))
     .option('--max-body <bytes>', 'largest request body accepted (a LibreMesh router posts its whole table: raise this for tables larger than about 3,500 entries; malla neighbours never need it)', integer(1024, 1024 ** 3), DEFAULTS.maxBodyBytes)
     .option('--api-allow <cidr>', 'also take the operator\'s verbs of /malla/v1/ (insert, remove, bleach, sync) from this network, e.g. 10.13.0.0/16 (repeatable; default: only this machine)', collect(cidr), [] as string[])
     .option('--source-rate <bytes>', 'bytes per second one address may send, after its burst (this machine is not limited)', integer(1024, 1024 ** 3), SOURCE_LIMITS.bytesPerSecond)
@@ -176,7 +191,11 @@ export function buildProgram(): Command {
         apiAllow: o.apiAllow,
         sourceLimits: { bytesPerSecond: o.sourceRate, burstBytes: o.sourceBurst, neighbourBytesPerSecond: o.neighbourRate, neighbourBurstBytes: o.neighbourBurst },
       })
-      await daemon.start()
+      // A start that fails (a port in use, say) stops what it had started: nothing keeps the process alive.
+      await daemon.start().catch(async (e: unknown) => {
+        await daemon.stop().catch(() => {})
+        throw e
+      })
       await new Promise<void>((done) => {
         const stop = (signal: string) => {
           log.info('stopping', { signal })
@@ -217,7 +236,7 @@ export function buildProgram(): Command {
   tableCommand(program, 'sync', 'sync a table with endpoint URLs (with --url and no URL: with the daemon\'s peers)')
     .argument('[urls...]', 'full endpoint URLs, e.g. http://10.5.0.2/cgi-bin/shared-state/TYPE')
     .option('--multiwriter', 'the multi-writer table of that name')
-    .option('--timeout <seconds>', 'per request', seconds, DEFAULTS.requestTimeoutMs)
+    .addOption(secondsOption('--timeout <seconds>', 'per request', DEFAULTS.requestTimeoutMs))
     .action(async (type: string, urls: string[], o: TargetOptions & { timeout: number }) => {
       for (const u of urls) if (!/^https?:\/\//.test(u)) throw new MallaError('BAD_INPUT', `not an endpoint URL: ${u}`)
       const outcomes = await backendOf(o).sync(flavourOf(o), parseTypeName(type), urls, o.timeout)
@@ -412,8 +431,8 @@ export async function main(argv: string[]): Promise<void> {
     await buildProgram().parseAsync(argv)
   } catch (e) {
     const code: ErrorCode = isMallaError(e) ? e.code : 'INTERNAL'
-    process.stderr.write(`malla: ${(e as Error).message}\n`)
-    process.exitCode = EXIT[code]
+    // A fatal error ends the process, whatever a failed start left open (a timer, a socket): the message first.
+    process.stderr.write(`malla: ${(e as Error).message}\n`, () => process.exit(EXIT[code]))
   }
 }
 

@@ -332,9 +332,17 @@ export class PeerDaemon {
     this.web = web.app
     if (web.error !== undefined) log.warn('web app not built: / answers 404 until `npm run build` and a restart', { dir: web.app.dir, error: web.error })
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject)
+      // Said in the flags' terms: what a person changes to get past it.
+      const failed = (e: NodeJS.ErrnoException) => {
+        const { port, host } = this.options
+        if (e.code === 'EADDRINUSE') reject(new MallaError('BUSY', `port ${port} on ${host} is in use (another daemon?): choose another with --port`, { cause: e }))
+        else if (e.code === 'EACCES') reject(new MallaError('FORBIDDEN', `port ${port} needs privileges this process has not: choose one above 1023 with --port`, { cause: e }))
+        else if (e.code === 'EADDRNOTAVAIL') reject(new MallaError('BAD_INPUT', `--host ${host} is not an address of this machine`, { cause: e }))
+        else reject(e)
+      }
+      this.server.once('error', failed)
       this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', reject)
+        this.server.off('error', failed)
         resolve()
       })
     })
