@@ -18,8 +18,9 @@ test('--help works on every command', async () => {
     assert.match(r.stdout, new RegExp(`^Usage: malla ${c}`), c)
   }
   const unknown = await runCli(['frobnicate'])
-  assert.notEqual(unknown.code, 0)
+  assert.equal(unknown.code, 22, 'usage errors exit 22, as bad input does')
   assert.match(unknown.stderr, /unknown command/)
+  for (const args of [['peer', '--bogus'], ['peer', '--port', 'abc'], ['get']]) assert.equal((await runCli(args)).code, 22, args.join(' '))
   // Defaults in the units the flags take.
   const peer = (await runCli(['peer', '--help'])).stdout.replace(/\s+/g, ' ')
   assert.match(peer, /--bleach-interval <seconds> how often every table is bleached \(default: 120\)/)

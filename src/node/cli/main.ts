@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError, Option } from 'commander'
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { createInterface } from 'node:readline'
@@ -129,6 +129,8 @@ export function buildProgram(): Command {
   const program = new Command('malla')
     .description('Peer-to-peer for community mesh networks: LibreMesh-compatible shared-state, a router daemon, and a local lab.')
     .version(packageVersion(), '-V, --version', 'print the version and exit')
+    // Usage errors (an unknown option, a missing argument, a bad value) come back to `main`, which exits 22.
+    .exitOverride()
     .showHelpAfterError('(add --help for usage)')
 
   program
@@ -430,6 +432,12 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv)
   } catch (e) {
+    // Commander has printed its usage error (or the help, or the version) already; nothing was started, so the
+    // process ends once stdout is written.
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode === 0 ? 0 : EXIT.BAD_INPUT
+      return
+    }
     const code: ErrorCode = isMallaError(e) ? e.code : 'INTERNAL'
     // A fatal error ends the process, whatever a failed start left open (a timer, a socket): the message first.
     process.stderr.write(`malla: ${(e as Error).message}\n`, () => process.exit(EXIT[code]))
