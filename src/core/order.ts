@@ -49,16 +49,19 @@ export function sameData(a: Json, b: Json): boolean {
 }
 
 /**
- * The malla total order between two copies of one key, both carrying a `clock`:
- * clock, then author, then bleachTTL (a fresher copy of the same write), then canonical data.
- * Any two distinct entries compare unequal, so "keep the greater" is commutative, associative and idempotent.
+ * The malla total order between two copies of one key, both carrying a `clock`: clock, then author, then
+ * canonical data, then bleachTTL. Two copies of one write (same clock and author) differ in data only when one
+ * was changed on the way (json-c writes `{}` back as `[]`): the data decides between them, whatever their TTLs,
+ * so that a changed copy that was bleached fewer times cannot win by freshness; between two copies of the same
+ * data, the fresher one wins. Any two distinct entries compare unequal, so "keep the greater" is commutative,
+ * associative and idempotent.
  */
 export function compareMallaEntries(a: Entry, b: Entry): number {
   return (
     compareClocks(a.clock as string, b.clock as string) ||
     compareStrings(a.author, b.author) ||
-    a.bleachTTL - b.bleachTTL ||
-    compareData(a.data, b.data)
+    compareData(a.data, b.data) ||
+    a.bleachTTL - b.bleachTTL
   )
 }
 

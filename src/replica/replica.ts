@@ -13,9 +13,10 @@ import {
   isSubstantial,
   removeKeys,
 } from '../core/table-ops.js'
-import type { Flavour, Json, MultiWriterTable, Table, TypeName, WritableTable } from '../core/types.js'
+import type { Entry, Flavour, Json, MultiWriterTable, Table, TypeName, WritableTable } from '../core/types.js'
 import { DraftTable } from './draft-table.js'
 import { FLAVOURS } from '../core/flavours.js'
+import { jsonEqual } from '../core/order.js'
 import { refKey, type StoredTable, type TableRef, type TableStore } from '../storage/table-store.js'
 
 /** A substantial change to one table, after it is durable. */
@@ -194,7 +195,34 @@ export class Replica {
   async mergeInto(ref: TableRef, remote: ReadonlyMap<string, object>, source?: string, chargeChecks?: (checks: number) => void): Promise<Snapshot<AnyTable>> {
     const rules = FLAVOURS[ref.flavour]
     const admit = this.admit
-    return this.run(ref, (t) => rules.merge(t as never, (admit ? admit(ref, remote, t, chargeChecks) : remote) as never, this.clock), true, false, source)
+    return this.run(
+      ref,
+      (t) => {
+        const kept = ref.flavour === 'ttl' ? this.withoutChangedOwnWrites(remote, t) : remote
+        return rules.merge(t as never, (admit ? admit(ref, kept, t, chargeChecks) : kept) as never, this.clock)
+      },
+      true,
+      false,
+      source,
+    )
+  }
+
+  /**
+   * `remote` without the copies of this node's own writes (its author, the clock of the write it holds) whose
+   * data changed on the way: a LibreMesh router re-serialises what it relays with json-c, which writes `{}` back
+   * as `[]` and may cut integers to 32 bits. The author's copy is the write; such a copy never replaces it here,
+   * whatever its TTL (protocol §3.2).
+   */
+  private withoutChangedOwnWrites(remote: ReadonlyMap<string, object>, table: ReadonlyMap<string, object>): ReadonlyMap<string, object> {
+    let out: Map<string, object> | undefined
+    for (const [key, entry] of remote) {
+      const mine = table.get(key) as Entry | undefined
+      const theirs = entry as Partial<Entry>
+      if (mine === undefined || mine.author !== this.author || mine.clock === undefined || theirs.author !== mine.author || theirs.clock !== mine.clock || jsonEqual(theirs.data as Json, mine.data)) continue
+      out ??= new Map(remote)
+      out.delete(key)
+    }
+    return out ?? remote
   }
 
   async bleach(type: TypeName): Promise<Snapshot> {

@@ -561,3 +561,35 @@ describe('Replica over a store that keeps tables as they are', () => {
     assert.deepEqual(dataOf((await again.get(TYPE)).table), { a: null, b: 2, c: 3 })
   })
 })
+
+describe('a write that comes back changed (json-c, through a LibreMesh router)', () => {
+  const copy = (entry: Entry, data: Json, bleachTTL: number): Table => new Map([['k', { ...entry, data, bleachTTL }]]) as Table
+
+  it('never replaces the author\'s own write, whatever its TTL; a fresher copy of the same data still does', async () => {
+    const author = new Replica({ store: new MemoryStore(), author: 'node-a', now: () => NOW })
+    await author.insert(TYPE, [['k', { o: {}, n: 5_000_000_000 }]], 5)
+    const mine = (await author.read(REF)).table.get('k') as Entry
+    // json-c wrote `{}` back as `[]`, and a 32-bit build cut the integer; the copy was bleached fewer times.
+    for (const changed of [{ o: [], n: 5_000_000_000 }, { o: {}, n: 705_032_704 }, { o: [], n: 705_032_704 }] as Json[]) {
+      await author.merge(TYPE, copy(mine, changed, 30))
+      assert.deepEqual(((await author.read(REF)).table.get('k') as Entry).data, { o: {}, n: 5_000_000_000 })
+    }
+    // The same write, fresher: its TTL is taken, as ever.
+    await author.merge(TYPE, copy(mine, mine.data, 9))
+    const now = (await author.read(REF)).table.get('k') as Entry
+    assert.deepEqual([now.data, now.bleachTTL], [{ o: {}, n: 5_000_000_000 }, 9])
+  })
+
+  it('elsewhere, the data decides between two copies of one write, not the TTL: `{}` stays, the `[]` copy does not replace it', async () => {
+    const other = new Replica({ store: new MemoryStore(), author: 'node-b', now: () => NOW })
+    const write: Entry = { data: { o: {} }, author: 'node-a', bleachTTL: 3, clock: String(NOW) }
+    await other.merge(TYPE, copy(write, write.data, 3))
+    await other.merge(TYPE, copy(write, { o: [] }, 30))
+    assert.deepEqual(((await other.read(REF)).table.get('k') as Entry).data, { o: {} })
+    // And the other way round: a node that got the changed copy first takes the original when it comes.
+    const third = new Replica({ store: new MemoryStore(), author: 'node-c', now: () => NOW })
+    await third.merge(TYPE, copy(write, { o: [] }, 30))
+    await third.merge(TYPE, copy(write, write.data, 3))
+    assert.deepEqual(((await third.read(REF)).table.get('k') as Entry).data, { o: {} })
+  })
+})
