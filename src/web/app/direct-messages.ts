@@ -62,6 +62,7 @@ export class DirectMessages {
   private readonly offs: Array<() => void> = []
   private readonly movedTo = new Map<string, string>()
   private collecting = false
+  private collectAgain = false
   private later: ReturnType<typeof setTimeout> | undefined
 
   constructor(private readonly room: Room, name: string, private readonly people: PeopleLookup) {
@@ -70,13 +71,13 @@ export class DirectMessages {
     const mail = room.privateMessages
     if (mail) {
       this.offs.push(
-        mail.on('mail', () => void this.collect()),
+        mail.on('mail', () => this.collectSoon()),
         mail.on('read', (key) => {
           const sent = this.left.get(key)
           if (sent) this.update(sent.peer, sent.id, 'read')
         }),
       )
-      void this.collect()
+      this.collectSoon()
     }
   }
 
@@ -216,14 +217,34 @@ export class DirectMessages {
     return this.movedTo.get(id) ?? id
   }
 
+  /**
+   * `collect`, one at a time: mail arriving during a read is read right after it. A failure (the table
+   * unreadable) waits for the next mail rather than breaking the page.
+   */
+  private collectSoon(): void {
+    if (this.collecting) {
+      this.collectAgain = true
+      return
+    }
+    this.collecting = true
+    void this.collect()
+      .catch(() => {})
+      .finally(() => {
+        this.collecting = false
+        if (this.collectAgain) {
+          this.collectAgain = false
+          this.collectSoon()
+        }
+      })
+  }
+
   /** Reads the mail waiting for this person into conversations: with the sender's session here, or their fingerprint. */
   private async collect(): Promise<void> {
     const mail = this.room.privateMessages
-    if (!mail || this.collecting) return
-    this.collecting = true
-    const { messages, more } = await mail.waiting().finally(() => (this.collecting = false))
+    if (!mail) return
+    const { messages, more } = await mail.waiting()
     // More than a read opens at once (each costs tens of ms): the rest a little later, not all in one go.
-    if (more) this.later ??= setTimeout(() => ((this.later = undefined), void this.collect()), COLLECT_AGAIN_MS)
+    if (more) this.later ??= setTimeout(() => ((this.later = undefined), this.collectSoon()), COLLECT_AGAIN_MS)
     for (const w of messages) {
       if (this.seenMail.has(w.key)) continue
       if (this.seenMail.size >= MAX_SEEN_MAIL) this.seenMail.delete(this.seenMail.values().next().value as string)
