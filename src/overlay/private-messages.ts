@@ -66,7 +66,7 @@ export interface PrivateMessagesOptions {
 export class PrivateMessages {
   private readonly emitter: Emitter<PrivateMessagesEvents> = createNanoEvents<PrivateMessagesEvents>()
   private readonly keys = new Map<string, Promise<PublicIdentity>>()
-  /** Messages opened, by key and armor: what each gave (null: it did not open). */
+  /** Messages opened, by key and signature: what each gave (null: it did not open). */
   private readonly read = new Map<string, WaitingMessage | null>()
   private readonly off: Unsubscribe
   private readonly log: Logger
@@ -124,7 +124,8 @@ export class PrivateMessages {
       const m = MAIL_KEY_PATTERN.exec(key)
       const data = entry.data as { m?: unknown } | null
       if (!m || m[1] !== this.options.identity.fingerprint || data === null || typeof data !== 'object' || typeof data.m !== 'string') continue
-      const id = `${key}\u0000${data.m.length}\u0000${data.m.slice(-64)}`
+      // The record's signature covers its whole value (the admission checked it): one per message written.
+      const id = `${key}\u0000${String((data as { pgp?: { sig?: unknown } }).pgp?.sig)}\u0000${data.m.length}`
       let read = this.read.get(id)
       if (read === undefined) {
         if (opened >= MAX_OPENED_PER_READ) {
