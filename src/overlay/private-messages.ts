@@ -193,10 +193,15 @@ export class PrivateMessages {
 }
 
 /** Messages of `sender` (a fingerprint) waiting in a mail table: entries under its name that are not removals. */
-export function waitingFrom(table: ReadonlyMap<string, { readonly data?: unknown }>, sender: string): number {
+export function waitingFrom(table: ReadonlyMap<string, object>, sender: string): number {
   let n = 0
-  for (const [key, entry] of table) if (MAIL_KEY_PATTERN.exec(key)?.[2] === sender && isWaiting(entry.data)) n++
+  for (const [key, entry] of table) if (waitingSender(key, entry) === sender) n++
   return n
+}
+
+/** The sender of the message an entry of a mail table holds, when it holds one (not a removal, nor nothing). */
+export function waitingSender(key: string, entry: object | undefined): string | undefined {
+  return isWaiting((entry as { data?: unknown } | undefined)?.data) ? MAIL_KEY_PATTERN.exec(key)?.[2] : undefined
 }
 
 function isRemoval(data: unknown): boolean {

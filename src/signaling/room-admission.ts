@@ -2,7 +2,7 @@ import { fromBase64Url } from '../core/base64url.js'
 import type { Admission } from '../replica/replica.js'
 import { equal, firstPacket, TAG, type Ed25519PublicKey } from '../identity/pgp-packets.js'
 import { FINGERPRINT_PATTERN, MAX_PUBLIC_KEY_CHARS } from '../overlay/key-directory.js'
-import { isWaiting, MAIL_KEY_PATTERN, MAIL_PER_SENDER, MAX_MAIL_CHARS, MAX_MAIL_TTL } from '../overlay/private-messages.js'
+import { isWaiting, MAIL_KEY_PATTERN, MAIL_PER_SENDER, MAX_MAIL_CHARS, MAX_MAIL_TTL, waitingSender } from '../overlay/private-messages.js'
 import { isKeyBound, keyPeer } from './signal-records.js'
 import { checkKeyRecord, checkRecord, signerFingerprint, type RecordCheck, type RecordChecker } from './signed-records.js'
 
@@ -51,7 +51,7 @@ export function roomAdmission(onRefused?: (table: CheckedTable) => void, check: 
     reported.add(id)
     onRefused?.(table)
   }
-  const known = new Remembered()
+  const known = new Remembered<Ed25519PublicKey>()
   const rememberedCheck = (check as Partial<RememberingChecker>).known
   return (ref, remote, current, chargeChecks) => {
     const table = ref.flavour === 'ttl' && ref.type.startsWith('room-') ? SUFFIXES.find(([suffix]) => ref.type.endsWith(suffix))?.[1] : undefined
@@ -70,16 +70,20 @@ export function roomAdmission(onRefused?: (table: CheckedTable) => void, check: 
       return solvent
     }
     const checks: Checks = {
-      peer: (type, key, peer, data) => (pay(rememberedCheck?.(type, key, peer, data) ?? false) ? attempt(() => check(type, key, peer, data)) : 'later'),
+      // A record remembered as valid is taken as it is; any other is verified, once its sender has paid.
+      peer: (type, key, peer, data) => (rememberedCheck?.(type, key, peer, data) ? true : pay(false) ? attempt(() => check(type, key, peer, data)) : 'later'),
       person: (type, key, fingerprints, data) => {
-        if (!pay(known.has(type, key, data))) return 'later'
+        const id = signatureId(data, type, key)
+        const remembered = known.get(id, data)
+        if (remembered !== undefined) return remembered
+        if (!pay(false)) return 'later'
         const signer = attemptValue(() => checkKeyRecord(type, key, fingerprints, data))
-        if (signer !== undefined) known.add(type, key, data)
+        if (signer !== undefined) known.add(id, data, signer)
         return signer ?? false
       },
     }
     // Quotas count what the table holds and what this batch adds.
-    const quota = table === 'mail' ? new Quota(current, mailSender) : table === 'keys' ? undefined : new Quota(current, signerOf)
+    const quota = table === 'mail' ? new Quota(current, waitingSender) : table === 'keys' ? undefined : new Quota(current, signerOf)
     for (const [key, entry] of remote) {
       const verdict = table === 'keys' ? admitsKey(ref.type, key, entry, checks) : table === 'mail' ? admitsMail(ref.type, key, entry, current.get(key), quota as Quota, checks) : admitsPeerRecord(table, ref.type, key, entry, current.get(key), quota as Quota, checks)
       if (verdict === true) admitted.set(key, entry)
@@ -172,11 +176,6 @@ class Quota {
   }
 }
 
-/** The sender of a message waiting (not of a removal). */
-function mailSender(key: string, entry: object | undefined): string | undefined {
-  return isWaiting((entry as { data?: unknown } | undefined)?.data) ? MAIL_KEY_PATTERN.exec(key)?.[2] : undefined
-}
-
 /** The fingerprint that signed a live record (as its `pgp.k` says: the admission checked it on arrival). */
 function signerOf(_key: string, entry: object | undefined): string | undefined {
   const data = (entry as { data?: unknown } | undefined)?.data
@@ -187,23 +186,28 @@ function isLive(data: unknown): boolean {
   return data !== null && typeof data === 'object' && (data as { gone?: unknown }).gone !== true
 }
 
-/** Records found valid, the last 4,096, by table, key and signature, with the value checked. */
-class Remembered {
-  private readonly valid = new Map<string, string>()
-  has(type: string, key: string, data: object): boolean {
-    const id = Remembered.id(type, key, data)
-    return id !== undefined && this.valid.get(id) === JSON.stringify(data)
+/**
+ * Checks that held, the last 4,096, by what the signature covers (table, key, signer) and the signature itself,
+ * each with the value it was made on: the same value again is answered from memory; any other, or the same
+ * signature under another key, is checked anew.
+ */
+class Remembered<R> {
+  private readonly valid = new Map<string, { readonly json: string; readonly result: R }>()
+  get(id: string | undefined, data: unknown): R | undefined {
+    const known = id === undefined ? undefined : this.valid.get(id)
+    return known !== undefined && known.json === JSON.stringify(data) ? known.result : undefined
   }
-  add(type: string, key: string, data: object): void {
-    const id = Remembered.id(type, key, data)
+  add(id: string | undefined, data: unknown, result: R): void {
     if (id === undefined) return
     if (this.valid.size >= REMEMBERED) this.valid.delete(this.valid.keys().next().value as string)
-    this.valid.set(id, JSON.stringify(data))
+    this.valid.set(id, { json: JSON.stringify(data), result })
   }
-  private static id(type: string, key: string, data: object): string | undefined {
-    const sig = (data as { pgp?: { sig?: unknown } }).pgp?.sig
-    return typeof sig === 'string' ? `${type}\u0000${key}\u0000${sig}` : undefined
-  }
+}
+
+/** What a signed record's check is remembered by: `parts` and its signature; undefined for an unsigned one. */
+function signatureId(data: unknown, ...parts: string[]): string | undefined {
+  const sig = (data as { pgp?: { sig?: unknown } } | null)?.pgp?.sig
+  return typeof sig === 'string' ? [...parts, sig].join('\u0000') : undefined
 }
 
 function attemptValue<T>(f: () => T): T | undefined {
@@ -233,26 +237,14 @@ export type RememberingChecker = RecordChecker & { known(type: string, key: stri
  * key: the same signed value under another key is checked anew, and fails.
  */
 export function rememberingChecker(): RememberingChecker {
-  const valid = new Map<string, { readonly json: string; readonly result: RecordCheck }>()
-  const idOf = (type: string, key: string, peer: string, data: unknown): string | undefined => {
-    const sig = (data as { pgp?: { sig?: unknown } } | null)?.pgp?.sig
-    return typeof sig === 'string' ? `${type}\u0000${key}\u0000${peer}\u0000${sig}` : undefined
-  }
+  const valid = new Remembered<RecordCheck>()
   const check = (type: string, key: string, peer: string, data: unknown): RecordCheck => {
-    const id = idOf(type, key, peer, data)
-    if (id === undefined) return checkRecord(type, key, peer, data)
-    const json = JSON.stringify(data)
-    const known = valid.get(id)
-    if (known?.json === json) return known.result
+    const id = signatureId(data, type, key, peer)
+    const known = valid.get(id, data)
+    if (known !== undefined) return known
     const result = checkRecord(type, key, peer, data)
-    if (valid.size >= REMEMBERED) valid.delete(valid.keys().next().value as string)
-    valid.set(id, { json, result })
+    valid.add(id, data, result)
     return result
   }
-  return Object.assign(check, {
-    known: (type: string, key: string, peer: string, data: unknown) => {
-      const id = idOf(type, key, peer, data)
-      return id !== undefined && valid.get(id)?.json === JSON.stringify(data)
-    },
-  })
+  return Object.assign(check, { known: (type: string, key: string, peer: string, data: unknown) => valid.get(signatureId(data, type, key, peer), data) !== undefined })
 }

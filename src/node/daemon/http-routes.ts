@@ -13,7 +13,7 @@ import {
 import type { Flavour } from '../../core/types.js'
 import type { ChangeStreams } from './change-stream.js'
 import { normalizeAddress } from '../../transport/address.js'
-import { isLocal, SIGNATURE_CHECK_BYTES, type SourceLimits, type Ticket } from './source-limits.js'
+import { isLocal, signatureCharge, type SourceLimits, type Ticket } from './source-limits.js'
 import type { LogThrottle } from '../log.js'
 import type { Replica } from '../../replica/replica.js'
 import type { TableRef } from '../../storage/table-store.js'
@@ -188,7 +188,7 @@ async function libremeshEndpoint(
   // A malla push gets only our corrections: our copy of each key sent wherever it is not the copy sent.
   const push = req.headers[MALLA_SYNC_HEADER] === 'push'
   const request = tableRequest(push ? 'push' : 'table', { flavour, type }, value, 'body')
-  const { reply, changed } = await answer(ctx.replica, request, { source: sourceOf(ctx, req, caller), chargeChecks: (n) => ticket.work(n * SIGNATURE_CHECK_BYTES) })
+  const { reply, changed } = await answer(ctx.replica, request, { source: sourceOf(ctx, req, caller), chargeChecks: signatureCharge(ticket) })
   const body = Buffer.from(replyBody(reply) + '\n')
   ticket.debit(body.byteLength)
   res.writeHead(200, { 'content-type': 'application/json', ...mallaHeaders(ctx) })
@@ -222,7 +222,7 @@ async function reconcileEndpoint(ctx: RouteContext, req: IncomingMessage, res: S
     if (isMallaError(e, 'BAD_INPUT') || isMallaError(e, 'TOO_LARGE')) ctx.budget.penalize(who, BAD_INPUT_PENALTY)
     throw e
   }
-  const { reply, changed } = await answer(ctx.replica, request, { source: sourceOf(ctx, req, caller), charge: (units) => ctx.budget.charge(who, units), chargeChecks: (n) => ticket.work(n * SIGNATURE_CHECK_BYTES) })
+  const { reply, changed } = await answer(ctx.replica, request, { source: sourceOf(ctx, req, caller), charge: (units) => ctx.budget.charge(who, units), chargeChecks: signatureCharge(ticket) })
   const text = replyBody(reply)
   ticket.debit(text.length)
   sendText(res, 200, text, mallaHeaders(ctx))

@@ -9,7 +9,7 @@ import { replyBody, tableRequest } from '../../sync/messages.js'
 import { answer } from '../../sync/responder.js'
 import { PUSH_SOCKET_PATH } from '../../transport/push-socket-client.js'
 import type { LogThrottle } from '../log.js'
-import { isLocal, SIGNATURE_CHECK_BYTES, type SourceLimits, type Ticket } from './source-limits.js'
+import { isLocal, signatureCharge, type SourceLimits, type Ticket } from './source-limits.js'
 
 /** Frames that fail to parse before the socket is closed: a client that sends garbage is not kept. */
 const MAX_BAD_FRAMES = 10
@@ -119,7 +119,7 @@ export class PushSockets {
       if (!Number.isSafeInteger(value.id) || (value.id as number) < 0) throw new MallaError('BAD_INPUT', 'a push frame needs an "id": a whole number ≥ 0')
       id = value.id as number
       const type = parseTypeName(typeof value.type === 'string' ? value.type : '')
-      const { reply } = await answer(this.options.replica, tableRequest('push', { flavour: 'ttl', type }, value.entries, 'push frame entries'), { source, chargeChecks: (n) => ticket.work(n * SIGNATURE_CHECK_BYTES) })
+      const { reply } = await answer(this.options.replica, tableRequest('push', { flavour: 'ttl', type }, value.entries, 'push frame entries'), { source, chargeChecks: signatureCharge(ticket) })
       return { id, reply: `{"id":${id},"entries":${replyBody(reply)}}` }
     } catch (e) {
       const error = asMallaError(e)

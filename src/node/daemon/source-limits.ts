@@ -54,6 +54,11 @@ export interface Ticket {
  */
 export const SIGNATURE_CHECK_BYTES = 4096
 
+/** Charges `ticket`'s sender for signatures verified on its behalf (a merge's `chargeChecks`). */
+export function signatureCharge(ticket: Ticket): (checks: number) => void {
+  return (checks) => ticket.work(checks * SIGNATURE_CHECK_BYTES)
+}
+
 const FREE: Ticket = { charge: () => {}, debit: () => {}, work: () => {}, end: () => {} }
 
 /**
