@@ -83,6 +83,25 @@ export function mergeTable(table: WritableTable<Entry>, remote: ReadonlyMap<stri
   return { keys, touched: written.length > 0, written, deleted: [] }
 }
 
+/**
+ * Merges a remote table under a caller's rule: `choose` returns what a key holds after (undefined or the local
+ * entry: unchanged). Expired remote entries are ignored, as in `mergeTable`.
+ */
+export function mergeChosenEntries(table: WritableTable<Entry>, remote: ReadonlyMap<string, Entry>, choose: (key: string, theirs: Entry, ours: Entry | undefined) => Entry | undefined): Changes {
+  const keys: string[] = []
+  const written: string[] = []
+  for (const [key, theirs] of remote) {
+    if (theirs.bleachTTL <= 0) continue
+    const ours = table.get(key)
+    const next = choose(key, theirs, ours)
+    if (next === undefined || next === ours) continue
+    table.set(key, next)
+    written.push(key)
+    if (isSubstantial(ours, next)) keys.push(key)
+  }
+  return { keys, touched: written.length > 0, written, deleted: [] }
+}
+
 /** LibreMesh's bleach: entries with bleachTTL below 2 are dropped, every other TTL goes down by one. */
 export function bleachTable(table: WritableTable<Entry>): Changes {
   const keys: string[] = []

@@ -5,6 +5,7 @@ import type { Logger } from '../core/log.js'
 import { silentLogger } from '../core/log.js'
 import { checkData, parseJsonText, parseStoredTable, type RejectedEntry, serializeTable } from '../core/schema.js'
 import {
+  mergeChosenEntries,
   bleachTable,
   type Changes,
   DEFAULT_TTL,
@@ -205,6 +206,27 @@ export class Replica {
       false,
       source,
     )
+  }
+
+  /**
+   * Merges a received TTL table under the caller's rule instead of malla's order: `choose` sees, key by key, the
+   * received entry and the local one as they are when the merge runs, and returns what the key then holds
+   * (undefined or the local entry: unchanged). The shared-state-async edge uses it, whose TTLs are seconds.
+   */
+  async mergeChosen(type: TypeName, remote: Table, choose: (key: string, theirs: Entry, ours: Entry | undefined) => Entry | undefined, source?: string): Promise<Snapshot> {
+    const ref: TableRef = { flavour: 'ttl', type }
+    const admit = this.admit
+    return this.run(
+      ref,
+      (t) => {
+        const kept = this.withoutChangedOwnWrites(remote, t)
+        const admitted = (admit ? admit(ref, kept, t) : kept) as ReadonlyMap<string, Entry>
+        return mergeChosenEntries(t as WritableTable<Entry>, admitted, choose)
+      },
+      true,
+      false,
+      source,
+    ) as Promise<Snapshot>
   }
 
   /**

@@ -7,7 +7,9 @@ import { join, resolve } from 'node:path'
 import { isMallaError, MallaError, type ErrorCode } from '../../core/errors.js'
 import { parseInsertValues, parseJsonText, parseKeyList, parseTtl, parseTypeName } from '../../core/schema.js'
 import type { Flavour, Json } from '../../core/types.js'
-import { apiAllowList, DEFAULTS, PeerDaemon } from '../daemon/peer-daemon.js'
+import { apiAllowList, DEFAULTS, PeerDaemon, type PeerDaemonOptions } from '../daemon/peer-daemon.js'
+import { LIBREMESH_ASYNC_TYPES, parseAsyncPeer, parseAsyncTypes } from '../async/async-types.js'
+import { ASYNC_PORT } from '../../sync/async/async-frames.js'
 import { SOURCE_LIMITS } from '../daemon/source-limits.js'
 import { DISCOVERY_DEFAULTS } from '../discovery/neighbour-discovery.js'
 import { runLab, TOPOLOGIES, type Topology } from '../lab/lab.js'
@@ -148,6 +150,9 @@ export function buildProgram(): Command {
     .option('--discover <iface>', 'find neighbours as LibreMesh does: ping ff02::1 on this interface and sync with whoever answers (repeatable; needs iputils-ping and --host ::)', collect(interfaceName), [] as string[])
     .option('--discover-port <port>', 'port the discovered neighbours\' daemons listen on (default: this daemon\'s --port)', integer(1, 65535))
     .option('--discover-interval <seconds>', `how often the interfaces are probed (default: ${DISCOVERY_DEFAULTS.intervalMs / 1000}); neighbours missing 3 probes in a row are dropped`, seconds)
+    .option('--async-port <port>', `serve LibreMesh's shared-state-async (C++, TCP; LibreMesh uses ${ASYNC_PORT}) on this port, for --async-types (default: off)`, integer(0, 65535))
+    .option('--async-peer <host[:port]>', `a shared-state-async daemon to sync --async-types with, once per update interval and after each change (repeatable; port default: --async-port, else ${ASYNC_PORT}); with --discover, discovered neighbours are tried too`, collect((v: string) => v), [] as string[])
+    .option('--async-types <list>', 'types spoken over shared-state-async, comma-separated, each optionally name:seconds (its update interval)', [...LIBREMESH_ASYNC_TYPES.keys()].join(','))
     .option('--stun-port <port>', 'UDP port of the STUN responder (RFC 5389 Binding, on --host), so pages get their routable address; 0: any free port', integer(0, 65535), DEFAULTS.stunPort)
     .option('--no-stun', 'no STUN responder')
     .option('--hooks <dir>', 'hooks directory (default: DATA/hooks)')
@@ -191,6 +196,7 @@ export function buildProgram(): Command {
         discover: discover.length > 0 ? { interfaces: [...new Set(discover)], port: o.discoverPort, intervalMs: o.discoverInterval ?? DISCOVERY_DEFAULTS.intervalMs } : undefined,
         stun: o.stun ? { port: o.stunPort } : undefined,
         apiAllow: o.apiAllow,
+        async: asyncOptions(o),
         sourceLimits: { bytesPerSecond: o.sourceRate, burstBytes: o.sourceBurst, neighbourBytesPerSecond: o.neighbourRate, neighbourBurstBytes: o.neighbourBurst },
       })
       // A start that fails (a port in use, say) stops what it had started: nothing keeps the process alive.
@@ -445,3 +451,15 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 await main(process.argv)
+
+/** shared-state-async settings from `malla peer`'s flags; undefined when neither --async-port nor --async-peer is given. */
+function asyncOptions(o: { asyncPort?: number; asyncPeer: string[]; asyncTypes: string; discover: string[] }): PeerDaemonOptions['async'] {
+  if (o.asyncPort === undefined && o.asyncPeer.length === 0) return undefined
+  const peerPort = o.asyncPort !== undefined && o.asyncPort !== 0 ? o.asyncPort : ASYNC_PORT
+  return {
+    port: o.asyncPort,
+    peers: o.asyncPeer.map((p) => parseAsyncPeer(p, peerPort)),
+    types: parseAsyncTypes(o.asyncTypes),
+    discoverPort: peerPort,
+  }
+}

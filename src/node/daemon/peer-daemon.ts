@@ -28,6 +28,7 @@ import { baseAddress, normalizeAddress } from '../../transport/address.js'
 import { isLocal, SOURCE_LIMITS, SourceLimits, type SourceLimitOptions } from './source-limits.js'
 import { StunResponder } from './stun-responder.js'
 import { roomAdmission } from '../../signaling/room-admission.js'
+import { AsyncSync } from '../async/async-sync.js'
 
 export interface PeerDaemonOptions {
   readonly port: number
@@ -80,6 +81,16 @@ export interface PeerDaemonOptions {
   /** Bounds of the change log and its feed clients; the defaults where absent. */
   readonly changeLog?: ChangeLogOptions
   readonly changeStreams?: Partial<ChangeStreamLimits>
+  /**
+   * LibreMesh's shared-state-async (docs/protocol.md §19): serve it on `port` (none: only sync out), sync
+   * `types` with `peers`, and with neighbours found by `discover` on `discoverPort`. Absent: not spoken.
+   */
+  readonly async?: {
+    readonly port?: number
+    readonly peers: ReadonlyArray<{ readonly host: string; readonly port: number }>
+    readonly types: ReadonlyMap<string, number>
+    readonly discoverPort: number
+  }
 }
 
 /** Sockets the daemon keeps open at once, and from one address (neighbours and this machine excepted). */
@@ -149,6 +160,9 @@ export class PeerDaemon {
   private address: AddressInfo | undefined
   private discovery: NeighbourDiscovery | undefined
   private readonly stunResponder: StunResponder | undefined
+  /** malla's end of shared-state-async, when spoken. */
+  readonly asyncSync: AsyncSync | undefined
+  private asyncPort: number | undefined
   private bundle: BrowserBundle | undefined
   private web: WebApp | undefined
   private linksTimer: ReturnType<typeof setTimeout> | undefined
@@ -163,7 +177,7 @@ export class PeerDaemon {
     this.replica = new Replica({ store: this.store, author: options.name, log, admit: roomAdmission() })
     this.changes = new ChangeLog(this.replica, options.changeLog)
     this.streams = new ChangeStreams(this.changes, log, { ...CHANGE_STREAM_LIMITS, ...options.changeStreams })
-    this.limits = new SourceLimits({ ...SOURCE_LIMITS, ...options.sourceLimits }, (address) => this.neighbourAddresses().has(address))
+    this.limits = new SourceLimits({ ...SOURCE_LIMITS, ...options.sourceLimits }, (address) => this.neighbourAddresses().has(address) || this.asyncSync?.isPeerAddress(address) === true)
     this.apiAllow = apiAllowList(options.apiAllow ?? [])
     this.hooks = new HookRunner({ dir: options.hooksDir, timeoutMs: options.hookTimeoutMs, log })
     this.sync = new NeighbourSync({
@@ -179,6 +193,20 @@ export class PeerDaemon {
       // LibreMesh mode publishes no links, and its neighbours get nothing but its tables.
       ...(options.mode === 'libremesh' ? {} : { tables: [{ flavour: 'ttl', type: LINKS_TYPE }] }),
     })
+    this.asyncSync = options.async
+      ? new AsyncSync({
+          replica: this.replica,
+          name: options.name,
+          bleachIntervalMs: options.bleachIntervalMs,
+          port: options.async.port,
+          host: options.host,
+          types: options.async.types,
+          peers: options.async.peers,
+          timeoutMs: options.requestTimeoutMs,
+          log,
+          limits: this.limits,
+        })
+      : undefined
     this.stunResponder = options.stun ? new StunResponder({ port: options.stun.port, host: options.host, log }) : undefined
     this.server = createServer((req, res) => {
       void handleRequest(
@@ -294,10 +322,19 @@ export class PeerDaemon {
   /** Adds or forgets a neighbour found at run time (discovery). */
   addNeighbour(base: string): void {
     this.sync.addNeighbour(base, 'discovered')
+    const host = baseHost(base)
+    if (host !== undefined && this.options.async) this.asyncSync?.addPeer(host, this.options.async.discoverPort)
   }
 
   removeNeighbour(base: string): void {
     this.sync.removeNeighbour(base)
+    const host = baseHost(base)
+    if (host !== undefined && this.options.async) this.asyncSync?.removePeer(host, this.options.async.discoverPort)
+  }
+
+  /** The port shared-state-async is served on, once started (undefined: not served). */
+  get asyncServedPort(): number | undefined {
+    return this.asyncPort
   }
 
   /** Base URL clients use, e.g. `http://127.0.0.1:8080/`. */
@@ -359,6 +396,10 @@ export class PeerDaemon {
     this.timers.push(setInterval(antiEntropy, this.options.syncIntervalMs))
     // A node that restarts with tables catches up with its configured neighbours now, not a period later.
     if (this.options.peers.length > 0 && this.options.mode !== 'libremesh') void antiEntropy()
+    if (this.asyncSync && !this.stopped) {
+      this.asyncPort = await this.asyncSync.start()
+      if (this.asyncPort !== undefined) log.info('shared-state-async listening', { port: this.asyncPort, types: [...(this.options.async?.types.keys() ?? [])].join(',') })
+    }
     log.info('listening', { url: this.url, name: this.options.name, data: this.options.dataDir, peers: this.options.peers.join(',') || undefined })
     await this.startStun()
     const discover = this.options.discover
@@ -382,6 +423,7 @@ export class PeerDaemon {
     this.stopped = true
     await this.discovery?.stop()
     await this.stunResponder?.stop()
+    await this.asyncSync?.stop()
     for (const t of this.timers) clearInterval(t)
     clearTimeout(this.linksTimer)
     clearTimeout(this.linksRecheck)
@@ -417,6 +459,7 @@ export class PeerDaemon {
 
   /** Bleaches every TTL table once (LibreMesh's cron does this every 2 minutes). */
   async bleachAll(): Promise<void> {
+    this.asyncSync?.bridge.bleached()
     for (const ref of await this.replica.list('ttl')) {
       try {
         const snap = await this.replica.bleach(ref.type)
@@ -473,4 +516,10 @@ export class PeerDaemon {
     watchOne(this.options.dataDir, 'ttl')
     void mkdir(join(this.options.dataDir, 'multiwriter'), { recursive: true }).then(() => watchOne(join(this.options.dataDir, 'multiwriter'), 'multiwriter'))
   }
+}
+
+/** The host of a base URL as a socket would connect to it (`http://[fe80::1%25eth0]:8080` → `fe80::1%eth0`). */
+function baseHost(base: string): string | undefined {
+  const m = /^https?:\/\/(?:\[([^\]]+)\]|([^/:?#]+))/i.exec(base)
+  return m ? (m[1] ?? m[2] ?? '').replace('%25', '%') : undefined
 }
