@@ -4,6 +4,7 @@ import { test } from 'node:test'
 import { encodeFrame, u32 } from '../../src/sync/async/async-frames.js'
 import { decodeSlice, EMPTY_SLICE, encodeSlice } from '../../src/sync/async/state-slice.js'
 import { SocketReader } from '../../src/node/async/socket-reader.js'
+import { AsyncNodeDouble } from '../helpers/async-node-double.js'
 import { LuaRouterDouble } from '../helpers/lua-router-double.js'
 import { startDaemon, tempDir, type RunningDaemon } from '../helpers/processes.js'
 import { waitFor } from '../helpers/wait.js'
@@ -165,4 +166,39 @@ test('a chain async node — malla — Lua router converges both ways', async (t
   luaTable['mac-w'] = { data: 'W1_wlan0', author: 'W1', bleachTTL: 30 }
   lua.tables.set('bat-hosts', luaTable)
   await waitFor(async () => (await table(x.base, 'bat-hosts'))['mac-w']?.data === 'W1_wlan0', 'the Lua router\'s write on X', 15_000)
+})
+
+test('a C++-rules node — malla — Lua router: both ways, a later write wins everywhere, and no TTL grows on the way back', async (t) => {
+  const cpp = new AsyncNodeDouble('C1', new Map([['bat-hosts', { updateInterval: 1, ttl: 2400 }]]))
+  const cppPort = await cpp.start()
+  t.after(() => cpp.stop())
+  const lua = new LuaRouterDouble('W1')
+  const luaUrl = await lua.start()
+  t.after(() => lua.stop())
+  const m = await asyncDaemon(t, ['--name', 'M', '--peer', luaUrl.replace(/\/$/, ''), '--sync-interval', '1', '--async-peer', `127.0.0.1:${cppPort}`, '--async-types', 'bat-hosts:1'])
+  cpp.peers.push({ host: '127.0.0.1', port: m.port })
+
+  let maxTtl = 0
+  cpp.onChange = () => {
+    for (const e of cpp.states.get('bat-hosts')?.values() ?? []) if (e.author === 'C1') maxTtl = Math.max(maxTtl, e.ttl)
+  }
+  cpp.insert('bat-hosts', { 'mac-c': 'C1_wlan0' })
+  await waitFor(() => lua.tables.get('bat-hosts')?.['mac-c']?.data === 'C1_wlan0', 'the C++ node\'s write on the Lua router', 15_000)
+  const luaTable = lua.tables.get('bat-hosts') ?? {}
+  luaTable['mac-w'] = { data: 'W1_wlan0', author: 'W1', bleachTTL: 30 }
+  await waitFor(() => cpp.states.get('bat-hosts')?.get('mac-w')?.data === 'W1_wlan0', 'the Lua router\'s write on the C++ node', 15_000)
+
+  // A later write of the C++ node replaces the earlier one on malla and then on the Lua router.
+  await new Promise((r) => setTimeout(r, 1500))
+  cpp.insert('bat-hosts', { 'mac-c': 'C1_wlan1' })
+  await waitFor(async () => (await table(m.d.base, 'bat-hosts'))['mac-c']?.data === 'C1_wlan1', 'the later write on malla', 15_000)
+  await waitFor(() => lua.tables.get('bat-hosts')?.['mac-c']?.data === 'C1_wlan1', 'the later write on the Lua router', 15_000)
+  // Rounds on the C++ node: its own entry never came back with more seconds than its insert gave it.
+  for (const e of cpp.states.get('bat-hosts')?.values() ?? []) if (e.author === 'C1') maxTtl = Math.max(maxTtl, e.ttl)
+  assert.ok(maxTtl <= 2400 + 1 + 1, `C1's entry reached ${maxTtl} s`)
+  // The Lua router's entry, once on the C++ node, never has more seconds than its 30 rounds of 120 s.
+  await new Promise((r) => setTimeout(r, 2500))
+  assert.ok((cpp.states.get('bat-hosts')?.get('mac-w')?.ttl ?? 0) <= 3600)
+  assert.equal((await table(m.d.base, 'bat-hosts'))['mac-c']?.data, 'C1_wlan1')
+  assert.equal(cpp.states.get('bat-hosts')?.get('mac-c')?.data, 'C1_wlan1')
 })
