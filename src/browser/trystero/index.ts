@@ -39,6 +39,11 @@ export interface JoinRoomConfig {
   /** Not supported (AES-GCM needs `crypto.subtle`, which plain-http pages lack): rejected, never ignored. */
   readonly password?: never
   readonly rtcPolyfill?: typeof RTCPeerConnection
+  /** Trystero's relay and ICE settings: accepted and ignored (no relays here; the router's STUN gives addresses). */
+  readonly relayConfig?: unknown
+  readonly rtcConfig?: unknown
+  readonly turnConfig?: unknown
+  readonly trickleIce?: boolean
 }
 
 export interface JoinError {
