@@ -120,6 +120,9 @@ export class FramedChannel {
 
   private async sendNow(kind: MessageKind, bytes: Uint8Array, text: string | undefined, onProgress?: (p: Progress) => void): Promise<void> {
     if (bytes.byteLength + 1 <= this.chunkBytes) {
+      // Small messages wait for room too: a sender of many of them (an app's own chunks) would otherwise fill
+      // the channel's queue until the browser refuses the send and drops the message.
+      if (this.peer.bufferedAmount > this.highWaterMark) await this.drained()
       if (text === undefined) this.sendRaw(prefixed(0, bytes))
       else this.sendRaw((kind === 'json' ? 'j' : 't') + text)
       return

@@ -62,6 +62,11 @@ export interface MeshOptions {
   readonly connectTimeoutMs?: number
   /** Hard bound on RTCPeerConnections this peer holds at once, whatever happens (default max + pool + 2). */
   readonly maxPeerConnections?: number
+  /**
+   * Largest message a peer may send on a connection's app channel (default 64 MiB): the channel holds one such
+   * message while it arrives. An app whose messages are all small (malla/trystero) lowers it.
+   */
+  readonly maxMessageBytes?: number
   readonly now?: () => number
   readonly log?: Logger
 }
@@ -583,7 +588,7 @@ export class Mesh {
   }
 
   private addLink(remote: string, offerer: string, offer: string, router: string | undefined, rtc: RtcPeer, signer?: string): void {
-    const peer = new MeshPeerImpl(remote, offerer === this.id, router, rtc, signer)
+    const peer = new MeshPeerImpl(remote, offerer === this.id, router, rtc, signer, this.options.maxMessageBytes)
     const link: Link = { remote, offerer, offer, peer }
     // Two channels to one peer (glare that both sides resolved too late): both keep the same one.
     const { keep, drop } = keptConnection([...(this.links.get(remote) ?? []), link])
@@ -743,8 +748,9 @@ class MeshPeerImpl implements MeshPeer {
     readonly router: string | undefined,
     private readonly rtc: RtcPeer,
     readonly signer: string | undefined,
+    maxMessageBytes: number | undefined,
   ) {
-    this.channel = new FramedChannel(rtc, { onDead: () => (this.timedOut = true) })
+    this.channel = new FramedChannel(rtc, { onDead: () => (this.timedOut = true), ...(maxMessageBytes !== undefined ? { maxMessageBytes } : {}) })
     this.channel.on('message', (value, kind) => this.emitter.emit('message', value, kind))
     this.channel.on('progress', (p) => this.emitter.emit('progress', p))
     rtc.on('close', (reason) => {

@@ -156,6 +156,7 @@ export function buildProgram(): Command {
     .option('--stun-port <port>', 'UDP port of the STUN responder (RFC 5389 Binding, on --host), so pages get their routable address; 0: any free port', integer(0, 65535), DEFAULTS.stunPort)
     .option('--no-stun', 'no STUN responder')
     .option('--hooks <dir>', 'hooks directory (default: DATA/hooks)')
+    .option('--web <dir>', 'serve this directory at / instead of malla\'s web app (an app of your own, such as a Trystero app importing /malla-trystero.js)')
     .addOption(secondsOption('--bleach-interval <seconds>', 'how often every table is bleached', DEFAULTS.bleachIntervalMs))
     .addOption(secondsOption('--sync-interval <seconds>', 'how often every table is synced with every peer', DEFAULTS.syncIntervalMs))
     .addOption(secondsOption('--timeout <seconds>', 'per request to a peer', DEFAULTS.requestTimeoutMs))
@@ -185,6 +186,7 @@ export function buildProgram(): Command {
         name: o.name,
         peers: o.peer,
         hooksDir: resolve(o.hooks ?? join(dataDir, 'hooks')),
+        ...(o.web !== undefined ? { webDir: resolve(o.web as string) } : {}),
         bleachIntervalMs: o.bleachInterval,
         syncIntervalMs: o.syncInterval,
         syncDebounceMs: DEFAULTS.syncDebounceMs,

@@ -16,6 +16,9 @@ export const BUNDLE_DIR = fileURLToPath(new URL('../../../dist/browser/', import
 const FILES = {
   'malla.js': 'text/javascript; charset=utf-8',
   'malla.js.map': 'application/json; charset=utf-8',
+  // Trystero's API over malla (src/browser/trystero): what a Trystero app imports instead of 'trystero'.
+  'malla-trystero.js': 'text/javascript; charset=utf-8',
+  'malla-trystero.js.map': 'application/json; charset=utf-8',
 } as const
 export type BundleFile = keyof typeof FILES
 
