@@ -46,8 +46,12 @@ function secondsOption(flags: string, description: string, defaultMs: number): O
   return new Option(flags, description).argParser(seconds).default(defaultMs, String(defaultMs / 1000))
 }
 
+/** Set by the single-file build (scripts/build-single.ts), which has no package.json beside it. */
+declare const MALLA_VERSION: string | undefined
+
 /** The package's version, from its package.json (two levels above dist/node/cli/ and src/node/cli/ alike). */
 function packageVersion(): string {
+  if (typeof MALLA_VERSION !== 'undefined') return MALLA_VERSION
   try {
     return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown'
   } catch {
