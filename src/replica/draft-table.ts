@@ -38,10 +38,11 @@ export class DraftTable<E> implements WritableTable<E> {
   /**
    * Whether this draft's changes are worth folding into a plain Map now. Each later commit copies the changes
    * held here, and folding copies the whole base: past about √(2·size) changes folding costs less overall
-   * (amortised, a commit of k keys then costs O(k + √size) instead of O(size)).
+   * (amortised, a commit of k keys then costs O(k + √size) instead of O(size)). A table under 4,096 entries is
+   * always folded: copying it costs less than a millisecond, and it stays a plain Map for everyone who reads it.
    */
   get shouldFold(): boolean {
-    return this.own.size > Math.max(64, Math.sqrt(2 * this.base.size))
+    return this.base.size < 4096 || this.own.size > Math.sqrt(2 * this.base.size)
   }
 
   get size(): number {
