@@ -2,7 +2,8 @@
  * `npm run bench -- merge`: what malla's merge rule costs, against LibreMesh's plain rule measured in
  * the same run, for tables of 100, 1,000 and 10,000 entries of ~200 bytes of JSON data each; plus the
  * insert rate (pure core and durable on disk), the bytes of one full-table sync, and the resident
- * memory of a real daemon holding 10 types × 10,000 entries.
+ * memory of a real daemon holding 10 types × 10,000 entries, and of one holding a single 100,000-entry table
+ * (idle, filled, peak) with the cost of one insert through its API at 1,000 and at 100,000 entries.
  */
 import { gzipSync } from 'node:zlib'
 import { WriteClock } from '../src/core/clock.js'
@@ -21,6 +22,7 @@ import { row, type BenchContext, type BenchResult, type BenchRow } from './lib/r
 import { mapSummary, median, summarize, type Summary } from './lib/stats.js'
 import { heapUsedAfterGc } from './lib/memory.js'
 import { compareCases, consume, nowNs, msSince, type Case } from './lib/timing.js'
+import { footprintRun } from './lib/footprint.js'
 
 const SIZES = [100, 1_000, 10_000] as const
 /** Repetitions per table size: small tables take microseconds, so they get more rounds. */
@@ -433,6 +435,43 @@ async function daemonRows(ctx: BenchContext, rows: BenchRow[], notes: string[], 
   )
 }
 
+// ---------------------------------------------------------------- one large table (issue 13: a real router)
+
+const FOOTPRINT_ENTRIES = 100_000
+const FOOTPRINT_SMALL = 1_000
+const FOOTPRINT_INSERTS = 21
+const INSERT_RATIO_TARGET = 1.5
+
+/**
+ * One daemon, one table filled to 100,000 entries of ~200 bytes through the operator API (what `malla insert`
+ * uses), in inserts of 2,000 keys: idle RSS, RSS after the fill, the peak (VmHWM, which covers the whole-table
+ * save of the quiet table), and single-key inserts through the API at 1,000 entries and at 100,000.
+ */
+async function footprintRows(ctx: BenchContext, rows: BenchRow[], notes: string[], nodeOptions: string | undefined): Promise<void> {
+  const env = nodeOptions === undefined ? process.env : { ...process.env, NODE_OPTIONS: nodeOptions }
+  const r = await footprintRun({ entries: FOOTPRINT_ENTRIES, small: FOOTPRINT_SMALL, chunk: 2_000, inserts: FOOTPRINT_INSERTS, env, progress: (m) => ctx.progress(m) })
+  const section = 'one table of 100,000 entries (MB = 10^6 B)'
+  const idle = r.idle / MB
+  rows.push(
+    row({ section, name: 'idle daemon (VmRSS)', unit: 'MB', value: idle }),
+    row({ section, name: 'after filling, through the API (VmRSS)', n: FOOTPRINT_ENTRIES, unit: 'MB', value: r.filled / MB, baseline: { name: 'idle daemon', value: idle }, target: RSS_TARGET_MB }),
+    row({ section, name: 'after inserts and a whole-table save (VmRSS)', n: FOOTPRINT_ENTRIES, unit: 'MB', value: r.settled / MB, baseline: { name: 'idle daemon', value: idle }, target: RSS_TARGET_MB }),
+    row({ section, name: 'peak over fill, inserts and whole-table save (VmHWM)', n: FOOTPRINT_ENTRIES, unit: 'MB', value: r.peak / MB, baseline: { name: 'idle daemon', value: idle }, target: RSS_TARGET_MB }),
+  )
+  const small = summarize(r.insertSmallMs)
+  const large = summarize(r.insertLargeMs)
+  const ratio = large.median / small.median
+  rows.push(
+    row({ section: 'insert of 1 key through the API (ms)', name: `POST /malla/v1/tables/<type>/insert, table of ${FOOTPRINT_ENTRIES.toLocaleString('en-US')}`, n: FOOTPRINT_ENTRIES, unit: 'ms', value: large, baseline: { name: `same, table of ${FOOTPRINT_SMALL.toLocaleString('en-US')}`, value: small } }),
+    row({ section: 'insert of 1 key through the API (ms)', name: `ratio ${FOOTPRINT_ENTRIES.toLocaleString('en-US')} / ${FOOTPRINT_SMALL.toLocaleString('en-US')} entries (medians)`, unit: '×', value: ratio, target: INSERT_RATIO_TARGET }),
+  )
+  notes.push(
+    `One table of ${FOOTPRINT_ENTRIES.toLocaleString('en-US')}: a fresh daemon (\`malla peer\` from dist/${nodeOptions === undefined ? ', no Node flags' : `, NODE_OPTIONS=${JSON.stringify(nodeOptions)}`}), filled by inserts of 2,000 keys through the API in ${(r.fillMs / 1000).toFixed(1)} s; ` +
+      `${FOOTPRINT_INSERTS} single-key inserts, each awaited, timed at ${FOOTPRINT_SMALL.toLocaleString('en-US')} entries and again at ${FOOTPRINT_ENTRIES.toLocaleString('en-US')}. ` +
+      'The peak is VmHWM read at the end, after the table was quiet long enough to be saved whole (compaction of its journal).',
+  )
+}
+
 // ---------------------------------------------------------------- entry point
 
 /** Options after the name: `--daemon-node-options=FLAGS` starts the measured daemons with NODE_OPTIONS=FLAGS (V8 heap flags, say). */
@@ -453,6 +492,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   const bytesRows: BenchRow[] = []
   const insert: BenchRow[] = []
   const daemon: BenchRow[] = []
+  const footprint: BenchRow[] = []
   const notes: string[] = [
     'Times are medians over repetitions (p10..p90 shown); the cases of one table size run interleaved, so machine drift hits them alike.',
     "Baselines: 'LibreMesh rule' is the same mergeTable on the same data without malla's clock field, so remoteWins falls back to TTL alone (LibreMesh's merge); " +
@@ -466,13 +506,14 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     await mergeRows(ctx, mergeTableRows, bytesRows, notes)
     await insertRows(ctx, cleanup, insert)
     await daemonRows(ctx, daemon, notes, nodeOptions)
+    await footprintRows(ctx, footprint, notes, nodeOptions)
   } finally {
     await cleanup.run()
   }
   return {
     title: "malla's merge rule vs LibreMesh's, insert rate, full-table sync bytes, daemon memory",
-    rows: [...mergeTableRows, ...insert, ...bytesRows, ...daemon],
+    rows: [...mergeTableRows, ...insert, ...bytesRows, ...daemon, ...footprint],
     notes,
-    params: { sizes: SIZES, dataBytes: '~200 bytes of JSON per entry', mergeReps: MERGE_REPS, daemonTypes: DAEMON_TYPES, daemonEntriesPerType: DAEMON_ENTRIES, postChunk: POST_CHUNK, daemonRuns: DAEMON_RUNS, daemonNodeOptions: nodeOptions ?? null, targets: { mergeMs10k: MERGE_TARGET_MS, daemonRssMB: RSS_TARGET_MB } },
+    params: { sizes: SIZES, dataBytes: '~200 bytes of JSON per entry', mergeReps: MERGE_REPS, daemonTypes: DAEMON_TYPES, daemonEntriesPerType: DAEMON_ENTRIES, postChunk: POST_CHUNK, daemonRuns: DAEMON_RUNS, daemonNodeOptions: nodeOptions ?? null, targets: { mergeMs10k: MERGE_TARGET_MS, daemonRssMB: RSS_TARGET_MB, insertRatio100kTo1k: INSERT_RATIO_TARGET }, footprintEntries: FOOTPRINT_ENTRIES },
   }
 }

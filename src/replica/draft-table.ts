@@ -20,6 +20,31 @@ export class DraftTable<E> implements WritableTable<E> {
     this.liveSize = base.size
   }
 
+  /**
+   * A new draft over `table`. When `table` is itself a committed draft, the new one shares its base and copies
+   * only its changes: a commit that changes a few keys of a 100,000-entry table then costs those keys (plus
+   * the changes not yet folded), not a copy of the whole table. `table` is left as it is.
+   */
+  static over<E>(table: ReadonlyMap<string, E>): DraftTable<E> {
+    if (!(table instanceof DraftTable)) return new DraftTable(table)
+    const from = table as DraftTable<E>
+    const draft = new DraftTable(from.base)
+    for (const [key, value] of from.own) draft.own.set(key, value)
+    for (const key of from.moved) draft.moved.add(key)
+    draft.liveSize = from.liveSize
+    return draft
+  }
+
+  /**
+   * Whether this draft's changes are worth folding into a plain Map now. Each later commit copies the changes
+   * held here, and folding copies the whole base: past about √(2·size) changes folding costs less overall
+   * (amortised, a commit of k keys then costs O(k + √size) instead of O(size)). A table under 4,096 entries is
+   * always folded: copying it costs less than a millisecond, and it stays a plain Map for everyone who reads it.
+   */
+  get shouldFold(): boolean {
+    return this.base.size < 4096 || this.own.size > Math.sqrt(2 * this.base.size)
+  }
+
   get size(): number {
     return this.liveSize
   }

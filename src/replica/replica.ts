@@ -92,6 +92,8 @@ export const MAX_TABLES = 1024
 
 type AnyEntry = { readonly data: Json; readonly author: string }
 type AnyTable = Map<string, AnyEntry>
+/** A committed table: a plain Map, or a committed draft over one (see DraftTable.over); never mutated either way. */
+type HeldTable = ReadonlyMap<string, AnyEntry>
 type Op = (table: WritableTable<AnyEntry>) => Changes
 
 /** The version every store gives a table it does not hold (see TableStore.version). */
@@ -111,7 +113,7 @@ interface Pending {
 
 interface Slot {
   readonly ref: TableRef
-  table: AnyTable
+  table: HeldTable
   version: string | undefined
   /** Size of the stored table's journal, and of its last whole save, in bytes: when to compact. */
   journalBytes: number
@@ -354,7 +356,8 @@ export class Replica {
         keys.forEach((k) => announced.add(k))
         this.emit('applied', slot.ref, [...keys], 'local', draft, sources)
       }
-      const work = draft === undefined ? slot.table : draft.changedCount === 0 ? slot.table : draft.materialize()
+      // A few changes stay a layer over the committed Map; many are folded into a new Map (see shouldFold).
+      const work: HeldTable = draft === undefined || draft.changedCount === 0 ? slot.table : draft.shouldFold ? draft.materialize() : draft
       let text: string | undefined
       const compact = (slot.journalBytes > 0 || slot.rewrite) && batch.some((p) => p.full)
       if (touched && (slot.version === undefined || slot.version === ABSENT)) await this.makeRoom(slot.ref)
@@ -380,6 +383,13 @@ export class Replica {
             slot.journalBytes = Number.MAX_SAFE_INTEGER
             throw error
           }
+        } else if (this.store.saveTable) {
+          // Written out piece by piece: the text of a large table is never held whole (see serializeTableChunks).
+          const saved = await disk(this.store.saveTable(slot.ref, work))
+          slot.version = saved.version
+          slot.journalBytes = 0
+          slot.rewrite = false
+          slot.baseBytes = saved.bytes
         } else {
           text = serializeTable(work)
           slot.version = await disk(this.store.save(slot.ref, text))
@@ -489,7 +499,7 @@ function checkedValues(values: Iterable<readonly [string, Json]>): Array<readonl
  * A snapshot of a table that is never mutated again. Its text is the one just saved, or is built when first
  * asked for; it lives only as long as the snapshot, so an idle router does not hold every table twice.
  */
-function snapshotOf(table: AnyTable, changed: readonly string[], saved: string | undefined): Snapshot<AnyTable> {
+function snapshotOf(table: HeldTable, changed: readonly string[], saved: string | undefined): Snapshot<AnyTable> {
   let text = saved
   return {
     table,
@@ -563,10 +573,10 @@ interface BatchResult {
 }
 
 /** Runs a batch on a draft over `table`: an operation that throws part-way is dropped and the others are replayed on a fresh draft. */
-function applyBatch(table: AnyTable, batch: readonly Pending[]): BatchResult {
+function applyBatch(table: HeldTable, batch: readonly Pending[]): BatchResult {
   const failed = new Map<Pending, unknown>()
   for (;;) {
-    const draft = new DraftTable(table)
+    const draft = DraftTable.over(table)
     const results = new Map<Pending, Changes>()
     const thrower = batch.find((p) => {
       if (failed.has(p)) return false

@@ -30,6 +30,11 @@ export interface TableStore {
   /** Durably replaces a table's text (it survives a crash once this resolves), drops its journal, returns the new version. */
   save(ref: TableRef, text: string): Promise<string>
   /**
+   * Optional: durably replaces a table's text with `table` serialised as `serializeTable` would, written out
+   * piece by piece so no copy of the whole text is ever held. Returns the new version and the bytes written.
+   */
+  saveTable?(ref: TableRef, table: ReadonlyMap<string, object>): Promise<{ version: string; bytes: number }>
+  /**
    * Optional: durably appends one change record to the table's journal, so a small change to a large table
    * costs its own size rather than a rewrite of the whole table. Returns the new version and the journal's size.
    */

@@ -35,12 +35,12 @@ export interface RunningDaemon {
 export async function startDaemon(
   t: { after(fn: () => unknown): void },
   args: string[],
-  options: { timeoutMs?: number; netns?: string; host?: string } = {},
+  options: { timeoutMs?: number; netns?: string; host?: string; cli?: string; cwd?: string } = {},
 ): Promise<RunningDaemon> {
   // A free STUN port too: test daemons share the host with each other and with other runs (later args override it).
-  const argv = [CLI, 'peer', '--host', options.host ?? '127.0.0.1', '--port', '0', '--stun-port', '0', ...args]
+  const argv = [options.cli ?? CLI, 'peer', '--host', options.host ?? '127.0.0.1', '--port', '0', '--stun-port', '0', ...args]
   // `ip netns exec` execs node in place: the child's pid is the daemon's.
-  const child = options.netns ? spawn('ip', ['netns', 'exec', options.netns, process.execPath, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = options.netns ? spawn('ip', ['netns', 'exec', options.netns, process.execPath, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'], cwd: options.cwd })
   const log: string[] = []
   const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = []
   createInterface({ input: child.stderr! }).on('line', (line) => {
@@ -90,9 +90,9 @@ export function runCli(args: string[], input?: string, timeoutMs = 30_000): Prom
 }
 
 /** Runs a command to completion with `input` on stdin, killing it (and failing) after `timeoutMs`. */
-export function runBounded(command: string, args: string[], input: string, timeoutMs: number, what: string): Promise<CliResult> {
+export function runBounded(command: string, args: string[], input: string, timeoutMs: number, what: string, cwd?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] })
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], cwd })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => (stdout += d))

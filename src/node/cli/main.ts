@@ -19,6 +19,7 @@ import { lineLogger, type LogLevel } from '../log.js'
 import { followChanges } from '../../transport/change-feed-client.js'
 import { DaemonApiClient } from '../../transport/daemon-api-client.js'
 import { keptIdentity, keyCommand } from './key-command.js'
+import { peerConfig } from '../config/uci-config.js'
 import { daemonBackend, dataDirBackend, type TableBackend } from './table-backend.js'
 
 /**
@@ -48,8 +49,12 @@ function secondsOption(flags: string, description: string, defaultMs: number): O
   return new Option(flags, description).argParser(seconds).default(defaultMs, String(defaultMs / 1000))
 }
 
+/** Set by the single-file build (scripts/build-single.ts), which has no package.json beside it. */
+declare const MALLA_VERSION: string | undefined
+
 /** The package's version, from its package.json (two levels above dist/node/cli/ and src/node/cli/ alike). */
 function packageVersion(): string {
+  if (typeof MALLA_VERSION !== 'undefined') return MALLA_VERSION
   try {
     return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown'
   } catch {
@@ -170,6 +175,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--mode <mode>', 'malla: push changes, reconcile by digests; libremesh: only full-table sync every --sync-interval, as LibreMesh does').choices(['malla', 'libremesh']).default('malla'))
     .addOption(new Option('--quiet', 'log warnings and errors only').conflicts('verbose'))
     .option('--verbose', 'log every request and sync')
+    .option('--config <file>', 'take flags from the "config malla" section of this UCI file (OpenWrt\'s /etc/config/malla); flags given after it win')
     .action(async (o) => {
       const level: LogLevel = o.quiet ? 'warn' : o.verbose ? 'debug' : 'info'
       const discover = o.discover as string[]
@@ -214,6 +220,17 @@ export function buildProgram(): Command {
         process.once('SIGINT', () => stop('SIGINT'))
         process.once('SIGTERM', () => stop('SIGTERM'))
       })
+    })
+
+  program
+    .command('uci-args')
+    .summary('print the `malla peer` flags a UCI config file gives, one per line (exit 3: the file says enabled 0)')
+    .argument('<file>', 'a UCI file with a "config malla" section, e.g. /etc/config/malla')
+    .action((file: string) => {
+      const config = peerConfig(readConfigFile(file), file)
+      if (config.args.length > 0) print(config.args.join('\n'))
+      // The init script starts nothing for a disabled daemon: a status it can test, not a line to parse.
+      if (!config.enabled) process.exitCode = 3
     })
 
   tableCommand(program, 'get', 'print a table as JSON')
@@ -436,9 +453,36 @@ export function buildProgram(): Command {
   return program
 }
 
+function readConfigFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (e) {
+    throw new MallaError('BAD_INPUT', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e })
+  }
+}
+
+/**
+ * `malla peer --config FILE ...` as `malla peer <the file's flags> ...`: the file's flags go first, so a flag
+ * given on the command line wins over the file (and adds to its lists).
+ */
+export function expandPeerConfig(argv: readonly string[]): string[] {
+  // argv is [node, script, command, ...]: only the peer command takes --config.
+  const at = 2
+  if (argv[at] !== 'peer') return [...argv]
+  const rest = argv.slice(at + 1)
+  const i = rest.findIndex((a) => a === '--config' || a.startsWith('--config='))
+  if (i < 0) return [...argv]
+  const inline = rest[i]?.startsWith('--config=')
+  const file = inline ? (rest[i] as string).slice('--config='.length) : rest[i + 1]
+  if (file === undefined || file === '') throw new MallaError('BAD_INPUT', '--config needs a file')
+  const config = peerConfig(readConfigFile(file), file)
+  rest.splice(i, inline ? 1 : 2)
+  return [...argv.slice(0, at + 1), ...config.args, ...rest]
+}
+
 export async function main(argv: string[]): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv)
+    await buildProgram().parseAsync(expandPeerConfig(argv))
   } catch (e) {
     // Commander has printed its usage error (or the help, or the version) already; nothing was started, so the
     // process ends once stdout is written.

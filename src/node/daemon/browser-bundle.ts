@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { assetDir } from './asset-dirs.js'
 import { MallaError } from '../../core/errors.js'
 import { sendAsset, staticAsset, type StaticAsset } from './static-asset.js'
 
@@ -10,7 +10,7 @@ import { sendAsset, staticAsset, type StaticAsset } from './static-asset.js'
  * `src/node/daemon/` or `dist/node/daemon/`, so the package's `dist/browser/` is three levels up from
  * either: a daemon run from source (tsx) serves the same built file as the installed one.
  */
-export const BUNDLE_DIR = fileURLToPath(new URL('../../../dist/browser/', import.meta.url))
+export const BUNDLE_DIR = assetDir('browser')
 
 /** The files served, by name under `/`. */
 const FILES = {

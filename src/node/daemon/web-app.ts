@@ -1,7 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { extname, join, relative, sep } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { assetDir } from './asset-dirs.js'
 import { MallaError } from '../../core/errors.js'
 import { sendAsset, staticAsset, type StaticAsset } from './static-asset.js'
 
@@ -9,7 +9,7 @@ import { sendAsset, staticAsset, type StaticAsset } from './static-asset.js'
  * Where `npm run build` writes the web app (scripts/build-web.ts): the package's `dist/web/`, three levels
  * up from this module whether it runs from `src/` (tsx) or `dist/`.
  */
-export const WEB_DIR = fileURLToPath(new URL('../../../dist/web/', import.meta.url))
+export const WEB_DIR = assetDir('web')
 
 /** The built app is a few dozen files; a directory far beyond that is not the app, and is not read into memory. */
 const MAX_FILES = 200

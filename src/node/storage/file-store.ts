@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import lockfile from 'proper-lockfile'
 import { MallaError } from '../../core/errors.js'
-import { isTypeName } from '../../core/schema.js'
+import { isTypeName, serializeTableChunks } from '../../core/schema.js'
 import type { TypeName } from '../../core/types.js'
 import type { TableRef, TableStore, StoredTable } from '../../storage/table-store.js'
 import { refKey } from '../../storage/table-store.js'
@@ -137,12 +137,22 @@ export class FileStore implements TableStore {
   }
 
   async save(ref: TableRef, text: string): Promise<string> {
+    return this.replace(ref, [text])
+  }
+
+  async saveTable(ref: TableRef, table: ReadonlyMap<string, object>): Promise<{ version: string; bytes: number }> {
+    const version = await this.replace(ref, serializeTableChunks(table))
+    return { version, bytes: Number(version.split(':')[1]) }
+  }
+
+  /** Writes the table's new text from `pieces` into a temporary file, then renames it over the table's file. */
+  private async replace(ref: TableRef, pieces: Iterable<string>): Promise<string> {
     const path = this.path(ref)
     const dir = ref.flavour === 'ttl' ? this.dir : join(this.dir, 'multiwriter')
     await mkdir(dir, { recursive: true })
     const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`
     try {
-      await writeDurably(tmp, text)
+      await writeDurably(tmp, pieces)
       const st = await stat(tmp, { bigint: true })
       await rename(tmp, path)
       await syncDir(dir)
@@ -287,11 +297,12 @@ async function readFirstLine(path: string): Promise<string | undefined> {
   }
 }
 
-/** Writes a new file (it must not exist) and fsyncs it; `mode` applies from its creation on. */
-export async function writeDurably(path: string, text: string, mode = 0o644): Promise<void> {
+/** Writes a new file (it must not exist) from text or text in pieces and fsyncs it; `mode` applies from its creation on. */
+export async function writeDurably(path: string, text: string | Iterable<string>, mode = 0o644): Promise<void> {
   const fh = await open(path, 'wx', mode)
   try {
-    await fh.writeFile(text, 'utf8')
+    if (typeof text === 'string') await fh.writeFile(text, 'utf8')
+    else for (const piece of text) await fh.write(piece, null, 'utf8')
     await fh.sync()
   } finally {
     await fh.close()
