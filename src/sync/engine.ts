@@ -21,7 +21,7 @@ export interface SyncPolicy {
    * Tables repaired with every link even while this replica has none of them yet (a leaf that just joined
    * holds no table until something arrives: its repairs must still ask for these).
    */
-  readonly tables?: readonly TableRef[]
+  readonly tables?: Iterable<TableRef>
 }
 
 export interface SyncEngineOptions {

@@ -32,7 +32,7 @@ export interface NeighbourSyncOptions {
    * there (a router's `malla-links`), a neighbour's first exchange, at start or when it is found, tells what it
    * speaks and its name before any data flows, so the first change already crosses each link once.
    */
-  readonly tables?: readonly TableRef[]
+  readonly tables?: Iterable<TableRef>
 }
 
 /** Bytes this node's own exchanges carried, both directions, since it started. */

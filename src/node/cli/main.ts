@@ -8,6 +8,7 @@ import { isMallaError, MallaError, type ErrorCode } from '../../core/errors.js'
 import { parseInsertValues, parseJsonText, parseKeyList, parseTtl, parseTypeName } from '../../core/schema.js'
 import type { Flavour, Json } from '../../core/types.js'
 import { apiAllowList, DEFAULTS, PeerDaemon, type PeerDaemonOptions } from '../daemon/peer-daemon.js'
+import { LIBREMESH_HTTP_TABLES, parseTableList } from '../daemon/wanted-tables.js'
 import { LIBREMESH_ASYNC_TYPES, parseAsyncPeer, parseAsyncTypes } from '../async/async-types.js'
 import { ASYNC_PORT } from '../../sync/async/async-frames.js'
 import { SOURCE_LIMITS } from '../daemon/source-limits.js'
@@ -155,6 +156,7 @@ export function buildProgram(): Command {
     .option('--discover <iface>', 'find neighbours as LibreMesh does: ping ff02::1 on this interface and sync with whoever answers (repeatable; needs iputils-ping and --host ::)', collect(interfaceName), [] as string[])
     .option('--discover-port <port>', 'port the discovered neighbours\' daemons listen on (default: this daemon\'s --port)', integer(1, 65535))
     .option('--discover-interval <seconds>', `how often the interfaces are probed (default: ${DISCOVERY_DEFAULTS.intervalMs / 1000}); neighbours missing 3 probes in a row are dropped`, seconds)
+    .option('--types <list>', 'tables synced with every neighbour even before this node holds them (a Lua router sends only the types its own cron jobs sync), comma-separated, multiwriter/<name> for multi-writer ones; tables read through the API or followed on the feed are added', LIBREMESH_HTTP_TABLES)
     .option('--async-port <port>', `serve LibreMesh's shared-state-async (C++, TCP; LibreMesh uses ${ASYNC_PORT}) on this port, for --async-types (default: off)`, integer(0, 65535))
     .option('--async-peer <host[:port]>', `a shared-state-async daemon to sync --async-types with, once per update interval and after each change (repeatable; port default: --async-port, else ${ASYNC_PORT}); with --discover, discovered neighbours are tried too`, collect((v: string) => v), [] as string[])
     .option('--async-types <list>', 'types spoken over shared-state-async, comma-separated, each optionally name:seconds (its update interval)', [...LIBREMESH_ASYNC_TYPES.keys()].join(','))
@@ -205,6 +207,7 @@ export function buildProgram(): Command {
         stun: o.stun ? { port: o.stunPort } : undefined,
         apiAllow: o.apiAllow,
         async: asyncOptions(o),
+        tables: parseTableList(o.types),
         sourceLimits: { bytesPerSecond: o.sourceRate, burstBytes: o.sourceBurst, neighbourBytesPerSecond: o.neighbourRate, neighbourBurstBytes: o.neighbourBurst },
       })
       // A start that fails (a port in use, say) stops what it had started: nothing keeps the process alive.

@@ -104,10 +104,13 @@ export const PEER_OPTIONS: Readonly<Record<string, string>> = {
   neighbour_rate: '--neighbour-rate',
   neighbour_burst: '--neighbour-burst',
   mode: '--mode',
+  types: '--types',
+  async_port: '--async-port',
+  async_types: '--async-types',
 }
 
 /** UCI lists and their repeatable flags. */
-export const PEER_LISTS: Readonly<Record<string, string>> = { peer: '--peer', discover: '--discover', api_allow: '--api-allow' }
+export const PEER_LISTS: Readonly<Record<string, string>> = { peer: '--peer', discover: '--discover', api_allow: '--api-allow', async_peer: '--async-peer' }
 
 /** Options read by the init script or mapped to a switch rather than a flag with a value. */
 const SWITCHES = new Set(['enabled', 'stun', 'log'])

@@ -7,6 +7,7 @@ import {
   parseJsonText,
   parseKeyList,
   parseTtl,
+  isTypeName,
   parseTypeName,
   serializeTable,
 } from '../../core/schema.js'
@@ -59,6 +60,8 @@ export interface RouteContext {
   readonly limits: SourceLimits
   /** Bounds the lines refused requests write, per sender. */
   readonly logThrottle: LogThrottle
+  /** Someone read this table (or followed it on the feed): it is synced with every neighbour from now on (WantedTables). */
+  asked?(ref: TableRef): void
   /** Whether this address, not this machine's, may use the operator's verbs (insert, remove, bleach, sync): none by default. */
   mayAdminister(address: string): boolean
 }
@@ -125,6 +128,7 @@ export async function handleRequest(ctx: RouteContext, req: IncomingMessage, res
       requireMethod(req, 'GET')
       // A feed lasts: it is bounded by the feed's own limits, not counted as a request in progress.
       ticket.end()
+      for (const type of params.get('types')?.split(',').slice(0, 16) ?? []) if (isTypeName(type)) ctx.asked?.({ flavour: 'ttl', type })
       return ctx.streams.serve(req, res, params, source, caller.local)
     }
     if (pathname === '/debug/room') {
@@ -256,6 +260,7 @@ async function apiEndpoint(
   const ref: TableRef = { flavour, type }
   if (action === undefined) {
     requireMethod(req, 'GET')
+    ctx.asked?.(ref)
     const text = (await ctx.replica.read(ref)).text
     ticket.debit(text.length)
     return sendText(res, 200, text)

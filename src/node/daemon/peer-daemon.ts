@@ -29,6 +29,7 @@ import { isLocal, SOURCE_LIMITS, SourceLimits, type SourceLimitOptions } from '.
 import { StunResponder } from './stun-responder.js'
 import { roomAdmission } from '../../signaling/room-admission.js'
 import { AsyncSync } from '../async/async-sync.js'
+import { WantedTables } from './wanted-tables.js'
 
 export interface PeerDaemonOptions {
   readonly port: number
@@ -81,6 +82,12 @@ export interface PeerDaemonOptions {
   /** Bounds of the change log and its feed clients; the defaults where absent. */
   readonly changeLog?: ChangeLogOptions
   readonly changeStreams?: Partial<ChangeStreamLimits>
+  /**
+   * Tables to sync with every neighbour even while this node holds none of them (LibreMesh's types: a Lua
+   * router syncs only the types its own cron jobs name, so it never sends this node the others). None by default
+   * here; `malla peer` gives LibreMesh's list (`--types`).
+   */
+  readonly tables?: readonly TableRef[]
   /**
    * LibreMesh's shared-state-async (docs/protocol.md §19): serve it on `port` (none: only sync out), sync
    * `types` with `peers`, and with neighbours found by `discover` on `discoverPort`. Absent: not spoken.
@@ -160,6 +167,8 @@ export class PeerDaemon {
   private address: AddressInfo | undefined
   private discovery: NeighbourDiscovery | undefined
   private readonly stunResponder: StunResponder | undefined
+  /** Tables synced with every neighbour even while this node holds none of them. */
+  readonly wanted: WantedTables
   /** malla's end of shared-state-async, when spoken. */
   readonly asyncSync: AsyncSync | undefined
   private asyncPort: number | undefined
@@ -173,6 +182,7 @@ export class PeerDaemon {
 
   constructor(private readonly options: PeerDaemonOptions) {
     const log = options.log
+    this.wanted = new WantedTables([{ flavour: 'ttl', type: LINKS_TYPE }, ...(options.tables ?? [])])
     this.store = new FileStore(options.dataDir, { log })
     this.replica = new Replica({ store: this.store, author: options.name, log, admit: roomAdmission() })
     this.changes = new ChangeLog(this.replica, options.changeLog)
@@ -191,7 +201,8 @@ export class PeerDaemon {
       mode: options.mode,
       onNeighbours: () => this.scheduleLinks(),
       // LibreMesh mode publishes no links, and its neighbours get nothing but its tables.
-      ...(options.mode === 'libremesh' ? {} : { tables: [{ flavour: 'ttl', type: LINKS_TYPE }] }),
+      // LibreMesh mode syncs the tables it holds, as a Lua router does.
+      ...(options.mode === 'libremesh' ? {} : { tables: this.wanted }),
     })
     this.asyncSync = options.async
       ? new AsyncSync({
@@ -226,6 +237,7 @@ export class PeerDaemon {
           streams: this.streams,
           limits: this.limits,
           logThrottle: this.logThrottle,
+          asked: (ref) => this.wanted.ask(ref),
           mayAdminister: (address) => this.apiAllow.check(normalizeAddress(address), normalizeAddress(address).includes(':') ? 'ipv6' : 'ipv4'),
         },
         req,
