@@ -24,11 +24,24 @@ export class LuaRouterDouble {
 
   /**
    * Listens on `host:port` (127.0.0.1, any free port by default). With `staticDir`, GETs are answered with
-   * its files, as a router's uhttpd serves /www: an app dropped into the web root beside the CGI.
+   * its files, as a router's uhttpd serves /www: an app dropped into the web root beside the CGI. With `ubus`,
+   * POST /ubus is answered by it, as uhttpd's ubus module answers (an RpcdDouble's `answer`).
    */
-  async start(options: { host?: string; port?: number; staticDir?: string } = {}): Promise<string> {
+  async start(options: { host?: string; port?: number; staticDir?: string; ubus?: (body: string) => Promise<string> } = {}): Promise<string> {
     this.server = createServer((req, res) => {
       if (options.staticDir && req.method === 'GET' && !(req.url ?? '').startsWith('/cgi-bin/')) return serveStatic(options.staticDir, req.url ?? '/', res)
+      const ubus = options.ubus
+      if (ubus && req.method === 'POST' && req.url === '/ubus') {
+        const body: Buffer[] = []
+        req.on('data', (c: Buffer) => body.push(c))
+        req.on('end', () => {
+          void ubus(Buffer.concat(body).toString()).then((text) => {
+            res.writeHead(200, { 'content-type': 'application/json' })
+            res.end(text)
+          })
+        })
+        return
+      }
       this.requests++
       if (req.headers['x-malla-sync'] !== undefined) this.pushRequests++
       const chunks: Buffer[] = []

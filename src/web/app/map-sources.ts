@@ -2,9 +2,9 @@ import { LINKS_TYPE, parseLinks, type Room } from 'malla/browser'
 import type { People } from './people.js'
 
 /**
- * The map is drawn from sources, each a graph of what it knows; they are merged by node id. Today: the
- * routers' links (`malla-links`) and the room's presence. LibreMesh's `node_info` and `*_links_info`
- * (coordinates, signal) fit as one more source: the same node ids, with `at` and `quality` filled in.
+ * The map is drawn from sources, each a graph of what it knows; they are merged by node id: LibreMesh's
+ * `node_info` and `*_links_info` (coordinates, signal; libremesh-map.ts), the routers' links (`malla-links`)
+ * and the room's presence.
  */
 export interface MapNode {
   readonly id: string
@@ -98,7 +98,9 @@ export function mergeGraphs(graphs: readonly MapGraph[]): MapGraph {
     for (const e of g.edges) {
       const [a, b] = e.a < e.b ? [e.a, e.b] : [e.b, e.a]
       const id = `${e.kind}|${a}|${b}`
-      if (!edges.has(id)) edges.set(id, { ...e, a, b })
+      const before = edges.get(id)
+      // A measured link keeps its measure, whichever source named it first.
+      if (!before || (before.quality === undefined && e.quality !== undefined)) edges.set(id, { ...e, a, b })
     }
   }
   // An edge to a node no source described (a router gone from every list) is dropped, not drawn to nowhere.

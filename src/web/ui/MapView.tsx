@@ -2,6 +2,7 @@ import { forceCenter, forceCollide, forceLink, forceManyBody, forceSimulation, t
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import { t } from '../i18n.js'
 import { mergeGraphs, presenceSource, routerLinksSource, type MapEdge, type MapNode, type MapSource } from '../app/map-sources.js'
+import { libremeshSource } from '../app/libremesh-map.js'
 import type { Session } from '../app/session.js'
 import { colourOf } from './PeopleView.js'
 
@@ -15,7 +16,7 @@ const MAX_NODES = 400
 
 /** The live map: routers and their links, browsers behind them and their direct connections. */
 export function MapView({ session }: { session: Session }) {
-  const sources: MapSource[] = useMemo(() => [routerLinksSource(session.room), presenceSource(session.room, session.people)], [session])
+  const sources: MapSource[] = useMemo(() => [libremeshSource(session.room), routerLinksSource(session.room), presenceSource(session.room, session.people)], [session])
   const [frame, setFrame] = useState<{ nodes: readonly Node[]; links: readonly Link[] }>({ nodes: [], links: [] })
   const known = useRef(new Map<string, Node>())
   useEffect(() => {
@@ -34,6 +35,8 @@ export function MapView({ session }: { session: Session }) {
       if (stopped) return
       // Nodes keep their place across updates: the map moves only where something changed.
       const nodes: Node[] = graph.nodes.slice(0, MAX_NODES).map((n) => Object.assign(known.current.get(n.id) ?? {}, n))
+      // Routers with coordinates stand where they are; the others find their place around them.
+      pinToCoordinates(nodes)
       known.current = new Map(nodes.map((n) => [n.id, n]))
       const links: Link[] = graph.edges.filter((e) => known.current.has(e.a) && known.current.has(e.b)).map((e) => ({ source: e.a, target: e.b, edge: e }))
       sim.nodes(nodes)
@@ -64,7 +67,12 @@ export function MapView({ session }: { session: Session }) {
         {frame.links.map((l) => {
           const s = l.source as Node
           const d = l.target as Node
-          return <line class={`edge ${l.edge.kind}`} x1={s.x} y1={s.y} x2={d.x} y2={d.y} key={`${l.edge.kind}|${s.id}|${d.id}`} />
+          const q = l.edge.quality
+          return (
+            <line class={`edge ${l.edge.kind}`} x1={s.x} y1={s.y} x2={d.x} y2={d.y} key={`${l.edge.kind}|${s.id}|${d.id}`} data-a={s.id} data-b={d.id} data-quality={q === undefined ? undefined : q.toFixed(2)} style={q === undefined ? undefined : { strokeOpacity: 0.3 + 0.7 * q, strokeWidth: 2 + 3 * q }}>
+              {q === undefined ? null : <title>{t('map.quality', { percent: Math.round(q * 100) })}</title>}
+            </line>
+          )
         })}
         {frame.nodes.map((n) =>
           n.kind === 'router' ? (
@@ -83,6 +91,28 @@ export function MapView({ session }: { session: Session }) {
       <p class="hint">{t('map.legend')}</p>
     </section>
   )
+}
+
+/**
+ * Fixes routers that have coordinates at their place on a plain projection (longitude to x, latitude to y, north
+ * up, x scaled by the cosine of the mean latitude), fitted into the map; routers without coordinates stay free.
+ */
+function pinToCoordinates(nodes: Node[]): void {
+  const placed = nodes.filter((n) => n.at !== undefined)
+  for (const n of nodes) if (n.at === undefined) n.fx = n.fy = undefined
+  if (placed.length === 0) return
+  const lats = placed.map((n) => (n.at as readonly [number, number])[0])
+  const longs = placed.map((n) => (n.at as readonly [number, number])[1])
+  const cos = Math.cos((((Math.min(...lats) + Math.max(...lats)) / 2) * Math.PI) / 180)
+  const [x0, x1] = [Math.min(...longs) * cos, Math.max(...longs) * cos]
+  const [y0, y1] = [Math.min(...lats), Math.max(...lats)]
+  const pad = 80
+  const scale = Math.min((WIDTH - 2 * pad) / Math.max(x1 - x0, 1e-9), (HEIGHT - 2 * pad) / Math.max(y1 - y0, 1e-9))
+  for (const n of placed) {
+    const [lat, long] = n.at as readonly [number, number]
+    n.fx = x1 === x0 ? WIDTH / 2 : WIDTH / 2 + (long * cos - (x0 + x1) / 2) * scale
+    n.fy = y1 === y0 ? HEIGHT / 2 : HEIGHT / 2 - (lat - (y0 + y1) / 2) * scale
+  }
 }
 
 /** A view box around the nodes (with room for their labels), so a small mesh fills the map instead of a corner. */
