@@ -75,13 +75,13 @@ export class AsyncNodeDouble implements AsyncState {
     for (const [key, data] of Object.entries(values)) state.set(key, { author: this.name, ttl: conf.ttl + conf.updateInterval + 1, data })
   }
 
-  async start(): Promise<number> {
+  async start(host = '127.0.0.1', port = 0): Promise<number> {
     const server = createServer((socket) => {
       socket.on('error', () => {})
       serveAsyncConnection(socket, this, { timeoutMs: 10_000 }).catch(() => socket.destroy())
     })
     this.server = server
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    await new Promise<void>((resolve) => server.listen(port, host, resolve))
     this.timer = setInterval(() => this.tick(), 100)
     return (server.address() as AddressInfo).port
   }

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { join } from 'node:path'
 import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
 import { ip } from '../../src/node/lab/netns.js'
 import { CLI, startDaemon, tempDir } from '../helpers/processes.js'
 import { cliIn, hex, linkedPair, needsRoot, watch } from './netns-helpers.js'
+
+const HELPERS = fileURLToPath(new URL('../helpers/', import.meta.url))
 
 /** `malla peer --discover DEV` inside a namespace, no --peer; the process is killed when the test ends. */
 async function discoveringDaemon(t: { after(fn: () => unknown): void }, ns: string, name: string, dev: string) {
@@ -79,4 +83,32 @@ test('--discover on a missing interface or without ping logs a clear error and k
   const wb = watch(bad)
   assert.equal(await wb.exited(10_000), 22)
   assert.match(wb.lines.join('\n'), /--discover needs --host ::/)
+})
+
+test('a neighbour found by ff02::1 is also synced over shared-state-async, with a node that speaks nothing else', async (t) => {
+  if (!needsRoot(t)) return
+  const id = hex()
+  const [a, b, devA, devB] = [`mallatest-${id}-a`, `mallatest-${id}-b`, `mt${id}a`, `mt${id}b`]
+  await linkedPair(t, a, b, devA, devB)
+  // B: a shared-state-async node on [::]:3490, and no HTTP at all.
+  const nodeB = watch(spawn('ip', ['netns', 'exec', b, process.execPath, '--import', 'tsx', join(HELPERS, 'async-node-process.ts'), '::', '3490', 'B'], { stdio: ['ignore', 'pipe', 'pipe'] }))
+  t.after(() => {
+    nodeB.child.kill('SIGKILL')
+    return nodeB.exited()
+  })
+  await nodeB.waitFor(/^listening 3490/, 20_000)
+  const args = ['netns', 'exec', a, process.execPath, CLI, 'peer', '--host', '::', '--port', '8080', '--name', 'A', '--data', await tempDir(t)]
+  args.push('--discover', devA, '--discover-interval', '1', '--async-port', '3490', '--async-types', 'bat-hosts:1')
+  const da = watch(spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] }))
+  t.after(() => {
+    da.child.kill('SIGKILL')
+    return da.exited()
+  })
+  await da.waitFor(/neighbour added peer=http:\/\/\[fe80::/)
+  // B's entry reaches A, and A's write reaches B, both over TCP 3490 to the discovered link-local address.
+  await da.waitFor(/\[A\] changed type=bat-hosts/, 15_000)
+  const got = await cliIn(a, ['get', 'bat-hosts', '--url', 'http://127.0.0.1:8080'])
+  assert.equal(JSON.parse(got.stdout).B.data, 'B_wlan0')
+  assert.equal((await cliIn(a, ['insert', 'bat-hosts', '--url', 'http://127.0.0.1:8080'], '{"A":"A_wlan0"}')).code, 0)
+  await nodeB.waitFor(/^changed bat-hosts A$/, 15_000)
 })
