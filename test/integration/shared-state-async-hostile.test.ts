@@ -1,23 +1,12 @@
 import assert from 'node:assert/strict'
-import { connect, type Socket } from 'node:net'
 import { test } from 'node:test'
 import { encodeFrame, u32 } from '../../src/sync/async/async-frames.js'
 import { EMPTY_SLICE, encodeSlice } from '../../src/sync/async/state-slice.js'
-import { SocketReader } from '../../src/node/async/socket-reader.js'
+import { rawAsyncClient, within } from '../helpers/async-raw-client.js'
 import { startDaemon, tempDir } from '../helpers/processes.js'
 import { hostLink } from './netns-helpers.js'
 
-/** A connection from `from` to the daemon's shared-state-async port; resolves once connected. */
-async function open(t: { after(fn: () => unknown): void }, from: string, host: string, port: number): Promise<{ socket: Socket; reader: SocketReader; closed: Promise<void> }> {
-  const socket = connect({ host, port, localAddress: from })
-  t.after(() => socket.destroy())
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject))
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
-  return { socket, reader: new SocketReader(socket, 4 * 1024 * 1024), closed }
-}
-
-const within = <T>(p: Promise<T>, ms: number, what: string) =>
-  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms).unref())])
+const open = (t: { after(fn: () => unknown): void }, from: string, host: string, port: number) => rawAsyncClient(t, host, port, from)
 
 async function handshake(c: Awaited<ReturnType<typeof open>>): Promise<void> {
   c.socket.write(u32(1))

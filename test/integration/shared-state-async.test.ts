@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
-import { connect, type Socket } from 'node:net'
 import { test } from 'node:test'
 import { encodeFrame, u32 } from '../../src/sync/async/async-frames.js'
 import { decodeSlice, EMPTY_SLICE, encodeSlice } from '../../src/sync/async/state-slice.js'
-import { SocketReader } from '../../src/node/async/socket-reader.js'
+import { rawAsyncClient, within } from '../helpers/async-raw-client.js'
 import { AsyncNodeDouble } from '../helpers/async-node-double.js'
 import { LuaRouterDouble } from '../helpers/lua-router-double.js'
 import { startDaemon, tempDir, type RunningDaemon } from '../helpers/processes.js'
@@ -27,17 +26,8 @@ async function insert(base: string, type: string, values: Record<string, unknown
   assert.equal(res.status, 200, await res.text())
 }
 
-/** A raw TCP client, bounded in time, that speaks exactly what the test writes. */
-async function rawClient(t: { after(fn: () => unknown): void }, port: number): Promise<{ socket: Socket; reader: SocketReader; closed: Promise<void> }> {
-  const socket = connect({ host: '127.0.0.1', port })
-  t.after(() => socket.destroy())
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject))
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
-  return { socket, reader: new SocketReader(socket, 4 * 1024 * 1024), closed }
-}
-
-const withTimeout = <T>(p: Promise<T>, ms: number, what: string) =>
-  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms).unref())])
+const rawClient = (t: { after(fn: () => unknown): void }, port: number) => rawAsyncClient(t, '127.0.0.1', port)
+const withTimeout = within
 
 test('a C++-style client: handshake (echo in host byte order), its entry merged, the whole state answered, golden read', async (t) => {
   const { d, port } = await asyncDaemon(t, ['--async-types', 'bat-hosts'])

@@ -1,3 +1,4 @@
+import { concatBytes } from '../../transport/http-poster.js'
 import type { FirstChunk, NextChunk, PayloadKind } from './wire.js'
 
 /** What a page holds, at most, of payloads still arriving: each bound holds whatever the peers send. */
@@ -90,7 +91,7 @@ export class Reassembly {
     if (!frame.last) return { t: 'progress', transfer }
     this.end(peer, transfer)
     if (transfer.received !== transfer.total) return this.drop('short')
-    return { t: 'done', transfer, payload: concat(transfer.parts, transfer.total) }
+    return { t: 'done', transfer, payload: transfer.parts.length === 1 ? (transfer.parts[0] as Uint8Array) : concatBytes(transfer.parts, transfer.total) }
   }
 
   /** Forgets a peer that left, and what it was sending. */
@@ -137,15 +138,4 @@ export class Reassembly {
     this.dropped[why]++
     return { t: 'dropped', why }
   }
-}
-
-function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0] as Uint8Array
-  const out = new Uint8Array(total)
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.byteLength
-  }
-  return out
 }
