@@ -8,6 +8,7 @@ import { isMallaError, MallaError, type ErrorCode } from '../../core/errors.js'
 import { parseInsertValues, parseJsonText, parseKeyList, parseTtl, parseTypeName } from '../../core/schema.js'
 import type { Flavour, Json } from '../../core/types.js'
 import { apiAllowList, DEFAULTS, PeerDaemon, type PeerDaemonOptions } from '../daemon/peer-daemon.js'
+import { tuneHeapForDaemon } from '../daemon/heap-tuning.js'
 import { LIBREMESH_HTTP_TABLES, parseTableList } from '../daemon/wanted-tables.js'
 import { LIBREMESH_ASYNC_TYPES, parseAsyncPeer, parseAsyncTypes } from '../async/async-types.js'
 import { ASYNC_PORT } from '../../sync/async/async-frames.js'
@@ -176,6 +177,8 @@ export function buildProgram(): Command {
     .option('--verbose', 'log every request and sync')
     .option('--config <file>', 'take flags from the "config malla" section of this UCI file (OpenWrt\'s /etc/config/malla); flags given after it win')
     .action(async (o) => {
+      // Before any table is loaded: the heap's growth is decided at each collection from then on.
+      tuneHeapForDaemon()
       const level: LogLevel = o.quiet ? 'warn' : o.verbose ? 'debug' : 'info'
       const discover = o.discover as string[]
       if (discover.length > 0 && o.host !== '::') {
