@@ -23,6 +23,7 @@ import { mapSummary, median, summarize, type Summary } from './lib/stats.js'
 import { heapUsedAfterGc } from './lib/memory.js'
 import { compareCases, consume, nowNs, msSince, type Case } from './lib/timing.js'
 import { footprintRun } from './lib/footprint.js'
+import { DAEMON_V8_FLAGS } from '../src/node/daemon/heap-tuning.js'
 
 const SIZES = [100, 1_000, 10_000] as const
 /** Repetitions per table size: small tables take microseconds, so they get more rounds. */
@@ -466,7 +467,7 @@ async function footprintRows(ctx: BenchContext, rows: BenchRow[], notes: string[
     row({ section: 'insert of 1 key through the API (ms)', name: `ratio ${FOOTPRINT_ENTRIES.toLocaleString('en-US')} / ${FOOTPRINT_SMALL.toLocaleString('en-US')} entries (medians)`, unit: '×', value: ratio, target: INSERT_RATIO_TARGET }),
   )
   notes.push(
-    `One table of ${FOOTPRINT_ENTRIES.toLocaleString('en-US')}: a fresh daemon (\`malla peer\` from dist/${nodeOptions === undefined ? ', no Node flags' : `, NODE_OPTIONS=${JSON.stringify(nodeOptions)}`}), filled by inserts of 2,000 keys through the API in ${(r.fillMs / 1000).toFixed(1)} s; ` +
+    `One table of ${FOOTPRINT_ENTRIES.toLocaleString('en-US')}: a fresh daemon (\`malla peer\` from dist/${nodeOptions === undefined ? ', no Node flags' : `, NODE_OPTIONS=${JSON.stringify(nodeOptions)}`}; it sets V8's ${DAEMON_V8_FLAGS.join(' ')} on itself${process.env.MALLA_HEAP_TUNING === '0' ? ', but not here: MALLA_HEAP_TUNING=0' : ''}), filled by inserts of 2,000 keys through the API in ${(r.fillMs / 1000).toFixed(1)} s; ` +
       `${FOOTPRINT_INSERTS} single-key inserts, each awaited, timed at ${FOOTPRINT_SMALL.toLocaleString('en-US')} entries and again at ${FOOTPRINT_ENTRIES.toLocaleString('en-US')}. ` +
       'The peak is VmHWM read at the end, after the table was quiet long enough to be saved whole (compaction of its journal).',
   )

@@ -8,20 +8,17 @@ import { isMallaError, MallaError, type ErrorCode } from '../../core/errors.js'
 import { parseInsertValues, parseJsonText, parseKeyList, parseTtl, parseTypeName } from '../../core/schema.js'
 import type { Flavour, Json } from '../../core/types.js'
 import { apiAllowList, DEFAULTS, PeerDaemon, type PeerDaemonOptions } from '../daemon/peer-daemon.js'
+import { tuneHeapForDaemon } from '../daemon/heap-tuning.js'
 import { LIBREMESH_HTTP_TABLES, parseTableList } from '../daemon/wanted-tables.js'
 import { LIBREMESH_ASYNC_TYPES, parseAsyncPeer, parseAsyncTypes } from '../async/async-types.js'
 import { ASYNC_PORT } from '../../sync/async/async-frames.js'
 import { SOURCE_LIMITS } from '../daemon/source-limits.js'
 import { DISCOVERY_DEFAULTS } from '../discovery/neighbour-discovery.js'
-import { runLab, TOPOLOGIES, type Topology } from '../lab/lab.js'
-import { cleanLabs, runNetnsLab } from '../lab/netns-lab.js'
-import { namedGraph, parseTopologyFile, type LabGraph } from '../lab/topology.js'
+import { namedGraph, parseTopologyFile, TOPOLOGIES, type LabGraph, type Topology } from '../lab/topology.js'
 import { lineLogger, type LogLevel } from '../log.js'
-import { followChanges } from '../../transport/change-feed-client.js'
-import { DaemonApiClient } from '../../transport/daemon-api-client.js'
-import { keptIdentity, keyCommand } from './key-command.js'
+import { keyCommand } from './key-command.js'
 import { peerConfig } from '../config/uci-config.js'
-import { daemonBackend, dataDirBackend, type TableBackend } from './table-backend.js'
+import type { TableBackend } from './table-backend.js'
 
 /**
  * Exit statuses, as LibreMesh's `shared-state` uses them where it has one (22 bad input, 165 lock failed),
@@ -112,8 +109,9 @@ interface TargetOptions {
   multiwriter?: boolean
 }
 
-function backendOf(opts: TargetOptions): TableBackend {
+async function backendOf(opts: TargetOptions): Promise<TableBackend> {
   if (opts.url !== undefined && opts.data !== undefined) throw new MallaError('BAD_INPUT', 'give --url or --data, not both')
+  const { daemonBackend, dataDirBackend } = await import('./table-backend.js')
   return opts.data !== undefined ? dataDirBackend(resolve(opts.data), opts.name) : daemonBackend(opts.url ?? process.env.MALLA_URL ?? DEFAULT_URL)
 }
 
@@ -179,6 +177,8 @@ export function buildProgram(): Command {
     .option('--verbose', 'log every request and sync')
     .option('--config <file>', 'take flags from the "config malla" section of this UCI file (OpenWrt\'s /etc/config/malla); flags given after it win')
     .action(async (o) => {
+      // Before any table is loaded: the heap's growth is decided at each collection from then on.
+      tuneHeapForDaemon()
       const level: LogLevel = o.quiet ? 'warn' : o.verbose ? 'debug' : 'info'
       const discover = o.discover as string[]
       if (discover.length > 0 && o.host !== '::') {
@@ -238,7 +238,7 @@ export function buildProgram(): Command {
 
   tableCommand(program, 'get', 'print a table as JSON')
     .option('--multiwriter', 'the multi-writer table of that name')
-    .action(async (type: string, o: TargetOptions) => print(await backendOf(o).get(flavourOf(o), parseTypeName(type))))
+    .action(async (type: string, o: TargetOptions) => print(await (await backendOf(o)).get(flavourOf(o), parseTypeName(type))))
 
   tableCommand(program, 'insert', 'write {key: data, ...} from stdin')
     .option('--ttl <n>', 'bleachTTL of the new entries (default 30)', (v) => parseTtl(v))
@@ -247,7 +247,7 @@ export function buildProgram(): Command {
       const t = parseTypeName(type)
       const input = await stdinJson()
       if (input === undefined) return
-      await backendOf(o).insert(flavourOf(o), t, parseInsertValues(input, 'stdin'), o.ttl)
+      await (await backendOf(o)).insert(flavourOf(o), t, parseInsertValues(input, 'stdin'), o.ttl)
     })
 
   tableCommand(program, 'remove', 'remove ["key", ...] from stdin (written as data: null, faded by bleach)')
@@ -256,11 +256,11 @@ export function buildProgram(): Command {
       const t = parseTypeName(type)
       const input = await stdinJson()
       if (input === undefined) return
-      await backendOf(o).remove(t, parseKeyList(input, 'stdin'), o.ttl)
+      await (await backendOf(o)).remove(t, parseKeyList(input, 'stdin'), o.ttl)
     })
 
   tableCommand(program, 'bleach', 'decrement every TTL, drop entries below 2').action(async (type: string, o: TargetOptions) => {
-    await backendOf(o).bleach(parseTypeName(type))
+    await (await backendOf(o)).bleach(parseTypeName(type))
   })
 
   tableCommand(program, 'sync', 'sync a table with endpoint URLs (with --url and no URL: with the daemon\'s peers)')
@@ -269,7 +269,7 @@ export function buildProgram(): Command {
     .addOption(secondsOption('--timeout <seconds>', 'per request', DEFAULTS.requestTimeoutMs))
     .action(async (type: string, urls: string[], o: TargetOptions & { timeout: number }) => {
       for (const u of urls) if (!/^https?:\/\//.test(u)) throw new MallaError('BAD_INPUT', `not an endpoint URL: ${u}`)
-      const outcomes = await backendOf(o).sync(flavourOf(o), parseTypeName(type), urls, o.timeout)
+      const outcomes = await (await backendOf(o)).sync(flavourOf(o), parseTypeName(type), urls, o.timeout)
       for (const r of outcomes) if (r.skipped) process.stderr.write(`malla: sync ${r.url}: ${r.skipped}\n`)
       if (outcomes.length > 0 && outcomes.every((r) => r.skipped)) process.exitCode = EXIT.PEER
     })
@@ -278,13 +278,13 @@ export function buildProgram(): Command {
     .option('--multiwriter', 'the multi-writer table of that name')
     .action(async (type: string, o: TargetOptions) => {
       const t = parseTypeName(type)
-      print(await backendOf(o).reqsync(flavourOf(o), t, (await stdinJson()) ?? {}))
+      print(await (await backendOf(o)).reqsync(flavourOf(o), t, (await stdinJson()) ?? {}))
     })
 
   tableCommand(program, 'dump', 'print every entry on its own line: {"key", "data", "author", "bleachTTL", ...}')
     .option('--multiwriter', 'the multi-writer table of that name')
     .action(async (type: string, o: TargetOptions) => {
-      const table = JSON.parse(await backendOf(o).get(flavourOf(o), parseTypeName(type))) as Record<string, Record<string, Json>>
+      const table = JSON.parse(await (await backendOf(o)).get(flavourOf(o), parseTypeName(type))) as Record<string, Record<string, Json>>
       const lines = Object.keys(table)
         .sort()
         .map((key) => JSON.stringify({ key, ...table[key] }))
@@ -299,6 +299,7 @@ export function buildProgram(): Command {
     .option('--since <cursor>', 'start after this cursor (the "cursor" of a line printed earlier)')
     .action(async (types: string[], o: { url?: string; since?: string }) => {
       for (const t of types) parseTypeName(t)
+      const { followChanges } = await import('../../transport/change-feed-client.js')
       const controller = new AbortController()
       process.once('SIGINT', () => controller.abort())
       process.once('SIGTERM', () => controller.abort())
@@ -315,6 +316,7 @@ export function buildProgram(): Command {
     .summary('list a daemon\'s neighbours, one JSON line each: {"base", "malla", "lastOkAt", "lastError"}')
     .option('--url <url>', `a running daemon (default: $MALLA_URL or ${DEFAULT_URL})`)
     .action(async (o: { url?: string }) => {
+      const { DaemonApiClient } = await import('../../transport/daemon-api-client.js')
       const info = JSON.parse(await new DaemonApiClient(o.url ?? process.env.MALLA_URL ?? DEFAULT_URL).info()) as { neighbours: unknown[] }
       if (info.neighbours.length > 0) print(info.neighbours.map((n) => JSON.stringify(n)).join('\n'))
     })
@@ -355,6 +357,7 @@ export function buildProgram(): Command {
     .option('--accept-unsigned', 'with --key: also connect to peers that sign nothing')
     .action(async (room: string, o: { url?: string; target?: number; max?: number; key?: string | true; acceptUnsigned?: boolean }) => {
       const { joinRoom } = await import('../index.js')
+      const { keptIdentity } = await import('./key-command.js')
       if (o.acceptUnsigned && o.key === undefined) throw new MallaError('BAD_INPUT', '--accept-unsigned goes with --key: without a key every peer is answered anyway')
       const identity = o.key === undefined ? undefined : await keptIdentity(o.key === true ? undefined : o.key)
       const joined = await joinRoom(room, {
@@ -408,6 +411,8 @@ export function buildProgram(): Command {
     .option('--sync-interval <seconds>', 'passed to every router', seconds)
     .option('--verbose', 'show every router\'s debug log')
     .action(async (o) => {
+      const { cleanLabs, runNetnsLab } = await import('../lab/netns-lab.js')
+      const { runLab } = await import('../lab/lab.js')
       if (o.clean) {
         await cleanLabs()
         return
