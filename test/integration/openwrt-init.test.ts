@@ -26,14 +26,14 @@ async function startService(dir: string, config: string): Promise<{ code: number
   return { code: r.code, calls: r.stdout.split('\n').filter(Boolean), stderr: r.stderr }
 }
 
-test('the init script gives procd `node --max-semi-space-size=1 malla.mjs peer --config FILE` with respawn, and nothing when disabled or broken', async (t) => {
+test('the init script gives procd `node malla.mjs peer --config FILE` with respawn, and nothing when disabled or broken', async (t) => {
   const dir = await tempDir(t)
   const good = join(dir, 'good')
   await writeFile(good, "config malla 'main'\n\toption port '8080'\n")
   const started = await startService(dir, good)
   assert.equal(started.code, 0, started.stderr)
   assert.equal(started.calls[0], 'open')
-  assert.equal(started.calls[1], `param [command] [${process.execPath}] [--max-semi-space-size=1] [${CLI}] [peer] [--config] [${good}]`)
+  assert.equal(started.calls[1], `param [command] [${process.execPath}] [${CLI}] [peer] [--config] [${good}]`)
   assert.ok(started.calls.includes('param [respawn] [3600] [5] [5]'), started.calls.join('\n'))
   assert.equal(started.calls.at(-1), 'close')
 
