@@ -2,9 +2,8 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { addNamespace, linkUp } from '../../src/node/lab/netns.js'
 import { runCli, tempDir } from '../helpers/processes.js'
-import { hex, namespaceGuard, needsRoot, watch } from '../integration/netns-helpers.js'
+import { loopbackNamespace, needsRoot, watch } from '../integration/netns-helpers.js'
 import { errorsOf, openApp, screenshots, show } from './app-page.js'
 import { browserIn } from './browser.js'
 import { FIXTURES } from './lab.js'
@@ -12,10 +11,7 @@ import { FIXTURES } from './lab.js'
 test('the map on a stock LibreMesh router (no malla daemon): routers at their coordinates, links with their signal, from its /ubus', { timeout: Number(process.env.E2E_TIMEOUT ?? 120_000) }, async (t) => {
   if (!needsRoot(t)) return
   // Loopback only: the router and the page (and its WebRTC, were it to connect) stay on 127.0.0.1.
-  await namespaceGuard(t, /^mmap-/)
-  const ns = `mmap-${hex()}`
-  await addNamespace(ns)
-  await linkUp(ns, 'lo')
+  const ns = await loopbackNamespace(t, 'mmap')
   const www = join(await tempDir(t, 'malla-www-'), 'www')
   const built = await runCli(['build-static', www])
   assert.equal(built.code, 0, built.stderr)

@@ -4,9 +4,8 @@ import { readFile } from 'node:fs/promises'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import type { Page } from 'playwright-core'
-import { addNamespace, linkUp } from '../../src/node/lab/netns.js'
 import { startDaemon, tempDir } from '../helpers/processes.js'
-import { hex, namespaceGuard, needsRoot } from '../integration/netns-helpers.js'
+import { loopbackNamespace, needsRoot } from '../integration/netns-helpers.js'
 import { screenshots } from './app-page.js'
 import { browserIn } from './browser.js'
 
@@ -40,10 +39,7 @@ const progressOf = (page: Page) => page.evaluate(() => (window as unknown as { _
 test('a Trystero app on a malla router: two pages on plain http:// meet, chat, send a file with progress, ping and leave', { timeout: Number(process.env.E2E_TIMEOUT ?? 180_000) }, async (t) => {
   if (!needsRoot(t)) return
   // A namespace of its own with loopback only: the daemon, both pages and their WebRTC stay on 127.0.0.1.
-  await namespaceGuard(t, /^mtry-/)
-  const ns = `mtry-${hex()}`
-  await addNamespace(ns)
-  await linkUp(ns, 'lo')
+  const ns = await loopbackNamespace(t, 'mtry')
   const data = await tempDir(t, 'malla-trystero-')
   // The router serves the app itself (as uhttpd serves a LibreMesh router's web root) and /malla-trystero.js.
   const daemon = await startDaemon(t, ['--data', data, '--name', 'r1', '--web', EXAMPLE], { netns: ns })

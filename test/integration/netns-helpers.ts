@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createInterface } from 'node:readline'
-import { deleteNamespace, ip, listNamespaces, namespacePids, sysctl, waitLinkLocal } from '../../src/node/lab/netns.js'
+import { addNamespace, deleteNamespace, ip, listNamespaces, namespacePids, sysctl, waitLinkLocal } from '../../src/node/lab/netns.js'
 import { CLI, runBounded, type CliResult } from '../helpers/processes.js'
 
 type TestContext = { after(fn: () => unknown): void }
@@ -37,6 +37,18 @@ export async function namespaceGuard(t: TestContext, pattern: RegExp, options: {
       await deleteNamespace(ns).catch((e: Error) => process.stderr.write(`cleanup: ${e.message}\n`))
     }
   })
+}
+
+/**
+ * A fresh namespace `<prefix>-<hex>` with only loopback up, removed (with whatever runs in it) after the test:
+ * for a browser test whose pages, servers and WebRTC must all stay on 127.0.0.1.
+ */
+export async function loopbackNamespace(t: TestContext, prefix: string): Promise<string> {
+  await namespaceGuard(t, new RegExp(`^${prefix}-`))
+  const ns = `${prefix}-${hex()}`
+  await addNamespace(ns)
+  await ip(['-n', ns, 'link', 'set', 'lo', 'up'])
+  return ns
 }
 
 /** Two namespaces joined by one veth pair, IPv6 on without DAD, both ends up with their link-local address (no IPv4 at all). */
