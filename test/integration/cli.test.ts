@@ -39,6 +39,15 @@ test('a fatal start error ends the process at once, with a message saying what t
   const busy = await runCli(['peer', '--host', '127.0.0.1', '--port', String(port), '--stun-port', '0', '--data', await tempDir(t)], '', 10_000)
   assert.equal(busy.code, 75, busy.stderr)
   assert.match(busy.stderr, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is in use .*--port`))
+  // The same for shared-state-async's port, and for its flags' values.
+  const asyncBusy = await runCli(['peer', '--host', '127.0.0.1', '--port', '0', '--stun-port', '0', '--async-port', String(port), '--data', await tempDir(t)], '', 10_000)
+  assert.equal(asyncBusy.code, 75, asyncBusy.stderr)
+  assert.match(asyncBusy.stderr, new RegExp(`--async-port ${port} on 127\\.0\\.0\\.1 is in use`))
+  for (const [flag, value, says] of [['--async-types', 'bat-hosts:0', /update interval of bat-hosts/], ['--async-types', 'no spaces', /not a type name/], ['--async-peer', '[::1', /expected host, host:port/], ['--types', 'a,b c', /not a type name/]] as const) {
+    const bad = await runCli(['peer', '--host', '127.0.0.1', '--port', '0', '--stun-port', '0', flag, value, '--data', await tempDir(t)], '', 10_000)
+    assert.equal(bad.code, 22, `${flag} ${value}: ${bad.stderr}`)
+    assert.match(bad.stderr, says)
+  }
   const badRoom = await runCli(['join', 'no spaces', '--url', 'http://127.0.0.1:1'], '', 10_000)
   assert.equal(badRoom.code, 22)
   assert.match(badRoom.stderr, /bad room name/)

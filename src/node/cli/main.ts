@@ -508,12 +508,10 @@ await main(process.argv)
 
 /** shared-state-async settings from `malla peer`'s flags; undefined when neither --async-port nor --async-peer is given. */
 function asyncOptions(o: { asyncPort?: number; asyncPeer: string[]; asyncTypes: string; discover: string[] }): PeerDaemonOptions['async'] {
-  if (o.asyncPort === undefined && o.asyncPeer.length === 0) return undefined
+  // Checked even when unused: a bad value is a usage error, whether or not the flag would matter.
+  const types = parseAsyncTypes(o.asyncTypes)
   const peerPort = o.asyncPort !== undefined && o.asyncPort !== 0 ? o.asyncPort : ASYNC_PORT
-  return {
-    port: o.asyncPort,
-    peers: o.asyncPeer.map((p) => parseAsyncPeer(p, peerPort)),
-    types: parseAsyncTypes(o.asyncTypes),
-    discoverPort: peerPort,
-  }
+  const peers = o.asyncPeer.map((p) => parseAsyncPeer(p, peerPort))
+  if (o.asyncPort === undefined && peers.length === 0) return undefined
+  return { port: o.asyncPort, peers, types, discoverPort: peerPort }
 }
