@@ -24,6 +24,8 @@ export class AsyncNodeDouble implements AsyncState {
   readonly peers: Array<{ host: string; port: number }> = []
   /** Called with a type and its keys whenever a merge changes data (the C++ "significant" changes). */
   onChange: ((type: string, keys: string[]) => void) | undefined
+  /** The last failed sync with a peer, for a test or benchmark to show. */
+  lastError: string | undefined
   private server: Server | undefined
   private timer: NodeJS.Timeout | undefined
   private lastBleach = Date.now()
@@ -109,7 +111,7 @@ export class AsyncNodeDouble implements AsyncState {
     this.lastTick = second
     for (const [type, conf] of this.types) {
       if (second % conf.updateInterval !== 0) continue
-      for (const peer of this.peers) void syncWithAsyncPeer(type, this, { ...peer, timeoutMs: 5000 }).catch(() => {})
+      for (const peer of this.peers) void syncWithAsyncPeer(type, this, { ...peer, timeoutMs: 5000 }).catch((e: Error) => (this.lastError = `${peer.host}:${peer.port} ${e.message}`))
     }
   }
 }
