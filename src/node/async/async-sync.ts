@@ -52,6 +52,8 @@ export class AsyncSync implements AsyncState {
   /** One exchange per type and peer at a time; a change meanwhile runs one more after it. */
   private readonly running = new Map<string, { again: boolean }>()
   private readonly throttle = new LogThrottle()
+  /** Peers whose last exchange failed (said once each). */
+  private readonly failing = new Set<string>()
   private unsubscribe: (() => void) | undefined
   private stopped = false
   private exchanges = 0
@@ -137,7 +139,10 @@ export class AsyncSync implements AsyncState {
 
   removePeer(host: string, port: number): void {
     const key = peerKey({ host, port })
-    if (this.peers.get(key)?.discovered) this.peers.delete(key)
+    if (this.peers.get(key)?.discovered) {
+      this.peers.delete(key)
+      this.failing.delete(key)
+    }
   }
 
   isPeerAddress(address: string): boolean {
@@ -169,9 +174,13 @@ export class AsyncSync implements AsyncState {
         try {
           outcome = await syncWithAsyncPeer(type, this, { ...peer, timeoutMs: this.options.timeoutMs })
           this.exchanges++
+          if (this.failing.delete(peerKey(peer))) this.options.log.info('shared-state-async sync works again', { peer: peerKey(peer) })
         } catch (e) {
-          const line = this.throttle.allow(peerKey(peer))
-          if (line.ok) this.options.log.warn('shared-state-async sync failed', { type, peer: peerKey(peer), error: (e as Error).message, earlierNotLogged: line.held || undefined })
+          // A neighbour that runs no shared-state-async (a Lua router found on the link) fails every interval:
+          // said once, until it works.
+          const first = !this.failing.has(peerKey(peer))
+          if (first && this.failing.size < 1024) this.failing.add(peerKey(peer))
+          this.options.log[first ? 'warn' : 'debug']('shared-state-async sync failed', { type, peer: peerKey(peer), error: (e as Error).message })
         }
       } while (state.again)
       return outcome
