@@ -192,3 +192,28 @@ test('a C++-rules node — malla — Lua router: both ways, a later write wins e
   assert.equal((await table(m.d.base, 'bat-hosts'))['mac-c']?.data, 'C1_wlan1')
   assert.equal(cpp.states.get('bat-hosts')?.get('mac-c')?.data, 'C1_wlan1')
 })
+
+test('LibreMesh\'s own CLI on this machine (`shared-state-async insert`) writes as this node, with a clock (from another host the same is dropped: test/unit/async-wire)', async (t) => {
+  const { d, port } = await asyncDaemon(t, ['--name', 'lime-1', '--async-types', 'bat-hosts'])
+  const exchange = async (entries: Parameters<typeof encodeSlice>[0]) => {
+    const c = await rawClient(t, port)
+    c.socket.write(u32(1))
+    await c.reader.read(4)
+    c.socket.write(u32(1))
+    const frame = encodeFrame('bat-hosts', encodeSlice(entries))
+    c.socket.write(frame)
+    assert.equal((await c.reader.read(4)).readUInt32BE(0), frame.length)
+    const n = (await c.reader.read(1))[0] as number
+    await c.reader.read(n)
+    const len = (await c.reader.read(4)).readUInt32BE(0)
+    await c.reader.read(len)
+    c.socket.write(u32(1 + n + 4 + len))
+  }
+  // A publisher's insert: the node's own name, the full TTL (2400 + 30 + 1 s), over loopback.
+  await exchange([['02:aa:00:00:00:01', { author: 'lime-1', ttl: 2431, data: 'lime-1_wlan0' }]])
+  const mine = (await table(d.base, 'bat-hosts'))['02:aa:00:00:00:01'] as Record<string, unknown> | undefined
+  assert.equal(mine?.data, 'lime-1_wlan0')
+  assert.equal(mine?.author, 'lime-1')
+  assert.equal(mine?.bleachTTL, 20)
+  assert.match(String(mine?.clock), /^\d+$/, 'written as this node\'s own write, with a clock')
+})

@@ -89,7 +89,9 @@ export class AsyncSync implements AsyncState {
     for (const [key, data, rounds] of writes) {
       const ours = table.get(key)
       if (ours !== undefined && ours.author === this.options.name && jsonEqual(ours.data, data) && ours.bleachTTL >= rounds) continue
-      byRounds.set(rounds, [...(byRounds.get(rounds) ?? []), [key, data]])
+      const group = byRounds.get(rounds)
+      if (group) group.push([key, data])
+      else byRounds.set(rounds, [[key, data]])
     }
     for (const [rounds, values] of byRounds) await this.options.replica.insert(type, values, rounds)
   }
