@@ -69,18 +69,10 @@ export function removeKeys(table: WritableTable<Entry>, keys: Iterable<string>, 
 
 /** Merges a remote table into the local one, key by key (see `remoteWins`); expired remote entries are ignored. */
 export function mergeTable(table: WritableTable<Entry>, remote: ReadonlyMap<string, Entry>, clock?: WriteClock): Changes {
-  const keys: string[] = []
-  const written: string[] = []
-  for (const [key, theirs] of remote) {
-    if (theirs.bleachTTL <= 0) continue
+  return mergeChosenEntries(table, remote, (_key, theirs, ours) => {
     clock?.observe(theirs.clock)
-    const ours = table.get(key)
-    if (!remoteWins(theirs, ours)) continue
-    table.set(key, theirs)
-    written.push(key)
-    if (isSubstantial(ours, theirs)) keys.push(key)
-  }
-  return { keys, touched: written.length > 0, written, deleted: [] }
+    return remoteWins(theirs, ours) ? theirs : undefined
+  })
 }
 
 /**

@@ -5,13 +5,13 @@ import type { Logger } from '../core/log.js'
 import { silentLogger } from '../core/log.js'
 import { checkData, parseJsonText, parseStoredTable, type RejectedEntry, serializeTable } from '../core/schema.js'
 import {
-  mergeChosenEntries,
   bleachTable,
   type Changes,
   DEFAULT_TTL,
   insertEntries,
   insertMultiWriter,
   isSubstantial,
+  mergeChosenEntries,
   removeKeys,
 } from '../core/table-ops.js'
 import type { Entry, Flavour, Json, MultiWriterTable, Table, TypeName, WritableTable } from '../core/types.js'
@@ -197,17 +197,7 @@ export class Replica {
    */
   async mergeInto(ref: TableRef, remote: ReadonlyMap<string, object>, source?: string, chargeChecks?: (checks: number) => void): Promise<Snapshot<AnyTable>> {
     const rules = FLAVOURS[ref.flavour]
-    const admit = this.admit
-    return this.run(
-      ref,
-      (t) => {
-        const kept = ref.flavour === 'ttl' ? this.withoutChangedOwnWrites(remote, t) : remote
-        return rules.merge(t as never, (admit ? admit(ref, kept, t, chargeChecks) : kept) as never, this.clock)
-      },
-      true,
-      false,
-      source,
-    )
+    return this.mergeWith(ref, remote, (t, admitted) => rules.merge(t as never, admitted as never, this.clock), source, chargeChecks)
   }
 
   /**
@@ -216,19 +206,32 @@ export class Replica {
    * (undefined or the local entry: unchanged). The shared-state-async edge uses it, whose TTLs are seconds.
    */
   async mergeChosen(type: TypeName, remote: Table, choose: (key: string, theirs: Entry, ours: Entry | undefined) => Entry | undefined, source?: string): Promise<Snapshot> {
-    const ref: TableRef = { flavour: 'ttl', type }
+    const merge = (t: WritableTable<AnyEntry>, admitted: ReadonlyMap<string, object>) => mergeChosenEntries(t as WritableTable<Entry>, admitted as ReadonlyMap<string, Entry>, choose)
+    return this.mergeWith({ flavour: 'ttl', type }, remote, merge, source) as Promise<Snapshot>
+  }
+
+  /**
+   * What every merge does around its rule: a TTL table first drops changed copies of this node's own writes,
+   * then the admission keeps what may be merged, given the table as it is when the merge runs.
+   */
+  private mergeWith(
+    ref: TableRef,
+    remote: ReadonlyMap<string, object>,
+    merge: (table: WritableTable<AnyEntry>, admitted: ReadonlyMap<string, object>) => Changes,
+    source?: string,
+    chargeChecks?: (checks: number) => void,
+  ): Promise<Snapshot<AnyTable>> {
     const admit = this.admit
     return this.run(
       ref,
       (t) => {
-        const kept = this.withoutChangedOwnWrites(remote, t)
-        const admitted = (admit ? admit(ref, kept, t) : kept) as ReadonlyMap<string, Entry>
-        return mergeChosenEntries(t as WritableTable<Entry>, admitted, choose)
+        const kept = ref.flavour === 'ttl' ? this.withoutChangedOwnWrites(remote, t) : remote
+        return merge(t, admit ? admit(ref, kept, t, chargeChecks) : kept)
       },
       true,
       false,
       source,
-    ) as Promise<Snapshot>
+    )
   }
 
   /**

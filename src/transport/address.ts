@@ -5,8 +5,13 @@ export function normalizeAddress(address: string): string {
 
 /** The host part of a neighbour's base URL (`http://[fe80::1%25br-lan]:8080` → `fe80::1`), normalised. */
 export function baseAddress(base: string): string | undefined {
+  const host = baseHost(base)
+  return host === undefined ? undefined : normalizeAddress(host)
+}
+
+/** The host of a base URL as a socket connects to it, zone kept (`http://[fe80::1%25br-lan]:8080` → `fe80::1%br-lan`). */
+export function baseHost(base: string): string | undefined {
   // Not WHATWG URL: it refuses the zone of a link-local address, which neighbours found on a link have.
   const m = /^https?:\/\/(?:\[([^\]]+)\]|([^/:?#]+))(?::\d+)?(?:[/?#]|$)/i.exec(base)
-  if (!m) return undefined
-  return normalizeAddress((m[1] ?? m[2] ?? '').replace(/%25.*$/, ''))
+  return m ? (m[1] ?? m[2] ?? '').replace('%25', '%') : undefined
 }

@@ -59,10 +59,6 @@ async function readFrame(reader: SocketReader, admitType: (type: string) => void
   return { type, text, bytes: 1 + nameLength + 4 + dataLength }
 }
 
-function write(socket: Socket, bytes: Uint8Array): void {
-  socket.write(bytes)
-}
-
 /** Bounds an exchange in time: past `timeoutMs` the socket is destroyed and the exchange fails. */
 function deadline(socket: Socket, timeoutMs: number, what: string): () => void {
   const timer = setTimeout(() => socket.destroy(new AsyncProtocolError(`${what}: no complete exchange within ${timeoutMs} ms`)), timeoutMs)
@@ -82,7 +78,7 @@ export async function serveAsyncConnection(socket: Socket, state: AsyncState, op
   const done = deadline(socket, options.timeoutMs, `shared-state-async exchange with ${from}`)
   try {
     checkVersion(await reader.read(4))
-    write(socket, u32(ASYNC_WIRE_VERSION))
+    socket.write(u32(ASYNC_WIRE_VERSION))
     // The client's echo, for its round-trip estimate: the C++ client sends it in host byte order, so it is never checked.
     await reader.read(4)
     const frame = await readFrame(
@@ -92,10 +88,10 @@ export async function serveAsyncConnection(socket: Socket, state: AsyncState, op
       },
       (bytes) => options.charge?.(bytes),
     )
-    write(socket, u32(frame.bytes))
+    socket.write(u32(frame.bytes))
     await state.merge(frame.type, decodeSlice(frame.text), from)
     const reply = encodeFrame(frame.type, await state.stateOf(frame.type))
-    write(socket, reply)
+    socket.write(reply)
     const ack = readU32(await reader.read(4))
     if (ack !== reply.length) throw new AsyncProtocolError(`peer acknowledged ${ack} bytes of ${reply.length}`)
     return { type: frame.type, sentBytes: 4 + 4 + reply.length, receivedBytes: 4 + 4 + frame.bytes + 4 }
@@ -121,11 +117,11 @@ export async function syncWithAsyncPeer(type: string, state: AsyncState, options
   const where = `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}`
   const done = deadline(socket, options.timeoutMs, `shared-state-async sync of ${type} with ${where}`)
   try {
-    write(socket, u32(ASYNC_WIRE_VERSION))
+    socket.write(u32(ASYNC_WIRE_VERSION))
     const version = await reader.read(4)
     checkVersion(version)
-    write(socket, version)
-    write(socket, mine)
+    socket.write(version)
+    socket.write(mine)
     const ack = readU32(await reader.read(4))
     if (ack !== mine.length) throw new AsyncProtocolError(`${where} acknowledged ${ack} bytes of ${mine.length}`)
     const frame = await readFrame(
@@ -135,7 +131,7 @@ export async function syncWithAsyncPeer(type: string, state: AsyncState, options
       },
       () => {},
     )
-    write(socket, u32(frame.bytes))
+    socket.write(u32(frame.bytes))
     await state.merge(type, decodeSlice(frame.text), options.host)
     return { type, sentBytes: 4 + 4 + mine.length + 4, receivedBytes: 4 + 4 + frame.bytes }
   } finally {

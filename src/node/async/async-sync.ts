@@ -9,7 +9,7 @@ import { TtlBridge } from '../../sync/async/ttl-bridge.js'
 import { normalizeAddress } from '../../transport/address.js'
 import { isLocal, isLoopback, type SourceLimits } from '../daemon/source-limits.js'
 import { LogThrottle } from '../log.js'
-import { serveAsyncConnection, syncWithAsyncPeer, type AsyncState, type ExchangeOutcome } from './async-exchange.js'
+import { serveAsyncConnection, syncWithAsyncPeer, type AsyncState } from './async-exchange.js'
 
 export interface AsyncSyncOptions {
   readonly replica: Replica
@@ -56,7 +56,6 @@ export class AsyncSync implements AsyncState {
   private readonly failing = new Set<string>()
   private unsubscribe: (() => void) | undefined
   private stopped = false
-  private exchanges = 0
 
   constructor(private readonly options: AsyncSyncOptions) {
     this.bridge = new TtlBridge({ self: options.name, bleachIntervalMs: options.bleachIntervalMs })
@@ -94,11 +93,6 @@ export class AsyncSync implements AsyncState {
       else byRounds.set(rounds, [[key, data]])
     }
     for (const [rounds, values] of byRounds) await this.options.replica.insert(type, values, rounds)
-  }
-
-  /** Served and synced exchanges so far (tests, benchmarks). */
-  get exchangeCount(): number {
-    return this.exchanges
   }
 
   async start(): Promise<number | undefined> {
@@ -153,29 +147,26 @@ export class AsyncSync implements AsyncState {
     return false
   }
 
-  /** Syncs `type` with every async peer now; resolves with what each exchange did (failures logged). */
-  async syncType(type: string, except?: string): Promise<ExchangeOutcome[]> {
-    const outcomes = await Promise.all([...this.peers.values()].filter((p) => asyncSource(p.host) !== except).map((p) => this.syncOne(type, p)))
-    return outcomes.filter((o): o is ExchangeOutcome => o !== undefined)
+  /** Syncs `type` with every async peer now but the one named by `except` (a replica source); failures are logged. */
+  async syncType(type: string, except?: string): Promise<void> {
+    await Promise.all([...this.peers.values()].filter((p) => asyncSource(p.host) !== except).map((p) => this.syncOne(type, p)))
   }
 
-  private async syncOne(type: string, peer: { host: string; port: number }): Promise<ExchangeOutcome | undefined> {
+  private async syncOne(type: string, peer: { host: string; port: number }): Promise<void> {
     const key = `${type} ${peerKey(peer)}`
     const busy = this.running.get(key)
     if (busy) {
       busy.again = true
-      return undefined
+      return
     }
     const state = { again: false }
     this.running.set(key, state)
     try {
-      let outcome: ExchangeOutcome | undefined
       do {
         state.again = false
         if (this.stopped) break
         try {
-          outcome = await syncWithAsyncPeer(type, this, { ...peer, timeoutMs: this.options.timeoutMs })
-          this.exchanges++
+          await syncWithAsyncPeer(type, this, { ...peer, timeoutMs: this.options.timeoutMs })
           if (this.failing.delete(peerKey(peer))) this.options.log.info('shared-state-async sync works again', { peer: peerKey(peer) })
         } catch (e) {
           // A neighbour that runs no shared-state-async (a Lua router found on the link) fails every interval:
@@ -185,7 +176,6 @@ export class AsyncSync implements AsyncState {
           this.options.log[first ? 'warn' : 'debug']('shared-state-async sync failed', { type, peer: peerKey(peer), error: (e as Error).message })
         }
       } while (state.again)
-      return outcome
     } finally {
       this.running.delete(key)
     }
@@ -233,10 +223,7 @@ export class AsyncSync implements AsyncState {
       return
     }
     serveAsyncConnection(socket, this, { timeoutMs: SERVE_TIMEOUT_MS, charge: ticket?.charge })
-      .then((o) => {
-        this.exchanges++
-        ticket?.debit(o.sentBytes)
-      })
+      .then((o) => ticket?.debit(o.sentBytes))
       .catch((e: Error) => {
         socket.destroy()
         const line = this.throttle.allow(address)

@@ -24,7 +24,7 @@ import { handleRequest } from './http-routes.js'
 import { PushSockets } from './push-socket.js'
 import { LogThrottle } from '../log.js'
 import { CHANGE_STREAM_LIMITS, ChangeStreams, type ChangeStreamLimits } from './change-stream.js'
-import { baseAddress, normalizeAddress } from '../../transport/address.js'
+import { baseAddress, baseHost, normalizeAddress } from '../../transport/address.js'
 import { isLocal, SOURCE_LIMITS, SourceLimits, type SourceLimitOptions } from './source-limits.js'
 import { StunResponder } from './stun-responder.js'
 import { roomAdmission } from '../../signaling/room-admission.js'
@@ -89,7 +89,7 @@ export interface PeerDaemonOptions {
    */
   readonly tables?: readonly TableRef[]
   /**
-   * LibreMesh's shared-state-async (docs/protocol.md §19): serve it on `port` (none: only sync out), sync
+   * LibreMesh's shared-state-async (docs/protocol.md §20): serve it on `port` (none: only sync out), sync
    * `types` with `peers`, and with neighbours found by `discover` on `discoverPort`. Absent: not spoken.
    */
   readonly async?: {
@@ -171,7 +171,6 @@ export class PeerDaemon {
   readonly wanted: WantedTables
   /** malla's end of shared-state-async, when spoken. */
   readonly asyncSync: AsyncSync | undefined
-  private asyncPort: number | undefined
   private bundle: BrowserBundle | undefined
   private web: WebApp | undefined
   private linksTimer: ReturnType<typeof setTimeout> | undefined
@@ -200,8 +199,7 @@ export class PeerDaemon {
       name: options.name,
       mode: options.mode,
       onNeighbours: () => this.scheduleLinks(),
-      // LibreMesh mode publishes no links, and its neighbours get nothing but its tables.
-      // LibreMesh mode syncs the tables it holds, as a Lua router does.
+      // LibreMesh mode publishes no links and syncs only the tables it holds, as a Lua router does.
       ...(options.mode === 'libremesh' ? {} : { tables: this.wanted }),
     })
     this.asyncSync = options.async
@@ -344,10 +342,6 @@ export class PeerDaemon {
     if (host !== undefined && this.options.async) this.asyncSync?.removePeer(host, this.options.async.discoverPort)
   }
 
-  /** The port shared-state-async is served on, once started (undefined: not served). */
-  get asyncServedPort(): number | undefined {
-    return this.asyncPort
-  }
 
   /** Base URL clients use, e.g. `http://127.0.0.1:8080/`. */
   get url(): string {
@@ -409,8 +403,8 @@ export class PeerDaemon {
     // A node that restarts with tables catches up with its configured neighbours now, not a period later.
     if (this.options.peers.length > 0 && this.options.mode !== 'libremesh') void antiEntropy()
     if (this.asyncSync && !this.stopped) {
-      this.asyncPort = await this.asyncSync.start()
-      if (this.asyncPort !== undefined) log.info('shared-state-async listening', { port: this.asyncPort, types: [...(this.options.async?.types.keys() ?? [])].join(',') })
+      const asyncPort = await this.asyncSync.start()
+      if (asyncPort !== undefined) log.info('shared-state-async listening', { port: asyncPort, types: [...(this.options.async?.types.keys() ?? [])].join(',') })
     }
     log.info('listening', { url: this.url, name: this.options.name, data: this.options.dataDir, peers: this.options.peers.join(',') || undefined })
     await this.startStun()
@@ -528,10 +522,4 @@ export class PeerDaemon {
     watchOne(this.options.dataDir, 'ttl')
     void mkdir(join(this.options.dataDir, 'multiwriter'), { recursive: true }).then(() => watchOne(join(this.options.dataDir, 'multiwriter'), 'multiwriter'))
   }
-}
-
-/** The host of a base URL as a socket would connect to it (`http://[fe80::1%25eth0]:8080` → `fe80::1%eth0`). */
-function baseHost(base: string): string | undefined {
-  const m = /^https?:\/\/(?:\[([^\]]+)\]|([^/:?#]+))/i.exec(base)
-  return m ? (m[1] ?? m[2] ?? '').replace('%25', '%') : undefined
 }

@@ -131,8 +131,11 @@ export class TtlBridge {
       if (ours !== undefined && seconds <= this.secondsLeft(type, key, ours, now)) return undefined
       const same = ours !== undefined && ours.author === theirs.author && jsonEqual(ours.data, theirs.data)
       if (!same && ours?.clock !== undefined && ours.author === theirs.author) return undefined
+      let entry = theirs
       // The same write, fresher: the local entry (its clock, its data object) with the later deadline.
-      const entry: Entry = same ? (theirs.bleachTTL > ours.bleachTTL ? { ...ours, bleachTTL: theirs.bleachTTL } : ours) : ours === undefined ? theirs : { ...theirs, bleachTTL: Math.max(theirs.bleachTTL, ours.bleachTTL + 1) }
+      if (same) entry = theirs.bleachTTL > ours.bleachTTL ? { ...ours, bleachTTL: theirs.bleachTTL } : ours
+      // Another write: at least a round more than the copy it replaces, for those who compare rounds.
+      else if (ours !== undefined) entry = { ...theirs, bleachTTL: Math.max(theirs.bleachTTL, ours.bleachTTL + 1) }
       this.remember(type, key, entry, now + seconds * 1000)
       return entry
     }

@@ -26,12 +26,12 @@ export class UbusClient {
   async call(object: string, method: string, args: Record<string, unknown>): Promise<unknown> {
     const session = this.login()
     try {
-      return await this.callWith(await session, object, method, args)
+      return await this.rpc([await session, object, method, args])
     } catch (e) {
       if (!(e instanceof UbusError) || !/access denied/i.test(e.message)) throw e
       // Calls made together all fail when their session expires: the first to see it logs in, the others share that.
       if (this.session === session) this.session = undefined
-      return this.callWith(await this.login(), object, method, args)
+      return this.rpc([await this.login(), object, method, args])
     }
   }
 
@@ -43,10 +43,6 @@ export class UbusClient {
     })
     this.session.catch(() => (this.session = undefined))
     return this.session
-  }
-
-  private callWith(session: string, object: string, method: string, args: Record<string, unknown>): Promise<unknown> {
-    return this.rpc([session, object, method, args])
   }
 
   private async rpc(params: unknown[]): Promise<unknown> {
