@@ -24,6 +24,7 @@ import { heapUsedAfterGc } from './lib/memory.js'
 import { compareCases, consume, nowNs, msSince, type Case } from './lib/timing.js'
 import { footprintRun } from './lib/footprint.js'
 import { DAEMON_V8_FLAGS } from '../src/node/daemon/heap-tuning.js'
+import { PackedTable } from '../src/core/packed-table.js'
 
 const SIZES = [100, 1_000, 10_000] as const
 /** Repetitions per table size: small tables take microseconds, so they get more rounds. */
@@ -412,7 +413,15 @@ async function daemonRows(ctx: BenchContext, rows: BenchRow[], notes: string[], 
   const heapDelta = heapUsedAfterGc() - heapBefore
   const heldText = held.reduce((sum, t) => sum + Buffer.byteLength(serializeTable(t)), 0)
   check(held.reduce((sum, t) => sum + t.size, 0) === DAEMON_TYPES * DAEMON_ENTRIES, 'parsed copy holds every entry')
-  consume(held)
+  // The same tables as the daemon holds them (packed: core/packed-table.ts), made from the parsed ones, which are then dropped.
+  // Its columns are typed arrays, outside the JS heap: counted too.
+  const withBuffers = () => heapUsedAfterGc() + process.memoryUsage().arrayBuffers
+  const packedBefore = withBuffers()
+  const packed = held.map((t) => PackedTable.pack(t))
+  held.length = 0
+  const packedDelta = withBuffers() - packedBefore + heapDelta
+  check(packed.reduce((sum, t) => sum + t.size, 0) === DAEMON_TYPES * DAEMON_ENTRIES, 'packed copy holds every entry')
+  consume(packed)
 
   const runs: DaemonRun[] = []
   for (let r = 1; r <= DAEMON_RUNS; r++) runs.push(await daemonRun(ctx, bodies, r, nodeOptions))
@@ -427,6 +436,7 @@ async function daemonRows(ctx: BenchContext, rows: BenchRow[], notes: string[], 
     row({ section, name: `holding ${DAEMON_TYPES} types × ${DAEMON_ENTRIES.toLocaleString('en-US')} entries, steady state (VmRSS)`, n: total, unit: 'MB', value: mb(runs.map((r) => r.settled)), baseline: { name: 'idle daemon', value: idle }, target: RSS_TARGET_MB }),
     row({ section, name: 'peak while filling (VmHWM)', n: total, unit: 'MB', value: mb(runs.map((r) => r.peak)), baseline: { name: 'idle daemon', value: idle } }),
     row({ section, name: 'live JS heap of the same entries, parsed (in-process, after GC)', n: total, unit: 'MB', value: heapDelta / MB, baseline: { name: 'their JSON text', value: heldText / MB } }),
+    row({ section, name: 'live JS heap and buffers of the same entries, packed as the daemon holds them (in-process, after GC)', n: total, unit: 'MB', value: packedDelta / MB, baseline: { name: 'their JSON text', value: heldText / MB } }),
     row({ section: 'daemon fill over HTTP', name: `POST ≤${POST_CHUNK.toLocaleString('en-US')} entries to /cgi-bin/shared-state/<type>`, unit: 'ms', value: summarize(runs.flatMap((r) => r.postMs)) }),
     row({ section: 'daemon fill over HTTP', name: 'fill rate, all types (sequential POSTs)', n: total, unit: 'entries/s', better: 'higher', value: summarize(runs.map((r) => (total / r.fillMs) * 1000)) }),
   )

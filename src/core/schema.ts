@@ -2,7 +2,7 @@ import * as v from 'valibot'
 import { isValidClock } from './clock.js'
 import { badInput } from './errors.js'
 import { jsonLimitProblem, MAX_DATA_CHARS, MAX_DATA_DEPTH, MAX_ENTRY_CHARS, MAX_ENTRY_DEPTH, MAX_TEXT_DEPTH, nestsDeeperThan } from './json-limits.js'
-import type { Entry, Flavour, Json, MultiWriterEntry, MultiWriterTable, Table, TypeName } from './types.js'
+import { isTextTable, type Entry, type Flavour, type Json, type MultiWriterEntry, type MultiWriterTable, type Table, type TypeName } from './types.js'
 
 /**
  * The one place where bytes from outside (HTTP bodies, files, CLI stdin) become typed tables.
@@ -176,6 +176,8 @@ export function parseTtl(value: unknown): number {
 
 /** Serialises a table the way the wire and the data files carry it: one JSON object. */
 export function serializeTable(table: ReadonlyMap<string, object>): string {
+  // A packed table's entries are already text: joined, not parsed into objects and stringified again.
+  if (isTextTable(table)) return [...serializeTableChunks(table)].join('')
   return JSON.stringify(Object.fromEntries(table))
 }
 
@@ -194,8 +196,9 @@ export function* serializeTableChunks(table: ReadonlyMap<string, object>, chunkC
   indices.sort((a, b) => Number(a) - Number(b))
   let out = '{'
   let first = true
-  const put = (key: string, entry: object | undefined): string | undefined => {
-    const value = JSON.stringify(entry)
+  const packed = isTextTable(table) ? table : undefined
+  const put = (key: string): string | undefined => {
+    const value = packed ? packed.entryJson(key) : JSON.stringify(table.get(key))
     if (value === undefined) return undefined
     out += `${first ? '' : ','}${JSON.stringify(key)}:${value}`
     first = false
@@ -205,12 +208,12 @@ export function* serializeTableChunks(table: ReadonlyMap<string, object>, chunkC
     return piece
   }
   for (const key of indices) {
-    const piece = put(key, table.get(key))
+    const piece = put(key)
     if (piece !== undefined) yield piece
   }
-  for (const [key, entry] of table) {
+  for (const key of table.keys()) {
     if (indices.length > 0 && isArrayIndex(key)) continue
-    const piece = put(key, entry)
+    const piece = put(key)
     if (piece !== undefined) yield piece
   }
   yield out + '}'

@@ -15,6 +15,8 @@ export interface Changes {
   readonly written: readonly string[]
   /** Keys deleted from the table (bleach). */
   readonly deleted: readonly string[]
+  /** Every entry was written, and `written` does not list them (a bleach of a packed table): the table is saved whole. */
+  readonly everyEntry?: boolean
 }
 
 export const DEFAULT_TTL = 30

@@ -23,6 +23,22 @@ export interface Entry {
 export type Table = Map<string, Entry>
 
 /**
+ * A table that holds its entries as JSON text (core/packed-table.ts): what reads many of its entries asks it
+ * for their text or their cached hash, instead of having each entry made and parsed.
+ */
+export interface TextTable extends ReadonlyMap<string, Entry> {
+  /** `JSON.stringify(get(key))`, without parsing anything. */
+  entryJson(key: string): string | undefined
+  /** A hash of the entry under `key`, made by `make` once and then kept with the entry. */
+  cachedHash(key: string, make: (entry: Entry) => bigint): bigint | undefined
+}
+
+/** Told by shape, so that modules which only read tables need not load the packed table's code (pages never hold one). */
+export function isTextTable(table: ReadonlyMap<string, unknown>): table is TextTable {
+  return typeof (table as Partial<TextTable>).entryJson === 'function'
+}
+
+/**
  * What the table operations need of a table they change: a Map satisfies it, and so does the replica's
  * draft over a committed table (`replica/draft-table.ts`).
  */

@@ -15,9 +15,46 @@ export class DraftTable<E> implements WritableTable<E> {
   /** Committed keys deleted and then written again: a Map would now list them after the others. */
   private readonly moved = new Set<string>()
   private liveSize: number
+  private committed: ReadonlyMap<string, E>
+  private replaced = false
 
-  constructor(private readonly base: ReadonlyMap<string, E>) {
+  constructor(base: ReadonlyMap<string, E>) {
+    this.committed = base
     this.liveSize = base.size
+  }
+
+  /** The table this draft is over. */
+  get base(): ReadonlyMap<string, E> {
+    return this.committed
+  }
+
+  /**
+   * Makes `table` what this draft holds, dropping the changes written so far (which `table` must already
+   * hold): for an operation that builds the whole new table at once, such as a bleach of a packed table.
+   */
+  rebase(table: ReadonlyMap<string, E>): void {
+    this.committed = table
+    this.own.clear()
+    this.moved.clear()
+    this.liveSize = table.size
+    this.replaced = true
+  }
+
+  /** Whether this draft holds exactly the table it was made over. */
+  get unchanged(): boolean {
+    return this.own.size === 0 && !this.replaced
+  }
+
+  /** The keys this draft wrote (with their entries) or deleted (undefined), in the order they were first changed. */
+  changes(): Map<string, E | undefined> {
+    const out = new Map<string, E | undefined>()
+    for (const [key, value] of this.own) out.set(key, value === GONE ? undefined : value)
+    return out
+  }
+
+  /** Committed keys deleted and written again: a Map lists them after the others. */
+  get movedKeys(): ReadonlySet<string> {
+    return this.moved
   }
 
   /**
@@ -28,7 +65,7 @@ export class DraftTable<E> implements WritableTable<E> {
   static over<E>(table: ReadonlyMap<string, E>): DraftTable<E> {
     if (!(table instanceof DraftTable)) return new DraftTable(table)
     const from = table as DraftTable<E>
-    const draft = new DraftTable(from.base)
+    const draft = new DraftTable(from.committed)
     for (const [key, value] of from.own) draft.own.set(key, value)
     for (const key of from.moved) draft.moved.add(key)
     draft.liveSize = from.liveSize
@@ -42,7 +79,7 @@ export class DraftTable<E> implements WritableTable<E> {
    * always folded: copying it costs less than a millisecond, and it stays a plain Map for everyone who reads it.
    */
   get shouldFold(): boolean {
-    return this.base.size < 4096 || this.own.size > Math.sqrt(2 * this.base.size)
+    return this.replaced || this.committed.size < 4096 || this.own.size > Math.sqrt(2 * this.committed.size)
   }
 
   get size(): number {
@@ -52,12 +89,12 @@ export class DraftTable<E> implements WritableTable<E> {
   get(key: string): E | undefined {
     const mine = this.own.get(key)
     if (mine === GONE) return undefined
-    return mine !== undefined ? mine : this.base.get(key)
+    return mine !== undefined ? mine : this.committed.get(key)
   }
 
   has(key: string): boolean {
     const mine = this.own.get(key)
-    return mine === GONE ? false : mine !== undefined || this.base.has(key)
+    return mine === GONE ? false : mine !== undefined || this.committed.has(key)
   }
 
   set(key: string, value: E): this {
@@ -76,7 +113,7 @@ export class DraftTable<E> implements WritableTable<E> {
   delete(key: string): boolean {
     if (!this.has(key)) return false
     this.liveSize--
-    if (this.base.has(key)) {
+    if (this.committed.has(key)) {
       this.own.set(key, GONE)
       this.moved.delete(key)
     } else {
@@ -92,7 +129,7 @@ export class DraftTable<E> implements WritableTable<E> {
 
   /** The committed form: a plain Map in the base's key order, new keys after (as a copied Map would be). */
   materialize(): Map<string, E> {
-    const out = new Map(this.base)
+    const out = new Map(this.committed)
     for (const [key, value] of this.own) {
       if (value === GONE || this.moved.has(key)) out.delete(key)
       if (value !== GONE) out.set(key, value)
@@ -101,12 +138,12 @@ export class DraftTable<E> implements WritableTable<E> {
   }
 
   *entries(): MapIterator<[string, E]> {
-    for (const [key, value] of this.base) {
+    for (const [key, value] of this.committed) {
       const mine = this.own.get(key)
       if (mine === GONE || this.moved.has(key)) continue
       yield [key, mine !== undefined ? mine : value]
     }
-    for (const [key, value] of this.own) if (value !== GONE && (this.moved.has(key) || !this.base.has(key))) yield [key, value]
+    for (const [key, value] of this.own) if (value !== GONE && (this.moved.has(key) || !this.committed.has(key))) yield [key, value]
   }
 
   *keys(): MapIterator<string> {

@@ -16,6 +16,7 @@ import {
 } from '../core/table-ops.js'
 import type { Entry, Flavour, Json, MultiWriterTable, Table, TypeName, WritableTable } from '../core/types.js'
 import { DraftTable } from './draft-table.js'
+import type { TablePacking } from '../core/packed-table.js'
 import { FLAVOURS } from '../core/flavours.js'
 import { jsonEqual } from '../core/order.js'
 import { refKey, type StoredTable, type TableRef, type TableStore } from '../storage/table-store.js'
@@ -78,6 +79,11 @@ export interface ReplicaOptions {
    * forgeries out, and how a table keeps each author to a quota (§18.2).
    */
   readonly admit?: Admission
+  /**
+   * Holds large TTL tables packed (core/packed-table.ts: a fifth of the memory, each read parses its entry).
+   * The daemon gives it; pages leave it out and never load that code.
+   */
+  readonly packing?: TablePacking
 }
 
 /**
@@ -140,6 +146,7 @@ export class Replica {
   private readonly slots = new Map<string, Slot>()
   private readonly maxTables: number
   private readonly admit: ReplicaOptions['admit']
+  private readonly packing: TablePacking | undefined
   /** Tables the store holds, as far as this replica knows (read once, then kept up to date by its saves). */
   private stored: Set<string> | undefined
   private readonly emitter: Emitter<ReplicaEvents> = createNanoEvents<ReplicaEvents>()
@@ -153,6 +160,7 @@ export class Replica {
     this.log = options.log ?? silentLogger
     this.maxTables = options.maxTables ?? MAX_TABLES
     this.admit = options.admit
+    this.packing = options.packing
   }
 
   on<E extends keyof ReplicaEvents>(event: E, callback: ReplicaEvents[E]): Unsubscribe {
@@ -253,7 +261,7 @@ export class Replica {
   }
 
   async bleach(type: TypeName): Promise<Snapshot> {
-    return this.run({ flavour: 'ttl', type }, (t) => bleachTable(t as Table)) as Promise<Snapshot>
+    return this.run({ flavour: 'ttl', type }, (t) => bleach(t as WritableTable<Entry>, this.packing)) as Promise<Snapshot>
   }
 
   async getMultiWriter(type: TypeName): Promise<Snapshot<MultiWriterTable>> {
@@ -351,7 +359,7 @@ export class Replica {
       }
       if (writes.length > 0) release = await disk(this.store.lock(slot.ref))
       const external = await this.reloadIfChanged(slot)
-      const { draft, results, failed, keys, written, deleted, touched, sources } =
+      const { draft, results, failed, keys, written, deleted, touched, everyEntry, sources } =
         early && slot.table === known ? early : writes.length > 0 ? applyBatch(slot.table, batch) : readBatch(batch)
       if (external.length > 0) this.emit('applied', slot.ref, external, 'external', slot.table)
       // The draft goes out as it is: the push to neighbours should not wait for a copy of the whole table.
@@ -359,15 +367,15 @@ export class Replica {
         keys.forEach((k) => announced.add(k))
         this.emit('applied', slot.ref, [...keys], 'local', draft, sources)
       }
-      // A few changes stay a layer over the committed Map; many are folded into a new Map (see shouldFold).
-      const work: HeldTable = draft === undefined || draft.changedCount === 0 ? slot.table : draft.shouldFold ? draft.materialize() : draft
+      // A few changes stay a layer over the committed table; many are folded into a new one (see shouldFold).
+      const work: HeldTable = draft === undefined || draft.unchanged ? slot.table : draft.shouldFold ? fold(slot.ref.flavour, draft, this.packing) : draft
       let text: string | undefined
       const compact = (slot.journalBytes > 0 || slot.rewrite) && batch.some((p) => p.full)
       if (touched && (slot.version === undefined || slot.version === ABSENT)) await this.makeRoom(slot.ref)
       if (touched || compact) {
         // A small change to a large table goes to the journal; the whole table is rewritten when the
         // journal grows past half the table (or 64 KiB), when asked to compact, or when most keys changed.
-        const small = written.size + deleted.size <= Math.max(64, work.size / 8)
+        const small = !everyEntry && written.size + deleted.size <= Math.max(64, work.size / 8)
         const journalRoom = !slot.rewrite && slot.journalBytes < Math.max(64 * 1024, slot.baseBytes / 2)
         if (this.store.keep) {
           // A store in memory keeps the table itself: nothing to write out.
@@ -463,7 +471,9 @@ export class Replica {
       for (const [key, entry] of fresh) if (isSubstantial(slot.table.get(key), entry)) changed.push(key)
       for (const key of slot.table.keys()) if (!fresh.has(key)) changed.push(key)
     }
-    slot.table = fresh
+    // A large TTL table is held packed from the start (see core/packed-table.ts).
+    const packing = this.packing
+    slot.table = packing && slot.ref.flavour === 'ttl' && fresh.size >= packing.at ? packing.Table.pack(fresh as Table) : fresh
     slot.version = stored.version
     if (slot.rewrite) queueMicrotask(() => void this.compact(slot.ref).catch(() => {}))
     return changed
@@ -553,6 +563,32 @@ function readStoredTable(flavour: Flavour, stored: StoredTable): { table: AnyTab
   return { table, unreadable }
 }
 
+/**
+ * The committed table a draft's changes make: with `packing`, a packed table for a large TTL table; a plain
+ * Map otherwise. A packed table that shrank below half of the packing size becomes a Map again.
+ */
+function fold(flavour: Flavour, draft: DraftTable<AnyEntry>, packing: TablePacking | undefined): HeldTable {
+  const base = draft.base
+  const packed = packing !== undefined && base instanceof packing.Table
+  if (packing === undefined || flavour !== 'ttl' || draft.size < (packed ? packing.at / 2 : packing.at)) return draft.materialize()
+  if (packed && draft.changedCount === 0) return base
+  return packing.Table.fold(base as ReadonlyMap<string, Entry>, draft.changes() as Map<string, Entry | undefined>, draft.movedKeys)
+}
+
+/**
+ * `bleachTable`, without reading any entry when the table is packed: as entry objects, a round over a
+ * 100,000-entry table would hold all of them twice for a moment.
+ */
+function bleach(table: WritableTable<Entry>, packing: TablePacking | undefined): Changes {
+  if (packing === undefined || !(table instanceof DraftTable) || !(table.base instanceof packing.Table)) return bleachTable(table)
+  const draft = table as DraftTable<Entry>
+  const base = draft.base as InstanceType<TablePacking['Table']>
+  const current = draft.changedCount === 0 ? base : packing.Table.fold(base, draft.changes(), draft.movedKeys)
+  const { table: next, dropped } = current.bleached()
+  draft.rebase(next)
+  return { keys: dropped, touched: current.size > 0, written: [], deleted: dropped, everyEntry: true }
+}
+
 /** JSON text of a value that failed validation: it may be too deep to serialise. */
 function safeStringify(value: unknown): string {
   try {
@@ -569,6 +605,7 @@ interface BatchResult {
   readonly failed: Map<Pending, unknown>
   readonly keys: Set<string>
   readonly written: Set<string>
+  readonly everyEntry: boolean
   readonly deleted: Set<string>
   readonly touched: boolean
   /** Changed keys whose last change in the batch was a merge from a link: that link (ChangeEvent.sources). */
@@ -605,9 +642,11 @@ function summarize(draft: DraftTable<AnyEntry> | undefined, results: Map<Pending
   const deleted = new Set<string>()
   const sources = new Map<string, string>()
   let touched = false
+  let everyEntry = false
   // In batch order: a key changed by a later operation belongs to it, whether it came from a link or not.
   for (const [p, c] of results) {
     touched ||= c.touched
+    everyEntry ||= c.everyEntry === true
     for (const k of c.keys) {
       keys.add(k)
       if (p.source !== undefined) sources.set(k, p.source)
@@ -616,5 +655,5 @@ function summarize(draft: DraftTable<AnyEntry> | undefined, results: Map<Pending
     for (const k of c.written) written.add(k)
     for (const k of c.deleted) deleted.add(k)
   }
-  return { draft, results, failed, keys, written, deleted, touched, sources }
+  return { draft, results, failed, keys, written, deleted, touched, everyEntry, sources }
 }

@@ -3,7 +3,7 @@ import * as v from 'valibot'
 import canonicalizeModule from 'canonicalize'
 import { badInput } from '../core/errors.js'
 import { FLAVOURS } from '../core/flavours.js'
-import type { Flavour, Json } from '../core/types.js'
+import { isTextTable, type Flavour, type Json } from '../core/types.js'
 
 const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined
 
@@ -69,14 +69,23 @@ export function itemHash(flavour: Flavour, key: string, entry: AnyEntry): bigint
   return h
 }
 
+/**
+ * `itemHash` of the entry `table` holds under `key` (which it must hold). A packed table keeps each entry's
+ * hash beside it: its entries are made afresh at every read, so the cache by entry would never hit.
+ */
+function tableItemHash(flavour: Flavour, table: ReadonlyMap<string, AnyEntry>, key: string): bigint {
+  if (isTextTable(table)) return table.cachedHash(key, (entry) => itemHash(flavour, key, entry)) as bigint
+  return itemHash(flavour, key, table.get(key) as AnyEntry)
+}
+
 const hex16 = (n: bigint) => n.toString(16).padStart(16, '0')
 
 /** One digest per bucket (XOR of its items' hashes; order-free), as `buckets × 16` hex characters. */
 export function tableDigests(flavour: Flavour, table: ReadonlyMap<string, AnyEntry>, buckets: number): string {
   const acc = new Array<bigint>(buckets).fill(0n)
-  for (const [key, entry] of table) {
+  for (const key of table.keys()) {
     const b = keyBucket(key, buckets)
-    acc[b] = (acc[b] as bigint) ^ itemHash(flavour, key, entry)
+    acc[b] = (acc[b] as bigint) ^ tableItemHash(flavour, table, key)
   }
   return acc.map(hex16).join('')
 }
@@ -139,9 +148,9 @@ export function answerSummary(request: SummaryRequest, table: ReadonlyMap<string
   const lists = new Map<number, Array<[string, string]>>()
   for (const b of differing) lists.set(b, [])
   if (differing.size > 0) {
-    for (const [key, entry] of table) {
+    for (const key of table.keys()) {
       const b = keyBucket(key, request.buckets)
-      if (differing.has(b)) lists.get(b)?.push([key, hex16(itemHash(request.flavour, key, entry))])
+      if (differing.has(b)) lists.get(b)?.push([key, hex16(tableItemHash(request.flavour, table, key))])
     }
   }
   const buckets: Record<string, Array<[string, string]>> = {}
@@ -174,11 +183,11 @@ export function planExchange(flavour: Flavour, table: ReadonlyMap<string, AnyEnt
   }
   const give = new Map<string, AnyEntry>()
   const want: string[] = []
-  for (const [key, entry] of table) {
+  for (const key of table.keys()) {
     if (!differing.has(keyBucket(key, buckets))) continue
-    const mine = hex16(itemHash(flavour, key, entry))
+    const mine = hex16(tableItemHash(flavour, table, key))
     const other = theirs.get(key)
-    if (other !== mine) give.set(key, entry)
+    if (other !== mine) give.set(key, table.get(key) as AnyEntry)
     if (other !== undefined && other !== mine) want.push(key)
   }
   for (const key of theirs.keys()) if (!table.has(key)) want.push(key)

@@ -2,6 +2,7 @@ import { cp, mkdir, readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { MallaError } from '../../core/errors.js'
 import { loadWebApp, WEB_DIR } from '../daemon/web-app.js'
+import { assetBody } from '../daemon/static-asset.js'
 
 /**
  * `malla build-static DIR`: the web app as plain files, for a router that cannot run Node. A LibreMesh
@@ -26,7 +27,8 @@ export async function buildStatic(dir: string, options: { force?: boolean; from?
     const target = join(dir, ...path.split('/'))
     await mkdir(join(target, '..'), { recursive: true })
     await cp(join(from, ...path.split('/')), target)
-    written.push({ path: path.slice(1), bytes: file.body.length, gzip: file.gzip?.length ?? file.body.length })
+    const bytes = assetBody(file).length
+    written.push({ path: path.slice(1), bytes, gzip: file.gzip?.length ?? bytes })
   }
-  return written.sort((a, b) => a.path.localeCompare(b.path))
+  return written.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
 }

@@ -9,6 +9,7 @@ import { isTypeName } from '../../core/schema.js'
 import type { Flavour, TypeName } from '../../core/types.js'
 import { ChangeLog, type ChangeLogOptions } from '../../replica/change-log.js'
 import { Replica } from '../../replica/replica.js'
+import { TABLE_PACKING } from '../../core/packed-table.js'
 import { refKey, type TableRef } from '../../storage/table-store.js'
 import type { SyncOutcome } from '../../sync/full-table-sync.js'
 import { NeighbourSync, type NeighbourInfo } from '../../sync/neighbour-sync.js'
@@ -183,7 +184,7 @@ export class PeerDaemon {
     const log = options.log
     this.wanted = new WantedTables([{ flavour: 'ttl', type: LINKS_TYPE }, ...(options.tables ?? [])])
     this.store = new FileStore(options.dataDir, { log })
-    this.replica = new Replica({ store: this.store, author: options.name, log, admit: roomAdmission() })
+    this.replica = new Replica({ store: this.store, author: options.name, log, admit: roomAdmission(), packing: TABLE_PACKING })
     this.changes = new ChangeLog(this.replica, options.changeLog)
     this.streams = new ChangeStreams(this.changes, log, { ...CHANGE_STREAM_LIMITS, ...options.changeStreams })
     this.limits = new SourceLimits({ ...SOURCE_LIMITS, ...options.sourceLimits }, (address) => this.neighbourAddresses().has(address) || this.asyncSync?.isPeerAddress(address) === true)

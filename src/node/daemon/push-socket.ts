@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { WebSocketServer, type RawData, type WebSocket } from 'ws'
+import type { RawData, WebSocket, WebSocketServer } from 'ws'
 import { asMallaError, MallaError } from '../../core/errors.js'
 import type { Logger } from '../../core/log.js'
 import { parseJsonText, parseTypeName } from '../../core/schema.js'
@@ -27,14 +27,19 @@ const MAX_UNREAD_BYTES = 1024 * 1024
  * and a signaling answer is waited for by a person.
  */
 export class PushSockets {
-  private readonly server: WebSocketServer
+  /**
+   * Made at the first upgrade: `ws` costs a daemon ~5 MB of memory when loaded, and a router whose pages never
+   * open a push socket (a Lua router's pages, `malla` CLI peers) should not pay it.
+   */
+  private server: Promise<WebSocketServer> | undefined
   private readonly alive = new WeakMap<WebSocket, boolean>()
   private readonly timer: ReturnType<typeof setInterval>
   private opened = 0
+  private closed = false
+  /** The server's sockets once it is made, for the pings. */
+  private clients: ReadonlySet<WebSocket> = new Set()
 
   constructor(private readonly options: { replica: Replica; maxFrameBytes: number; log: Logger; limits: SourceLimits; logThrottle: LogThrottle }) {
-    this.server = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes, perMessageDeflate: false })
-    this.server.on('connection', (socket, req) => this.serve(socket, req))
     this.timer = setInterval(() => this.pingAll(), PING_MS)
     this.timer.unref?.()
   }
@@ -52,13 +57,31 @@ export class PushSockets {
       this.warn(req.socket?.remoteAddress ?? 'unknown', 'push socket refused', { origin })
       return refuse(socket, '403 Forbidden', `pages of ${origin} may not push here`)
     }
-    this.server.handleUpgrade(req, socket, head, (ws) => this.server.emit('connection', ws, req))
+    this.server ??= import('ws').then(({ WebSocketServer }) => {
+      const server = new WebSocketServer({ noServer: true, maxPayload: this.options.maxFrameBytes, perMessageDeflate: false })
+      server.on('connection', (ws, request) => this.serve(ws, request))
+      this.clients = server.clients
+      return server
+    })
+    void this.server.then(
+      (server) => {
+        if (this.closed || socket.destroyed) return socket.destroy()
+        server.handleUpgrade(req, socket, head, (ws) => server.emit('connection', ws, req))
+      },
+      (e: Error) => refuse(socket, '500 Internal Server Error', `cannot load the WebSocket library: ${e.message}`),
+    )
   }
 
   close(): void {
+    this.closed = true
     clearInterval(this.timer)
-    for (const ws of this.server.clients) ws.terminate()
-    this.server.close()
+    this.server?.then(
+      (server) => {
+        for (const ws of server.clients) ws.terminate()
+        server.close()
+      },
+      () => {}, // never loaded: nothing to close
+    )
   }
 
   private serve(socket: WebSocket, req: IncomingMessage): void {
@@ -128,7 +151,7 @@ export class PushSockets {
   }
 
   private pingAll(): void {
-    for (const ws of this.server.clients) {
+    for (const ws of this.clients) {
       if (this.alive.get(ws) === false) {
         ws.terminate()
         continue

@@ -1,6 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
 import { isIPv6 } from 'node:net'
-import stun from 'stun'
+import type stunModule from 'stun'
 import { MallaError } from '../../core/errors.js'
 import type { Logger } from '../../core/log.js'
 
@@ -12,7 +12,16 @@ const MAGIC_COOKIE = 0x2112a442
  * a request for us, and is dropped before it is decoded, so a flood of large datagrams costs little.
  */
 const MAX_REQUEST_BYTES = 1280
-const { STUN_BINDING_REQUEST, STUN_BINDING_RESPONSE } = stun.constants
+/** RFC 5389 §18.1 message types (the `stun` package's constants, needed before it is loaded). */
+const STUN_BINDING_REQUEST = 0x0001
+const STUN_BINDING_RESPONSE = 0x0101
+
+/**
+ * The `stun` codec, loaded at the first Binding request: it costs ~5 MB of memory, which a daemon whose pages
+ * never ask (routers without browsers, CLI peers) should not pay.
+ */
+let codec: Promise<typeof stunModule> | undefined
+const loadCodec = (): Promise<typeof stunModule> => (codec ??= import('stun').then((m) => m.default))
 
 export interface StunResponderOptions {
   /** UDP port; 0 picks a free one (read it back from `info()`). */
@@ -103,30 +112,26 @@ export class StunResponder {
   }
 
   private onDatagram(socket: Socket, datagram: Buffer, from: RemoteInfo): void {
-    const unanswered = this.answer(socket, datagram, from)
-    if (unanswered === undefined) {
-      this.answered++
-      return
-    }
-    this.ignored++
-    this.options.log.debug('stun datagram ignored', { from: from.address, port: from.port, bytes: datagram.length, reason: unanswered })
+    const unfit = unfitRequest(datagram)
+    if (unfit !== undefined) return this.ignore(datagram, from, unfit)
+    loadCodec().then(
+      (stun) => {
+        if (this.socket !== socket) return // stopped meanwhile
+        const unanswered = this.answer(stun, socket, datagram, from)
+        if (unanswered === undefined) this.answered++
+        else this.ignore(datagram, from, unanswered)
+      },
+      (e: Error) => this.ignore(datagram, from, `cannot load the STUN codec: ${e.message}`),
+    )
   }
 
-  /** Answers a Binding request; for anything else, returns why it got no answer (RFC 5389 §7.3: silently discarded). */
-  private answer(socket: Socket, datagram: Buffer, from: RemoteInfo): string | undefined {
-    if (datagram.length > MAX_REQUEST_BYTES) return 'too large'
-    // The header checks of RFC 5389 §7.3, done here because the codec skips them: the two top bits are
-    // zero, the cookie is there, and the length field covers exactly the rest, in 4-byte words.
-    if (
-      datagram.length < HEADER_BYTES ||
-      (datagram[0]! & 0xc0) !== 0 ||
-      datagram.readUInt32BE(4) !== MAGIC_COOKIE ||
-      datagram.readUInt16BE(2) !== datagram.length - HEADER_BYTES ||
-      datagram.length % 4 !== 0
-    ) {
-      return 'not an RFC 5389 STUN message'
-    }
-    if (datagram.readUInt16BE(0) !== STUN_BINDING_REQUEST) return 'not a Binding request'
+  private ignore(datagram: Buffer, from: RemoteInfo, reason: string): void {
+    this.ignored++
+    this.options.log.debug('stun datagram ignored', { from: from.address, port: from.port, bytes: datagram.length, reason })
+  }
+
+  /** Answers a Binding request that passed `unfitRequest`; otherwise returns why it got no answer. */
+  private answer(stun: typeof stunModule, socket: Socket, datagram: Buffer, from: RemoteInfo): string | undefined {
     let request: ReturnType<typeof stun.decode>
     try {
       request = stun.decode(datagram)
@@ -145,6 +150,24 @@ export class StunResponder {
     }
     return undefined
   }
+}
+
+/** Why a datagram is not a Binding request worth decoding (RFC 5389 §7.3: silently discarded), or undefined. */
+function unfitRequest(datagram: Buffer): string | undefined {
+  if (datagram.length > MAX_REQUEST_BYTES) return 'too large'
+  // The header checks of RFC 5389 §7.3, done here because the codec skips them: the two top bits are
+  // zero, the cookie is there, and the length field covers exactly the rest, in 4-byte words.
+  if (
+    datagram.length < HEADER_BYTES ||
+    (datagram[0]! & 0xc0) !== 0 ||
+    datagram.readUInt32BE(4) !== MAGIC_COOKIE ||
+    datagram.readUInt16BE(2) !== datagram.length - HEADER_BYTES ||
+    datagram.length % 4 !== 0
+  ) {
+    return 'not an RFC 5389 STUN message'
+  }
+  if (datagram.readUInt16BE(0) !== STUN_BINDING_REQUEST) return 'not a Binding request'
+  return undefined
 }
 
 /**

@@ -65,7 +65,8 @@ export class FileStore implements TableStore {
       }
       for (const type of types) refs.push({ flavour, type: type as TypeName })
     }
-    return refs.sort((a, b) => refKey(a).localeCompare(refKey(b)))
+    // Code-unit order, not localeCompare: the same on every machine, and collation would load ICU's data (~3 MB of a router's memory).
+    return refs.sort((a, b) => (refKey(a) < refKey(b) ? -1 : refKey(a) > refKey(b) ? 1 : 0))
   }
 
   async load(ref: TableRef): Promise<StoredTable> {

@@ -1,0 +1,171 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import fc from 'fast-check'
+import { PackedTable } from '../../src/core/packed-table.js'
+import { serializeTable, serializeTableChunks } from '../../src/core/schema.js'
+import { bleachTable } from '../../src/core/table-ops.js'
+import type { Entry, Json, Table, TypeName } from '../../src/core/types.js'
+import { DraftTable } from '../../src/replica/draft-table.js'
+import { Replica } from '../../src/replica/replica.js'
+import { MemoryStore } from '../../src/storage/memory-store.js'
+
+/** JSON as it comes back from text (no -0, no undefined): what a table can hold. */
+const json = fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.parse(JSON.stringify(v)) as Json)
+const keys = fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f', '0', '7', 'ключ', '__proto__')
+const entry: fc.Arbitrary<Entry> = fc
+  .record({
+    data: fc.oneof(json, fc.constant(null), fc.string({ unit: 'grapheme' })),
+    author: fc.constantFrom('router-a', 'router-b', 'lm-ñandú'),
+    bleachTTL: fc.integer({ min: -5, max: 60 }),
+    clock: fc.option(fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 53n - 2n }).map(String), fc.constantFrom('007', '1e3', 'x')), { nil: undefined }),
+    extra: fc.option(fc.tuple(fc.constantFrom('note', '__proto__', 'hops'), json), { nil: undefined }),
+  })
+  .map(({ clock, extra, ...rest }) => {
+    const e: Record<string, unknown> = { ...rest }
+    if (clock !== undefined) e.clock = clock
+    if (extra !== undefined) Object.defineProperty(e, extra[0], { value: extra[1], enumerable: true, writable: true, configurable: true })
+    return e as unknown as Entry
+  })
+const op = fc.oneof(
+  fc.record({ kind: fc.constant('set' as const), key: keys, entry }),
+  fc.record({ kind: fc.constant('delete' as const), key: keys }),
+)
+
+function applyOps(base: ReadonlyMap<string, Entry>, ops: ReadonlyArray<{ kind: 'set' | 'delete'; key: string; entry?: Entry }>): DraftTable<Entry> {
+  const draft = new DraftTable(base)
+  for (const o of ops) {
+    if (o.kind === 'set') draft.set(o.key, o.entry as Entry)
+    else draft.delete(o.key)
+  }
+  return draft
+}
+
+/** The packed table reads exactly as `expected` does: same keys in the same order, same entries, same text. */
+function assertSameTable(packed: PackedTable, expected: ReadonlyMap<string, Entry>): void {
+  assert.equal(packed.size, expected.size)
+  assert.deepEqual([...packed.keys()], [...expected.keys()])
+  assert.deepEqual([...packed], [...expected])
+  for (const [key, e] of expected) {
+    assert.equal(packed.has(key), true)
+    assert.deepEqual(packed.get(key), e)
+    assert.deepEqual(JSON.parse(packed.entryJson(key) as string), JSON.parse(JSON.stringify(e)), `entryJson of ${key}`)
+    assert.equal(packed.entryJson(key), JSON.stringify(packed.get(key)), 'entryJson is the text of the entry get makes')
+  }
+  assert.equal(packed.get('absent'), undefined)
+  assert.equal(packed.entryJson('absent'), undefined)
+  assert.deepEqual(JSON.parse(serializeTable(packed)), JSON.parse(serializeTable(expected as Table)))
+  assert.equal([...serializeTableChunks(packed, 64)].join(''), serializeTable(packed))
+}
+
+describe('PackedTable', () => {
+  it('reads like the Map a draft materializes, whatever the entries (extra fields, odd clocks, non-ASCII, "__proto__"), over a Map or a packed base', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(keys, entry)), fc.array(op, { maxLength: 25 }), fc.boolean(), (start, ops, packedBase) => {
+        const map = new Map(start)
+        const base = packedBase ? PackedTable.pack(map) : map
+        assertSameTable(base instanceof PackedTable ? base : PackedTable.pack(base), map)
+        const draft = applyOps(base, ops)
+        const expected = applyOps(map, ops).materialize()
+        assertSameTable(PackedTable.fold(base, draft.changes(), draft.movedKeys), expected)
+        // The base is never changed by a fold.
+        assertSameTable(base instanceof PackedTable ? base : PackedTable.pack(base), map)
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it('bleaches like bleachTable without reading data: every TTL one less, entries below 2 dropped and named', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(keys, entry)), (start) => {
+        const map = new Map(start)
+        const packed = PackedTable.pack(map)
+        const expected = new Map(map)
+        const changes = bleachTable(expected)
+        const { table, dropped } = packed.bleached()
+        assertSameTable(table, expected)
+        assert.deepEqual(dropped.sort(), [...changes.deleted].sort())
+        assertSameTable(packed, map)
+      }),
+      { numRuns: 200 },
+    )
+  })
+
+  it('keeps each entry\'s hash across folds and bleaches, and makes it again for an entry that changed', () => {
+    const made: string[] = []
+    const hash = (key: string) => (e: Entry) => {
+      made.push(key)
+      return BigInt(JSON.stringify(e.data).length + 1)
+    }
+    let table = PackedTable.pack(new Map<string, Entry>([['a', { data: 'x', author: 'r', bleachTTL: 9 }], ['b', { data: 'yy', author: 'r', bleachTTL: 9 }]]))
+    assert.equal(table.cachedHash('a', hash('a')), 4n)
+    assert.equal(table.cachedHash('b', hash('b')), 5n)
+    table = PackedTable.fold(table, new Map([['b', { data: 'zzzz', author: 'r', bleachTTL: 9 }]]), new Set())
+    table = table.bleached().table
+    assert.equal(table.cachedHash('a', hash('a')), 4n)
+    assert.equal(table.cachedHash('b', hash('b')), 7n)
+    assert.equal(table.cachedHash('missing', hash('missing')), undefined)
+    assert.deepEqual(made, ['a', 'b', 'b'], 'a is hashed once; b again after its data changed')
+  })
+
+  it('holds at most a third more text than its entries use, however many folds replaced them', () => {
+    const rand = fc.sample(fc.integer({ min: 0, max: 1999 }), { numRuns: 60 * 300, seed: 7 })
+    let table = PackedTable.pack(new Map(Array.from({ length: 2000 }, (_, i) => [`k${i}`, { data: { i, pad: 'x'.repeat(150) }, author: 'r', bleachTTL: 30 } as Entry])))
+    const first = table
+    for (let round = 0; round < 60; round++) {
+      const changes = new Map<string, Entry>()
+      for (let j = 0; j < 300; j++) {
+        const i = rand[round * 300 + j] as number
+        changes.set(`k${i}`, { data: { i, round, pad: 'y'.repeat(150) }, author: 'r', bleachTTL: 30 })
+      }
+      table = PackedTable.fold(table, changes, new Set())
+      const { live, held } = table.textSize()
+      assert.ok(held <= live * (4 / 3) + 64 * 1024, `round ${round}: ${held} characters held for ${live} in use`)
+    }
+    assert.deepEqual(first.get('k5'), { data: { i: 5, pad: 'x'.repeat(150) }, author: 'r', bleachTTL: 30 }, 'the first table still reads as it was')
+  })
+})
+
+describe('a replica that packs its large tables', () => {
+  const TYPE = 'hosts' as TypeName
+  const NOW = 1_700_000_000_000
+
+  it('holds, saves, merges, bleaches and reloads exactly what a replica of plain Maps does', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.oneof(
+            fc.record({ kind: fc.constant('insert' as const), values: fc.array(fc.tuple(fc.string({ maxLength: 3 }), json), { maxLength: 12 }) }),
+            fc.record({ kind: fc.constant('remove' as const), keys: fc.array(fc.string({ maxLength: 3 }), { maxLength: 4 }) }),
+            fc.record({ kind: fc.constant('merge' as const), entries: fc.array(fc.tuple(fc.string({ maxLength: 3 }), entry), { maxLength: 8 }) }),
+            fc.record({ kind: fc.constant('bleach' as const) }),
+          ),
+          { maxLength: 20 },
+        ),
+        async (ops) => {
+          const stores = [new MemoryStore(), new MemoryStore()]
+          // `at: 4` packs tables from four entries on, so every operation meets packed tables, and their unpacking.
+          const replicas = [
+            new Replica({ store: stores[0] as MemoryStore, author: 'me', now: () => NOW }),
+            new Replica({ store: stores[1] as MemoryStore, author: 'me', now: () => NOW, packing: { at: 4, Table: PackedTable } }),
+          ]
+          for (const o of ops) {
+            for (const r of replicas) {
+              if (o.kind === 'insert') await r.insert(TYPE, o.values)
+              else if (o.kind === 'remove') await r.remove(TYPE, o.keys)
+              else if (o.kind === 'merge') await r.merge(TYPE, new Map(o.entries.filter(([, e]) => e.clock === undefined || /^(0|[1-9][0-9]*)$/.test(e.clock))))
+              else await r.bleach(TYPE)
+            }
+            const [plain, packed] = await Promise.all(replicas.map((r) => r.get(TYPE)))
+            assert.deepEqual([...(packed?.table ?? [])], [...(plain?.table ?? [])])
+            assert.deepEqual(JSON.parse(packed?.text ?? ''), JSON.parse(plain?.text ?? ''))
+          }
+          // Read again from the store by a new replica: packed from the text, as a daemon starting does.
+          const reloaded = await new Replica({ store: stores[1] as MemoryStore, author: 'me', packing: { at: 4, Table: PackedTable } }).get(TYPE)
+          const plain = await new Replica({ store: stores[0] as MemoryStore, author: 'me' }).get(TYPE)
+          assert.deepEqual([...reloaded.table], [...plain.table])
+        },
+      ),
+      { numRuns: 60 },
+    )
+  })
+})
