@@ -149,3 +149,38 @@ test('hooks get the whole table on stdin after substantial changes; failing and 
   assert.equal(lines.length, 2, 'one more round, for the insert only')
   assert.deepEqual(Object.keys(JSON.parse(lines[1] as string)).sort(), ['a', 'b'])
 })
+
+test('a table large enough to be held packed keeps every entry through inserts, a bleach, a removal, a kill and a restart', async (t) => {
+  const dir = await tempDir(t)
+  const d = await startDaemon(t, ['--data', dir, '--name', 'P', '--bleach-interval', '3600'])
+  // 5,000 entries (the daemon packs TTL tables from 4,096), data of every JSON shape, some not ASCII.
+  const data = (i: number) => (i % 5 === 0 ? `nodo-${i}-ñandú-✓` : i % 5 === 1 ? { i, nested: { list: [i, null, true] } } : i % 5 === 2 ? [i, `x${i}`] : i % 5 === 3 ? i * 1.5 : { empty: {}, pad: 'y'.repeat(120) })
+  const expected: Record<string, unknown> = {}
+  for (let from = 0; from < 5000; from += 2000) {
+    const values = Object.fromEntries(Array.from({ length: Math.min(2000, 5000 - from) }, (_, j) => [`k${from + j}`, data(from + j)]))
+    Object.assign(expected, values)
+    assert.equal((await insert(d.base, 'big', values)).status, 200)
+  }
+  const api = (verb: string, body: unknown) => fetch(`${d.base}/malla/v1/tables/big/${verb}`, { method: 'POST', body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) })
+  assert.equal((await api('bleach', {})).status, 200)
+  assert.equal((await insert(d.base, 'big', { fresh: 'after the bleach' })).status, 200)
+  assert.equal((await api('remove', ['k7'])).status, 200)
+  const read = async (base: string) => JSON.parse((await runCli(['get', 'big', '--url', base])).stdout) as Record<string, { data: unknown; bleachTTL: number; author: string }>
+  const before = await read(d.base)
+  assert.equal(Object.keys(before).length, 5001)
+  for (const [key, value] of Object.entries(expected)) {
+    if (key === 'k7') continue
+    assert.deepEqual(before[key]?.data, value, key)
+    assert.equal(before[key]?.bleachTTL, 29, `${key} was bleached once`)
+  }
+  assert.equal(before.fresh?.bleachTTL, 30)
+  assert.equal(before.k7?.data ?? null, null, 'the removed key holds null')
+  d.child.kill('SIGKILL')
+  await d.stop()
+  const again = await startDaemon(t, ['--data', dir, '--name', 'P', '--bleach-interval', '3600'])
+  assert.deepEqual(await read(again.base), before, 'the restarted daemon holds exactly the same table')
+  assert.equal((await fetch(`${again.base}/malla/v1/tables/big/bleach`, { method: 'POST', body: '{}' })).status, 200)
+  const after = await read(again.base)
+  assert.equal(after.k4999?.bleachTTL, 28)
+  assert.deepEqual(after.k4999?.data, expected.k4999)
+})
