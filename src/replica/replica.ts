@@ -80,7 +80,7 @@ export interface ReplicaOptions {
    */
   readonly admit?: Admission
   /**
-   * Holds large TTL tables packed (core/packed-table.ts: a fifth of the memory, each read parses its entry).
+   * Holds large TTL tables packed (core/packed-table.ts: ~60% of the memory of entry objects; each read parses its entry).
    * The daemon gives it; pages leave it out and never load that code.
    */
   readonly packing?: TablePacking
