@@ -25,14 +25,18 @@ const INT32_MAX = 2 ** 31 - 1
 
 /** What a packed table is made of: per entry (by slot) its data's place and its fields, and what they refer to. */
 interface PackedParts {
-  readonly index: ReadonlyMap<string, number>
+  /** Slots in the order of their keys (UTF-16 code units): the key index, searched by bisection. */
+  readonly order: Uint32Array
   readonly chunkOf: Uint32Array
+  /** Where the slot's key starts in its chunk; its data's JSON text follows the key. */
   readonly offsetOf: Uint32Array
+  readonly keyLengthOf: Uint32Array
+  /** Length of the data's JSON text. */
   readonly lengthOf: Uint32Array
   readonly ttlOf: Int32Array
   readonly authorOf: Uint32Array
   readonly clockOf: Float64Array
-  /** Entries' data, as JSON texts run together: strings, which the JavaScript heap keeps compact as it collects. */
+  /** Entries' keys and data, as texts run together: strings, which the JavaScript heap keeps compact as it collects. */
   readonly chunks: readonly string[]
   readonly authors: readonly string[]
   /** Fields other than data, author, bleachTTL and clock, as `"name":value,...` (rare: kept as received). */
@@ -44,6 +48,7 @@ interface PackedParts {
 interface Row {
   chunk: number
   offset: number
+  keyLength: number
   length: number
   ttl: number
   author: number
@@ -53,17 +58,18 @@ interface Row {
 }
 
 /**
- * A TTL table held compactly, for the 100,000-entry tables a router may hold: each entry's data is kept as
- * its JSON text, run together with others' in strings of up to 64 Ki characters (strings, not byte buffers:
- * the JavaScript heap compacts as it collects, where the C heap under buffers was left in pieces), and its
- * author, TTL and clock in typed arrays. A plain Map of entry objects costs ~460 bytes per entry of ~200
- * bytes of data (the parsed object, its strings, the entry object); packed, ~280 (the data's characters, its key
- * and the index, ~30 bytes of columns).
+ * A TTL table held compactly, for the 100,000-entry tables a router may hold: each entry's key and data (as
+ * JSON text) are kept run together with other entries' in strings of up to 64 Ki characters (strings, not
+ * byte buffers: the JavaScript heap compacts as it collects, where the C heap under buffers was left in
+ * pieces), its author, TTL and clock in typed arrays, and the keys are found by bisection of an array of
+ * slots in key order, so no key is a string of its own until it is read. A plain Map of entry objects costs
+ * ~460 bytes per entry of ~200 bytes of data (the parsed object, its strings, the entry object, the key and
+ * its Map entry); packed, the key's and data's characters plus ~40.
  *
- * It reads like a Map of entries (`ReadonlyMap<string, Entry>`), so every table operation works on it, but
- * each `get` makes a fresh entry (parsing its data): what needs many entries' text without their values
- * (saving, full-table sync) asks `entryJson`, which parses nothing. It is never changed: a change makes a
- * new table (`fold`), which shares the unchanged entries' text.
+ * It reads like a Map of entries (`ReadonlyMap<string, Entry>`, in the order a Map would have), so every
+ * table operation works on it, but each `get` makes a fresh entry (parsing its data): what needs many
+ * entries' text without their values (saving, full-table sync) asks `entryJson`, which parses nothing. It is
+ * never changed: a change makes a new table (`fold`), which shares the unchanged entries' text.
  */
 export class PackedTable implements TextTable {
   /** Per-entry hashes for reconciliation (reconcile.ts), made on first use; 0 is "not yet". */
@@ -91,21 +97,29 @@ export class PackedTable implements TextTable {
    * longer reads are left behind (their live entries copied on), so dead bytes stay under a third.
    */
   static fold(base: ReadonlyMap<string, Entry>, changes: ReadonlyMap<string, Entry | undefined>, moved: ReadonlySet<string>): PackedTable {
+    // The changed keys the base holds, by slot: the rest of the base is copied without reading a key.
+    const changedAt = new Map<number, string>()
+    if (base instanceof PackedTable) {
+      for (const key of changes.keys()) {
+        const slot = base.slotOf(key)
+        if (slot !== undefined) changedAt.set(slot, key)
+      }
+    }
+    const inBase = (key: string): boolean => (base instanceof PackedTable ? base.slotOf(key) !== undefined : base.has(key))
     let size = base.size
     for (const [key, entry] of changes) {
-      if (entry === undefined) size -= base.has(key) ? 1 : 0
-      else size += base.has(key) ? 0 : 1
+      if (entry === undefined) size -= inBase(key) ? 1 : 0
+      else size += inBase(key) ? 0 : 1
     }
-    const builder = new TableBuilder(size, base instanceof PackedTable && base.hashes !== undefined)
+    const builder = new TableBuilder(size, base instanceof PackedTable ? base : undefined, base instanceof PackedTable && base.hashes !== undefined)
     if (base instanceof PackedTable) {
-      const keep = base.chunksWorthKeeping(changes)
-      builder.shareChunks(base.p.chunks, keep)
-      for (const [key, slot] of base.p.index) {
-        if (changes.has(key)) {
+      builder.shareChunks(base.p.chunks, base.chunksWorthKeeping(changedAt))
+      for (let slot = 0; slot < base.size; slot++) {
+        const key = changedAt.get(slot)
+        if (key === undefined) builder.addPacked(base, slot)
+        else {
           const entry = changes.get(key)
-          if (entry !== undefined && !moved.has(key)) builder.addEntry(key, entry)
-        } else {
-          builder.addPacked(key, base, slot)
+          if (entry !== undefined && !moved.has(key)) builder.addEntry(key, entry, slot)
         }
       }
     } else {
@@ -117,7 +131,7 @@ export class PackedTable implements TextTable {
         }
       }
     }
-    for (const [key, entry] of changes) if (entry !== undefined && (moved.has(key) || !base.has(key))) builder.addEntry(key, entry)
+    for (const [key, entry] of changes) if (entry !== undefined && (moved.has(key) || !inBase(key))) builder.addEntry(key, entry)
     return builder.build()
   }
 
@@ -127,7 +141,7 @@ export class PackedTable implements TextTable {
    */
   bleached(): { table: PackedTable; dropped: string[] } {
     const dropped: string[] = []
-    for (const [key, slot] of this.p.index) if (this.p.ttlOf[slot]! < 2) dropped.push(key)
+    for (let slot = 0; slot < this.size; slot++) if (this.p.ttlOf[slot]! < 2) dropped.push(this.keyAt(slot))
     if (dropped.length > 0) {
       return { table: PackedTable.fold(this, new Map(dropped.map((k) => [k, undefined])), new Set()).bleached().table, dropped }
     }
@@ -137,21 +151,21 @@ export class PackedTable implements TextTable {
   }
 
   get size(): number {
-    return this.p.index.size
+    return this.p.order.length
   }
 
   has(key: string): boolean {
-    return this.p.index.has(key)
+    return this.slotOf(key) !== undefined
   }
 
   get(key: string): Entry | undefined {
-    const slot = this.p.index.get(key)
+    const slot = this.slotOf(key)
     return slot === undefined ? undefined : this.entryAt(slot)
   }
 
   /** The entry's JSON text, as `JSON.stringify` of `get(key)` would give it, without parsing its data. */
   entryJson(key: string): string | undefined {
-    const slot = this.p.index.get(key)
+    const slot = this.slotOf(key)
     if (slot === undefined) return undefined
     const clock = this.p.clockOf[slot]!
     const extra = this.p.extras.get(slot)
@@ -163,7 +177,7 @@ export class PackedTable implements TextTable {
 
   /** A hash of the entry under `key`, made by `make` once per entry and then kept with it, also across folds. */
   cachedHash(key: string, make: (entry: Entry) => bigint): bigint | undefined {
-    const slot = this.p.index.get(key)
+    const slot = this.slotOf(key)
     if (slot === undefined) return undefined
     this.hashes ??= new BigUint64Array(this.p.chunkOf.length)
     const known = this.hashes[slot]!
@@ -176,20 +190,20 @@ export class PackedTable implements TextTable {
   /** Characters of entry data this table uses, and characters of the chunks it holds (what it keeps alive). */
   textSize(): { live: number; held: number } {
     let live = 0
-    for (let slot = 0; slot < this.p.lengthOf.length; slot++) live += this.p.lengthOf[slot]!
+    for (let slot = 0; slot < this.size; slot++) live += this.p.keyLengthOf[slot]! + this.p.lengthOf[slot]!
     return { live, held: this.p.chunks.reduce((n, c) => n + c.length, 0) }
   }
 
-  keys(): MapIterator<string> {
-    return this.p.index.keys()
+  *keys(): MapIterator<string> {
+    for (let slot = 0; slot < this.size; slot++) yield this.keyAt(slot)
   }
 
   *entries(): MapIterator<[string, Entry]> {
-    for (const [key, slot] of this.p.index) yield [key, this.entryAt(slot)]
+    for (let slot = 0; slot < this.size; slot++) yield [this.keyAt(slot), this.entryAt(slot)]
   }
 
   *values(): MapIterator<Entry> {
-    for (const slot of this.p.index.values()) yield this.entryAt(slot)
+    for (let slot = 0; slot < this.size; slot++) yield this.entryAt(slot)
   }
 
   [Symbol.iterator](): MapIterator<[string, Entry]> {
@@ -197,11 +211,32 @@ export class PackedTable implements TextTable {
   }
 
   forEach(callback: (value: Entry, key: string, map: ReadonlyMap<string, Entry>) => void, thisArg?: unknown): void {
-    for (const [key, slot] of this.p.index) callback.call(thisArg, this.entryAt(slot), key, this)
+    for (let slot = 0; slot < this.size; slot++) callback.call(thisArg, this.entryAt(slot), this.keyAt(slot), this)
+  }
+
+  /** The slot holding `key`, found by bisection of the key order (~17 steps at 100,000 keys). */
+  slotOf(key: string): number | undefined {
+    const order = this.p.order
+    let lo = 0
+    let hi = order.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      const slot = order[mid]!
+      const c = compareKey(this.p, slot, key)
+      if (c === 0) return slot
+      if (c < 0) lo = mid + 1
+      else hi = mid
+    }
+    return undefined
+  }
+
+  private keyAt(slot: number): string {
+    const offset = this.p.offsetOf[slot]!
+    return this.p.chunks[this.p.chunkOf[slot]!]!.slice(offset, offset + this.p.keyLengthOf[slot]!)
   }
 
   private dataText(slot: number): string {
-    const offset = this.p.offsetOf[slot]!
+    const offset = this.p.offsetOf[slot]! + this.p.keyLengthOf[slot]!
     return this.p.chunks[this.p.chunkOf[slot]!]!.slice(offset, offset + this.p.lengthOf[slot]!)
   }
 
@@ -219,9 +254,9 @@ export class PackedTable implements TextTable {
   }
 
   /** Which of this table's chunks a fold with `changes` keeps: those it still reads more than KEEP_CHUNK_ABOVE of. */
-  private chunksWorthKeeping(changes: ReadonlyMap<string, unknown>): boolean[] {
+  private chunksWorthKeeping(changedAt: ReadonlyMap<number, unknown>): boolean[] {
     const live = new Float64Array(this.p.chunks.length)
-    for (const [key, slot] of this.p.index) if (!changes.has(key)) live[this.p.chunkOf[slot]!]! += this.p.lengthOf[slot]!
+    for (let slot = 0; slot < this.size; slot++) if (!changedAt.has(slot)) live[this.p.chunkOf[slot]!]! += this.p.keyLengthOf[slot]! + this.p.lengthOf[slot]!
     return this.p.chunks.map((c, i) => live[i]! > KEEP_CHUNK_ABOVE * c.length)
   }
 
@@ -229,6 +264,7 @@ export class PackedTable implements TextTable {
   readRow(slot: number, row: Row): void {
     row.chunk = this.p.chunkOf[slot]!
     row.offset = this.p.offsetOf[slot]!
+    row.keyLength = this.p.keyLengthOf[slot]!
     row.length = this.p.lengthOf[slot]!
     row.ttl = this.p.ttlOf[slot]!
     row.author = this.p.authorOf[slot]!
@@ -237,9 +273,14 @@ export class PackedTable implements TextTable {
     row.hash = this.hashes?.[slot] ?? 0n
   }
 
-  /** Builder access: an entry's data text, and an author's name. */
-  dataOf(row: Row): string {
-    return this.p.chunks[row.chunk]!.slice(row.offset, row.offset + row.length)
+  /** Builder access: an entry's text (key and data), and an author's name. */
+  rowText(row: Row): string {
+    return this.p.chunks[row.chunk]!.slice(row.offset, row.offset + row.keyLength + row.length)
+  }
+
+  /** Builder access: the key order. */
+  get keyOrder(): Uint32Array {
+    return this.p.order
   }
 
   authorName(id: number): string {
@@ -248,17 +289,38 @@ export class PackedTable implements TextTable {
 
 }
 
+/** What comparing a key with a slot's key needs. */
+interface KeyText {
+  readonly chunks: readonly string[]
+  readonly chunkOf: Uint32Array
+  readonly offsetOf: Uint32Array
+  readonly keyLengthOf: Uint32Array
+}
+
+/** The slot's key against `key`, by UTF-16 code units (as `<` orders strings): negative, zero or positive. */
+function compareKey(t: KeyText, slot: number, key: string): number {
+  const chunk = t.chunks[t.chunkOf[slot]!]!
+  const offset = t.offsetOf[slot]!
+  const length = t.keyLengthOf[slot]!
+  const n = Math.min(length, key.length)
+  for (let i = 0; i < n; i++) {
+    const d = chunk.charCodeAt(offset + i) - key.charCodeAt(i)
+    if (d !== 0) return d
+  }
+  return length - key.length
+}
+
 /** Collects the entries of a new packed table, copying packed ones and encoding the others. */
-class TableBuilder {
-  private readonly index = new Map<string, number>()
-  private readonly chunkOf: Uint32Array
-  private readonly offsetOf: Uint32Array
+class TableBuilder implements KeyText {
+  readonly chunkOf: Uint32Array
+  readonly offsetOf: Uint32Array
+  readonly keyLengthOf: Uint32Array
   private readonly lengthOf: Uint32Array
   private readonly ttlOf: Int32Array
   private readonly authorOf: Uint32Array
   private readonly clockOf: Float64Array
   private readonly hashOf: BigUint64Array | undefined
-  private readonly chunks: string[] = []
+  readonly chunks: string[] = []
   /** The chunk being written, in pieces: it is joined into one string when full, or when the table is built. */
   private open: string[] = []
   private openLength = 0
@@ -267,22 +329,32 @@ class TableBuilder {
   private readonly extras = new Map<number, string>()
   /** The shared base's chunk index → this table's, or -1 for a chunk left behind. */
   private chunkMap: Int32Array = new Int32Array(0)
+  /** The base's slot → this table's, for entries left where they were (copied, or changed in place); -1 for the others. */
+  private readonly fromBase: Int32Array
+  /** Entries placed anew (new keys, moved keys, all of a table packed from a Map), with their keys. */
+  private readonly placed: Array<{ readonly key: string; readonly slot: number }> = []
   private count = 0
-  private readonly row: Row = { chunk: 0, offset: 0, length: 0, ttl: 0, author: 0, clock: NO_CLOCK, extra: undefined, hash: 0n }
+  private readonly row: Row = { chunk: 0, offset: 0, keyLength: 0, length: 0, ttl: 0, author: 0, clock: NO_CLOCK, extra: undefined, hash: 0n }
 
   /**
    * `size` is exactly how many entries will be added. The columns are views of one buffer: one allocation per
-   * table, not six, which keeps the C heap from being cut into pieces a router's memory never gets back.
+   * table, not seven, which keeps the C heap from being cut into pieces a router's memory never gets back.
    */
-  constructor(private readonly size: number, withHashes: boolean) {
-    const buffer = new ArrayBuffer(size * 28)
+  constructor(
+    private readonly size: number,
+    private readonly base: PackedTable | undefined,
+    withHashes: boolean,
+  ) {
+    const buffer = new ArrayBuffer(size * 32)
     this.clockOf = new Float64Array(buffer, 0, size)
     this.chunkOf = new Uint32Array(buffer, size * 8, size)
     this.offsetOf = new Uint32Array(buffer, size * 12, size)
-    this.lengthOf = new Uint32Array(buffer, size * 16, size)
-    this.ttlOf = new Int32Array(buffer, size * 20, size)
-    this.authorOf = new Uint32Array(buffer, size * 24, size)
+    this.keyLengthOf = new Uint32Array(buffer, size * 16, size)
+    this.lengthOf = new Uint32Array(buffer, size * 20, size)
+    this.ttlOf = new Int32Array(buffer, size * 24, size)
+    this.authorOf = new Uint32Array(buffer, size * 28, size)
     this.hashOf = withHashes ? new BigUint64Array(size) : undefined
+    this.fromBase = new Int32Array(base?.size ?? 0).fill(-1)
   }
 
   /** Makes the base's kept chunks this table's too. */
@@ -293,8 +365,8 @@ class TableBuilder {
     })
   }
 
-  /** Copies a packed entry; its bytes are shared unless its chunk is left behind. */
-  addPacked(key: string, from: PackedTable, slot: number): void {
+  /** Copies the base's entry in `slot`; its text is shared unless its chunk is left behind. */
+  addPacked(from: PackedTable, slot: number): void {
     const row = this.row
     from.readRow(slot, row)
     const chunk = this.chunkMap[row.chunk]!
@@ -302,19 +374,27 @@ class TableBuilder {
     if (chunk >= 0) {
       this.chunkOf[at] = chunk
       this.offsetOf[at] = row.offset
-      this.lengthOf[at] = row.length
     } else {
-      this.put(from.dataOf(row))
+      this.put(from.rowText(row))
     }
-    this.finish(key, from.authorName(row.author), row.ttl, row.clock, row.extra, row.hash)
+    this.keyLengthOf[at] = row.keyLength
+    this.lengthOf[at] = row.length
+    this.fromBase[slot] = at
+    this.finish(from.authorName(row.author), row.ttl, row.clock, row.extra, row.hash)
   }
 
-  /** Encodes an entry object. */
-  addEntry(key: string, entry: Entry): void {
+  /** Encodes an entry object; `baseSlot` when it replaces the base's entry there, in its place. */
+  addEntry(key: string, entry: Entry, baseSlot?: number): void {
     if (!Number.isInteger(entry.bleachTTL) || entry.bleachTTL < INT32_MIN || entry.bleachTTL > INT32_MAX || typeof entry.author !== 'string') {
       throw new TypeError(`entry ${JSON.stringify(key.slice(0, 80))} cannot be packed: bad author or bleachTTL`)
     }
-    this.put(JSON.stringify(entry.data ?? null))
+    const at = this.count
+    const data = JSON.stringify(entry.data ?? null)
+    this.put(key + data)
+    this.keyLengthOf[at] = key.length
+    this.lengthOf[at] = data.length
+    if (baseSlot === undefined) this.placed.push({ key, slot: at })
+    else this.fromBase[baseSlot] = at
     // A clock is kept as a number when its text comes back the same (the canonical decimals §3 allows);
     // any other value is kept as received, among the extra fields.
     const clock = entry.clock === undefined ? NO_CLOCK : Number(entry.clock)
@@ -326,16 +406,17 @@ class TableBuilder {
       if (value === undefined) continue // what JSON.stringify of the entry would leave out too
       extra = `${extra === undefined ? '' : `${extra},`}${JSON.stringify(name)}:${value}`
     }
-    this.finish(key, entry.author, entry.bleachTTL, numeric ? clock : NO_CLOCK, extra, 0n)
+    this.finish(entry.author, entry.bleachTTL, numeric ? clock : NO_CLOCK, extra, 0n)
   }
 
   build(): PackedTable {
     if (this.count !== this.size) throw new Error(`packed table built with ${this.count} entries, expected ${this.size}`)
     this.close()
     return new PackedTable({
-      index: this.index,
+      order: this.keyOrder(),
       chunkOf: this.chunkOf,
       offsetOf: this.offsetOf,
+      keyLengthOf: this.keyLengthOf,
       lengthOf: this.lengthOf,
       ttlOf: this.ttlOf,
       authorOf: this.authorOf,
@@ -347,13 +428,46 @@ class TableBuilder {
     })
   }
 
-  /** Appends an entry's data text to the open chunk, closing it first when the text would not fit. */
+  /**
+   * The new table's slots in key order: the base's order for the entries left in their place (their keys did
+   * not change), with the entries placed anew, sorted, merged in. A fold of k changes costs k·log n key
+   * comparisons and a copy of the order, not a sort of the table.
+   */
+  private keyOrder(): Uint32Array {
+    const kept = new Uint32Array(this.size - this.placed.length)
+    let n = 0
+    for (const slot of this.base?.keyOrder ?? []) {
+      const at = this.fromBase[slot]!
+      if (at >= 0) kept[n++] = at
+    }
+    if (n !== kept.length) throw new Error(`packed table order: ${n} entries kept, expected ${kept.length}`)
+    const placed = this.placed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    const order = new Uint32Array(this.size)
+    let from = 0
+    let to = 0
+    for (const { key, slot } of placed) {
+      let lo = from
+      let hi = kept.length
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1
+        if (compareKey(this, kept[mid]!, key) < 0) lo = mid + 1
+        else hi = mid
+      }
+      order.set(kept.subarray(from, lo), to)
+      to += lo - from
+      from = lo
+      order[to++] = slot
+    }
+    order.set(kept.subarray(from), to)
+    return order
+  }
+
+  /** Appends an entry's text (key and data) to the open chunk, closing it first when the text would not fit. */
   private put(text: string): void {
     if (this.openLength > 0 && this.openLength + text.length > CHUNK_CHARS) this.close()
     const at = this.count
     this.chunkOf[at] = this.chunks.length
     this.offsetOf[at] = this.openLength
-    this.lengthOf[at] = text.length
     this.open.push(text)
     this.openLength += text.length
   }
@@ -366,7 +480,7 @@ class TableBuilder {
     this.openLength = 0
   }
 
-  private finish(key: string, author: string, ttl: number, clock: number, extra: string | undefined, hash: bigint): void {
+  private finish(author: string, ttl: number, clock: number, extra: string | undefined, hash: bigint): void {
     const at = this.count++
     let id = this.authorIds.get(author)
     if (id === undefined) {
@@ -378,7 +492,6 @@ class TableBuilder {
     this.clockOf[at] = clock
     if (this.hashOf) this.hashOf[at] = hash
     if (extra !== undefined) this.extras.set(at, extra)
-    this.index.set(key, at)
   }
 }
 

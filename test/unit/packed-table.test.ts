@@ -74,6 +74,26 @@ describe('PackedTable', () => {
     )
   })
 
+  it('finds every key it holds and no other, whatever the keys (any UTF-16, lone surrogates, prefixes of each other), across folds', () => {
+    const anyKey = fc.string({ unit: 'binary', maxLength: 6 })
+    fc.assert(
+      fc.property(fc.uniqueArray(anyKey, { maxLength: 60 }), fc.uniqueArray(anyKey, { maxLength: 30 }), fc.array(anyKey, { maxLength: 20 }), (start, added, probes) => {
+        const e = (i: number): Entry => ({ data: i, author: 'r', bleachTTL: 5 })
+        const map = new Map(start.map((k, i) => [k, e(i)]))
+        let table = PackedTable.pack(map)
+        const changes = new Map<string, Entry | undefined>(added.map((k, i) => [k, i % 3 === 0 ? undefined : e(100 + i)]))
+        table = PackedTable.fold(table, changes, new Set())
+        const expected = applyOps(map, [...changes].map(([key, entry]) => (entry === undefined ? { kind: 'delete' as const, key } : { kind: 'set' as const, key, entry }))).materialize()
+        assert.deepEqual([...table.keys()], [...expected.keys()])
+        for (const key of [...start, ...added, ...probes]) {
+          assert.equal(table.has(key), expected.has(key), JSON.stringify(key))
+          assert.deepEqual(table.get(key), expected.get(key))
+        }
+      }),
+      { numRuns: 300 },
+    )
+  })
+
   it('bleaches like bleachTable without reading data: every TTL one less, entries below 2 dropped and named', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(keys, entry)), (start) => {
