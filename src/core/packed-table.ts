@@ -187,6 +187,18 @@ export class PackedTable implements TextTable {
     return made
   }
 
+  /** Every key with its entry's hash, made by `make` where not yet known (see `cachedHash`), without looking keys up. */
+  *keyHashes(make: (key: string, entry: Entry) => bigint, only?: (key: string) => boolean): IterableIterator<[string, bigint]> {
+    const hashes = (this.hashes ??= new BigUint64Array(this.size))
+    for (let slot = 0; slot < this.size; slot++) {
+      const key = this.keyAt(slot)
+      if (only !== undefined && !only(key)) continue
+      let hash = hashes[slot]!
+      if (hash === 0n) hashes[slot] = hash = make(key, this.entryAt(slot))
+      yield [key, hash]
+    }
+  }
+
   /** Characters of entry data this table uses, and characters of the chunks it holds (what it keeps alive). */
   textSize(): { live: number; held: number } {
     let live = 0

@@ -31,6 +31,8 @@ export interface TextTable extends ReadonlyMap<string, Entry> {
   entryJson(key: string): string | undefined
   /** A hash of the entry under `key`, made by `make` once and then kept with the entry. */
   cachedHash(key: string, make: (entry: Entry) => bigint): bigint | undefined
+  /** Every key with its entry's hash (as `cachedHash` keeps them), in the table's order; only the keys `only` takes. */
+  keyHashes(make: (key: string, entry: Entry) => bigint, only?: (key: string) => boolean): IterableIterator<[string, bigint]>
 }
 
 /** Told by shape, so that modules which only read tables need not load the packed table's code (pages never hold one). */

@@ -78,14 +78,23 @@ function tableItemHash(flavour: Flavour, table: ReadonlyMap<string, AnyEntry>, k
   return itemHash(flavour, key, table.get(key) as AnyEntry)
 }
 
+/** Every key of `table` (that `only` takes) with its `itemHash`; a packed table gives them without looking each key up. */
+function* hashedKeys(flavour: Flavour, table: ReadonlyMap<string, AnyEntry>, only?: (key: string) => boolean): Generator<[string, bigint]> {
+  if (isTextTable(table)) {
+    yield* table.keyHashes((key, entry) => itemHash(flavour, key, entry), only)
+    return
+  }
+  for (const [key, entry] of table) if (only === undefined || only(key)) yield [key, itemHash(flavour, key, entry)]
+}
+
 const hex16 = (n: bigint) => n.toString(16).padStart(16, '0')
 
 /** One digest per bucket (XOR of its items' hashes; order-free), as `buckets × 16` hex characters. */
 export function tableDigests(flavour: Flavour, table: ReadonlyMap<string, AnyEntry>, buckets: number): string {
   const acc = new Array<bigint>(buckets).fill(0n)
-  for (const key of table.keys()) {
+  for (const [key, hash] of hashedKeys(flavour, table)) {
     const b = keyBucket(key, buckets)
-    acc[b] = (acc[b] as bigint) ^ tableItemHash(flavour, table, key)
+    acc[b] = (acc[b] as bigint) ^ hash
   }
   return acc.map(hex16).join('')
 }
@@ -148,9 +157,8 @@ export function answerSummary(request: SummaryRequest, table: ReadonlyMap<string
   const lists = new Map<number, Array<[string, string]>>()
   for (const b of differing) lists.set(b, [])
   if (differing.size > 0) {
-    for (const key of table.keys()) {
-      const b = keyBucket(key, request.buckets)
-      if (differing.has(b)) lists.get(b)?.push([key, hex16(tableItemHash(request.flavour, table, key))])
+    for (const [key, hash] of hashedKeys(request.flavour, table, (key) => differing.has(keyBucket(key, request.buckets)))) {
+      lists.get(keyBucket(key, request.buckets))?.push([key, hex16(hash)])
     }
   }
   const buckets: Record<string, Array<[string, string]>> = {}

@@ -125,6 +125,10 @@ describe('PackedTable', () => {
     assert.equal(table.cachedHash('b', hash('b')), 7n)
     assert.equal(table.cachedHash('missing', hash('missing')), undefined)
     assert.deepEqual(made, ['a', 'b', 'b'], 'a is hashed once; b again after its data changed')
+    assert.deepEqual([...table.keyHashes((key) => BigInt(key.length))], [['a', 4n], ['b', 7n]], 'the kept hashes, in order, without making any')
+    const fresh = PackedTable.pack(new Map<string, Entry>([['a', { data: 'x', author: 'r', bleachTTL: 9 }], ['bb', { data: 1, author: 'r', bleachTTL: 9 }]]))
+    assert.deepEqual([...fresh.keyHashes((key) => BigInt(key.length), (key) => key !== 'a')], [['bb', 2n]])
+    assert.equal(fresh.cachedHash('bb', () => 99n), 2n, 'a hash keyHashes made is kept')
   })
 
   it('holds at most a third more text than its entries use, however many folds replaced them', () => {
