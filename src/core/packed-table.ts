@@ -105,7 +105,9 @@ export class PackedTable implements TextTable {
         if (slot !== undefined) changedAt.set(slot, key)
       }
     }
-    const inBase = (key: string): boolean => (base instanceof PackedTable ? base.slotOf(key) !== undefined : base.has(key))
+    // Each changed key is looked up in a packed base once, above.
+    const held = base instanceof PackedTable ? new Set(changedAt.values()) : undefined
+    const inBase = (key: string): boolean => (held ? held.has(key) : base.has(key))
     let size = base.size
     for (const [key, entry] of changes) {
       if (entry === undefined) size -= inBase(key) ? 1 : 0
@@ -178,25 +180,25 @@ export class PackedTable implements TextTable {
   /** A hash of the entry under `key`, made by `make` once per entry and then kept with it, also across folds. */
   cachedHash(key: string, make: (entry: Entry) => bigint): bigint | undefined {
     const slot = this.slotOf(key)
-    if (slot === undefined) return undefined
-    this.hashes ??= new BigUint64Array(this.p.chunkOf.length)
-    const known = this.hashes[slot]!
-    if (known !== 0n) return known
-    const made = make(this.entryAt(slot))
-    this.hashes[slot] = made
-    return made
+    return slot === undefined ? undefined : this.hashAt(slot, key, (_key, entry) => make(entry))
   }
 
   /** Every key with its entry's hash, made by `make` where not yet known (see `cachedHash`), without looking keys up. */
   *keyHashes(make: (key: string, entry: Entry) => bigint, only?: (key: string) => boolean): IterableIterator<[string, bigint]> {
-    const hashes = (this.hashes ??= new BigUint64Array(this.size))
     for (let slot = 0; slot < this.size; slot++) {
       const key = this.keyAt(slot)
-      if (only !== undefined && !only(key)) continue
-      let hash = hashes[slot]!
-      if (hash === 0n) hashes[slot] = hash = make(key, this.entryAt(slot))
-      yield [key, hash]
+      if (only === undefined || only(key)) yield [key, this.hashAt(slot, key, make)]
     }
+  }
+
+  /** The kept hash of the entry in `slot`, or the one `make` gives, kept from then on. */
+  private hashAt(slot: number, key: string, make: (key: string, entry: Entry) => bigint): bigint {
+    const hashes = (this.hashes ??= new BigUint64Array(this.size))
+    const known = hashes[slot]!
+    if (known !== 0n) return known
+    const made = make(key, this.entryAt(slot))
+    hashes[slot] = made
+    return made
   }
 
   /** Characters of entry data this table uses, and characters of the chunks it holds (what it keeps alive). */
