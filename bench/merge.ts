@@ -22,8 +22,9 @@ import { row, type BenchContext, type BenchResult, type BenchRow } from './lib/r
 import { mapSummary, median, summarize, type Summary } from './lib/stats.js'
 import { heapUsedAfterGc } from './lib/memory.js'
 import { compareCases, consume, nowNs, msSince, type Case } from './lib/timing.js'
-import { footprintRun } from './lib/footprint.js'
-import { DAEMON_V8_FLAGS } from '../src/node/daemon/heap-tuning.js'
+import { footprintRun, type FootprintRun } from './lib/footprint.js'
+import { DAEMON_V8_FLAGS, LEAN_BELOW_BYTES, type MemoryMode } from '../src/node/daemon/heap-tuning.js'
+import { tablePacking } from '../src/node/daemon/table-packing.js'
 import { PackedTable } from '../src/core/packed-table.js'
 
 const SIZES = [100, 1_000, 10_000] as const
@@ -353,7 +354,8 @@ async function daemonRun(ctx: BenchContext, bodies: string[][], run: number, nod
   try {
     const dir = await cleanup.tempDir('malla-bench-daemon-')
     const env = nodeOptions === undefined ? process.env : { ...process.env, NODE_OPTIONS: nodeOptions }
-    const daemon = await startDaemon(['--data', dir, '--name', 'bench-daemon', '--bleach-interval', '3600'], { env })
+    // --memory lean: what a router gets (the default below 1 GiB of RAM), which the RSS target is for.
+    const daemon = await startDaemon(['--data', dir, '--name', 'bench-daemon', '--bleach-interval', '3600', '--memory', 'lean'], { env })
     cleanup.add(`stop daemon ${daemon.pid}`, () => daemon.stop())
     ctx.progress(`daemon run ${run}: pid ${daemon.pid} listening at ${daemon.url}; idle reading`)
     await sleep(1500)
@@ -413,21 +415,25 @@ async function daemonRows(ctx: BenchContext, rows: BenchRow[], notes: string[], 
   const heapDelta = heapUsedAfterGc() - heapBefore
   const heldText = held.reduce((sum, t) => sum + Buffer.byteLength(serializeTable(t)), 0)
   check(held.reduce((sum, t) => sum + t.size, 0) === DAEMON_TYPES * DAEMON_ENTRIES, 'parsed copy holds every entry')
-  // The same tables as the daemon holds them (packed: core/packed-table.ts), made from the parsed ones, which are then dropped.
-  // Its columns are typed arrays, outside the JS heap: counted too.
+  // The same tables as the daemon holds them (packed: core/packed-table.ts; with --memory lean, deflated too),
+  // made from the parsed ones (which share no string with them). Their columns are typed arrays, outside the
+  // JS heap: counted too.
   const withBuffers = () => heapUsedAfterGc() + process.memoryUsage().arrayBuffers
   const packedBefore = withBuffers()
   const packed = held.map((t) => PackedTable.pack(t))
+  const packedDelta = withBuffers() - packedBefore
+  const deflated = held.map((t) => PackedTable.pack(t, tablePacking('lean').options))
+  const deflatedDelta = withBuffers() - packedBefore - packedDelta
   held.length = 0
-  const packedDelta = withBuffers() - packedBefore + heapDelta
   check(packed.reduce((sum, t) => sum + t.size, 0) === DAEMON_TYPES * DAEMON_ENTRIES, 'packed copy holds every entry')
-  consume(packed)
+  check(deflated.reduce((sum, t) => sum + t.size, 0) === DAEMON_TYPES * DAEMON_ENTRIES, 'deflated copy holds every entry')
+  consume([packed, deflated])
 
   const runs: DaemonRun[] = []
   for (let r = 1; r <= DAEMON_RUNS; r++) runs.push(await daemonRun(ctx, bodies, r, nodeOptions))
   const mb = (xs: number[]) => summarize(xs.map((x) => x / MB))
   const idle = mb(runs.map((r) => r.idle))
-  const section = 'daemon RSS (MB = 10^6 B)'
+  const section = 'daemon RSS, --memory lean (a router) (MB = 10^6 B)'
   if (nodeOptions !== undefined) notes.push(`The measured daemons ran with NODE_OPTIONS=${JSON.stringify(nodeOptions)} (--daemon-node-options).`)
   const total = DAEMON_TYPES * DAEMON_ENTRIES
   rows.push(
@@ -437,11 +443,12 @@ async function daemonRows(ctx: BenchContext, rows: BenchRow[], notes: string[], 
     row({ section, name: 'peak while filling (VmHWM)', n: total, unit: 'MB', value: mb(runs.map((r) => r.peak)), baseline: { name: 'idle daemon', value: idle } }),
     row({ section, name: 'live JS heap of the same entries, parsed (in-process, after GC)', n: total, unit: 'MB', value: heapDelta / MB, baseline: { name: 'their JSON text', value: heldText / MB } }),
     row({ section, name: 'live JS heap and buffers of the same entries, packed as the daemon holds them (in-process, after GC)', n: total, unit: 'MB', value: packedDelta / MB, baseline: { name: 'their JSON text', value: heldText / MB } }),
-    row({ section: 'daemon fill over HTTP', name: `POST ≤${POST_CHUNK.toLocaleString('en-US')} entries to /cgi-bin/shared-state/<type>`, unit: 'ms', value: summarize(runs.flatMap((r) => r.postMs)) }),
-    row({ section: 'daemon fill over HTTP', name: 'fill rate, all types (sequential POSTs)', n: total, unit: 'entries/s', better: 'higher', value: summarize(runs.map((r) => (total / r.fillMs) * 1000)) }),
+    row({ section, name: 'same, packed and deflated, as the daemon holds them with --memory lean', n: total, unit: 'MB', value: deflatedDelta / MB, baseline: { name: 'their JSON text', value: heldText / MB } }),
+    row({ section: 'daemon fill over HTTP, --memory lean', name: `POST ≤${POST_CHUNK.toLocaleString('en-US')} entries to /cgi-bin/shared-state/<type>`, unit: 'ms', value: summarize(runs.flatMap((r) => r.postMs)) }),
+    row({ section: 'daemon fill over HTTP, --memory lean', name: 'fill rate, all types (sequential POSTs)', n: total, unit: 'entries/s', better: 'higher', value: summarize(runs.map((r) => (total / r.fillMs) * 1000)) }),
   )
   notes.push(
-    `Daemon RSS: ${DAEMON_RUNS} fresh daemons, each read 5 times after settling (median per daemon, then median of daemons); idle reading taken from the same daemon before it got data. ` +
+    `Daemon RSS: ${DAEMON_RUNS} fresh daemons (\`malla peer --memory lean\`), each read 5 times after settling (median per daemon, then median of daemons); idle reading taken from the same daemon before it got data. ` +
       `Fill: ${DAEMON_TYPES} types × ${Math.ceil(DAEMON_ENTRIES / POST_CHUNK)} POSTs each; each answer is the whole merged table (up to ${DAEMON_ENTRIES.toLocaleString('en-US')} entries).`,
   )
 }
@@ -457,29 +464,42 @@ const INSERT_RATIO_TARGET = 1.5
  * One daemon, one table filled to 100,000 entries of ~200 bytes through the operator API (what `malla insert`
  * uses), in inserts of 2,000 keys: idle RSS, RSS after the fill, the peak (VmHWM, which covers the whole-table
  * save of the quiet table), and single-key inserts through the API at 1,000 entries and at 100,000.
+ *
+ * Twice: with `--memory lean`, what a router gets (the default below 1 GiB of RAM), which the targets are for;
+ * then with `--memory fast`, what this machine gets by default, for comparison.
  */
 async function footprintRows(ctx: BenchContext, rows: BenchRow[], notes: string[], nodeOptions: string | undefined): Promise<void> {
   const env = nodeOptions === undefined ? process.env : { ...process.env, NODE_OPTIONS: nodeOptions }
-  const r = await footprintRun({ entries: FOOTPRINT_ENTRIES, small: FOOTPRINT_SMALL, chunk: 2_000, inserts: FOOTPRINT_INSERTS, env, progress: (m) => ctx.progress(m) })
-  const section = 'one table of 100,000 entries (MB = 10^6 B)'
-  const idle = r.idle / MB
-  rows.push(
-    row({ section, name: 'idle daemon (VmRSS)', unit: 'MB', value: idle }),
-    row({ section, name: 'after filling, through the API (VmRSS)', n: FOOTPRINT_ENTRIES, unit: 'MB', value: r.filled / MB, baseline: { name: 'idle daemon', value: idle }, target: RSS_TARGET_MB }),
-    row({ section, name: 'after inserts and a whole-table save (VmRSS)', n: FOOTPRINT_ENTRIES, unit: 'MB', value: r.settled / MB, baseline: { name: 'idle daemon', value: idle }, target: RSS_TARGET_MB }),
-    row({ section, name: 'peak over fill, inserts and whole-table save (VmHWM)', n: FOOTPRINT_ENTRIES, unit: 'MB', value: r.peak / MB, baseline: { name: 'idle daemon', value: idle }, target: RSS_TARGET_MB }),
-  )
-  const small = summarize(r.insertSmallMs)
-  const large = summarize(r.insertLargeMs)
-  const ratio = large.median / small.median
-  rows.push(
-    row({ section: 'insert of 1 key through the API (ms)', name: `POST /malla/v1/tables/<type>/insert, table of ${FOOTPRINT_ENTRIES.toLocaleString('en-US')}`, n: FOOTPRINT_ENTRIES, unit: 'ms', value: large, baseline: { name: `same, table of ${FOOTPRINT_SMALL.toLocaleString('en-US')}`, value: small } }),
-    row({ section: 'insert of 1 key through the API (ms)', name: `ratio ${FOOTPRINT_ENTRIES.toLocaleString('en-US')} / ${FOOTPRINT_SMALL.toLocaleString('en-US')} entries (medians)`, unit: '×', value: ratio, target: INSERT_RATIO_TARGET }),
-  )
+  const runs = new Map<MemoryMode, FootprintRun>()
+  for (const memory of ['lean', 'fast'] as const) {
+    runs.set(memory, await footprintRun({ entries: FOOTPRINT_ENTRIES, small: FOOTPRINT_SMALL, chunk: 2_000, inserts: FOOTPRINT_INSERTS, env, args: ['--memory', memory], progress: (m) => ctx.progress(`--memory ${memory}: ${m}`) }))
+  }
+  for (const [memory, r] of runs) {
+    const lean = memory === 'lean'
+    const section = `one table of 100,000 entries, --memory ${memory}${lean ? ' (a router)' : ' (this machine)'} (MB = 10^6 B)`
+    const idle = r.idle / MB
+    const target = lean ? RSS_TARGET_MB : undefined
+    rows.push(
+      row({ section, name: 'idle daemon (VmRSS)', unit: 'MB', value: idle }),
+      row({ section, name: 'after filling, through the API (VmRSS)', n: FOOTPRINT_ENTRIES, unit: 'MB', value: r.filled / MB, baseline: { name: 'idle daemon', value: idle }, target }),
+      row({ section, name: 'after inserts and a whole-table save (VmRSS)', n: FOOTPRINT_ENTRIES, unit: 'MB', value: r.settled / MB, baseline: { name: 'idle daemon', value: idle }, target }),
+      row({ section, name: 'peak over fill, inserts and whole-table save (VmHWM)', n: FOOTPRINT_ENTRIES, unit: 'MB', value: r.peak / MB, baseline: { name: 'idle daemon', value: idle }, target }),
+      row({ section, name: 'fill rate, inserts of 2,000 keys (sequential)', n: FOOTPRINT_ENTRIES, unit: 'entries/s', better: 'higher', value: (FOOTPRINT_ENTRIES / r.fillMs) * 1000 }),
+    )
+    const small = summarize(r.insertSmallMs)
+    const large = summarize(r.insertLargeMs)
+    const isection = `insert of 1 key through the API, --memory ${memory} (ms)`
+    rows.push(
+      row({ section: isection, name: `POST /malla/v1/tables/<type>/insert, table of ${FOOTPRINT_ENTRIES.toLocaleString('en-US')}`, n: FOOTPRINT_ENTRIES, unit: 'ms', value: large, baseline: { name: `same, table of ${FOOTPRINT_SMALL.toLocaleString('en-US')}`, value: small } }),
+      row({ section: isection, name: `ratio ${FOOTPRINT_ENTRIES.toLocaleString('en-US')} / ${FOOTPRINT_SMALL.toLocaleString('en-US')} entries (medians)`, unit: '×', value: large.median / small.median, target: INSERT_RATIO_TARGET }),
+    )
+  }
+  const tuning = process.env.MALLA_HEAP_TUNING === '0' ? ' V8 flags: none, MALLA_HEAP_TUNING=0.' : ` V8 flags the daemon sets on itself: lean ${DAEMON_V8_FLAGS.lean.join(' ')}; fast ${DAEMON_V8_FLAGS.fast.join(' ')}.`
   notes.push(
-    `One table of ${FOOTPRINT_ENTRIES.toLocaleString('en-US')}: a fresh daemon (\`malla peer\` from dist/${nodeOptions === undefined ? ', no Node flags' : `, NODE_OPTIONS=${JSON.stringify(nodeOptions)}`}; it sets V8's ${DAEMON_V8_FLAGS.join(' ')} on itself${process.env.MALLA_HEAP_TUNING === '0' ? ', but not here: MALLA_HEAP_TUNING=0' : ''}), filled by inserts of 2,000 keys through the API in ${(r.fillMs / 1000).toFixed(1)} s; ` +
-      `${FOOTPRINT_INSERTS} single-key inserts, each awaited, timed at ${FOOTPRINT_SMALL.toLocaleString('en-US')} entries and again at ${FOOTPRINT_ENTRIES.toLocaleString('en-US')}. ` +
-      'The peak is VmHWM read at the end, after the table was quiet long enough to be saved whole (compaction of its journal).',
+    `One table of ${FOOTPRINT_ENTRIES.toLocaleString('en-US')}: a fresh daemon per mode (\`malla peer --memory MODE\` from dist/${nodeOptions === undefined ? ', no Node flags' : `, NODE_OPTIONS=${JSON.stringify(nodeOptions)}`}), ` +
+      `filled by inserts of 2,000 keys through the API; ${FOOTPRINT_INSERTS} single-key inserts, each awaited, timed at ${FOOTPRINT_SMALL.toLocaleString('en-US')} entries and again at ${FOOTPRINT_ENTRIES.toLocaleString('en-US')}. ` +
+      'The peak is VmHWM read at the end, after the table was quiet long enough to be saved whole (compaction of its journal). ' +
+      `The targets are for --memory lean, the default on a machine with less than ${LEAN_BELOW_BYTES / 1024 ** 3} GiB of RAM (every router); this machine has more, so its default is fast.${tuning}`,
   )
 }
 

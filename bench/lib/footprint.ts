@@ -28,6 +28,8 @@ export interface FootprintOptions {
   readonly chunk: number
   readonly inserts: number
   readonly env?: NodeJS.ProcessEnv
+  /** More `malla peer` flags, such as `--memory lean`. */
+  readonly args?: readonly string[]
   readonly progress?: (message: string) => void
 }
 
@@ -59,7 +61,7 @@ export async function footprintRun(options: FootprintOptions): Promise<Footprint
   const say = options.progress ?? (() => {})
   try {
     const dir = await cleanup.tempDir('malla-bench-footprint-')
-    const daemon = await startDaemon(['--data', dir, '--name', 'bench-footprint', '--bleach-interval', '3600'], { env: options.env ?? process.env })
+    const daemon = await startDaemon(['--data', dir, '--name', 'bench-footprint', '--bleach-interval', '3600', ...(options.args ?? [])], { env: options.env ?? process.env })
     cleanup.add(`stop daemon ${daemon.pid}`, () => daemon.stop())
     await sleep(1500)
     const idle = median(await sampleRss(daemon.pid, 5, 200))

@@ -6,17 +6,40 @@ import type { Entry, Json, TextTable } from './types.js'
  */
 export const PACK_AT = 4096
 
+/**
+ * Turns a chunk of entries' data (JSON text, so always well-formed UTF-16) into a shorter string and back,
+ * exactly. The daemon gives deflate (node:zlib); the core loads no compressor of its own.
+ */
+export interface TextCodec {
+  compress(text: string): string
+  expand(packed: string): string
+}
+
+export interface PackOptions {
+  /** Compresses each full chunk of data; without it, data stays plain text. */
+  readonly codec?: TextCodec
+  /** Characters of data per chunk (8 Ki by default: one chunk is what a read of one entry expands). */
+  readonly chunkChars?: number
+}
+
 /** How a replica holds its large tables packed: given to it by the daemon (pages leave it out, and never load this module). */
 export interface TablePacking {
   /** TTL tables of this many entries or more are packed. */
   readonly at: number
   readonly Table: typeof PackedTable
+  readonly options?: PackOptions
 }
 
-/** Characters of entry data per chunk; an entry larger than this gets a chunk of its own. */
-const CHUNK_CHARS = 64 * 1024
+/**
+ * Characters of entry data per chunk; an entry larger than this gets a chunk of its own. Small, so that
+ * reading one entry of a compressed chunk costs ~20 µs, yet large enough for deflate to find the field names
+ * that repeat from entry to entry (5× smaller on host records at 8 Ki, 5.5× at 64 Ki).
+ */
+const CHUNK_CHARS = 8 * 1024
 /** A chunk less than this share of which is still read by the new table has its live entries moved out of it. */
 const KEEP_CHUNK_ABOVE = 0.75
+/** Characters of expanded chunks kept for the next reads (entries are mostly read in runs: saves, replies, folds). */
+const EXPANDED_CACHE_CHARS = 256 * 1024
 
 const NO_CLOCK = Number.NaN
 const ENTRY_FIELDS = new Set(['data', 'author', 'bleachTTL', 'clock'])
@@ -28,26 +51,83 @@ interface PackedParts {
   /** Slots in the order of their keys (UTF-16 code units): the key index, searched by bisection. */
   readonly order: Uint32Array
   readonly chunkOf: Uint32Array
-  /** Where the slot's key starts in its chunk; its data's JSON text follows the key. */
-  readonly offsetOf: Uint32Array
+  /** Where the slot's key starts in its chunk's keys. */
+  readonly keyOffsetOf: Uint32Array
   readonly keyLengthOf: Uint32Array
-  /** Length of the data's JSON text. */
+  /** Where the slot's data (JSON text) starts in its chunk's data, and its length. */
+  readonly dataOffsetOf: Uint32Array
   readonly lengthOf: Uint32Array
   readonly ttlOf: Int32Array
   readonly authorOf: Uint32Array
   readonly clockOf: Float64Array
-  /** Entries' keys and data, as texts run together: strings, which the JavaScript heap keeps compact as it collects. */
-  readonly chunks: readonly string[]
+  readonly chunks: readonly Chunk[]
   readonly authors: readonly string[]
   /** Fields other than data, author, bleachTTL and clock, as `"name":value,...` (rare: kept as received). */
   readonly extras: ReadonlyMap<number, string>
   readonly hashes: BigUint64Array | undefined
+  readonly options: PackOptions
 }
+
+/**
+ * Entries' keys and data, as texts run together: strings, which the JavaScript heap keeps compact as it
+ * collects (the C heap under byte buffers was left in pieces). The keys stay plain, for the bisection; the
+ * data of a full chunk is compressed when the table has a codec, and expanded when an entry is read.
+ */
+class Chunk {
+  constructor(
+    readonly keys: string,
+    private readonly plain: string | undefined,
+    private readonly packed: string | undefined,
+    /** Characters of data. */
+    readonly dataLength: number,
+    private readonly codec: TextCodec | undefined,
+  ) {}
+
+  static of(keys: string, data: string, options: PackOptions): Chunk {
+    const codec = options.codec
+    if (codec === undefined || data.length < (options.chunkChars ?? CHUNK_CHARS) / 2) return new Chunk(keys, data, undefined, data.length, undefined)
+    return new Chunk(keys, undefined, codec.compress(data), data.length, codec)
+  }
+
+  get isCompressed(): boolean {
+    return this.packed !== undefined
+  }
+
+  /** Characters this chunk stands for (keys and data), whatever it holds. */
+  get size(): number {
+    return this.keys.length + this.dataLength
+  }
+
+  get data(): string {
+    if (this.plain !== undefined) return this.plain
+    const cached = expanded.get(this)
+    if (cached !== undefined) {
+      expanded.delete(this) // to the end: most recently read
+      expanded.set(this, cached)
+      return cached
+    }
+    const text = (this.codec as TextCodec).expand(this.packed as string)
+    if (text.length !== this.dataLength) throw new Error(`packed chunk expanded to ${text.length} characters, expected ${this.dataLength}`)
+    expandedChars += text.length
+    expanded.set(this, text)
+    for (const [chunk, t] of expanded) {
+      if (expandedChars <= EXPANDED_CACHE_CHARS || chunk === this) break
+      expanded.delete(chunk)
+      expandedChars -= t.length
+    }
+    return text
+  }
+}
+
+/** The last chunks expanded, oldest first (one cache for the process: chunks are shared by a table's versions). */
+const expanded = new Map<Chunk, string>()
+let expandedChars = 0
 
 /** One entry's place and fields, as a table being built receives it. */
 interface Row {
   chunk: number
-  offset: number
+  keyOffset: number
+  dataOffset: number
   keyLength: number
   length: number
   ttl: number
@@ -86,17 +166,18 @@ export class PackedTable implements TextTable {
   }
 
   /** `table` packed, in its order. */
-  static pack(table: ReadonlyMap<string, Entry>): PackedTable {
-    return PackedTable.fold(table, new Map(), new Set())
+  static pack(table: ReadonlyMap<string, Entry>, options?: PackOptions): PackedTable {
+    return PackedTable.fold(table, new Map(), new Set(), options)
   }
 
   /**
    * `base` with `changes` applied (an undefined value deletes the key), in a Map's order: the base's keys
    * where they were, then `moved` keys (deleted and written again) and new keys in the order of `changes`.
    * When `base` is packed, its unchanged entries are copied without being read, and chunks it mostly no
-   * longer reads are left behind (their live entries copied on), so dead bytes stay under a third.
+   * longer reads are left behind (their live entries copied on), so dead bytes stay under a third. `options`
+   * default to the packed base's.
    */
-  static fold(base: ReadonlyMap<string, Entry>, changes: ReadonlyMap<string, Entry | undefined>, moved: ReadonlySet<string>): PackedTable {
+  static fold(base: ReadonlyMap<string, Entry>, changes: ReadonlyMap<string, Entry | undefined>, moved: ReadonlySet<string>, options?: PackOptions): PackedTable {
     // The changed keys the base holds, by slot: the rest of the base is copied without reading a key.
     const changedAt = new Map<number, string>()
     if (base instanceof PackedTable) {
@@ -113,9 +194,10 @@ export class PackedTable implements TextTable {
       if (entry === undefined) size -= inBase(key) ? 1 : 0
       else size += inBase(key) ? 0 : 1
     }
-    const builder = new TableBuilder(size, base instanceof PackedTable ? base : undefined, base instanceof PackedTable && base.hashes !== undefined)
+    const packed = base instanceof PackedTable ? base : undefined
+    const builder = new TableBuilder(size, packed, packed?.hashes !== undefined, options ?? packed?.p.options ?? {})
     if (base instanceof PackedTable) {
-      builder.shareChunks(base.p.chunks, base.chunksWorthKeeping(changedAt))
+      builder.shareChunks(base.p.chunks, base.chunksWorthKeeping(changedAt, builder.chunkChars))
       for (let slot = 0; slot < base.size; slot++) {
         const key = changedAt.get(slot)
         if (key === undefined) builder.addPacked(base, slot)
@@ -201,11 +283,20 @@ export class PackedTable implements TextTable {
     return made
   }
 
-  /** Characters of entry data this table uses, and characters of the chunks it holds (what it keeps alive). */
-  textSize(): { live: number; held: number } {
+  /**
+   * Characters of keys and data this table uses, characters of the chunks it holds (what it keeps alive), and
+   * how many of those characters are held compressed, in how many chunks.
+   */
+  textSize(): { live: number; held: number; compressed: number; chunks: number } {
     let live = 0
     for (let slot = 0; slot < this.size; slot++) live += this.p.keyLengthOf[slot]! + this.p.lengthOf[slot]!
-    return { live, held: this.p.chunks.reduce((n, c) => n + c.length, 0) }
+    let held = 0
+    let compressed = 0
+    for (const c of this.p.chunks) {
+      held += c.size
+      if (c.isCompressed) compressed += c.dataLength
+    }
+    return { live, held, compressed, chunks: this.p.chunks.length }
   }
 
   *keys(): MapIterator<string> {
@@ -245,13 +336,13 @@ export class PackedTable implements TextTable {
   }
 
   private keyAt(slot: number): string {
-    const offset = this.p.offsetOf[slot]!
-    return this.p.chunks[this.p.chunkOf[slot]!]!.slice(offset, offset + this.p.keyLengthOf[slot]!)
+    const offset = this.p.keyOffsetOf[slot]!
+    return this.p.chunks[this.p.chunkOf[slot]!]!.keys.slice(offset, offset + this.p.keyLengthOf[slot]!)
   }
 
   private dataText(slot: number): string {
-    const offset = this.p.offsetOf[slot]! + this.p.keyLengthOf[slot]!
-    return this.p.chunks[this.p.chunkOf[slot]!]!.slice(offset, offset + this.p.lengthOf[slot]!)
+    const offset = this.p.dataOffsetOf[slot]!
+    return this.p.chunks[this.p.chunkOf[slot]!]!.data.slice(offset, offset + this.p.lengthOf[slot]!)
   }
 
   private entryAt(slot: number): Entry {
@@ -267,17 +358,22 @@ export class PackedTable implements TextTable {
     return entry as unknown as Entry
   }
 
-  /** Which of this table's chunks a fold with `changes` keeps: those it still reads more than KEEP_CHUNK_ABOVE of. */
-  private chunksWorthKeeping(changedAt: ReadonlyMap<number, unknown>): boolean[] {
+  /**
+   * Which of this table's chunks a fold with `changes` keeps: those it still reads more than KEEP_CHUNK_ABOVE
+   * of, and not the ones under half full (the last one written, mostly), whose live entries are written again
+   * with the fold's own, so that single inserts fill chunks instead of making one chunk each.
+   */
+  private chunksWorthKeeping(changedAt: ReadonlyMap<number, unknown>, chunkChars: number): boolean[] {
     const live = new Float64Array(this.p.chunks.length)
     for (let slot = 0; slot < this.size; slot++) if (!changedAt.has(slot)) live[this.p.chunkOf[slot]!]! += this.p.keyLengthOf[slot]! + this.p.lengthOf[slot]!
-    return this.p.chunks.map((c, i) => live[i]! > KEEP_CHUNK_ABOVE * c.length)
+    return this.p.chunks.map((c, i) => live[i]! > KEEP_CHUNK_ABOVE * c.size && c.dataLength >= chunkChars / 2)
   }
 
   /** Builder access to one packed entry. */
   readRow(slot: number, row: Row): void {
     row.chunk = this.p.chunkOf[slot]!
-    row.offset = this.p.offsetOf[slot]!
+    row.keyOffset = this.p.keyOffsetOf[slot]!
+    row.dataOffset = this.p.dataOffsetOf[slot]!
     row.keyLength = this.p.keyLengthOf[slot]!
     row.length = this.p.lengthOf[slot]!
     row.ttl = this.p.ttlOf[slot]!
@@ -287,9 +383,13 @@ export class PackedTable implements TextTable {
     row.hash = this.hashes?.[slot] ?? 0n
   }
 
-  /** Builder access: an entry's text (key and data), and an author's name. */
-  rowText(row: Row): string {
-    return this.p.chunks[row.chunk]!.slice(row.offset, row.offset + row.keyLength + row.length)
+  /** Builder access: an entry's key and data. */
+  rowKey(row: Row): string {
+    return this.p.chunks[row.chunk]!.keys.slice(row.keyOffset, row.keyOffset + row.keyLength)
+  }
+
+  rowData(row: Row): string {
+    return this.p.chunks[row.chunk]!.data.slice(row.dataOffset, row.dataOffset + row.length)
   }
 
   /** Builder access: the key order. */
@@ -305,16 +405,16 @@ export class PackedTable implements TextTable {
 
 /** What comparing a key with a slot's key needs. */
 interface KeyText {
-  readonly chunks: readonly string[]
+  readonly chunks: readonly Chunk[]
   readonly chunkOf: Uint32Array
-  readonly offsetOf: Uint32Array
+  readonly keyOffsetOf: Uint32Array
   readonly keyLengthOf: Uint32Array
 }
 
 /** The slot's key against `key`, by UTF-16 code units (as `<` orders strings): negative, zero or positive. */
 function compareKey(t: KeyText, slot: number, key: string): number {
-  const chunk = t.chunks[t.chunkOf[slot]!]!
-  const offset = t.offsetOf[slot]!
+  const chunk = t.chunks[t.chunkOf[slot]!]!.keys
+  const offset = t.keyOffsetOf[slot]!
   const length = t.keyLengthOf[slot]!
   const n = Math.min(length, key.length)
   for (let i = 0; i < n; i++) {
@@ -327,17 +427,21 @@ function compareKey(t: KeyText, slot: number, key: string): number {
 /** Collects the entries of a new packed table, copying packed ones and encoding the others. */
 class TableBuilder implements KeyText {
   readonly chunkOf: Uint32Array
-  readonly offsetOf: Uint32Array
+  readonly keyOffsetOf: Uint32Array
   readonly keyLengthOf: Uint32Array
+  private readonly dataOffsetOf: Uint32Array
   private readonly lengthOf: Uint32Array
   private readonly ttlOf: Int32Array
   private readonly authorOf: Uint32Array
   private readonly clockOf: Float64Array
   private readonly hashOf: BigUint64Array | undefined
-  readonly chunks: string[] = []
-  /** The chunk being written, in pieces: it is joined into one string when full, or when the table is built. */
-  private open: string[] = []
-  private openLength = 0
+  readonly chunks: Chunk[] = []
+  /** The chunk being written, in pieces: joined when full, or when the table is built. */
+  private openKeys: string[] = []
+  private openData: string[] = []
+  private openKeyLength = 0
+  private openDataLength = 0
+  readonly chunkChars: number
   private readonly authors: string[] = []
   private readonly authorIds = new Map<string, number>()
   private readonly extras = new Map<number, string>()
@@ -348,31 +452,34 @@ class TableBuilder implements KeyText {
   /** Entries placed anew (new keys, moved keys, all of a table packed from a Map), with their keys. */
   private readonly placed: Array<{ readonly key: string; readonly slot: number }> = []
   private count = 0
-  private readonly row: Row = { chunk: 0, offset: 0, keyLength: 0, length: 0, ttl: 0, author: 0, clock: NO_CLOCK, extra: undefined, hash: 0n }
+  private readonly row: Row = { chunk: 0, keyOffset: 0, dataOffset: 0, keyLength: 0, length: 0, ttl: 0, author: 0, clock: NO_CLOCK, extra: undefined, hash: 0n }
 
   /**
    * `size` is exactly how many entries will be added. The columns are views of one buffer: one allocation per
-   * table, not seven, which keeps the C heap from being cut into pieces a router's memory never gets back.
+   * table, not eight, which keeps the C heap from being cut into pieces a router's memory never gets back.
    */
   constructor(
     private readonly size: number,
     private readonly base: PackedTable | undefined,
     withHashes: boolean,
+    private readonly options: PackOptions,
   ) {
-    const buffer = new ArrayBuffer(size * 32)
+    this.chunkChars = options.chunkChars ?? CHUNK_CHARS
+    const buffer = new ArrayBuffer(size * 36)
     this.clockOf = new Float64Array(buffer, 0, size)
     this.chunkOf = new Uint32Array(buffer, size * 8, size)
-    this.offsetOf = new Uint32Array(buffer, size * 12, size)
+    this.keyOffsetOf = new Uint32Array(buffer, size * 12, size)
     this.keyLengthOf = new Uint32Array(buffer, size * 16, size)
-    this.lengthOf = new Uint32Array(buffer, size * 20, size)
-    this.ttlOf = new Int32Array(buffer, size * 24, size)
-    this.authorOf = new Uint32Array(buffer, size * 28, size)
+    this.dataOffsetOf = new Uint32Array(buffer, size * 20, size)
+    this.lengthOf = new Uint32Array(buffer, size * 24, size)
+    this.ttlOf = new Int32Array(buffer, size * 28, size)
+    this.authorOf = new Uint32Array(buffer, size * 32, size)
     this.hashOf = withHashes ? new BigUint64Array(size) : undefined
     this.fromBase = new Int32Array(base?.size ?? 0).fill(-1)
   }
 
   /** Makes the base's kept chunks this table's too. */
-  shareChunks(chunks: readonly string[], keep: readonly boolean[]): void {
+  shareChunks(chunks: readonly Chunk[], keep: readonly boolean[]): void {
     this.chunkMap = new Int32Array(chunks.length).fill(-1)
     chunks.forEach((chunk, i) => {
       if (keep[i]) this.chunkMap[i] = this.chunks.push(chunk) - 1
@@ -387,9 +494,10 @@ class TableBuilder implements KeyText {
     const at = this.count
     if (chunk >= 0) {
       this.chunkOf[at] = chunk
-      this.offsetOf[at] = row.offset
+      this.keyOffsetOf[at] = row.keyOffset
+      this.dataOffsetOf[at] = row.dataOffset
     } else {
-      this.put(from.rowText(row))
+      this.put(from.rowKey(row), from.rowData(row))
     }
     this.keyLengthOf[at] = row.keyLength
     this.lengthOf[at] = row.length
@@ -404,7 +512,7 @@ class TableBuilder implements KeyText {
     }
     const at = this.count
     const data = JSON.stringify(entry.data ?? null)
-    this.put(key + data)
+    this.put(key, data)
     this.keyLengthOf[at] = key.length
     this.lengthOf[at] = data.length
     if (baseSlot === undefined) this.placed.push({ key, slot: at })
@@ -429,8 +537,9 @@ class TableBuilder implements KeyText {
     return new PackedTable({
       order: this.keyOrder(),
       chunkOf: this.chunkOf,
-      offsetOf: this.offsetOf,
+      keyOffsetOf: this.keyOffsetOf,
       keyLengthOf: this.keyLengthOf,
+      dataOffsetOf: this.dataOffsetOf,
       lengthOf: this.lengthOf,
       ttlOf: this.ttlOf,
       authorOf: this.authorOf,
@@ -439,6 +548,7 @@ class TableBuilder implements KeyText {
       authors: this.authors,
       extras: this.extras,
       hashes: this.hashOf,
+      options: this.options,
     })
   }
 
@@ -476,22 +586,27 @@ class TableBuilder implements KeyText {
     return order
   }
 
-  /** Appends an entry's text (key and data) to the open chunk, closing it first when the text would not fit. */
-  private put(text: string): void {
-    if (this.openLength > 0 && this.openLength + text.length > CHUNK_CHARS) this.close()
+  /** Appends an entry's key and data to the open chunk, closing it first when the data would not fit. */
+  private put(key: string, data: string): void {
+    if (this.openDataLength > 0 && this.openDataLength + data.length > this.chunkChars) this.close()
     const at = this.count
     this.chunkOf[at] = this.chunks.length
-    this.offsetOf[at] = this.openLength
-    this.open.push(text)
-    this.openLength += text.length
+    this.keyOffsetOf[at] = this.openKeyLength
+    this.dataOffsetOf[at] = this.openDataLength
+    this.openKeys.push(key)
+    this.openData.push(data)
+    this.openKeyLength += key.length
+    this.openDataLength += data.length
   }
 
-  /** Joins the open chunk into one flat string (entries' texts from JSON.stringify are trees of pieces). */
+  /** Joins the open chunk into flat strings (entries' texts from JSON.stringify are trees of pieces). */
   private close(): void {
-    if (this.openLength === 0) return
-    this.chunks.push(this.open.join(''))
-    this.open = []
-    this.openLength = 0
+    if (this.openKeys.length === 0) return
+    this.chunks.push(Chunk.of(this.openKeys.join(''), this.openData.join(''), this.options))
+    this.openKeys = []
+    this.openData = []
+    this.openKeyLength = 0
+    this.openDataLength = 0
   }
 
   private finish(author: string, ttl: number, clock: number, extra: string | undefined, hash: bigint): void {

@@ -25,11 +25,11 @@ export interface ChangeLogOptions {
   readonly epoch?: string
   /** Most changes kept (10,000 by default). */
   readonly maxChanges?: number
-  /** Most characters of change text kept (4 MiB by default): a few large writes cannot hold memory. */
+  /** Most characters of change text kept (1 MiB by default): a few large writes cannot hold memory. */
   readonly maxChars?: number
 }
 
-export const CHANGE_LOG_DEFAULTS = { maxChanges: 10_000, maxChars: 4 * 1024 * 1024 } as const
+export const CHANGE_LOG_DEFAULTS = { maxChanges: 10_000, maxChars: 1024 * 1024 } as const
 
 /**
  * The recent changes of a replica, each with a resume cursor, so a client that reconnects (a page, `malla

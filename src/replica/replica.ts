@@ -473,7 +473,7 @@ export class Replica {
     }
     // A large TTL table is held packed from the start (see core/packed-table.ts).
     const packing = this.packing
-    slot.table = packing && slot.ref.flavour === 'ttl' && fresh.size >= packing.at ? packing.Table.pack(fresh as Table) : fresh
+    slot.table = packing && slot.ref.flavour === 'ttl' && fresh.size >= packing.at ? packing.Table.pack(fresh as Table, packing.options) : fresh
     slot.version = stored.version
     if (slot.rewrite) queueMicrotask(() => void this.compact(slot.ref).catch(() => {}))
     return changed
@@ -572,7 +572,7 @@ function fold(flavour: Flavour, draft: DraftTable<AnyEntry>, packing: TablePacki
   const packed = packing !== undefined && base instanceof packing.Table
   if (packing === undefined || flavour !== 'ttl' || draft.size < (packed ? packing.at / 2 : packing.at)) return draft.materialize()
   if (packed && draft.changedCount === 0) return base
-  return packing.Table.fold(base as ReadonlyMap<string, Entry>, draft.changes() as Map<string, Entry | undefined>, draft.movedKeys)
+  return packing.Table.fold(base as ReadonlyMap<string, Entry>, draft.changes() as Map<string, Entry | undefined>, draft.movedKeys, packing.options)
 }
 
 /**

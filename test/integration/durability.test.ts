@@ -150,9 +150,10 @@ test('hooks get the whole table on stdin after substantial changes; failing and 
   assert.deepEqual(Object.keys(JSON.parse(lines[1] as string)).sort(), ['a', 'b'])
 })
 
-test('a table large enough to be held packed keeps every entry through inserts, a bleach, a removal, a kill and a restart', async (t) => {
+// lean: the data deflated too, as a router holds it.
+for (const memory of ['fast', 'lean']) test(`a table large enough to be held packed keeps every entry through inserts, a bleach, a removal, a kill and a restart (--memory ${memory})`, async (t) => {
   const dir = await tempDir(t)
-  const d = await startDaemon(t, ['--data', dir, '--name', 'P', '--bleach-interval', '3600'])
+  const d = await startDaemon(t, ['--data', dir, '--name', 'P', '--bleach-interval', '3600', '--memory', memory])
   // 5,000 entries (the daemon packs TTL tables from 4,096), data of every JSON shape, some not ASCII.
   const data = (i: number) => (i % 5 === 0 ? `nodo-${i}-ñandú-✓` : i % 5 === 1 ? { i, nested: { list: [i, null, true] } } : i % 5 === 2 ? [i, `x${i}`] : i % 5 === 3 ? i * 1.5 : { empty: {}, pad: 'y'.repeat(120) })
   const expected: Record<string, unknown> = {}
@@ -177,7 +178,7 @@ test('a table large enough to be held packed keeps every entry through inserts, 
   assert.equal(before.k7?.data ?? null, null, 'the removed key holds null')
   d.child.kill('SIGKILL')
   await d.stop()
-  const again = await startDaemon(t, ['--data', dir, '--name', 'P', '--bleach-interval', '3600'])
+  const again = await startDaemon(t, ['--data', dir, '--name', 'P', '--bleach-interval', '3600', '--memory', memory])
   assert.deepEqual(await read(again.base), before, 'the restarted daemon holds exactly the same table')
   assert.equal((await fetch(`${again.base}/malla/v1/tables/big/bleach`, { method: 'POST', body: '{}' })).status, 200)
   const after = await read(again.base)

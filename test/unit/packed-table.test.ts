@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
-import { PackedTable } from '../../src/core/packed-table.js'
+import { PackedTable, type PackOptions } from '../../src/core/packed-table.js'
+import { DEFLATE_TEXT } from '../../src/node/daemon/table-packing.js'
 import { serializeTable, serializeTableChunks } from '../../src/core/schema.js'
 import { bleachTable } from '../../src/core/table-ops.js'
 import type { Entry, Json, Table, TypeName } from '../../src/core/types.js'
@@ -57,18 +58,28 @@ function assertSameTable(packed: PackedTable, expected: ReadonlyMap<string, Entr
   assert.equal([...serializeTableChunks(packed, 64)].join(''), serializeTable(packed))
 }
 
-describe('PackedTable', () => {
+/**
+ * The layouts every property runs against: the default (plain text in chunks of 8 Ki characters), and chunks
+ * of 64 characters whose data is deflated when half full, as the daemon's are, so that tables of a few
+ * entries meet many chunks, compressed ones, and chunks left behind or written again.
+ */
+const LAYOUTS: ReadonlyArray<readonly [string, PackOptions]> = [
+  ['plain chunks', {}],
+  ['small deflated chunks', { codec: DEFLATE_TEXT, chunkChars: 64 }],
+]
+
+for (const [layout, options] of LAYOUTS) describe(`PackedTable, ${layout}`, () => {
   it('reads like the Map a draft materializes, whatever the entries (extra fields, odd clocks, non-ASCII, "__proto__"), over a Map or a packed base', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(keys, entry)), fc.array(op, { maxLength: 25 }), fc.boolean(), (start, ops, packedBase) => {
         const map = new Map(start)
-        const base = packedBase ? PackedTable.pack(map) : map
-        assertSameTable(base instanceof PackedTable ? base : PackedTable.pack(base), map)
+        const base = packedBase ? PackedTable.pack(map, options) : map
+        assertSameTable(base instanceof PackedTable ? base : PackedTable.pack(base, options), map)
         const draft = applyOps(base, ops)
         const expected = applyOps(map, ops).materialize()
-        assertSameTable(PackedTable.fold(base, draft.changes(), draft.movedKeys), expected)
+        assertSameTable(PackedTable.fold(base, draft.changes(), draft.movedKeys, options), expected)
         // The base is never changed by a fold.
-        assertSameTable(base instanceof PackedTable ? base : PackedTable.pack(base), map)
+        assertSameTable(base instanceof PackedTable ? base : PackedTable.pack(base, options), map)
       }),
       { numRuns: 300 },
     )
@@ -80,7 +91,7 @@ describe('PackedTable', () => {
       fc.property(fc.uniqueArray(anyKey, { maxLength: 60 }), fc.uniqueArray(anyKey, { maxLength: 30 }), fc.array(anyKey, { maxLength: 20 }), (start, added, probes) => {
         const e = (i: number): Entry => ({ data: i, author: 'r', bleachTTL: 5 })
         const map = new Map(start.map((k, i) => [k, e(i)]))
-        let table = PackedTable.pack(map)
+        let table = PackedTable.pack(map, options)
         const changes = new Map<string, Entry | undefined>(added.map((k, i) => [k, i % 3 === 0 ? undefined : e(100 + i)]))
         table = PackedTable.fold(table, changes, new Set())
         const expected = applyOps(map, [...changes].map(([key, entry]) => (entry === undefined ? { kind: 'delete' as const, key } : { kind: 'set' as const, key, entry }))).materialize()
@@ -98,7 +109,7 @@ describe('PackedTable', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(keys, entry)), (start) => {
         const map = new Map(start)
-        const packed = PackedTable.pack(map)
+        const packed = PackedTable.pack(map, options)
         const expected = new Map(map)
         const changes = bleachTable(expected)
         const { table, dropped } = packed.bleached()
@@ -116,7 +127,7 @@ describe('PackedTable', () => {
       made.push(key)
       return BigInt(JSON.stringify(e.data).length + 1)
     }
-    let table = PackedTable.pack(new Map<string, Entry>([['a', { data: 'x', author: 'r', bleachTTL: 9 }], ['b', { data: 'yy', author: 'r', bleachTTL: 9 }]]))
+    let table = PackedTable.pack(new Map<string, Entry>([['a', { data: 'x', author: 'r', bleachTTL: 9 }], ['b', { data: 'yy', author: 'r', bleachTTL: 9 }]]), options)
     assert.equal(table.cachedHash('a', hash('a')), 4n)
     assert.equal(table.cachedHash('b', hash('b')), 5n)
     table = PackedTable.fold(table, new Map([['b', { data: 'zzzz', author: 'r', bleachTTL: 9 }]]), new Set())
@@ -133,7 +144,7 @@ describe('PackedTable', () => {
 
   it('holds at most a third more text than its entries use, however many folds replaced them', () => {
     const rand = fc.sample(fc.integer({ min: 0, max: 1999 }), { numRuns: 60 * 300, seed: 7 })
-    let table = PackedTable.pack(new Map(Array.from({ length: 2000 }, (_, i) => [`k${i}`, { data: { i, pad: 'x'.repeat(150) }, author: 'r', bleachTTL: 30 } as Entry])))
+    let table = PackedTable.pack(new Map(Array.from({ length: 2000 }, (_, i) => [`k${i}`, { data: { i, pad: 'x'.repeat(150) }, author: 'r', bleachTTL: 30 } as Entry])), options)
     const first = table
     for (let round = 0; round < 60; round++) {
       const changes = new Map<string, Entry>()
@@ -142,10 +153,23 @@ describe('PackedTable', () => {
         changes.set(`k${i}`, { data: { i, round, pad: 'y'.repeat(150) }, author: 'r', bleachTTL: 30 })
       }
       table = PackedTable.fold(table, changes, new Set())
-      const { live, held } = table.textSize()
+      const { live, held, compressed } = table.textSize()
       assert.ok(held <= live * (4 / 3) + 64 * 1024, `round ${round}: ${held} characters held for ${live} in use`)
+      if (options.codec) assert.ok(compressed >= held * 0.8, `round ${round}: only ${compressed} of ${held} characters held compressed`)
     }
+    assert.equal(table.textSize().compressed > 0, options.codec !== undefined)
     assert.deepEqual(first.get('k5'), { data: { i: 5, pad: 'x'.repeat(150) }, author: 'r', bleachTTL: 30 }, 'the first table still reads as it was')
+  })
+
+  it('writes single inserts into the chunk being filled, not one chunk each', () => {
+    let table = PackedTable.pack(new Map([['k0', { data: 0, author: 'r', bleachTTL: 9 } as Entry]]), options)
+    for (let i = 1; i < 400; i++) table = PackedTable.fold(table, new Map([[`k${i}`, { data: { i, pad: 'p'.repeat(40) }, author: 'r', bleachTTL: 9 }]]), new Set())
+    const { live, held, chunks } = table.textSize()
+    const chunkChars = options.chunkChars ?? 8 * 1024
+    assert.ok(held <= live * (4 / 3) + chunkChars, `${held} characters held for ${live} in use`)
+    // Each chunk but the last is at least half full of data (keys are counted in `live` too).
+    assert.ok(chunks <= live / (chunkChars / 2) + 1, `${chunks} chunks for ${live} characters`)
+    assert.deepEqual(table.get('k399'), { data: { i: 399, pad: 'p'.repeat(40) }, author: 'r', bleachTTL: 9 })
   })
 })
 
@@ -170,7 +194,7 @@ describe('a replica that packs its large tables', () => {
           // `at: 4` packs tables from four entries on, so every operation meets packed tables, and their unpacking.
           const replicas = [
             new Replica({ store: stores[0] as MemoryStore, author: 'me', now: () => NOW }),
-            new Replica({ store: stores[1] as MemoryStore, author: 'me', now: () => NOW, packing: { at: 4, Table: PackedTable } }),
+            new Replica({ store: stores[1] as MemoryStore, author: 'me', now: () => NOW, packing: { at: 4, Table: PackedTable, options: { codec: DEFLATE_TEXT, chunkChars: 64 } } }),
           ]
           for (const o of ops) {
             for (const r of replicas) {
@@ -184,7 +208,7 @@ describe('a replica that packs its large tables', () => {
             assert.deepEqual(JSON.parse(packed?.text ?? ''), JSON.parse(plain?.text ?? ''))
           }
           // Read again from the store by a new replica: packed from the text, as a daemon starting does.
-          const reloaded = await new Replica({ store: stores[1] as MemoryStore, author: 'me', packing: { at: 4, Table: PackedTable } }).get(TYPE)
+          const reloaded = await new Replica({ store: stores[1] as MemoryStore, author: 'me', packing: { at: 4, Table: PackedTable, options: { codec: DEFLATE_TEXT, chunkChars: 64 } } }).get(TYPE)
           const plain = await new Replica({ store: stores[0] as MemoryStore, author: 'me' }).get(TYPE)
           assert.deepEqual([...reloaded.table], [...plain.table])
         },

@@ -8,7 +8,7 @@ import { isMallaError, MallaError, type ErrorCode } from '../../core/errors.js'
 import { parseInsertValues, parseJsonText, parseKeyList, parseTtl, parseTypeName } from '../../core/schema.js'
 import type { Flavour, Json } from '../../core/types.js'
 import { apiAllowList, DEFAULTS, PeerDaemon, type PeerDaemonOptions } from '../daemon/peer-daemon.js'
-import { tuneHeapForDaemon } from '../daemon/heap-tuning.js'
+import { LEAN_BELOW_BYTES, MEMORY_CHOICES, memoryMode, tuneHeapForDaemon, type MemoryChoice } from '../daemon/heap-tuning.js'
 import { LIBREMESH_HTTP_TABLES, parseTableList } from '../daemon/wanted-tables.js'
 import { LIBREMESH_ASYNC_TYPES, parseAsyncPeer, parseAsyncTypes } from '../async/async-types.js'
 import { ASYNC_PORT } from '../../sync/async/async-frames.js'
@@ -173,12 +173,18 @@ export function buildProgram(): Command {
     .option('--neighbour-rate <bytes>', 'the same for neighbours (--peer and discovered), which relay everyone\'s writes', integer(1024, 1024 ** 3), SOURCE_LIMITS.neighbourBytesPerSecond)
     .option('--neighbour-burst <bytes>', 'the same for neighbours', integer(1024, 1024 ** 3), SOURCE_LIMITS.neighbourBurstBytes)
     .addOption(new Option('--mode <mode>', 'malla: push changes, reconcile by digests; libremesh: only full-table sync every --sync-interval, as LibreMesh does').choices(['malla', 'libremesh']).default('malla'))
+    .addOption(
+      new Option('--memory <mode>', `lean: less memory (no optimizing compiler, a small young heap), fast: more speed; auto: lean on a machine with less than ${LEAN_BELOW_BYTES / 1024 ** 3} GiB of RAM`)
+        .choices(MEMORY_CHOICES)
+        .default('auto'),
+    )
     .addOption(new Option('--quiet', 'log warnings and errors only').conflicts('verbose'))
     .option('--verbose', 'log every request and sync')
     .option('--config <file>', 'take flags from the "config malla" section of this UCI file (OpenWrt\'s /etc/config/malla); flags given after it win')
     .action(async (o) => {
       // Before any table is loaded: the heap's growth is decided at each collection from then on.
-      tuneHeapForDaemon()
+      const memory = memoryMode(o.memory as MemoryChoice)
+      const v8Flags = tuneHeapForDaemon(memory)
       const level: LogLevel = o.quiet ? 'warn' : o.verbose ? 'debug' : 'info'
       const discover = o.discover as string[]
       if (discover.length > 0 && o.host !== '::') {
@@ -186,6 +192,7 @@ export function buildProgram(): Command {
       }
       if (discover.length === 0 && o.discoverPort !== undefined) throw new MallaError('BAD_INPUT', '--discover-port needs --discover')
       const log = lineLogger({ level, name: o.name })
+      log.info('memory', { mode: memory, v8: v8Flags.join(' ') || undefined })
       const dataDir = resolve(o.data)
       const daemon = new PeerDaemon({
         port: o.port,
@@ -202,6 +209,7 @@ export function buildProgram(): Command {
         hookTimeoutMs: o.hookTimeout,
         maxBodyBytes: o.maxBody,
         mode: o.mode,
+        memory,
         log,
         discover: discover.length > 0 ? { interfaces: [...new Set(discover)], port: o.discoverPort, intervalMs: o.discoverInterval ?? DISCOVERY_DEFAULTS.intervalMs } : undefined,
         stun: o.stun ? { port: o.stunPort } : undefined,

@@ -104,6 +104,7 @@ export const PEER_OPTIONS: Readonly<Record<string, string>> = {
   neighbour_rate: '--neighbour-rate',
   neighbour_burst: '--neighbour-burst',
   mode: '--mode',
+  memory: '--memory',
   types: '--types',
   async_port: '--async-port',
   async_types: '--async-types',

@@ -9,7 +9,8 @@ import { isTypeName } from '../../core/schema.js'
 import type { Flavour, TypeName } from '../../core/types.js'
 import { ChangeLog, type ChangeLogOptions } from '../../replica/change-log.js'
 import { Replica } from '../../replica/replica.js'
-import { TABLE_PACKING } from '../../core/packed-table.js'
+import { tablePacking } from './table-packing.js'
+import type { MemoryMode } from './heap-tuning.js'
 import { refKey, type TableRef } from '../../storage/table-store.js'
 import type { SyncOutcome } from '../../sync/full-table-sync.js'
 import { NeighbourSync, type NeighbourInfo } from '../../sync/neighbour-sync.js'
@@ -82,6 +83,11 @@ export interface PeerDaemonOptions {
   readonly sourceLimits?: Partial<SourceLimitOptions>
   /** Bounds of the change log and its feed clients; the defaults where absent. */
   readonly changeLog?: ChangeLogOptions
+  /**
+   * `lean` (what `malla peer --memory` gives a router): large tables keep their data deflated, for ~5× less
+   * memory and ~25 µs more per entry read out of order. Default `fast`: packed, but plain.
+   */
+  readonly memory?: MemoryMode
   readonly changeStreams?: Partial<ChangeStreamLimits>
   /**
    * Tables to sync with every neighbour even while this node holds none of them (LibreMesh's types: a Lua
@@ -184,7 +190,7 @@ export class PeerDaemon {
     const log = options.log
     this.wanted = new WantedTables([{ flavour: 'ttl', type: LINKS_TYPE }, ...(options.tables ?? [])])
     this.store = new FileStore(options.dataDir, { log })
-    this.replica = new Replica({ store: this.store, author: options.name, log, admit: roomAdmission(), packing: TABLE_PACKING })
+    this.replica = new Replica({ store: this.store, author: options.name, log, admit: roomAdmission(), packing: tablePacking(options.memory ?? 'fast') })
     this.changes = new ChangeLog(this.replica, options.changeLog)
     this.streams = new ChangeStreams(this.changes, log, { ...CHANGE_STREAM_LIMITS, ...options.changeStreams })
     this.limits = new SourceLimits({ ...SOURCE_LIMITS, ...options.sourceLimits }, (address) => this.neighbourAddresses().has(address) || this.asyncSync?.isPeerAddress(address) === true)
