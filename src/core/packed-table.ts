@@ -66,7 +66,24 @@ interface PackedParts {
   readonly extras: ReadonlyMap<number, string>
   readonly hashes: BigUint64Array | undefined
   readonly options: PackOptions
+  /** The room the columns have, shared by the tables whose columns are the same arrays. */
+  readonly store: ColumnStore
 }
+
+/**
+ * Columns are made with room to spare, and a table of new keys only is written into that room (see
+ * `PackedTable.append`) instead of copying every column: a fill of a large table then allocates nothing per
+ * insert but the key order. Slots below a table's size are never written again, so every table sharing the
+ * arrays reads what it always read; `used` says how far some table has written, so that only one table built
+ * on a given one takes the room after it (another copies).
+ */
+interface ColumnStore {
+  used: number
+  readonly capacity: number
+}
+
+/** Spare room given to columns that are copied to grow: appends then copy them once per quarter of growth. */
+const GROWTH = 1.25
 
 /**
  * Entries' keys and data, as texts run together: strings, which the JavaScript heap keeps compact as it
@@ -178,6 +195,10 @@ export class PackedTable implements TextTable {
    * default to the packed base's.
    */
   static fold(base: ReadonlyMap<string, Entry>, changes: ReadonlyMap<string, Entry | undefined>, moved: ReadonlySet<string>, options?: PackOptions): PackedTable {
+    if (base instanceof PackedTable && (options === undefined || options === base.p.options)) {
+      const appended = base.append(changes)
+      if (appended !== undefined) return appended
+    }
     // The changed keys the base holds, by slot: the rest of the base is copied without reading a key.
     const changedAt = new Map<number, string>()
     if (base instanceof PackedTable) {
@@ -220,6 +241,83 @@ export class PackedTable implements TextTable {
   }
 
   /**
+   * `changes` appended, when they are all new keys: written after this table's slots, in the room its columns
+   * have (or in columns copied with room to spare), the last chunk extended rather than rewritten, and the new
+   * keys merged into a copy of the key order. Undefined when `changes` delete or replace a key: `fold` then
+   * builds the table anew.
+   */
+  private append(changes: ReadonlyMap<string, Entry | undefined>): PackedTable | undefined {
+    if (changes.size === 0) return undefined
+    const rows: Array<{ key: string; row: EncodedEntry }> = []
+    for (const [key, entry] of changes) {
+      if (entry === undefined || this.slotOf(key) !== undefined) return undefined
+      rows.push({ key, row: encodeEntry(key, entry) })
+    }
+    const size = this.size
+    const total = size + rows.length
+    const p = this.p
+    const inPlace = p.store.used === size && p.store.capacity >= total
+    const cols = inPlace ? columnsOf(p) : copyColumns(p, size, Math.ceil(total * GROWTH))
+    cols.store.used = total
+    const hashes = this.hashes === undefined ? undefined : inPlace && this.hashes.length >= total ? this.hashes : grown(this.hashes, size, cols.store.capacity)
+    const chunkChars = p.options.chunkChars ?? CHUNK_CHARS
+    const chunks = p.chunks.slice()
+    // The last chunk, while plain and not full, is extended: its entries keep their offsets.
+    const last = chunks[chunks.length - 1]
+    const extend = last !== undefined && !last.isCompressed && last.dataLength < chunkChars
+    let openAt = extend ? chunks.length - 1 : chunks.length
+    let keys: string[] = extend ? [last.keys] : []
+    let data: string[] = extend ? [last.data] : []
+    let keyLength = extend ? last.keys.length : 0
+    let dataLength = extend ? last.dataLength : 0
+    const close = () => {
+      if (keys.length === 0) return
+      chunks[openAt] = Chunk.of(keys.join(''), data.join(''), p.options)
+      openAt = chunks.length
+      keys = []
+      data = []
+      keyLength = 0
+      dataLength = 0
+    }
+    let authors = p.authors
+    let authorIds: Map<string, number> | undefined
+    let extras = p.extras
+    const placed: Array<{ readonly key: string; readonly slot: number }> = []
+    rows.forEach(({ key, row }, i) => {
+      const slot = size + i
+      if (dataLength > 0 && dataLength + row.data.length > chunkChars) close()
+      cols.chunkOf[slot] = openAt
+      cols.keyOffsetOf[slot] = keyLength
+      cols.dataOffsetOf[slot] = dataLength
+      cols.keyLengthOf[slot] = key.length
+      cols.lengthOf[slot] = row.data.length
+      keys.push(key)
+      data.push(row.data)
+      keyLength += key.length
+      dataLength += row.data.length
+      authorIds ??= new Map(authors.map((a, id) => [a, id]))
+      let id = authorIds.get(row.author)
+      if (id === undefined) {
+        if (authors === p.authors) authors = authors.slice()
+        id = (authors as string[]).push(row.author) - 1
+        authorIds.set(row.author, id)
+      }
+      cols.authorOf[slot] = id
+      cols.ttlOf[slot] = row.ttl
+      cols.clockOf[slot] = row.clock
+      if (hashes) hashes[slot] = 0n
+      if (row.extra !== undefined) {
+        if (extras === p.extras) extras = new Map(extras)
+        ;(extras as Map<number, string>).set(slot, row.extra)
+      }
+      placed.push({ key, slot })
+    })
+    close()
+    const parts: PackedParts = { ...cols, chunks, authors, extras, hashes, options: p.options, order: new Uint32Array(0) }
+    return new PackedTable({ ...parts, order: mergeOrder(p.order, placed, parts) })
+  }
+
+  /**
    * The table after one bleach round: every TTL one less, entries below 2 dropped (`bleachTable`'s rule),
    * without reading any entry's data. Returns the dropped keys too.
    */
@@ -230,6 +328,7 @@ export class PackedTable implements TextTable {
       return { table: PackedTable.fold(this, new Map(dropped.map((k) => [k, undefined])), new Set()).bleached().table, dropped }
     }
     const ttl = this.p.ttlOf.map((t) => t - 1)
+    // The TTL column is new and has the same room; the others are shared, so the room after them is too.
     const table = new PackedTable({ ...this.p, ttlOf: ttl, hashes: this.hashes })
     return { table, dropped }
   }
@@ -275,12 +374,17 @@ export class PackedTable implements TextTable {
 
   /** The kept hash of the entry in `slot`, or the one `make` gives, kept from then on. */
   private hashAt(slot: number, key: string, make: (key: string, entry: Entry) => bigint): bigint {
-    const hashes = (this.hashes ??= new BigUint64Array(this.size))
+    const hashes = (this.hashes ??= new BigUint64Array(this.p.store.capacity))
     const known = hashes[slot]!
     if (known !== 0n) return known
     const made = make(key, this.entryAt(slot))
     hashes[slot] = made
     return made
+  }
+
+  /** Whether this table's columns are `other`'s arrays (one was appended to the other in place). */
+  sharesColumnsWith(other: PackedTable): boolean {
+    return this.p.store === other.p.store
   }
 
   /**
@@ -424,6 +528,104 @@ function compareKey(t: KeyText, slot: number, key: string): number {
   return length - key.length
 }
 
+/** An entry as its columns and text hold it. */
+interface EncodedEntry {
+  readonly data: string
+  readonly author: string
+  readonly ttl: number
+  readonly clock: number
+  readonly extra: string | undefined
+}
+
+function encodeEntry(key: string, entry: Entry): EncodedEntry {
+  if (!Number.isInteger(entry.bleachTTL) || entry.bleachTTL < INT32_MIN || entry.bleachTTL > INT32_MAX || typeof entry.author !== 'string') {
+    throw new TypeError(`entry ${JSON.stringify(key.slice(0, 80))} cannot be packed: bad author or bleachTTL`)
+  }
+  // A clock is kept as a number when its text comes back the same (the canonical decimals §3 allows);
+  // any other value is kept as received, among the extra fields.
+  const clock = entry.clock === undefined ? NO_CLOCK : Number(entry.clock)
+  const numeric = entry.clock === undefined || String(clock) === entry.clock
+  let extra: string | undefined
+  for (const name of Object.keys(entry)) {
+    if (ENTRY_FIELDS.has(name) && (name !== 'clock' || numeric)) continue
+    const value = JSON.stringify(entry[name])
+    if (value === undefined) continue // what JSON.stringify of the entry would leave out too
+    extra = `${extra === undefined ? '' : `${extra},`}${JSON.stringify(name)}:${value}`
+  }
+  return { data: JSON.stringify(entry.data ?? null), author: entry.author, ttl: entry.bleachTTL, clock: numeric ? clock : NO_CLOCK, extra }
+}
+
+/**
+ * `kept` (slots in key order) with the `placed` slots merged in by their keys, which `keys` holds: k·log n key
+ * comparisons and one copy of the order, not a sort of the table. Sorts `placed`.
+ */
+function mergeOrder(kept: Uint32Array, placed: Array<{ readonly key: string; readonly slot: number }>, keys: KeyText): Uint32Array {
+  placed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  const order = new Uint32Array(kept.length + placed.length)
+  let from = 0
+  let to = 0
+  for (const { key, slot } of placed) {
+    let lo = from
+    let hi = kept.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (compareKey(keys, kept[mid]!, key) < 0) lo = mid + 1
+      else hi = mid
+    }
+    order.set(kept.subarray(from, lo), to)
+    to += lo - from
+    from = lo
+    order[to++] = slot
+  }
+  order.set(kept.subarray(from), to)
+  return order
+}
+
+type Columns = Pick<PackedParts, 'chunkOf' | 'keyOffsetOf' | 'keyLengthOf' | 'dataOffsetOf' | 'lengthOf' | 'ttlOf' | 'authorOf' | 'clockOf' | 'store'>
+
+/** Eight columns as views of one buffer: one allocation per table, not eight, which keeps the C heap from being cut into pieces a router's memory never gets back. */
+function newColumns(capacity: number, used: number): Columns {
+  const buffer = new ArrayBuffer(capacity * 36)
+  return {
+    clockOf: new Float64Array(buffer, 0, capacity),
+    chunkOf: new Uint32Array(buffer, capacity * 8, capacity),
+    keyOffsetOf: new Uint32Array(buffer, capacity * 12, capacity),
+    keyLengthOf: new Uint32Array(buffer, capacity * 16, capacity),
+    dataOffsetOf: new Uint32Array(buffer, capacity * 20, capacity),
+    lengthOf: new Uint32Array(buffer, capacity * 24, capacity),
+    ttlOf: new Int32Array(buffer, capacity * 28, capacity),
+    authorOf: new Uint32Array(buffer, capacity * 32, capacity),
+    store: { used, capacity },
+  }
+}
+
+const columnsOf = (p: PackedParts): Columns => ({
+  clockOf: p.clockOf,
+  chunkOf: p.chunkOf,
+  keyOffsetOf: p.keyOffsetOf,
+  keyLengthOf: p.keyLengthOf,
+  dataOffsetOf: p.dataOffsetOf,
+  lengthOf: p.lengthOf,
+  ttlOf: p.ttlOf,
+  authorOf: p.authorOf,
+  store: p.store,
+})
+
+/** The first `size` slots of `p`'s columns, in new ones of `capacity`. */
+function copyColumns(p: PackedParts, size: number, capacity: number): Columns {
+  const c = newColumns(capacity, size)
+  for (const name of ['clockOf', 'chunkOf', 'keyOffsetOf', 'keyLengthOf', 'dataOffsetOf', 'lengthOf', 'ttlOf', 'authorOf'] as const) {
+    ;(c[name] as Uint32Array).set((p[name] as Uint32Array).subarray(0, size))
+  }
+  return c
+}
+
+function grown(hashes: BigUint64Array, size: number, capacity: number): BigUint64Array {
+  const out = new BigUint64Array(capacity)
+  out.set(hashes.subarray(0, size))
+  return out
+}
+
 /** Collects the entries of a new packed table, copying packed ones and encoding the others. */
 class TableBuilder implements KeyText {
   readonly chunkOf: Uint32Array
@@ -434,6 +636,7 @@ class TableBuilder implements KeyText {
   private readonly ttlOf: Int32Array
   private readonly authorOf: Uint32Array
   private readonly clockOf: Float64Array
+  private readonly store: ColumnStore
   private readonly hashOf: BigUint64Array | undefined
   readonly chunks: Chunk[] = []
   /** The chunk being written, in pieces: joined when full, or when the table is built. */
@@ -454,10 +657,7 @@ class TableBuilder implements KeyText {
   private count = 0
   private readonly row: Row = { chunk: 0, keyOffset: 0, dataOffset: 0, keyLength: 0, length: 0, ttl: 0, author: 0, clock: NO_CLOCK, extra: undefined, hash: 0n }
 
-  /**
-   * `size` is exactly how many entries will be added. The columns are views of one buffer: one allocation per
-   * table, not eight, which keeps the C heap from being cut into pieces a router's memory never gets back.
-   */
+  /** `size` is exactly how many entries will be added. */
   constructor(
     private readonly size: number,
     private readonly base: PackedTable | undefined,
@@ -465,15 +665,16 @@ class TableBuilder implements KeyText {
     private readonly options: PackOptions,
   ) {
     this.chunkChars = options.chunkChars ?? CHUNK_CHARS
-    const buffer = new ArrayBuffer(size * 36)
-    this.clockOf = new Float64Array(buffer, 0, size)
-    this.chunkOf = new Uint32Array(buffer, size * 8, size)
-    this.keyOffsetOf = new Uint32Array(buffer, size * 12, size)
-    this.keyLengthOf = new Uint32Array(buffer, size * 16, size)
-    this.dataOffsetOf = new Uint32Array(buffer, size * 20, size)
-    this.lengthOf = new Uint32Array(buffer, size * 24, size)
-    this.ttlOf = new Int32Array(buffer, size * 28, size)
-    this.authorOf = new Uint32Array(buffer, size * 32, size)
+    const c = newColumns(size, size)
+    this.clockOf = c.clockOf
+    this.chunkOf = c.chunkOf
+    this.keyOffsetOf = c.keyOffsetOf
+    this.keyLengthOf = c.keyLengthOf
+    this.dataOffsetOf = c.dataOffsetOf
+    this.lengthOf = c.lengthOf
+    this.ttlOf = c.ttlOf
+    this.authorOf = c.authorOf
+    this.store = c.store
     this.hashOf = withHashes ? new BigUint64Array(size) : undefined
     this.fromBase = new Int32Array(base?.size ?? 0).fill(-1)
   }
@@ -507,28 +708,14 @@ class TableBuilder implements KeyText {
 
   /** Encodes an entry object; `baseSlot` when it replaces the base's entry there, in its place. */
   addEntry(key: string, entry: Entry, baseSlot?: number): void {
-    if (!Number.isInteger(entry.bleachTTL) || entry.bleachTTL < INT32_MIN || entry.bleachTTL > INT32_MAX || typeof entry.author !== 'string') {
-      throw new TypeError(`entry ${JSON.stringify(key.slice(0, 80))} cannot be packed: bad author or bleachTTL`)
-    }
+    const row = encodeEntry(key, entry)
     const at = this.count
-    const data = JSON.stringify(entry.data ?? null)
-    this.put(key, data)
+    this.put(key, row.data)
     this.keyLengthOf[at] = key.length
-    this.lengthOf[at] = data.length
+    this.lengthOf[at] = row.data.length
     if (baseSlot === undefined) this.placed.push({ key, slot: at })
     else this.fromBase[baseSlot] = at
-    // A clock is kept as a number when its text comes back the same (the canonical decimals §3 allows);
-    // any other value is kept as received, among the extra fields.
-    const clock = entry.clock === undefined ? NO_CLOCK : Number(entry.clock)
-    const numeric = entry.clock === undefined || String(clock) === entry.clock
-    let extra: string | undefined
-    for (const name of Object.keys(entry)) {
-      if (ENTRY_FIELDS.has(name) && (name !== 'clock' || numeric)) continue
-      const value = JSON.stringify(entry[name])
-      if (value === undefined) continue // what JSON.stringify of the entry would leave out too
-      extra = `${extra === undefined ? '' : `${extra},`}${JSON.stringify(name)}:${value}`
-    }
-    this.finish(entry.author, entry.bleachTTL, numeric ? clock : NO_CLOCK, extra, 0n)
+    this.finish(row.author, row.ttl, row.clock, row.extra, 0n)
   }
 
   build(): PackedTable {
@@ -549,6 +736,7 @@ class TableBuilder implements KeyText {
       extras: this.extras,
       hashes: this.hashOf,
       options: this.options,
+      store: this.store,
     })
   }
 
@@ -565,25 +753,7 @@ class TableBuilder implements KeyText {
       if (at >= 0) kept[n++] = at
     }
     if (n !== kept.length) throw new Error(`packed table order: ${n} entries kept, expected ${kept.length}`)
-    const placed = this.placed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-    const order = new Uint32Array(this.size)
-    let from = 0
-    let to = 0
-    for (const { key, slot } of placed) {
-      let lo = from
-      let hi = kept.length
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1
-        if (compareKey(this, kept[mid]!, key) < 0) lo = mid + 1
-        else hi = mid
-      }
-      order.set(kept.subarray(from, lo), to)
-      to += lo - from
-      from = lo
-      order[to++] = slot
-    }
-    order.set(kept.subarray(from), to)
-    return order
+    return mergeOrder(kept, this.placed, this)
   }
 
   /** Appends an entry's key and data to the open chunk, closing it first when the data would not fit. */

@@ -161,6 +161,57 @@ for (const [layout, options] of LAYOUTS) describe(`PackedTable, ${layout}`, () =
     assert.deepEqual(first.get('k5'), { data: { i: 5, pad: 'x'.repeat(150) }, author: 'r', bleachTTL: 30 }, 'the first table still reads as it was')
   })
 
+  it('appends new keys in the room its columns have, and two tables built on the same one each read as their own Map', () => {
+    const e = (tag: string, i: number): Entry => ({ data: { tag, i, pad: 'z'.repeat(i % 50) }, author: `r${i % 3}`, bleachTTL: 10 + (i % 7), ...(i % 4 === 0 ? { clock: String(1000 + i) } : {}) })
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.string({ unit: 'binary', maxLength: 5 }), { minLength: 8, maxLength: 80 }), fc.integer({ min: 1, max: 3 }), fc.boolean(), (all, few, hashFirst) => {
+        // Disjoint key sets: the base's (half), a1's (a quarter: its copy has room for about a fifth more), and
+        // `few` keys each for a2, b1 and b2, so that they fit in that room.
+        const half = Math.floor(all.length / 2)
+        const quarter = Math.floor(all.length / 4)
+        const rest = all.slice(half + quarter)
+        const sets = [all.slice(0, half), all.slice(half, half + quarter), rest.slice(0, few), rest.slice(few, 2 * few), rest.slice(2 * few, 3 * few)]
+        const mapOf = (keys: string[], tag: string) => new Map(keys.map((k, i) => [k, e(tag, i)]))
+        const baseMap = mapOf(sets[0] as string[], 'base')
+        const base = PackedTable.pack(baseMap, options)
+        // Like reconciliation's, a hash that a bleach keeps: of the data, not the TTL.
+        const hash = (x: Entry) => BigInt(JSON.stringify(x.data).length)
+        if (hashFirst) for (const k of baseMap.keys()) base.cachedHash(k, hash)
+        const add = (from: PackedTable, fromMap: Map<string, Entry>, keys: string[], tag: string) => {
+          const changes = mapOf(keys, tag)
+          return { table: PackedTable.fold(from, changes, new Set(), options), map: new Map([...fromMap, ...changes]) }
+        }
+        const a1 = add(base, baseMap, sets[1] as string[], 'a1')
+        const a2 = add(a1.table, a1.map, sets[2] as string[], 'a2')
+        // Built on tables that others have already appended to: these must not write over them.
+        const b1 = add(base, baseMap, sets[3] as string[], 'b1')
+        const b2 = add(a1.table, a1.map, sets[4] as string[], 'b2')
+        const bleachedA2 = a2.table.bleached().table
+        const c = add(bleachedA2, new Map([...a2.map].map(([k, v]) => [k, { ...v, bleachTTL: v.bleachTTL - 1 }])), sets[3] as string[], 'c')
+        for (const [t, m] of [[base, baseMap], [a1.table, a1.map], [a2.table, a2.map], [b1.table, b1.map], [b2.table, b2.map], [c.table, c.map]] as const) {
+          assertSameTable(t, m as Map<string, Entry>)
+          for (const [k, v] of m) assert.equal(t.cachedHash(k, hash), hash(v), 'a kept hash belongs to its own entry')
+        }
+        assert.equal(b1.table.sharesColumnsWith(a1.table), false, 'a second table built on the base has columns of its own')
+        assert.equal(b2.table.sharesColumnsWith(a2.table), false)
+      }),
+      { numRuns: 150 },
+    )
+  })
+
+  it('copies its columns once per quarter of growth when keys are only added, not at every fold', () => {
+    const tables = [PackedTable.pack(new Map(Array.from({ length: 100 }, (_, i) => [`k${i}`, { data: i, author: 'r', bleachTTL: 9 } as Entry])), options)]
+    for (let i = 100; i < 200; i++) tables.push(PackedTable.fold(tables.at(-1) as PackedTable, new Map([[`k${i}`, { data: i, author: 'r', bleachTTL: 9 }]]), new Set(), options))
+    const copies = tables.filter((t, i) => i > 0 && !t.sharesColumnsWith(tables[i - 1] as PackedTable)).length
+    // 100 → 101 (room for 127) → 128 (160) → 161 (202): three copies for a hundred folds.
+    assert.equal(copies, 3)
+    assertSameTable(tables[50] as PackedTable, new Map(Array.from({ length: 150 }, (_, i) => [`k${i}`, { data: i, author: 'r', bleachTTL: 9 } as Entry])))
+    // A fold that replaces a key builds the table anew.
+    const replaced = PackedTable.fold(tables[100] as PackedTable, new Map([['k3', { data: 'x', author: 'r', bleachTTL: 9 }]]), new Set(), options)
+    assert.equal(replaced.sharesColumnsWith(tables[100] as PackedTable), false)
+    assert.deepEqual(replaced.get('k3'), { data: 'x', author: 'r', bleachTTL: 9 })
+  })
+
   it('writes single inserts into the chunk being filled, not one chunk each', () => {
     let table = PackedTable.pack(new Map([['k0', { data: 0, author: 'r', bleachTTL: 9 } as Entry]]), options)
     for (let i = 1; i < 400; i++) table = PackedTable.fold(table, new Map([[`k${i}`, { data: { i, pad: 'p'.repeat(40) }, author: 'r', bleachTTL: 9 }]]), new Set())
