@@ -1,3 +1,4 @@
+import { compareStrings } from './order.js'
 import type { Entry, Json, TextTable } from './types.js'
 
 /**
@@ -155,11 +156,10 @@ interface Row {
 }
 
 /**
- * A TTL table held compactly, for the 100,000-entry tables a router may hold: each entry's key and data (as
- * JSON text) are kept run together with other entries' in strings of up to 64 Ki characters (strings, not
- * byte buffers: the JavaScript heap compacts as it collects, where the C heap under buffers was left in
- * pieces), its author, TTL and clock in typed arrays, and the keys are found by bisection of an array of
- * slots in key order, so no key is a string of its own until it is read. A plain Map of entry objects costs
+ * A TTL table held compactly, for the 100,000-entry tables a router may hold: entries' keys, and apart from
+ * them their data (as JSON text), are kept run together with other entries' in chunks (see Chunk), their
+ * author, TTL and clock in typed arrays, and the keys are found by bisection of an array of slots in key
+ * order, so no key is a string of its own until it is read. A plain Map of entry objects costs
  * ~460 bytes per entry of ~200 bytes of data (the parsed object, its strings, the entry object, the key and
  * its Map entry); packed, the key's and data's characters plus ~40.
  *
@@ -257,7 +257,7 @@ export class PackedTable implements TextTable {
     const total = size + rows.length
     const p = this.p
     const inPlace = p.store.used === size && p.store.capacity >= total
-    const cols = inPlace ? columnsOf(p) : copyColumns(p, size, Math.ceil(total * GROWTH))
+    const cols: Columns = inPlace ? p : copyColumns(p, size, Math.ceil(total * GROWTH))
     cols.store.used = total
     const hashes = this.hashes === undefined ? undefined : inPlace && this.hashes.length >= total ? this.hashes : grown(this.hashes, size, cols.store.capacity)
     const chunkChars = p.options.chunkChars ?? CHUNK_CHARS
@@ -560,7 +560,7 @@ function encodeEntry(key: string, entry: Entry): EncodedEntry {
  * comparisons and one copy of the order, not a sort of the table. Sorts `placed`.
  */
 function mergeOrder(kept: Uint32Array, placed: Array<{ readonly key: string; readonly slot: number }>, keys: KeyText): Uint32Array {
-  placed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  placed.sort((a, b) => compareStrings(a.key, b.key))
   const order = new Uint32Array(kept.length + placed.length)
   let from = 0
   let to = 0
@@ -581,7 +581,8 @@ function mergeOrder(kept: Uint32Array, placed: Array<{ readonly key: string; rea
   return order
 }
 
-type Columns = Pick<PackedParts, 'chunkOf' | 'keyOffsetOf' | 'keyLengthOf' | 'dataOffsetOf' | 'lengthOf' | 'ttlOf' | 'authorOf' | 'clockOf' | 'store'>
+const COLUMNS = ['clockOf', 'chunkOf', 'keyOffsetOf', 'keyLengthOf', 'dataOffsetOf', 'lengthOf', 'ttlOf', 'authorOf'] as const
+type Columns = Pick<PackedParts, (typeof COLUMNS)[number] | 'store'>
 
 /** Eight columns as views of one buffer: one allocation per table, not eight, which keeps the C heap from being cut into pieces a router's memory never gets back. */
 function newColumns(capacity: number, used: number): Columns {
@@ -599,22 +600,10 @@ function newColumns(capacity: number, used: number): Columns {
   }
 }
 
-const columnsOf = (p: PackedParts): Columns => ({
-  clockOf: p.clockOf,
-  chunkOf: p.chunkOf,
-  keyOffsetOf: p.keyOffsetOf,
-  keyLengthOf: p.keyLengthOf,
-  dataOffsetOf: p.dataOffsetOf,
-  lengthOf: p.lengthOf,
-  ttlOf: p.ttlOf,
-  authorOf: p.authorOf,
-  store: p.store,
-})
-
 /** The first `size` slots of `p`'s columns, in new ones of `capacity`. */
 function copyColumns(p: PackedParts, size: number, capacity: number): Columns {
   const c = newColumns(capacity, size)
-  for (const name of ['clockOf', 'chunkOf', 'keyOffsetOf', 'keyLengthOf', 'dataOffsetOf', 'lengthOf', 'ttlOf', 'authorOf'] as const) {
+  for (const name of COLUMNS) {
     ;(c[name] as Uint32Array).set((p[name] as Uint32Array).subarray(0, size))
   }
   return c
@@ -627,16 +616,8 @@ function grown(hashes: BigUint64Array, size: number, capacity: number): BigUint6
 }
 
 /** Collects the entries of a new packed table, copying packed ones and encoding the others. */
-class TableBuilder implements KeyText {
-  readonly chunkOf: Uint32Array
-  readonly keyOffsetOf: Uint32Array
-  readonly keyLengthOf: Uint32Array
-  private readonly dataOffsetOf: Uint32Array
-  private readonly lengthOf: Uint32Array
-  private readonly ttlOf: Int32Array
-  private readonly authorOf: Uint32Array
-  private readonly clockOf: Float64Array
-  private readonly store: ColumnStore
+class TableBuilder {
+  private readonly cols: Columns
   private readonly hashOf: BigUint64Array | undefined
   readonly chunks: Chunk[] = []
   /** The chunk being written, in pieces: joined when full, or when the table is built. */
@@ -665,16 +646,7 @@ class TableBuilder implements KeyText {
     private readonly options: PackOptions,
   ) {
     this.chunkChars = options.chunkChars ?? CHUNK_CHARS
-    const c = newColumns(size, size)
-    this.clockOf = c.clockOf
-    this.chunkOf = c.chunkOf
-    this.keyOffsetOf = c.keyOffsetOf
-    this.keyLengthOf = c.keyLengthOf
-    this.dataOffsetOf = c.dataOffsetOf
-    this.lengthOf = c.lengthOf
-    this.ttlOf = c.ttlOf
-    this.authorOf = c.authorOf
-    this.store = c.store
+    this.cols = newColumns(size, size)
     this.hashOf = withHashes ? new BigUint64Array(size) : undefined
     this.fromBase = new Int32Array(base?.size ?? 0).fill(-1)
   }
@@ -694,14 +666,14 @@ class TableBuilder implements KeyText {
     const chunk = this.chunkMap[row.chunk]!
     const at = this.count
     if (chunk >= 0) {
-      this.chunkOf[at] = chunk
-      this.keyOffsetOf[at] = row.keyOffset
-      this.dataOffsetOf[at] = row.dataOffset
+      this.cols.chunkOf[at] = chunk
+      this.cols.keyOffsetOf[at] = row.keyOffset
+      this.cols.dataOffsetOf[at] = row.dataOffset
     } else {
       this.put(from.rowKey(row), from.rowData(row))
     }
-    this.keyLengthOf[at] = row.keyLength
-    this.lengthOf[at] = row.length
+    this.cols.keyLengthOf[at] = row.keyLength
+    this.cols.lengthOf[at] = row.length
     this.fromBase[slot] = at
     this.finish(from.authorName(row.author), row.ttl, row.clock, row.extra, row.hash)
   }
@@ -711,8 +683,8 @@ class TableBuilder implements KeyText {
     const row = encodeEntry(key, entry)
     const at = this.count
     this.put(key, row.data)
-    this.keyLengthOf[at] = key.length
-    this.lengthOf[at] = row.data.length
+    this.cols.keyLengthOf[at] = key.length
+    this.cols.lengthOf[at] = row.data.length
     if (baseSlot === undefined) this.placed.push({ key, slot: at })
     else this.fromBase[baseSlot] = at
     this.finish(row.author, row.ttl, row.clock, row.extra, 0n)
@@ -722,21 +694,13 @@ class TableBuilder implements KeyText {
     if (this.count !== this.size) throw new Error(`packed table built with ${this.count} entries, expected ${this.size}`)
     this.close()
     return new PackedTable({
+      ...this.cols,
       order: this.keyOrder(),
-      chunkOf: this.chunkOf,
-      keyOffsetOf: this.keyOffsetOf,
-      keyLengthOf: this.keyLengthOf,
-      dataOffsetOf: this.dataOffsetOf,
-      lengthOf: this.lengthOf,
-      ttlOf: this.ttlOf,
-      authorOf: this.authorOf,
-      clockOf: this.clockOf,
       chunks: this.chunks,
       authors: this.authors,
       extras: this.extras,
       hashes: this.hashOf,
       options: this.options,
-      store: this.store,
     })
   }
 
@@ -753,16 +717,16 @@ class TableBuilder implements KeyText {
       if (at >= 0) kept[n++] = at
     }
     if (n !== kept.length) throw new Error(`packed table order: ${n} entries kept, expected ${kept.length}`)
-    return mergeOrder(kept, this.placed, this)
+    return mergeOrder(kept, this.placed, { ...this.cols, chunks: this.chunks })
   }
 
   /** Appends an entry's key and data to the open chunk, closing it first when the data would not fit. */
   private put(key: string, data: string): void {
     if (this.openDataLength > 0 && this.openDataLength + data.length > this.chunkChars) this.close()
     const at = this.count
-    this.chunkOf[at] = this.chunks.length
-    this.keyOffsetOf[at] = this.openKeyLength
-    this.dataOffsetOf[at] = this.openDataLength
+    this.cols.chunkOf[at] = this.chunks.length
+    this.cols.keyOffsetOf[at] = this.openKeyLength
+    this.cols.dataOffsetOf[at] = this.openDataLength
     this.openKeys.push(key)
     this.openData.push(data)
     this.openKeyLength += key.length
@@ -786,9 +750,9 @@ class TableBuilder implements KeyText {
       id = this.authors.push(author) - 1
       this.authorIds.set(author, id)
     }
-    this.authorOf[at] = id
-    this.ttlOf[at] = ttl
-    this.clockOf[at] = clock
+    this.cols.authorOf[at] = id
+    this.cols.ttlOf[at] = ttl
+    this.cols.clockOf[at] = clock
     if (this.hashOf) this.hashOf[at] = hash
     if (extra !== undefined) this.extras.set(at, extra)
   }

@@ -1,6 +1,7 @@
 import { cp, mkdir, readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { MallaError } from '../../core/errors.js'
+import { compareStrings } from '../../core/order.js'
 import { loadWebApp, WEB_DIR } from '../daemon/web-app.js'
 import { assetBody } from '../daemon/static-asset.js'
 
@@ -30,5 +31,5 @@ export async function buildStatic(dir: string, options: { force?: boolean; from?
     const bytes = assetBody(file).length
     written.push({ path: path.slice(1), bytes, gzip: file.gzip?.length ?? bytes })
   }
-  return written.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+  return written.sort((a, b) => compareStrings(a.path, b.path))
 }

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import lockfile from 'proper-lockfile'
 import { MallaError } from '../../core/errors.js'
+import { compareStrings } from '../../core/order.js'
 import { isTypeName, serializeTableChunks } from '../../core/schema.js'
 import type { TypeName } from '../../core/types.js'
 import type { TableRef, TableStore, StoredTable } from '../../storage/table-store.js'
@@ -66,7 +67,7 @@ export class FileStore implements TableStore {
       for (const type of types) refs.push({ flavour, type: type as TypeName })
     }
     // Code-unit order, not localeCompare: the same on every machine, and collation would load ICU's data (~3 MB of a router's memory).
-    return refs.sort((a, b) => (refKey(a) < refKey(b) ? -1 : refKey(a) > refKey(b) ? 1 : 0))
+    return refs.sort((a, b) => compareStrings(refKey(a), refKey(b)))
   }
 
   async load(ref: TableRef): Promise<StoredTable> {

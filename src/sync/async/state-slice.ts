@@ -1,6 +1,7 @@
 import * as v from 'valibot'
 import { jsonLimitProblem, MAX_DATA_CHARS, MAX_DATA_DEPTH } from '../../core/json-limits.js'
 import { MAX_KEY_LENGTH, parseJsonText } from '../../core/schema.js'
+import { compareStrings } from '../../core/order.js'
 import type { Json } from '../../core/types.js'
 import { AsyncProtocolError } from './async-frames.js'
 
@@ -67,7 +68,7 @@ export function decodeSlice(text: string): Map<string, AsyncEntry> {
 
 /** Serialises entries the way the C++ daemon does, keys in order (a std::map's order for ASCII keys). */
 export function encodeSlice(entries: Iterable<readonly [string, AsyncEntry]>): string {
-  const sorted = [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  const sorted = [...entries].sort(([a], [b]) => compareStrings(a, b))
   const items = sorted.map(([key, e]) => {
     const ttl = Math.max(0, Math.floor(e.ttl))
     return `{"key":${JSON.stringify(key)},"value":{"mAuthor":${JSON.stringify(e.author)},"mTtl":{"xint64":${ttl},"xstr64":"${ttl}"},"mData":${JSON.stringify(e.data)}}}`
