@@ -665,15 +665,16 @@ class TableBuilder {
     from.readRow(slot, row)
     const chunk = this.chunkMap[row.chunk]!
     const at = this.count
+    const c = this.cols
     if (chunk >= 0) {
-      this.cols.chunkOf[at] = chunk
-      this.cols.keyOffsetOf[at] = row.keyOffset
-      this.cols.dataOffsetOf[at] = row.dataOffset
+      c.chunkOf[at] = chunk
+      c.keyOffsetOf[at] = row.keyOffset
+      c.dataOffsetOf[at] = row.dataOffset
     } else {
       this.put(from.rowKey(row), from.rowData(row))
     }
-    this.cols.keyLengthOf[at] = row.keyLength
-    this.cols.lengthOf[at] = row.length
+    c.keyLengthOf[at] = row.keyLength
+    c.lengthOf[at] = row.length
     this.fromBase[slot] = at
     this.finish(from.authorName(row.author), row.ttl, row.clock, row.extra, row.hash)
   }
@@ -724,9 +725,10 @@ class TableBuilder {
   private put(key: string, data: string): void {
     if (this.openDataLength > 0 && this.openDataLength + data.length > this.chunkChars) this.close()
     const at = this.count
-    this.cols.chunkOf[at] = this.chunks.length
-    this.cols.keyOffsetOf[at] = this.openKeyLength
-    this.cols.dataOffsetOf[at] = this.openDataLength
+    const c = this.cols
+    c.chunkOf[at] = this.chunks.length
+    c.keyOffsetOf[at] = this.openKeyLength
+    c.dataOffsetOf[at] = this.openDataLength
     this.openKeys.push(key)
     this.openData.push(data)
     this.openKeyLength += key.length
@@ -750,9 +752,10 @@ class TableBuilder {
       id = this.authors.push(author) - 1
       this.authorIds.set(author, id)
     }
-    this.cols.authorOf[at] = id
-    this.cols.ttlOf[at] = ttl
-    this.cols.clockOf[at] = clock
+    const c = this.cols
+    c.authorOf[at] = id
+    c.ttlOf[at] = ttl
+    c.clockOf[at] = clock
     if (this.hashOf) this.hashOf[at] = hash
     if (extra !== undefined) this.extras.set(at, extra)
   }
