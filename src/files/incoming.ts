@@ -29,7 +29,7 @@ export class Incoming extends Transfer implements IncomingTransfer {
 
   /**
    * `window`: the sender may have this many bytes on their way that the sink has not taken yet (§16); each
-   * half of it the sink takes is acknowledged.
+   * half of it the sink takes is acknowledged (`onStored`).
    */
   constructor(id: number, name: string, size: number, mime: string, link: TransferLink, private readonly window: number) {
     super(id, name, size, mime, link)
@@ -138,12 +138,15 @@ export class Incoming extends Transfer implements IncomingTransfer {
   }
 
   /**
-   * The sink took `n` more bytes: the sender hears of it each half window (an ack every quarter made transfers
-   * slower, not faster: each is one more message both sides handle).
+   * The sink took `n` more bytes: the sender hears of it about each half window (an ack every quarter made
+   * transfers slower, not faster: each is one more message both sides handle). The ack goes at the last frame
+   * that fits in the half, not at the first past it: a window of 4 frames is then acked every 2, and 2 stay free
+   * for the sender while the ack travels. Acked at the first frame past the half (every 3 of 4, since a frame's
+   * header leaves 2 payloads a few bytes short of it), the sender had 1 frame to send during each round trip.
    */
   private onStored(n: number): void {
     this.stored += n
-    if (this.ended || this.closing || this.stored - this.acked < Math.max(1, Math.floor(this.window / 2))) return
+    if (this.ended || this.closing || this.stored - this.acked + n <= this.window / 2) return
     this.acked = this.stored
     this.link.control({ t: 'ack', id: this.id, n: this.stored })
   }

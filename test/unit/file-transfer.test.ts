@@ -349,6 +349,33 @@ describe('FileTransfers', () => {
       assert.deepEqual(sender.stats(), { ignored: 0, stale: 0, dropped: 0, declined: 0 })
     })
 
+    it('the receiver acks at the last full frame within half its window: half the window stays free while an ack travels', async (t) => {
+      const { a, b } = await openPair(t)
+      const receiver = new FileTransfers({ channel: b.fileChannel })
+      receiver.start()
+      t.after(() => receiver.stop())
+      receiver.on('offer', (incoming) => incoming.accept(memorySink()))
+      const far = rawEnd(a.fileChannel)
+      // The default frame's payload: a 64 KiB frame less its 4-byte header, so 2 of them are 8 bytes short of half
+      // of the default 256 KiB window.
+      const payload = CHUNK - 4
+      const frames = 12
+      far.send({ t: 'offer', id: 7, name: 'paced', size: frames * payload })
+      const accept = await far.next({ t: 'accept', id: 7 })
+      assert.equal(accept.window, 256 * 1024)
+      const acks = () => far.frames.filter((f) => f.t === 'ack').map((f) => f.n as number)
+      const ackedAfter: number[][] = []
+      for (let i = 1; i <= frames; i++) {
+        far.data(7, randomBytes(payload))
+        // The ack, if this frame brings one, follows the sink's write a few microtasks later; the fake channel, a tick.
+        await sleep(15)
+        ackedAfter.push(acks())
+      }
+      // Every 2 frames, never fewer: the sender, which may have a window unacked, always has 2 frames to send on.
+      assert.deepEqual(ackedAfter.at(-1), [2, 4, 6, 8, 10, 12].map((k) => k * payload))
+      for (const [i, seen] of ackedAfter.entries()) assert.equal(seen.length, Math.floor((i + 1) / 2), `after frame ${i + 1}: acks ${JSON.stringify(seen)}`)
+    })
+
     it('reports progress at most every 100 ms, with a rate and the time left', async (t) => {
       const { sender, receiver } = await twoSides(t)
       const offered = nextOffer(receiver, memorySink())
