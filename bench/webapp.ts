@@ -6,7 +6,9 @@
  *   the router's bare `/debug/room` page with a key made there, same room size, same routers) in the same run;
  * - file transfer between two pages behind different routers (the app's `FileSharing`: offer, accept,
  *   SHA-256 on both sides, Blob parts) against the raw data channel it runs on: the same connection's file
- *   channel, the same 64 KiB frames, nothing else (it may keep more queued: 1 MiB, the library default);
+ *   channel, the same 64 KiB frames, nothing else (it may keep more queued: 1 MiB, the library default); and
+ *   against the same raw loop kept within the app's receive window with both pages hashing every frame, which
+ *   splits the gap into what the SHA-256s cost this machine and what the rest of the app does;
  * - chat round trips (a line written by A, echoed by B, seen by A) while idle and during a 200 MB transfer;
  * - the receiving page's JS heap growth during that 200 MB transfer (Chromium's `Runtime.getHeapUsage`).
  *
@@ -22,10 +24,11 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { WEB_BUDGET, webSize } from '../scripts/web-size.js'
+import { FILE_TRANSFER_DEFAULTS } from '../src/files/file-transfer.js'
 import { identityApiScript } from './lib/identity-api-script.js'
 import { Cleanup } from './lib/cleanup.js'
 import { CLI_PATH, sleep } from './lib/daemon.js'
-import { netnsUnavailable, startChain } from './lib/netns.js'
+import { netnsUnavailable, startChain, udpCounters } from './lib/netns.js'
 import { cpuByNamespace, cpuSpent } from './lib/ns-cpu.js'
 import { row, type BenchContext, type BenchResult, type BenchRow } from './lib/result.js'
 import { percentile, summarize } from './lib/stats.js'
@@ -45,6 +48,7 @@ type Win = {
   }
 }
 type RawChannel = { send(d: string | Uint8Array): void; bufferedAmount: number; on(e: string, l: (...a: unknown[]) => void): () => void }
+type LibraryHash = { sha256Stream(): Promise<{ update(b: Uint8Array): void; hex(): string }> }
 type ReplicaLike = { on(e: 'change', l: (e: { type: string; keys: string[]; table: Map<string, { author: string; data: { x?: string } }> }) => void): () => void }
 
 async function unavailable(): Promise<string | undefined> {
@@ -205,37 +209,61 @@ function sendFile(page: Page, to: string, mb: number): Promise<number> {
   )
 }
 
+/** What the raw channel does besides sending: nothing, or also the app's receive window and its SHA-256s. */
+interface RawChecks {
+  /** The receiver acks each half of this many bytes it has taken, and the sender keeps no more unacked (§16). */
+  readonly window?: number
+  /** Both sides hash every frame's payload with the library's `sha256Stream`, as a transfer does; B's hash must match A's. */
+  readonly hash?: boolean
+}
+
 /**
  * The raw channel: the same connection's file channel, 64 KiB frames, sending while under 1 MiB queued and
- * waiting for `drain` (the app's flow control), until the receiver says it has every byte.
+ * waiting for `drain` (the app's flow control), until the receiver says it has every byte. With `checks`, it
+ * also does what the app's transfers must: keep within the receiver's window, and hash every byte on both sides.
  */
-async function sendRaw(sender: Page, receiver: Page, to: string, from: string, mb: number): Promise<number> {
+async function sendRaw(sender: Page, receiver: Page, to: string, from: string, mb: number, checks: RawChecks = {}): Promise<number> {
   const total = mb * MB
   await receiver.evaluate(
-    ({ from, total }) => {
+    async ({ from, total, checks }) => {
       const peer = (globalThis as unknown as Win).mallaSession.room.mesh.peers().find((p) => p.id === from)
       if (!peer) throw new Error('no connection to the sender')
+      const hash = checks.hash ? await ((await import(`${location.origin}/malla.js`)) as LibraryHash).sha256Stream() : undefined
       let got = 0
+      let acked = 0
       const off = peer.fileChannel.on('message', (data) => {
         if (typeof data === 'string') return
-        got += (data as Uint8Array).byteLength
+        const frame = data as Uint8Array
+        got += frame.byteLength
+        hash?.update(frame.subarray(4))
+        if (checks.window && got - acked >= checks.window / 2) peer.fileChannel.send(`raw-ack:${(acked = got)}`)
         if (got >= total) {
           off()
-          peer.fileChannel.send('raw-done')
+          peer.fileChannel.send(`raw-done:${hash?.hex() ?? ''}`)
         }
       })
     },
-    { from, total },
+    { from, total, checks },
   )
   return sender.evaluate(
-    async ({ to, total }) => {
+    async ({ to, total, checks }) => {
       const peer = await (globalThis as unknown as Win).mallaSession.room.connect(to)
+      const hash = checks.hash ? await ((await import(`${location.origin}/malla.js`)) as LibraryHash).sha256Stream() : undefined
       const ch = peer.fileChannel
       const frame = new Uint8Array(64 * 1024)
       crypto.getRandomValues(frame.subarray(0, 65536))
-      const done = new Promise<void>((resolve) => {
+      let acked = 0
+      let wake: (() => void) | undefined
+      const done = new Promise<string>((resolve) => {
         const off = ch.on('message', (d) => {
-          if (d === 'raw-done') (off(), resolve())
+          if (typeof d !== 'string') return
+          if (d.startsWith('raw-ack:')) {
+            acked = Number(d.slice(8))
+            wake?.()
+          } else if (d.startsWith('raw-done:')) {
+            off()
+            resolve(d.slice(9))
+          }
         })
       })
       const started = performance.now()
@@ -246,15 +274,21 @@ async function sendRaw(sender: Page, receiver: Page, to: string, from: string, m
           })
           continue
         }
+        if (checks.window && sent > acked && sent - acked + frame.byteLength > checks.window) {
+          await new Promise<void>((resolve) => (wake = resolve))
+          continue
+        }
         // Nobody's transfer has id 0xffffffff: the receiver's file transfers drop these frames, as they should.
         frame.set([255, 255, 255, 255])
         ch.send(frame)
+        hash?.update(frame.subarray(4))
         sent += frame.byteLength
       }
-      await done
+      const theirs = await done
+      if (hash && theirs !== hash.hex()) throw new Error(`the receiver's SHA-256 ${theirs} is not the sender's`)
       return total / ((performance.now() - started) / 1000) / 1e6
     },
-    { to, total },
+    { to, total, checks },
   )
 }
 
@@ -264,7 +298,7 @@ async function sendRaw(sender: Page, receiver: Page, to: string, from: string, m
  */
 function hashRate(page: Page, mb: number): Promise<number> {
   return page.evaluate(async (mb) => {
-    const m = (await import(`${location.origin}/malla.js`)) as { sha256Stream(): Promise<{ update(b: Uint8Array): void; hex(): string }> }
+    const m = (await import(`${location.origin}/malla.js`)) as LibraryHash
     const frame = new Uint8Array(65532)
     crypto.getRandomValues(frame)
     const hash = await m.sha256Stream()
@@ -333,9 +367,12 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   ctx.progress(`build: first load ${size.firstLoad.gzip} B gzip, all ${size.total.gzip} B gzip`)
   const cleanup = new Cleanup()
   const connect = { app: [] as number[], library: [] as number[] }
-  const throughput = { app: [] as number[], raw: [] as number[] }
+  /** raw: the bare channel; checked: the same with the app's window and both SHA-256s; app: the app's transfers. */
+  const throughput = { app: [] as number[], raw: [] as number[], checked: [] as number[] }
   /** CPU milliseconds per MB moved, everything in both namespaces (browsers and routers). */
-  const cpuPerMB = { app: [] as number[], raw: [] as number[] }
+  const cpuPerMB = { app: [] as number[], raw: [] as number[], checked: [] as number[] }
+  /** Datagrams B's namespace dropped with a full socket receive buffer, per 1,000 it received, over each transfer. */
+  const dropsPerMille = { app: [] as number[], raw: [] as number[], checked: [] as number[] }
   let hashMBps: number[] = []
   let chat: { idle: number[]; busy: number[]; busyRaw: number[] } | undefined
   let heap: { before: number; peak: number; transferMBps: number } | undefined
@@ -375,17 +412,22 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
 
     await autoAccept(b.page)
     const namespaces = [ns0, ns1]
-    const measured = async (kind: 'app' | 'raw', send: () => Promise<number>) => {
+    const measured = async (kind: keyof typeof throughput, send: () => Promise<number>) => {
+      const udpBefore = await udpCounters(ns1)
       const before = await cpuByNamespace(namespaces)
       throughput[kind].push(await send())
       cpuPerMB[kind].push((cpuSpent(before, await cpuByNamespace(namespaces)).total * 1000) / (throughputMB * MB / 1e6))
+      const udpAfter = await udpCounters(ns1)
+      dropsPerMille[kind].push((1000 * (udpAfter.receiveBufferFull - udpBefore.receiveBufferFull)) / Math.max(1, udpAfter.received - udpBefore.received))
     }
     for (let i = 0; i < throughputReps; i++) {
       await measured('raw', () => sendRaw(a.page, b.page, b.id, a.id, throughputMB))
+      await measured('checked', () => sendRaw(a.page, b.page, b.id, a.id, throughputMB, { window: FILE_TRANSFER_DEFAULTS.receiveWindow, hash: true }))
       await measured('app', () => sendFile(a.page, b.id, throughputMB))
       // B removes the received file from its list, as a person who saved it would: the next run starts clean.
       await dismissAll([a.page, b.page])
-      ctx.progress(`throughput ${i + 1}/${throughputReps}: raw ${throughput.raw.at(-1)?.toFixed(1)} MB/s (CPU ${cpuPerMB.raw.at(-1)?.toFixed(0)} ms/MB), app ${throughput.app.at(-1)?.toFixed(1)} MB/s (CPU ${cpuPerMB.app.at(-1)?.toFixed(0)} ms/MB)`)
+      const last = (kind: keyof typeof throughput) => `${kind} ${throughput[kind].at(-1)?.toFixed(1)} MB/s (CPU ${cpuPerMB[kind].at(-1)?.toFixed(0)} ms/MB)`
+      ctx.progress(`throughput ${i + 1}/${throughputReps}: ${last('raw')}, ${last('checked')}, ${last('app')}`)
     }
 
     // The check's cost, alone: SHA-256 runs on both sides of every transfer, on the cores that also move the bytes.
@@ -428,23 +470,38 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     row({ section: 'third of 3 people on 2 routers', name: 'page load to connected to both', unit: 'ms', value: summarize(connect.app), baseline: { name: 'the library alone, bare page', value: summarize(connect.library) }, target: TARGETS.connectMs }),
     row({ section: 'file transfer, 2 pages behind 2 routers', name: `${throughputMB} MB with the app`, unit: 'MB/s', better: 'higher', value: summarize(throughput.app), baseline: { name: 'raw file channel', value: summarize(throughput.raw) } }),
   ]
-  const tputRatio = summarize(throughput.app).median / summarize(throughput.raw).median
-  // Each app run follows its raw run: their ratios, one per pair, say how much of the spread is this machine's.
-  const paired = throughput.app.map((v, i) => v / (throughput.raw[i] as number))
+  const ratio = (a: number[], b: number[]) => summarize(a).median / summarize(b).median
+  // Each rep runs raw, checked and app in turn: ratios within a rep say how much of the spread is this machine's.
+  const paired = (a: number[], b: number[]) => summarize(a.map((v, i) => v / (b[i] as number)))
+  const section = 'file transfer, 2 pages behind 2 routers'
   rows.push(
-    row({ section: 'file transfer, 2 pages behind 2 routers', name: 'app / raw channel (medians)', unit: 'ratio', better: 'higher', value: tputRatio, target: TARGETS.throughputRatio }),
-    row({ section: 'file transfer, 2 pages behind 2 routers', name: 'app / raw channel, run by run', unit: 'ratio', better: 'higher', value: summarize(paired) }),
+    row({ section, name: 'app / raw channel (medians)', unit: 'ratio', better: 'higher', value: ratio(throughput.app, throughput.raw), target: TARGETS.throughputRatio }),
+    row({ section, name: 'app / raw channel, run by run', unit: 'ratio', better: 'higher', value: paired(throughput.app, throughput.raw) }),
+    // The same channel doing only what the check needs (the receiver's window, SHA-256 of every byte on both
+    // sides): how much of the gap the SHA-256s alone take on this machine, and how much is the rest of the app
+    // (reading the File, storing Blob parts, offer and accept, the page around it).
+    row({ section, name: 'raw channel + window + both SHA-256s', unit: 'MB/s', better: 'higher', value: summarize(throughput.checked), baseline: { name: 'raw file channel', value: summarize(throughput.raw) } }),
+    row({ section, name: 'raw + window + SHA-256s / raw, run by run', unit: 'ratio', better: 'higher', value: paired(throughput.checked, throughput.raw) }),
+    row({ section, name: 'app / (raw + window + SHA-256s), run by run', unit: 'ratio', better: 'higher', value: paired(throughput.app, throughput.checked) }),
   )
   rows.push(
     // What each MB costs the machine, whatever the rate: the app's work on top of the channel's, free of the noise
     // in the rates (this machine's 2 cores are shared with other virtual machines).
-    row({ section: 'file transfer, 2 pages behind 2 routers', name: 'CPU per MB moved, both sides, app', unit: 'ms', value: summarize(cpuPerMB.app), baseline: { name: 'raw file channel', value: summarize(cpuPerMB.raw) } }),
+    row({ section, name: 'CPU per MB moved, both sides, app', unit: 'ms', value: summarize(cpuPerMB.app), baseline: { name: 'raw file channel', value: summarize(cpuPerMB.raw) } }),
+    row({ section, name: 'CPU per MB moved, both sides, raw + window + SHA-256s', unit: 'ms', value: summarize(cpuPerMB.checked), baseline: { name: 'raw file channel', value: summarize(cpuPerMB.raw) } }),
+  )
+  rows.push(
+    // B's network process reads the connection's UDP socket; when this machine's 2 cores are busy elsewhere, it
+    // reads too late and the kernel drops what does not fit (the connection's sockets had 128 KiB, by `ss -uamp`).
+    // Each loss costs SCTP a retransmission and halves its congestion window: one cause of the spread from run to run.
+    row({ section, name: 'UDP datagrams dropped at B (socket buffer full), per 1,000, app', unit: '‰', value: summarize(dropsPerMille.app), baseline: { name: 'raw file channel', value: summarize(dropsPerMille.raw) } }),
+    row({ section, name: 'UDP datagrams dropped at B (socket buffer full), per 1,000, raw + window + SHA-256s', unit: '‰', value: summarize(dropsPerMille.checked), baseline: { name: 'raw file channel', value: summarize(dropsPerMille.raw) } }),
   )
   const hashMedian = summarize(hashMBps).median
   rows.push(
-    row({ section: 'file transfer, 2 pages behind 2 routers', name: 'SHA-256 in a page, alone', unit: 'MB/s', better: 'higher', value: summarize(hashMBps) }),
+    row({ section, name: 'SHA-256 in a page, alone', unit: 'MB/s', better: 'higher', value: summarize(hashMBps) }),
     // Both sides hash every byte: this much of the CPU per MB above is the check's.
-    row({ section: 'file transfer, 2 pages behind 2 routers', name: 'CPU per MB of the two SHA-256s, at that rate', unit: 'ms', value: (2 * 1000) / hashMedian }),
+    row({ section, name: 'CPU per MB of the two SHA-256s, at that rate', unit: 'ms', value: (2 * 1000) / hashMedian }),
   )
   const p95 = { idle: percentile(chat.idle, 95), busy: percentile(chat.busy, 95), busyRaw: percentile(chat.busyRaw, 95) }
   rows.push(
@@ -462,7 +519,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     notes: [
       '2 malla daemons with their defaults in 2 network namespaces; one headless Chromium per namespace, a fresh context per person; the app from each router\'s address (plain http://, no secure context), room "bench".',
       'Connect: from navigation start of the third page (behind n0) to direct connections with A (n0) and B (n1); the baseline runs joinRoom from /malla.js in the router\'s bare /debug/room page, taking turns with the app. Every page has a key (the app makes one in the browser on a first visit; the baseline makes one with openpgp.js injected before the page loads) and signs its records, since the app answers only signed offers.',
-      'Throughput: A → B across the two routers, on the connection\'s file channel, raw and app runs taking turns; the raw baseline sends 64 KiB frames keeping up to 1 MiB queued until B says it has every byte; the app (the library\'s defaults: 1 MiB queued at most, and within B\'s 256 KiB receive window) adds the offer, accept, SHA-256 on both sides (WebAssembly) and Blob parts, until the sender hears the hash matched.',
+      'Throughput: A → B across the two routers, on the connection\'s file channel, raw, raw + window + SHA-256s and app runs taking turns; the raw baseline sends 64 KiB frames keeping up to 1 MiB queued until B says it has every byte; "raw + window + SHA-256s" is the same loop kept within B\'s 256 KiB window (B acks each half) with both pages hashing every frame with the library\'s sha256Stream (B\'s hash must equal A\'s); the app (the library\'s defaults: 1 MiB queued at most, and within B\'s 256 KiB receive window) adds the offer, accept, SHA-256 on both sides (WebAssembly) and Blob parts, until the sender hears the hash matched.',
       'CPU per MB: user and system time of every process in the two namespaces (both Chromiums: renderer, network service, browser process; both routers), from /proc, over each transfer, divided by the MB moved. Both ends, their browsers and their routers run on this one machine and share its cores: CPU either side spends (the SHA-256s, reading and storing Blobs) is taken from both sides\' network work, as it would not be between two devices. "SHA-256 in a page, alone" hashes the run\'s file size in 64 KiB frames in B\'s page, then A\'s, then B\'s, with nothing else going on.',
       'Chat: A writes a line to the room table, B echoes it when it arrives, A times the echo; 50 ms between round trips; idle, during the app\'s 200 MB transfer, and during 200 MB sent raw on the same channel (the second baseline: what sending that much costs chat on this machine, whatever sends it). Heap: CDP Runtime.getHeapUsage on B every 200 ms, after a forced GC before the transfer.',
     ],

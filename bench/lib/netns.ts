@@ -252,6 +252,25 @@ export async function chainAddress(ns: string, dev: string): Promise<string> {
   return m[1] as string
 }
 
+/** A namespace's UDP counters (`/proc/net/snmp`, which each network namespace has its own of). */
+export interface UdpCounters {
+  /** Datagrams delivered to sockets. */
+  readonly received: number
+  /** Datagrams dropped because the socket's receive buffer was full: the process did not read in time. */
+  readonly receiveBufferFull: number
+}
+
+export async function udpCounters(ns: string): Promise<UdpCounters> {
+  const lines = (await run('ip', ['netns', 'exec', ns, 'cat', '/proc/net/snmp'])).split('\n').filter((l) => l.startsWith('Udp:'))
+  const [names, values] = lines.map((l) => l.trim().split(/\s+/)) as [string[], string[]]
+  const field = (name: string) => {
+    const v = Number(values?.[names?.indexOf(name) ?? -1])
+    if (!Number.isFinite(v)) throw new Error(`no Udp ${name} in ${ns}'s /proc/net/snmp`)
+    return v
+  }
+  return { received: field('InDatagrams'), receiveBufferFull: field('RcvbufErrors') }
+}
+
 /** Waits until each daemon (by its API `base`) has discovered at least `expected[i]` neighbours. */
 export async function waitDiscoveredCounts(daemons: ReadonlyArray<{ readonly base: string }>, expected: readonly number[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs

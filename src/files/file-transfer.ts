@@ -52,7 +52,8 @@ export interface FileTransfersStats {
   readonly declined: number
 }
 
-const DEFAULTS = { maxFileBytes: 4 * 1024 ** 3, maxPendingOffers: 8, chunkBytes: 64 * 1024, highWaterMark: 1024 * 1024, receiveWindow: 256 * 1024 }
+/** What `FileTransfersOptions` left out are. */
+export const FILE_TRANSFER_DEFAULTS = Object.freeze({ maxFileBytes: 4 * 1024 ** 3, maxPendingOffers: 8, chunkBytes: 64 * 1024, highWaterMark: 1024 * 1024, receiveWindow: 256 * 1024 })
 /** A data frame carries at least this much: smaller frames would cost more in headers than they carry. */
 const MIN_CHUNK_BYTES = 1024
 
@@ -84,7 +85,7 @@ export class FileTransfers {
   private readonly link: TransferLink = { control: (frame) => this.control(frame) }
 
   constructor(options: FileTransfersOptions) {
-    const o = { ...DEFAULTS, ...definedOnly(options) }
+    const o = { ...FILE_TRANSFER_DEFAULTS, ...definedOnly(options) }
     for (const [name, v, min] of [
       ['maxFileBytes', o.maxFileBytes, 0],
       ['maxPendingOffers', o.maxPendingOffers, 1],
@@ -99,7 +100,7 @@ export class FileTransfers {
     this.maxPendingOffers = o.maxPendingOffers
     this.chunkBytes = o.chunkBytes
     this.receiveWindow = o.receiveWindow
-    this.highWaterMark = options.highWaterMark ?? Math.max(DEFAULTS.highWaterMark, 4 * options.channel.lowWaterMark)
+    this.highWaterMark = options.highWaterMark ?? Math.max(FILE_TRANSFER_DEFAULTS.highWaterMark, 4 * options.channel.lowWaterMark)
   }
 
   on<E extends keyof FileTransfersEvents>(event: E, listener: FileTransfersEvents[E]): Unsubscribe {
