@@ -260,49 +260,20 @@ export class PackedTable implements TextTable {
     const cols: Columns = inPlace ? p : copyColumns(p, size, Math.ceil(total * GROWTH))
     cols.store.used = total
     const hashes = this.hashes === undefined ? undefined : inPlace && this.hashes.length >= total ? this.hashes : grown(this.hashes, size, cols.store.capacity)
-    const chunkChars = p.options.chunkChars ?? CHUNK_CHARS
     const chunks = p.chunks.slice()
+    const writer = new ChunkWriter(chunks, p.options)
     // The last chunk, while plain and not full, is extended: its entries keep their offsets.
     const last = chunks[chunks.length - 1]
-    const extend = last !== undefined && !last.isCompressed && last.dataLength < chunkChars
-    let openAt = extend ? chunks.length - 1 : chunks.length
-    let keys: string[] = extend ? [last.keys] : []
-    let data: string[] = extend ? [last.data] : []
-    let keyLength = extend ? last.keys.length : 0
-    let dataLength = extend ? last.dataLength : 0
-    const close = () => {
-      if (keys.length === 0) return
-      chunks[openAt] = Chunk.of(keys.join(''), data.join(''), p.options)
-      openAt = chunks.length
-      keys = []
-      data = []
-      keyLength = 0
-      dataLength = 0
-    }
-    let authors = p.authors
-    let authorIds: Map<string, number> | undefined
+    if (last !== undefined && !last.isCompressed && last.dataLength < writer.chunkChars) writer.reopen(chunks.length - 1)
+    const authors = new AuthorIds(p.authors)
     let extras = p.extras
     const placed: Array<{ readonly key: string; readonly slot: number }> = []
     rows.forEach(({ key, row }, i) => {
       const slot = size + i
-      if (dataLength > 0 && dataLength + row.data.length > chunkChars) close()
-      cols.chunkOf[slot] = openAt
-      cols.keyOffsetOf[slot] = keyLength
-      cols.dataOffsetOf[slot] = dataLength
+      writer.put(cols, slot, key, row.data)
       cols.keyLengthOf[slot] = key.length
       cols.lengthOf[slot] = row.data.length
-      keys.push(key)
-      data.push(row.data)
-      keyLength += key.length
-      dataLength += row.data.length
-      authorIds ??= new Map(authors.map((a, id) => [a, id]))
-      let id = authorIds.get(row.author)
-      if (id === undefined) {
-        if (authors === p.authors) authors = authors.slice()
-        id = (authors as string[]).push(row.author) - 1
-        authorIds.set(row.author, id)
-      }
-      cols.authorOf[slot] = id
+      cols.authorOf[slot] = authors.id(row.author)
       cols.ttlOf[slot] = row.ttl
       cols.clockOf[slot] = row.clock
       if (hashes) hashes[slot] = 0n
@@ -312,8 +283,8 @@ export class PackedTable implements TextTable {
       }
       placed.push({ key, slot })
     })
-    close()
-    const parts: PackedParts = { ...cols, chunks, authors, extras, hashes, options: p.options, order: new Uint32Array(0) }
+    writer.close()
+    const parts: PackedParts = { ...cols, chunks, authors: authors.names, extras, hashes, options: p.options, order: new Uint32Array(0) }
     return new PackedTable({ ...parts, order: mergeOrder(p.order, placed, parts) })
   }
 
@@ -615,19 +586,93 @@ function grown(hashes: BigUint64Array, size: number, capacity: number): BigUint6
   return out
 }
 
+/**
+ * Writes entries' keys and data into `chunks`, in place, a chunk at a time: each is joined (entries' texts from
+ * JSON.stringify are trees of pieces) once its data is full, or at `close`. A table built anew and a table
+ * appended to fill chunks the same way.
+ */
+class ChunkWriter {
+  readonly chunkChars: number
+  /** The open chunk, in pieces, and where it goes in `chunks`. */
+  private keys: string[] = []
+  private data: string[] = []
+  private keyLength = 0
+  private dataLength = 0
+  private openAt = 0
+
+  constructor(
+    private readonly chunks: Chunk[],
+    private readonly options: PackOptions,
+  ) {
+    this.chunkChars = options.chunkChars ?? CHUNK_CHARS
+  }
+
+  /** Writes on at the end of `chunks[at]`, a plain chunk, which is replaced when closed: its entries keep their offsets. */
+  reopen(at: number): void {
+    const chunk = this.chunks[at]!
+    this.openAt = at
+    this.keys = [chunk.keys]
+    this.data = [chunk.data]
+    this.keyLength = chunk.keys.length
+    this.dataLength = chunk.dataLength
+  }
+
+  /** Appends an entry's key and data as `slot`'s, closing the open chunk first when the data would not fit. */
+  put(cols: Columns, slot: number, key: string, data: string): void {
+    if (this.dataLength > 0 && this.dataLength + data.length > this.chunkChars) this.close()
+    if (this.keys.length === 0) this.openAt = this.chunks.length
+    cols.chunkOf[slot] = this.openAt
+    cols.keyOffsetOf[slot] = this.keyLength
+    cols.dataOffsetOf[slot] = this.dataLength
+    this.keys.push(key)
+    this.data.push(data)
+    this.keyLength += key.length
+    this.dataLength += data.length
+  }
+
+  close(): void {
+    if (this.keys.length === 0) return
+    this.chunks[this.openAt] = Chunk.of(this.keys.join(''), this.data.join(''), this.options)
+    this.keys = []
+    this.data = []
+    this.keyLength = 0
+    this.dataLength = 0
+  }
+}
+
+/** Authors' names by id; a list given (another table's) is copied before the first name added to it. */
+class AuthorIds {
+  private ids: Map<string, number> | undefined
+  private own = false
+
+  constructor(private list: readonly string[] = []) {}
+
+  get names(): readonly string[] {
+    return this.list
+  }
+
+  id(author: string): number {
+    const ids = (this.ids ??= new Map(this.list.map((a, id) => [a, id])))
+    let id = ids.get(author)
+    if (id === undefined) {
+      if (!this.own) {
+        this.list = this.list.slice()
+        this.own = true
+      }
+      id = (this.list as string[]).push(author) - 1
+      ids.set(author, id)
+    }
+    return id
+  }
+}
+
 /** Collects the entries of a new packed table, copying packed ones and encoding the others. */
 class TableBuilder {
   private readonly cols: Columns
   private readonly hashOf: BigUint64Array | undefined
-  readonly chunks: Chunk[] = []
-  /** The chunk being written, in pieces: joined when full, or when the table is built. */
-  private openKeys: string[] = []
-  private openData: string[] = []
-  private openKeyLength = 0
-  private openDataLength = 0
-  readonly chunkChars: number
-  private readonly authors: string[] = []
-  private readonly authorIds = new Map<string, number>()
+  private readonly chunks: Chunk[] = []
+  private readonly writer: ChunkWriter
+  private readonly authors = new AuthorIds()
   private readonly extras = new Map<number, string>()
   /** The shared base's chunk index → this table's, or -1 for a chunk left behind. */
   private chunkMap: Int32Array = new Int32Array(0)
@@ -645,7 +690,7 @@ class TableBuilder {
     withHashes: boolean,
     private readonly options: PackOptions,
   ) {
-    this.chunkChars = options.chunkChars ?? CHUNK_CHARS
+    this.writer = new ChunkWriter(this.chunks, options)
     this.cols = newColumns(size, size)
     this.hashOf = withHashes ? new BigUint64Array(size) : undefined
     this.fromBase = new Int32Array(base?.size ?? 0).fill(-1)
@@ -671,7 +716,7 @@ class TableBuilder {
       c.keyOffsetOf[at] = row.keyOffset
       c.dataOffsetOf[at] = row.dataOffset
     } else {
-      this.put(from.rowKey(row), from.rowData(row))
+      this.writer.put(c, at, from.rowKey(row), from.rowData(row))
     }
     c.keyLengthOf[at] = row.keyLength
     c.lengthOf[at] = row.length
@@ -683,7 +728,7 @@ class TableBuilder {
   addEntry(key: string, entry: Entry, baseSlot?: number): void {
     const row = encodeEntry(key, entry)
     const at = this.count
-    this.put(key, row.data)
+    this.writer.put(this.cols, at, key, row.data)
     this.cols.keyLengthOf[at] = key.length
     this.cols.lengthOf[at] = row.data.length
     if (baseSlot === undefined) this.placed.push({ key, slot: at })
@@ -691,14 +736,18 @@ class TableBuilder {
     this.finish(row.author, row.ttl, row.clock, row.extra, 0n)
   }
 
+  get chunkChars(): number {
+    return this.writer.chunkChars
+  }
+
   build(): PackedTable {
     if (this.count !== this.size) throw new Error(`packed table built with ${this.count} entries, expected ${this.size}`)
-    this.close()
+    this.writer.close()
     return new PackedTable({
       ...this.cols,
       order: this.keyOrder(),
       chunks: this.chunks,
-      authors: this.authors,
+      authors: this.authors.names,
       extras: this.extras,
       hashes: this.hashOf,
       options: this.options,
@@ -721,39 +770,10 @@ class TableBuilder {
     return mergeOrder(kept, this.placed, { ...this.cols, chunks: this.chunks })
   }
 
-  /** Appends an entry's key and data to the open chunk, closing it first when the data would not fit. */
-  private put(key: string, data: string): void {
-    if (this.openDataLength > 0 && this.openDataLength + data.length > this.chunkChars) this.close()
-    const at = this.count
-    const c = this.cols
-    c.chunkOf[at] = this.chunks.length
-    c.keyOffsetOf[at] = this.openKeyLength
-    c.dataOffsetOf[at] = this.openDataLength
-    this.openKeys.push(key)
-    this.openData.push(data)
-    this.openKeyLength += key.length
-    this.openDataLength += data.length
-  }
-
-  /** Joins the open chunk into flat strings (entries' texts from JSON.stringify are trees of pieces). */
-  private close(): void {
-    if (this.openKeys.length === 0) return
-    this.chunks.push(Chunk.of(this.openKeys.join(''), this.openData.join(''), this.options))
-    this.openKeys = []
-    this.openData = []
-    this.openKeyLength = 0
-    this.openDataLength = 0
-  }
-
   private finish(author: string, ttl: number, clock: number, extra: string | undefined, hash: bigint): void {
     const at = this.count++
-    let id = this.authorIds.get(author)
-    if (id === undefined) {
-      id = this.authors.push(author) - 1
-      this.authorIds.set(author, id)
-    }
     const c = this.cols
-    c.authorOf[at] = id
+    c.authorOf[at] = this.authors.id(author)
     c.ttlOf[at] = ttl
     c.clockOf[at] = clock
     if (this.hashOf) this.hashOf[at] = hash
