@@ -6,17 +6,21 @@
  *   the router's bare `/debug/room` page with a key made there, same room size, same routers) in the same run;
  * - file transfer between two pages behind different routers (the app's `FileSharing`: offer, accept,
  *   SHA-256 on both sides, Blob parts) against the raw data channel it runs on: the same connection's file
- *   channel, the same 64 KiB frames, nothing else (it may keep more queued: 1 MiB, the library default); and
+ *   channel, frames of 64 KiB, the largest a file frame may be (the app sends 32 KiB), nothing else (it may keep
+ *   more queued: 1 MiB, the library default); and
  *   against the same raw loop kept within the app's receive window with both pages hashing every frame, which
- *   splits the gap into what the SHA-256s cost this machine and what the rest of the app does;
- * - chat round trips (a line written by A, echoed by B, seen by A) while idle and during a 200 MB transfer;
- * - the receiving page's JS heap growth during that 200 MB transfer (Chromium's `Runtime.getHeapUsage`).
+ *   splits the gap into what the SHA-256s cost and what the rest of the app does. Twice: on a link limited as a
+ *   mesh's radios are (100 Mbit/s unless `--link-mbit` says otherwise; the targets are there), and with no limit,
+ *   where this machine's 2 cores, shared by both ends, set the pace (what the app's work costs in CPU);
+ * - chat round trips (a line written by A, echoed by B, seen by A) while idle and during a 200 MB transfer, on
+ *   the link and with no limit;
+ * - the receiving page's JS heap growth during the 200 MB transfer on the link (Chromium's `Runtime.getHeapUsage`).
  *
  * Set-up: 2 malla daemons with their defaults, each in its own network namespace (bench/lib/netns.ts); one
  * Debian Chromium per namespace (headless), each person in a fresh browser context of its own, the app opened
  * from the router's address as a person on its LAN would. Every page is in the app's default room settings.
  *
- * `npm run bench -- webapp [--quick]`; needs root (namespaces), /usr/bin/chromium and a build.
+ * `npm run bench -- webapp [--quick] [--link-mbit N]`; needs root (namespaces, tc), /usr/bin/chromium and a build.
  */
 import { existsSync } from 'node:fs'
 import { chmod, writeFile } from 'node:fs/promises'
@@ -28,7 +32,7 @@ import { FILE_TRANSFER_DEFAULTS } from '../src/files/file-transfer.js'
 import { identityApiScript } from './lib/identity-api-script.js'
 import { Cleanup } from './lib/cleanup.js'
 import { CLI_PATH, sleep } from './lib/daemon.js'
-import { netnsUnavailable, startChain, udpCounters } from './lib/netns.js'
+import { limitLinks, netnsUnavailable, startChain, udpCounters, type LinkLimit } from './lib/netns.js'
 import { cpuByNamespace, cpuSpent } from './lib/ns-cpu.js'
 import { row, type BenchContext, type BenchResult, type BenchRow } from './lib/result.js'
 import { percentile, summarize } from './lib/stats.js'
@@ -218,7 +222,8 @@ interface RawChecks {
 }
 
 /**
- * The raw channel: the same connection's file channel, 64 KiB frames, sending while under 1 MiB queued and
+ * The raw channel: the same connection's file channel, 64 KiB frames (the largest a file frame may be, §16: the
+ * channel at its best), sending while under 1 MiB queued and
  * waiting for `drain` (the app's flow control), until the receiver says it has every byte. With `checks`, it
  * also does what the app's transfers must: keep within the receiver's window, and hash every byte on both sides.
  */
@@ -294,7 +299,7 @@ async function sendRaw(sender: Page, receiver: Page, to: string, from: string, m
 
 /**
  * MB/s of the library's streaming SHA-256 (`sha256Stream`, what a transfer hashes with) in `page`, fed `mb` MB in
- * the transfer's 64 KiB frames, with nothing else running: what the check costs each side, per byte.
+ * 64 KiB frames, with nothing else running: what the check costs each side, per byte.
  */
 function hashRate(page: Page, mb: number): Promise<number> {
   return page.evaluate(async (mb) => {
@@ -354,8 +359,64 @@ function chatRoundTrips(page: Page, to: string, n: number, gapMs: number, label:
   )
 }
 
+/** The JS heap of a page while something runs: used size after a forced GC at `start`, and its peak until `stop`. */
+interface HeapWatch {
+  start(): Promise<void>
+  stop(): { before: number; peak: number }
+}
+
+async function heapWatch(page: Page): Promise<HeapWatch> {
+  const cdp = await page.context().newCDPSession(page)
+  const used = async () => ((await cdp.send('Runtime.getHeapUsage')) as { usedSize: number }).usedSize
+  let before = 0
+  let peak = 0
+  let sampler: ReturnType<typeof setInterval> | undefined
+  return {
+    async start() {
+      await cdp.send('HeapProfiler.collectGarbage')
+      before = peak = await used()
+      sampler = setInterval(() => void used().then((u) => (peak = Math.max(peak, u)), () => {}), 200)
+    },
+    stop() {
+      clearInterval(sampler)
+      return { before, peak }
+    },
+  }
+}
+
+/** One kind of transfer's runs: MB/s, CPU per MB (both namespaces) and B's dropped datagrams per 1,000. */
+interface TransferRuns {
+  readonly rate: number[]
+  readonly cpuPerMB: number[]
+  readonly dropsPerMille: number[]
+}
+
+/** raw: the bare channel; checked: the same with the app's window and both SHA-256s; app: the app's transfers. */
+type Throughput = Record<'raw' | 'checked' | 'app', TransferRuns>
+
+/** Chat round trips (ms) while idle, during the app's transfer and during the raw channel's. */
+interface ChatRuns {
+  readonly idle: number[]
+  readonly busy: number[]
+  readonly busyRaw?: number[]
+  /** The app's transfer's rate, with chat going on. */
+  readonly appMBps: number
+  /** The receiver's JS heap during the app's transfer, when it was watched. */
+  readonly heap?: { readonly before: number; readonly peak: number }
+}
+
+/** `--link-mbit N`: the mesh link's rate; 100 unless said. */
+function linkMbit(args: readonly string[]): number {
+  const at = args.indexOf('--link-mbit')
+  if (at === -1) return 100
+  const v = Number(args[at + 1])
+  if (!Number.isFinite(v) || v <= 0 || v > 10_000) throw new Error(`webapp: --link-mbit takes a rate in Mbit/s, above 0 and at most 10000 (got ${JSON.stringify(args[at + 1])})`)
+  return v
+}
+
 export async function run(ctx: BenchContext): Promise<BenchResult> {
   const quick = ctx.args.includes('--quick')
+  const link: LinkLimit = { mbit: linkMbit(ctx.args), queueMs: 50 }
   const why = await unavailable()
   if (why !== undefined) throw new Error(`webapp: cannot run: ${why}; no rows were measured`)
   const connectReps = quick ? 4 : 10
@@ -367,15 +428,12 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   ctx.progress(`build: first load ${size.firstLoad.gzip} B gzip, all ${size.total.gzip} B gzip`)
   const cleanup = new Cleanup()
   const connect = { app: [] as number[], library: [] as number[] }
-  /** raw: the bare channel; checked: the same with the app's window and both SHA-256s; app: the app's transfers. */
-  const throughput = { app: [] as number[], raw: [] as number[], checked: [] as number[] }
-  /** CPU milliseconds per MB moved, everything in both namespaces (browsers and routers). */
-  const cpuPerMB = { app: [] as number[], raw: [] as number[], checked: [] as number[] }
-  /** Datagrams B's namespace dropped with a full socket receive buffer, per 1,000 it received, over each transfer. */
-  const dropsPerMille = { app: [] as number[], raw: [] as number[], checked: [] as number[] }
+  const runs = (): Throughput => ({ raw: { rate: [], cpuPerMB: [], dropsPerMille: [] }, checked: { rate: [], cpuPerMB: [], dropsPerMille: [] }, app: { rate: [], cpuPerMB: [], dropsPerMille: [] } })
+  /** On the mesh link (the targets), and with nothing but this machine's CPUs to limit them. */
+  const onLink = runs()
+  const unlimited = runs()
   let hashMBps: number[] = []
-  let chat: { idle: number[]; busy: number[]; busyRaw: number[] } | undefined
-  let heap: { before: number; peak: number; transferMBps: number } | undefined
+  let chat: { onLink: ChatRuns; unlimited: ChatRuns } | undefined
   try {
     const chain = await startChain(cleanup, 1, 'webapp')
     const [r0, r1] = chain.urls as [string, string]
@@ -411,117 +469,132 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     }
 
     await autoAccept(b.page)
+    await echoChat(b.page, a.id)
     const namespaces = [ns0, ns1]
-    const measured = async (kind: keyof typeof throughput, send: () => Promise<number>) => {
+    const measured = async (into: TransferRuns, send: () => Promise<number>) => {
       const udpBefore = await udpCounters(ns1)
       const before = await cpuByNamespace(namespaces)
-      throughput[kind].push(await send())
-      cpuPerMB[kind].push((cpuSpent(before, await cpuByNamespace(namespaces)).total * 1000) / (throughputMB * MB / 1e6))
+      into.rate.push(await send())
+      into.cpuPerMB.push((cpuSpent(before, await cpuByNamespace(namespaces)).total * 1000) / (throughputMB * MB / 1e6))
       const udpAfter = await udpCounters(ns1)
-      dropsPerMille[kind].push((1000 * (udpAfter.receiveBufferFull - udpBefore.receiveBufferFull)) / Math.max(1, udpAfter.received - udpBefore.received))
+      into.dropsPerMille.push((1000 * (udpAfter.receiveBufferFull - udpBefore.receiveBufferFull)) / Math.max(1, udpAfter.received - udpBefore.received))
     }
-    for (let i = 0; i < throughputReps; i++) {
-      await measured('raw', () => sendRaw(a.page, b.page, b.id, a.id, throughputMB))
-      await measured('checked', () => sendRaw(a.page, b.page, b.id, a.id, throughputMB, { window: FILE_TRANSFER_DEFAULTS.receiveWindow, hash: true }))
-      await measured('app', () => sendFile(a.page, b.id, throughputMB))
-      // B removes the received file from its list, as a person who saved it would: the next run starts clean.
+    const transfers = async (into: Throughput, label: string) => {
+      for (let i = 0; i < throughputReps; i++) {
+        await measured(into.raw, () => sendRaw(a.page, b.page, b.id, a.id, throughputMB))
+        await measured(into.checked, () => sendRaw(a.page, b.page, b.id, a.id, throughputMB, { window: FILE_TRANSFER_DEFAULTS.receiveWindow, hash: true }))
+        await measured(into.app, () => sendFile(a.page, b.id, throughputMB))
+        // B removes the received file from its list, as a person who saved it would: the next run starts clean.
+        await dismissAll([a.page, b.page])
+        const last = (kind: keyof Throughput) => `${kind} ${into[kind].rate.at(-1)?.toFixed(1)} MB/s (CPU ${into[kind].cpuPerMB.at(-1)?.toFixed(0)} ms/MB)`
+        ctx.progress(`throughput, ${label}, ${i + 1}/${throughputReps}: ${last('raw')}, ${last('checked')}, ${last('app')}`)
+      }
+    }
+    /** Chat round trips idle, then during a `heapMB` transfer by the app (and, with `raw`, by the raw channel). */
+    const chatRuns = async (label: string, raw: boolean, heapWatch?: HeapWatch): Promise<ChatRuns> => {
+      const idle = await chatRoundTrips(a.page, b.id, chatSamples, 50, `${label}-idle`)
+      await heapWatch?.start()
+      const transfer = sendFile(a.page, b.id, heapMB)
+      // Round trips while the file streams; they start once bytes flow.
+      await sleep(500)
+      const busy = await chatRoundTrips(a.page, b.id, chatSamples, 50, `${label}-busy`)
+      const appMBps = await transfer
+      const heap = heapWatch?.stop()
       await dismissAll([a.page, b.page])
-      const last = (kind: keyof typeof throughput) => `${kind} ${throughput[kind].at(-1)?.toFixed(1)} MB/s (CPU ${cpuPerMB[kind].at(-1)?.toFixed(0)} ms/MB)`
-      ctx.progress(`throughput ${i + 1}/${throughputReps}: ${last('raw')}, ${last('checked')}, ${last('app')}`)
+      const app = { idle, busy, appMBps, ...(heap ? { heap } : {}) }
+      if (!raw) return app
+      // The same during the raw channel's transfer: what sending that much does to chat, whatever sends it.
+      const rawTransfer = sendRaw(a.page, b.page, b.id, a.id, heapMB)
+      await sleep(500)
+      const busyRaw = await chatRoundTrips(a.page, b.id, chatSamples, 50, `${label}-raw`)
+      await rawTransfer
+      return { ...app, busyRaw }
     }
 
+    // First with nothing between the pages but this machine's CPUs: what the app's own work costs.
+    await transfers(unlimited, 'no link limit')
     // The check's cost, alone: SHA-256 runs on both sides of every transfer, on the cores that also move the bytes.
     hashMBps = [await hashRate(b.page, throughputMB), await hashRate(a.page, throughputMB), await hashRate(b.page, throughputMB)]
     ctx.progress(`SHA-256 in a page: ${hashMBps.map((v) => v.toFixed(0)).join(', ')} MB/s`)
+    const chatUnlimited = await chatRuns('free', false)
+    ctx.progress(`chat, no link limit: p95 idle ${percentile(chatUnlimited.idle, 95).toFixed(1)} ms, during a transfer ${percentile(chatUnlimited.busy, 95).toFixed(1)} ms`)
 
-    await echoChat(b.page, a.id)
-    const idle = await chatRoundTrips(a.page, b.id, chatSamples, 50, 'idle')
-    ctx.progress(`chat idle: p95 ${percentile(idle, 95).toFixed(1)} ms`)
-    const cdp = await b.page.context().newCDPSession(b.page)
-    await cdp.send('HeapProfiler.collectGarbage')
-    const before = ((await cdp.send('Runtime.getHeapUsage')) as { usedSize: number }).usedSize
-    let peak = before
-    const sampler = setInterval(() => {
-      void cdp.send('Runtime.getHeapUsage').then((h) => (peak = Math.max(peak, (h as { usedSize: number }).usedSize)), () => {})
-    }, 200)
-    const transfer = sendFile(a.page, b.id, heapMB)
-    // Round trips while the 200 MB stream; they start once bytes flow.
-    await sleep(500)
-    const busy = await chatRoundTrips(a.page, b.id, chatSamples, 50, 'busy')
-    const transferMBps = await transfer
-    clearInterval(sampler)
-    await dismissAll([a.page, b.page])
-    // The same during the raw channel's transfer: what this machine's shared CPUs do to chat whatever sends.
-    const raw = sendRaw(a.page, b.page, b.id, a.id, heapMB)
-    await sleep(500)
-    const busyRaw = await chatRoundTrips(a.page, b.id, chatSamples, 50, 'raw')
-    await raw
-    chat = { idle, busy, busyRaw }
-    heap = { before, peak, transferMBps }
-    ctx.progress(`chat during the transfer: p95 ${percentile(busy, 95).toFixed(1)} ms; heap growth ${((peak - before) / MB).toFixed(1)} MB; 200 MB at ${transferMBps.toFixed(1)} MB/s`)
+    // Then on a link as a mesh has: the radios, not the CPUs, set the pace.
+    for (const ns of namespaces) await limitLinks(ns, link)
+    ctx.progress(`every link of both namespaces limited to ${link.mbit} Mbit/s (tc tbf, ${link.queueMs} ms of queue)`)
+    await transfers(onLink, `${link.mbit} Mbit/s link`)
+    const chatOnLink = await chatRuns('link', true, await heapWatch(b.page))
+    chat = { onLink: chatOnLink, unlimited: chatUnlimited }
+    ctx.progress(`chat on the link: p95 idle ${percentile(chatOnLink.idle, 95).toFixed(1)} ms, during a transfer ${percentile(chatOnLink.busy, 95).toFixed(1)} ms; ${heapMB} MB at ${chatOnLink.appMBps.toFixed(1)} MB/s`)
   } finally {
     await cleanup.run()
   }
+  const heap = chat?.onLink.heap
   if (!chat || !heap) throw new Error('webapp: the run ended early')
   const kb = (n: number) => n / 1000
   const rows: BenchRow[] = [
     row({ section: 'size (gzip)', name: 'first load', unit: 'KB', value: kb(size.firstLoad.gzip), target: kb(WEB_BUDGET.firstLoadGzip) }),
     row({ section: 'size (gzip)', name: 'everything it can load', unit: 'KB', value: kb(size.total.gzip), target: kb(WEB_BUDGET.totalGzip) }),
     row({ section: 'third of 3 people on 2 routers', name: 'page load to connected to both', unit: 'ms', value: summarize(connect.app), baseline: { name: 'the library alone, bare page', value: summarize(connect.library) }, target: TARGETS.connectMs }),
-    row({ section: 'file transfer, 2 pages behind 2 routers', name: `${throughputMB} MB with the app`, unit: 'MB/s', better: 'higher', value: summarize(throughput.app), baseline: { name: 'raw file channel', value: summarize(throughput.raw) } }),
   ]
   const ratio = (a: number[], b: number[]) => summarize(a).median / summarize(b).median
   // Each rep runs raw, checked and app in turn: ratios within a rep say how much of the spread is this machine's.
   const paired = (a: number[], b: number[]) => summarize(a.map((v, i) => v / (b[i] as number)))
-  const section = 'file transfer, 2 pages behind 2 routers'
-  rows.push(
-    row({ section, name: 'app / raw channel (medians)', unit: 'ratio', better: 'higher', value: ratio(throughput.app, throughput.raw), target: TARGETS.throughputRatio }),
-    row({ section, name: 'app / raw channel, run by run', unit: 'ratio', better: 'higher', value: paired(throughput.app, throughput.raw) }),
-    // The same channel doing only what the check needs (the receiver's window, SHA-256 of every byte on both
-    // sides): how much of the gap the SHA-256s alone take on this machine, and how much is the rest of the app
-    // (reading the File, storing Blob parts, offer and accept, the page around it).
-    row({ section, name: 'raw channel + window + both SHA-256s', unit: 'MB/s', better: 'higher', value: summarize(throughput.checked), baseline: { name: 'raw file channel', value: summarize(throughput.raw) } }),
-    row({ section, name: 'raw + window + SHA-256s / raw, run by run', unit: 'ratio', better: 'higher', value: paired(throughput.checked, throughput.raw) }),
-    row({ section, name: 'app / (raw + window + SHA-256s), run by run', unit: 'ratio', better: 'higher', value: paired(throughput.app, throughput.checked) }),
-  )
-  rows.push(
-    // What each MB costs the machine, whatever the rate: the app's work on top of the channel's, free of the noise
-    // in the rates (this machine's 2 cores are shared with other virtual machines).
-    row({ section, name: 'CPU per MB moved, both sides, app', unit: 'ms', value: summarize(cpuPerMB.app), baseline: { name: 'raw file channel', value: summarize(cpuPerMB.raw) } }),
-    row({ section, name: 'CPU per MB moved, both sides, raw + window + SHA-256s', unit: 'ms', value: summarize(cpuPerMB.checked), baseline: { name: 'raw file channel', value: summarize(cpuPerMB.raw) } }),
-  )
-  rows.push(
-    // B's network process reads the connection's UDP socket; when this machine's 2 cores are busy elsewhere, it
-    // reads too late and the kernel drops what does not fit (the connection's sockets had 128 KiB, by `ss -uamp`).
-    // Each loss costs SCTP a retransmission and halves its congestion window: one cause of the spread from run to run.
-    row({ section, name: 'UDP datagrams dropped at B (socket buffer full), per 1,000, app', unit: '‰', value: summarize(dropsPerMille.app), baseline: { name: 'raw file channel', value: summarize(dropsPerMille.raw) } }),
-    row({ section, name: 'UDP datagrams dropped at B (socket buffer full), per 1,000, raw + window + SHA-256s', unit: '‰', value: summarize(dropsPerMille.checked), baseline: { name: 'raw file channel', value: summarize(dropsPerMille.raw) } }),
-  )
+  const transferRows = (section: string, t: Throughput, target: boolean) => {
+    rows.push(
+      row({ section, name: `${throughputMB} MB with the app`, unit: 'MB/s', better: 'higher', value: summarize(t.app.rate), baseline: { name: 'raw file channel', value: summarize(t.raw.rate) } }),
+      row({ section, name: 'app / raw channel (medians)', unit: 'ratio', better: 'higher', value: ratio(t.app.rate, t.raw.rate), ...(target ? { target: TARGETS.throughputRatio } : {}) }),
+      row({ section, name: 'app / raw channel, run by run', unit: 'ratio', better: 'higher', value: paired(t.app.rate, t.raw.rate) }),
+      // The same channel doing only what the check needs (the receiver's window, SHA-256 of every byte on both
+      // sides): how much of the gap the SHA-256s alone take, and how much is the rest of the app (reading the
+      // File, storing Blob parts, offer and accept, the page around it).
+      row({ section, name: 'raw channel + window + both SHA-256s', unit: 'MB/s', better: 'higher', value: summarize(t.checked.rate), baseline: { name: 'raw file channel', value: summarize(t.raw.rate) } }),
+      row({ section, name: 'raw + window + SHA-256s / raw, run by run', unit: 'ratio', better: 'higher', value: paired(t.checked.rate, t.raw.rate) }),
+      row({ section, name: 'app / (raw + window + SHA-256s), run by run', unit: 'ratio', better: 'higher', value: paired(t.app.rate, t.checked.rate) }),
+      // What each MB costs the machine, whatever the rate: the app's work on top of the channel's.
+      row({ section, name: 'CPU per MB moved, both sides, app', unit: 'ms', value: summarize(t.app.cpuPerMB), baseline: { name: 'raw file channel', value: summarize(t.raw.cpuPerMB) } }),
+      row({ section, name: 'CPU per MB moved, both sides, raw + window + SHA-256s', unit: 'ms', value: summarize(t.checked.cpuPerMB), baseline: { name: 'raw file channel', value: summarize(t.raw.cpuPerMB) } }),
+      // B's network process reads the connection's UDP socket; when the cores are busy elsewhere, it reads too
+      // late and the kernel drops what does not fit (the connection's sockets had 128 KiB, by `ss -uamp`). Each
+      // loss costs SCTP a retransmission and halves its congestion window: one cause of the spread from run to run.
+      row({ section, name: 'UDP datagrams dropped at B (socket buffer full), per 1,000, app', unit: '‰', value: summarize(t.app.dropsPerMille), baseline: { name: 'raw file channel', value: summarize(t.raw.dropsPerMille) } }),
+    )
+  }
+  transferRows(`file transfer on a ${link.mbit} Mbit/s link, 2 pages behind 2 routers`, onLink, true)
+  const free = 'file transfer, no link limit (this machine\'s 2 cores set the pace)'
+  transferRows(free, unlimited, false)
   const hashMedian = summarize(hashMBps).median
   rows.push(
-    row({ section, name: 'SHA-256 in a page, alone', unit: 'MB/s', better: 'higher', value: summarize(hashMBps) }),
+    row({ section: free, name: 'SHA-256 in a page, alone', unit: 'MB/s', better: 'higher', value: summarize(hashMBps) }),
     // Both sides hash every byte: this much of the CPU per MB above is the check's.
-    row({ section, name: 'CPU per MB of the two SHA-256s, at that rate', unit: 'ms', value: (2 * 1000) / hashMedian }),
+    row({ section: free, name: 'CPU per MB of the two SHA-256s, at that rate', unit: 'ms', value: (2 * 1000) / hashMedian }),
   )
-  const p95 = { idle: percentile(chat.idle, 95), busy: percentile(chat.busy, 95), busyRaw: percentile(chat.busyRaw, 95) }
+  const chatRows = (section: string, c: ChatRuns, target: boolean) => {
+    const p95 = { idle: percentile(c.idle, 95), busy: percentile(c.busy, 95) }
+    rows.push(row({ section, name: `p95 during a ${heapMB} MB transfer`, unit: 'ms', value: p95.busy, baseline: { name: 'p95 idle', value: p95.idle } }))
+    if (c.busyRaw) rows.push(row({ section, name: `p95 during a ${heapMB} MB transfer`, unit: 'ms', value: p95.busy, baseline: { name: 'p95 during a raw-channel transfer', value: percentile(c.busyRaw, 95) } }))
+    rows.push(
+      row({ section, name: 'p95 during / p95 idle', unit: 'ratio', value: p95.busy / p95.idle, ...(target ? { target: TARGETS.chatRatio } : {}) }),
+      row({ section, name: 'median during a transfer', unit: 'ms', value: summarize(c.busy), baseline: { name: 'idle', value: summarize(c.idle) } }),
+    )
+  }
+  chatRows(`chat round trip A → B → A, ${link.mbit} Mbit/s link`, chat.onLink, true)
+  chatRows('chat round trip A → B → A, no link limit', chat.unlimited, false)
   rows.push(
-    row({ section: 'chat round trip, A → B → A', name: `p95 during a ${heapMB} MB transfer`, unit: 'ms', value: p95.busy, baseline: { name: 'p95 idle', value: p95.idle } }),
-    row({ section: 'chat round trip, A → B → A', name: `p95 during a ${heapMB} MB transfer`, unit: 'ms', value: p95.busy, baseline: { name: 'p95 during a raw-channel transfer', value: p95.busyRaw } }),
-    row({ section: 'chat round trip, A → B → A', name: 'p95 during / p95 idle', unit: 'ratio', value: p95.busy / p95.idle, target: TARGETS.chatRatio }),
-    row({ section: 'chat round trip, A → B → A', name: 'median during a transfer', unit: 'ms', value: summarize(chat.busy), baseline: { name: 'idle', value: summarize(chat.idle) } }),
     row({ section: `receiver during a ${heapMB} MB transfer`, name: 'JS heap growth (peak − before)', unit: 'MB', value: (heap.peak - heap.before) / MB, target: TARGETS.heapMB }),
-    row({ section: `receiver during a ${heapMB} MB transfer`, name: 'transfer rate (with chat going on)', unit: 'MB/s', better: 'higher', value: heap.transferMBps }),
+    row({ section: `receiver during a ${heapMB} MB transfer`, name: `transfer rate (${link.mbit} Mbit/s link, with chat going on)`, unit: 'MB/s', better: 'higher', value: chat.onLink.appMBps }),
   )
   return {
     title: 'the web app: size, time to connect, file transfer, chat during a transfer, receiver memory',
     rows,
-    params: { quick, connectReps, throughputReps, throughputMB, heapMB, chatSamples, firstLoadFiles: size.firstLoad.files, allFiles: size.total.files },
+    params: { quick, linkMbit: link.mbit, linkQueueMs: link.queueMs, connectReps, throughputReps, throughputMB, heapMB, chatSamples, firstLoadFiles: size.firstLoad.files, allFiles: size.total.files },
     notes: [
       '2 malla daemons with their defaults in 2 network namespaces; one headless Chromium per namespace, a fresh context per person; the app from each router\'s address (plain http://, no secure context), room "bench".',
       'Connect: from navigation start of the third page (behind n0) to direct connections with A (n0) and B (n1); the baseline runs joinRoom from /malla.js in the router\'s bare /debug/room page, taking turns with the app. Every page has a key (the app makes one in the browser on a first visit; the baseline makes one with openpgp.js injected before the page loads) and signs its records, since the app answers only signed offers.',
-      'Throughput: A → B across the two routers, on the connection\'s file channel, raw, raw + window + SHA-256s and app runs taking turns; the raw baseline sends 64 KiB frames keeping up to 1 MiB queued until B says it has every byte; "raw + window + SHA-256s" is the same loop kept within B\'s 256 KiB window (B acks each half) with both pages hashing every frame with the library\'s sha256Stream (B\'s hash must equal A\'s); the app (the library\'s defaults: 1 MiB queued at most, and within B\'s 256 KiB receive window) adds the offer, accept, SHA-256 on both sides (WebAssembly) and Blob parts, until the sender hears the hash matched.',
-      'CPU per MB: user and system time of every process in the two namespaces (both Chromiums: renderer, network service, browser process; both routers), from /proc, over each transfer, divided by the MB moved. Both ends, their browsers and their routers run on this one machine and share its cores: CPU either side spends (the SHA-256s, reading and storing Blobs) is taken from both sides\' network work, as it would not be between two devices. "SHA-256 in a page, alone" hashes the run\'s file size in 64 KiB frames in B\'s page, then A\'s, then B\'s, with nothing else going on.',
-      'Chat: A writes a line to the room table, B echoes it when it arrives, A times the echo; 50 ms between round trips; idle, during the app\'s 200 MB transfer, and during 200 MB sent raw on the same channel (the second baseline: what sending that much costs chat on this machine, whatever sends it). Heap: CDP Runtime.getHeapUsage on B every 200 ms, after a forced GC before the transfer.',
+      `The link: for the targets, every interface of both namespaces sends at most ${link.mbit} Mbit/s (tc tbf, ${link.queueMs} ms of queue; \`--link-mbit N\` changes the rate), as on a mesh, where the radio links set the pace (a good 5 GHz mesh link carries about this much; many carry less). With no limit, the only bottleneck is this machine's 2 cores, shared by both browsers, both ends' network processes and both SHA-256s: those rows say what the app's own work costs in CPU, not how it uses a link, and they have no target.`,
+      'Throughput: A → B across the two routers, on the connection\'s file channel, raw, raw + window + SHA-256s and app runs taking turns; the raw baseline sends 64 KiB frames (the largest a file frame may be) keeping up to 1 MiB queued until B says it has every byte; "raw + window + SHA-256s" is the same loop kept within B\'s 256 KiB window (B acks each half) with both pages hashing every frame with the library\'s sha256Stream (B\'s hash must equal A\'s); the app (the library\'s defaults: 32 KiB frames, 1 MiB queued at most, within B\'s 256 KiB receive window, which B acks every frame, and no more in flight than keeps about 5 ms of queue by the acks\' round trips) adds the offer, accept, SHA-256 on both sides (WebAssembly) and Blob parts, until the sender hears the hash matched.',
+      'CPU per MB: user and system time of every process in the two namespaces (both Chromiums: renderer, network service, browser process; both routers), from /proc, over each transfer, divided by the MB moved. "SHA-256 in a page, alone" hashes the run\'s file size in 64 KiB frames in B\'s page, then A\'s, then B\'s, with nothing else going on.',
+      `Chat: A writes a line to the room table, B echoes it when it arrives, A times the echo; 50 ms between round trips; idle, then during the app's ${heapMB} MB transfer, with no link limit and on the link; on the link also during ${heapMB} MB sent raw on the same channel (what sending that much does to chat, whatever sends it). Heap: CDP Runtime.getHeapUsage on B every 200 ms during the app's transfer on the link, after a forced GC before it.`,
     ],
   }
 }

@@ -46,7 +46,7 @@ export async function netnsUnavailable(): Promise<string | undefined> {
   if (process.platform !== 'linux') return `this is ${process.platform}, not Linux (it needs network namespaces)`
   const uid = process.getuid?.()
   if (uid !== 0) return `not running as root (uid ${uid}): network namespaces and veth pairs need root`
-  for (const [program, args] of [['ip', ['-V']], ['ping', ['-V']]] as const) {
+  for (const [program, args] of [['ip', ['-V']], ['ping', ['-V']], ['tc', ['-V']]] as const) {
     try {
       await run(program, args)
     } catch (e) {
@@ -269,6 +269,38 @@ export async function udpCounters(ns: string): Promise<UdpCounters> {
     return v
   }
   return { received: field('InDatagrams'), receiveBufferFull: field('RcvbufErrors') }
+}
+
+/** A link as slow as a mesh's, set on a namespace's interfaces by `limitLinks`. */
+export interface LinkLimit {
+  /** What each interface sends at most, in Mbit/s. */
+  readonly mbit: number
+  /** What it queues at most before it drops, in milliseconds at that rate (a Wi-Fi driver's queue, not a bloated one). */
+  readonly queueMs: number
+}
+
+/**
+ * Every interface of namespace `ns` but `lo` sends at most `limit.mbit` (a token bucket, `tc tbf`, on its root),
+ * so that traffic through the namespace meets a bottleneck as on a mesh, where the radio links, not the CPUs,
+ * set the pace. `unlimitLinks` takes it off; deleting the namespace does too.
+ */
+export async function limitLinks(ns: string, limit: LinkLimit): Promise<void> {
+  if (!(limit.mbit > 0) || !(limit.queueMs > 0)) throw new Error(`not a link limit: ${limit.mbit} Mbit/s, ${limit.queueMs} ms of queue`)
+  for (const dev of await listLinks(ns)) {
+    if (dev === 'lo') continue
+    // burst: enough for the kernel's timer granularity at this rate (rate / HZ, HZ up to 1000), and at least 32 KB.
+    const burst = Math.max(32 * 1024, Math.ceil((limit.mbit * 1e6) / 8 / 250))
+    await run('tc', ['-n', ns, 'qdisc', 'replace', 'dev', dev, 'root', 'tbf', 'rate', `${limit.mbit}mbit`, 'burst', String(burst), 'latency', `${limit.queueMs}ms`])
+  }
+}
+
+/** Takes `limitLinks`'s limit off every interface of namespace `ns`. */
+export async function unlimitLinks(ns: string): Promise<void> {
+  for (const dev of await listLinks(ns)) {
+    if (dev === 'lo') continue
+    // The interface is back to its default queueing discipline; one that had none set says so, which is fine.
+    await run('tc', ['-n', ns, 'qdisc', 'del', 'dev', dev, 'root']).catch(() => undefined)
+  }
 }
 
 /** Waits until each daemon (by its API `base`) has discovered at least `expected[i]` neighbours. */

@@ -8,6 +8,12 @@ import { sha256Stream, type StreamHash } from './sha256-stream.js'
  * A data channel has no receive window the app could close, so this is the only bound on them.
  */
 const MAX_SINK_BACKLOG_BYTES = 64 * 1024 * 1024
+/**
+ * This side acks as soon as its store has taken this many bytes since its last ack: at every frame. The sender
+ * times each frame to its ack, and keeps only as much of the window in flight as the link needs (send-window.ts);
+ * with an ack per frame, that can be as little as one frame.
+ */
+const ACK_EVERY_BYTES = 1
 
 /**
  * A file someone offers this side. Nothing is received until `accept` (a stranger cannot push bytes at anyone);
@@ -29,7 +35,7 @@ export class Incoming extends Transfer implements IncomingTransfer {
 
   /**
    * `window`: the sender may have this many bytes on their way that the sink has not taken yet (§16); each
-   * half of it the sink takes is acknowledged (`onStored`).
+   * frame the sink takes is acknowledged (`onStored`).
    */
   constructor(id: number, name: string, size: number, mime: string, link: TransferLink, private readonly window: number) {
     super(id, name, size, mime, link)
@@ -43,7 +49,7 @@ export class Incoming extends Transfer implements IncomingTransfer {
       if (this.current !== 'receiving') return
       this.hash = hash
       this.startMeter()
-      this.link.control({ t: 'accept', id: this.id, window: this.window })
+      this.link.control({ t: 'accept', id: this.id, window: this.window, ackEvery: ACK_EVERY_BYTES })
     })
   }
 
@@ -137,16 +143,10 @@ export class Incoming extends Transfer implements IncomingTransfer {
       )
   }
 
-  /**
-   * The sink took `n` more bytes: the sender hears of it about each half window (an ack every quarter made
-   * transfers slower, not faster: each is one more message both sides handle). The ack goes at the last frame
-   * that fits in the half, not at the first past it: a window of 4 frames is then acked every 2, and 2 stay free
-   * for the sender while the ack travels. Acked at the first frame past the half (every 3 of 4, since a frame's
-   * header leaves 2 payloads a few bytes short of it), the sender had 1 frame to send during each round trip.
-   */
+  /** The sink took `n` more bytes: the sender hears of it (§16: every `ACK_EVERY_BYTES`, so every frame). */
   private onStored(n: number): void {
     this.stored += n
-    if (this.ended || this.closing || this.stored - this.acked + n <= this.window / 2) return
+    if (this.ended || this.closing || this.stored - this.acked < ACK_EVERY_BYTES) return
     this.acked = this.stored
     this.link.control({ t: 'ack', id: this.id, n: this.stored })
   }

@@ -2,6 +2,7 @@ import type { RtcChannel } from '../rtc/rtc-peer.js'
 import { Transfer, type FileSource, type OutgoingTransfer, type TransferLink } from './transfer.js'
 import { dataFrame, DATA_HEADER_BYTES, type TransferReason } from './wire.js'
 import { sha256Stream } from './sha256-stream.js'
+import { SendWindow } from './send-window.js'
 
 /** How the channel is fed: frames of `frameBytes` (header included) while less than `highWaterMark` is queued. */
 export interface StreamPacing {
@@ -11,6 +12,8 @@ export interface StreamPacing {
 
 /** The source is read in slices of about this much and cut into frames: few reads, little held at once. */
 const READ_BYTES = 1024 * 1024
+/** Frames sent and not acknowledged whose send times are kept, at most (for the round trips the window is paced by). */
+const MAX_TIMED_FRAMES = 256
 
 /**
  * A file this side offers. It waits for the receiver's accept, then for its turn on the channel (one transfer
@@ -25,6 +28,12 @@ export class Outgoing extends Transfer implements OutgoingTransfer {
   private digest: string | undefined
   /** The receiver's window (§16): bytes sent and not acknowledged, at most; none from a receiver that keeps no window. */
   private window = Infinity
+  /** How often the receiver acks (bytes its store takes between acks), when it says so: then the window is paced. */
+  private ackEvery: number | undefined
+  /** What of the receiver's window this side uses, by the round trips of its acks; made when streaming starts. */
+  private pace: SendWindow | undefined
+  /** [end of a frame in the file, when it was sent] for frames not acknowledged yet, oldest first. */
+  private sentAt: Array<[number, number]> = []
   private acked = 0
   /** Wakes the stream waiting for an ack. */
   private wake: (() => void) | undefined
@@ -65,10 +74,14 @@ export class Outgoing extends Transfer implements OutgoingTransfer {
     this.link.control({ t: 'offer', id: this.id, name: this.name, size: this.size, mime: this.mime })
   }
 
-  /** The receiver accepted, with its window if it keeps one; false when there was no offer of this one waiting for that. */
-  onAccept(window: number | undefined): boolean {
+  /**
+   * The receiver accepted, with its window if it keeps one and how often it acks if it says; false when there was
+   * no offer of this one waiting for that.
+   */
+  onAccept(window: number | undefined, ackEvery?: number): boolean {
     if (!this.unanswered) return false
     if (window !== undefined) this.window = window
+    if (window !== undefined) this.ackEvery = ackEvery
     this.phase = 'accepted'
     this.current = 'sending'
     return true
@@ -86,6 +99,12 @@ export class Outgoing extends Transfer implements OutgoingTransfer {
    */
   onAck(n: number): boolean {
     if ((this.phase !== 'streaming' && this.phase !== 'sent') || this.ended || n <= this.acked || n > this.moved) return false
+    let sent: number | undefined
+    while (this.sentAt.length && (this.sentAt[0] as [number, number])[0] <= n) sent = (this.sentAt.shift() as [number, number])[1]
+    if (sent !== undefined) {
+      const now = performance.now()
+      this.pace?.onAck(now - sent, n - this.acked, now)
+    }
     this.acked = n
     this.wake?.()
     return true
@@ -110,6 +129,8 @@ export class Outgoing extends Transfer implements OutgoingTransfer {
     const hash = await sha256Stream()
     if (this.ended) return
     const payload = pacing.frameBytes - DATA_HEADER_BYTES
+    // A receiver that says how often it acks lets the window shrink to what keeps its acks coming.
+    if (this.ackEvery !== undefined && Number.isFinite(this.window)) this.pace = new SendWindow({ frameBytes: payload, minBytes: this.ackEvery + payload, maxBytes: this.window })
     // The next slice is read while this one is sent: a page reads a File through its browser's blob storage
     // (a round trip to another process), and the channel would idle during each read.
     const readAt = (offset: number) => {
@@ -144,9 +165,13 @@ export class Outgoing extends Transfer implements OutgoingTransfer {
           const piece = frame.subarray(DATA_HEADER_BYTES)
           if (channel.bufferedAmount >= pacing.highWaterMark) await drained(channel)
           // Within the receiver's window; one frame always goes, whatever the window, so that none is too small.
-          while (!this.ended && this.moved > this.acked && this.moved - this.acked + piece.byteLength > this.window) await this.acknowledged(channel)
+          while (!this.ended && this.moved > this.acked && this.moved - this.acked + piece.byteLength > (this.pace?.bytes ?? this.window)) await this.acknowledged(channel)
           if (this.ended) return
           channel.send(frame)
+          if (this.pace) {
+            if (this.sentAt.length >= MAX_TIMED_FRAMES) this.sentAt.shift()
+            this.sentAt.push([this.moved + piece.byteLength, performance.now()])
+          }
           // Hashed a frame at a time, after it is queued: no long stretch of the page's main thread goes to hashing.
           hash.update(piece)
           this.advance(piece.byteLength)

@@ -29,7 +29,7 @@ export const endStateOf = (reason: TransferReason): 'cancelled' | 'failed' => (C
 
 export type ControlFrame =
   | { readonly t: 'offer'; readonly id: number; readonly name: string; readonly size: number; readonly mime: string }
-  | { readonly t: 'accept'; readonly id: number; readonly window?: number }
+  | { readonly t: 'accept'; readonly id: number; readonly window?: number; readonly ackEvery?: number }
   | { readonly t: 'ack'; readonly id: number; readonly n: number }
   | { readonly t: 'decline' | 'cancel'; readonly id: number; readonly reason?: TransferReason }
   | { readonly t: 'done' | 'received'; readonly id: number; readonly sha256: string }
@@ -57,15 +57,18 @@ export function parseControl(text: string): ControlFrame | undefined {
     return undefined
   }
   if (typeof f !== 'object' || f === null) return undefined
-  const { t, id, name, size, mime, reason, sha256, window, n } = f as Record<string, unknown>
+  const { t, id, name, size, mime, reason, sha256, window, ackEvery, n } = f as Record<string, unknown>
   if (!isId(id)) return undefined
   switch (t) {
     case 'offer':
       if (typeof name !== 'string' || typeof size !== 'number' || (mime !== undefined && typeof mime !== 'string')) return undefined
       return { t, id, name: sanitizeName(name), size, mime: sanitizeMime(mime) }
-    case 'accept':
-      // A window that is not a positive safe integer is a later version's or nonsense: the accept still counts, without it.
-      return isCount(window) && window > 0 ? { t, id, window } : { t, id }
+    case 'accept': {
+      // A window or a cadence that is not a positive safe integer is a later version's or nonsense: the accept
+      // still counts, without it (and a cadence means nothing without a window).
+      if (!isCount(window) || window === 0) return { t, id }
+      return isCount(ackEvery) && ackEvery > 0 ? { t, id, window, ackEvery } : { t, id, window }
+    }
     case 'ack':
       return isCount(n) ? { t, id, n } : undefined
     case 'decline':

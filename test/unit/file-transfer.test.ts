@@ -3,8 +3,8 @@ import { describe, it, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { BlobSink, blobSource } from '../../src/browser/files/blob-sink.js'
 import { isMallaError } from '../../src/core/errors.js'
-import { FileTransfers, type FileTransfersOptions, type IncomingTransfer, type TransferEnd } from '../../src/files/file-transfer.js'
-import { sanitizeMime, sanitizeName } from '../../src/files/wire.js'
+import { FILE_TRANSFER_DEFAULTS, FileTransfers, type FileTransfersOptions, type IncomingTransfer, type TransferEnd } from '../../src/files/file-transfer.js'
+import { parseControl, sanitizeMime, sanitizeName } from '../../src/files/wire.js'
 import type { RtcChannel, RtcOptions, RtcPeer } from '../../src/rtc/rtc-peer.js'
 import { FakeRtcNetwork } from '../helpers/fake-rtc.js'
 import { hexSha256, memorySink, memorySource, randomBytes, watch } from '../helpers/files.js'
@@ -16,7 +16,8 @@ import { hexSha256, memorySink, memorySource, randomBytes, watch } from '../help
  */
 
 const MiB = 1024 * 1024
-const CHUNK = 64 * 1024
+/** A data frame as a sender sends it by default, header included. */
+const CHUNK = FILE_TRANSFER_DEFAULTS.chunkBytes
 
 async function openPair(t: TestContext, options?: RtcOptions): Promise<{ a: RtcPeer; b: RtcPeer }> {
   const make = new FakeRtcNetwork(1).factory()
@@ -349,31 +350,70 @@ describe('FileTransfers', () => {
       assert.deepEqual(sender.stats(), { ignored: 0, stale: 0, dropped: 0, declined: 0 })
     })
 
-    it('the receiver acks at the last full frame within half its window: half the window stays free while an ack travels', async (t) => {
+    it('the receiver acks every frame its store takes, and says so in its accept', async (t) => {
       const { a, b } = await openPair(t)
       const receiver = new FileTransfers({ channel: b.fileChannel })
       receiver.start()
       t.after(() => receiver.stop())
       receiver.on('offer', (incoming) => incoming.accept(memorySink()))
       const far = rawEnd(a.fileChannel)
-      // The default frame's payload: a 64 KiB frame less its 4-byte header, so 2 of them are 8 bytes short of half
-      // of the default 256 KiB window.
       const payload = CHUNK - 4
-      const frames = 12
+      const frames = 6
       far.send({ t: 'offer', id: 7, name: 'paced', size: frames * payload })
       const accept = await far.next({ t: 'accept', id: 7 })
       assert.equal(accept.window, 256 * 1024)
+      assert.equal(accept.ackEvery, 1)
       const acks = () => far.frames.filter((f) => f.t === 'ack').map((f) => f.n as number)
-      const ackedAfter: number[][] = []
       for (let i = 1; i <= frames; i++) {
         far.data(7, randomBytes(payload))
-        // The ack, if this frame brings one, follows the sink's write a few microtasks later; the fake channel, a tick.
-        await sleep(15)
-        ackedAfter.push(acks())
+        // The ack follows the sink's write a few microtasks later; the fake channel, a tick.
+        await until(() => acks().length === i, () => `the ack of frame ${i} (acks ${JSON.stringify(acks())})`)
+        assert.equal(acks().at(-1), i * payload)
       }
-      // Every 2 frames, never fewer: the sender, which may have a window unacked, always has 2 frames to send on.
-      assert.deepEqual(ackedAfter.at(-1), [2, 4, 6, 8, 10, 12].map((k) => k * payload))
-      for (const [i, seen] of ackedAfter.entries()) assert.equal(seen.length, Math.floor((i + 1) / 2), `after frame ${i + 1}: acks ${JSON.stringify(seen)}`)
+    })
+
+    it('on a full link (acks later the more is in flight) the sender keeps about a frame in flight, not its whole window, when the receiver acks every frame', async (t) => {
+      const { a, b } = await openPair(t)
+      const sender = new FileTransfers({ channel: a.fileChannel })
+      sender.start()
+      t.after(() => sender.stop())
+      const far = rawEnd(b.fileChannel)
+      const payload = CHUNK - 4
+      /**
+       * A link that gets one frame through every 20 ms: frames wait in its queue, and each is acked as it gets
+       * through. Returns the frames in flight (queued or getting through) at each delivery, from the middle of the
+       * file to a window before its end (where the last frames drain whatever the window).
+       */
+      const inFlight = async (name: string, ackEvery?: number): Promise<number[]> => {
+        const queue: number[] = []
+        const off = b.fileChannel.on('message', (m) => void (typeof m !== 'string' && queue.push(m.byteLength - 4)))
+        const file = randomBytes(60 * payload)
+        const transfer = watch(sender.send(memorySource(file), { name }))
+        const offer = await far.next({ t: 'offer', name })
+        far.send({ t: 'accept', id: offer.id, window: 256 * 1024, ...(ackEvery ? { ackEvery } : {}) })
+        const depths: number[] = []
+        for (let delivered = 0; delivered < file.byteLength; ) {
+          await sleep(20)
+          const n = queue.shift()
+          if (n === undefined) continue
+          depths.push(queue.length + 1)
+          delivered += n
+          far.send({ t: 'ack', id: offer.id, n: delivered })
+        }
+        off()
+        await far.next({ t: 'done', id: offer.id })
+        far.send({ t: 'received', id: offer.id, sha256: hexSha256(file) })
+        assert.deepEqual(await transfer.ended, { state: 'done' })
+        return depths.slice(depths.length / 2, -Math.ceil((256 * 1024) / payload))
+      }
+      const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length
+      // A receiver that does not say how often it acks (an older one): the window is all the sender goes by.
+      const fixed = await inFlight('fixed')
+      const windowFrames = Math.floor((256 * 1024) / payload)
+      assert.ok(mean(fixed) >= windowFrames - 0.5, `with the window alone, ${JSON.stringify(fixed)} frames in flight (a window is ${windowFrames})`)
+      // Every frame acked: the round trips show the queue, and the sender stops feeding it.
+      const paced = await inFlight('paced', 1)
+      assert.ok(mean(paced) <= 2, `paced, ${JSON.stringify(paced)} frames in flight`)
     })
 
     it('reports progress at most every 100 ms, with a rate and the time left', async (t) => {
@@ -641,6 +681,17 @@ describe('FileTransfers', () => {
       far.send({ t: 'cancel', id: 3 })
       assert.deepEqual(await ended, { state: 'cancelled', reason: 'cancelled', by: 'remote' })
       assert.deepEqual(receiver.stats(), { ignored: 0, stale: 0, dropped: 0, declined: 4 })
+    })
+
+    it("an accept's window and ack cadence count only as positive safe integers, and a cadence only with a window", () => {
+      assert.deepEqual(parseControl('{"t":"accept","id":3,"window":262144,"ackEvery":1}'), { t: 'accept', id: 3, window: 262144, ackEvery: 1 })
+      assert.deepEqual(parseControl('{"t":"accept","id":3,"window":262144}'), { t: 'accept', id: 3, window: 262144 })
+      // Nonsense is left out, and the accept still counts: the sender then goes by the window alone, or the channel.
+      for (const ackEvery of [0, -1, 1.5, '1', 2 ** 60, null]) {
+        assert.deepEqual(parseControl(JSON.stringify({ t: 'accept', id: 3, window: 262144, ackEvery })), { t: 'accept', id: 3, window: 262144 }, `ackEvery ${ackEvery}`)
+      }
+      assert.deepEqual(parseControl('{"t":"accept","id":3,"ackEvery":1}'), { t: 'accept', id: 3 })
+      assert.deepEqual(parseControl('{"t":"accept","id":3,"window":0,"ackEvery":1}'), { t: 'accept', id: 3 })
     })
 
     it('sanitizes names and media types, on the way out and on the way in', async (t) => {

@@ -19,7 +19,7 @@ export class CommandError extends MallaError {
   }
 }
 
-const INSTALL_HINT: Record<string, string> = { ip: 'install iproute2', sysctl: 'install procps', ping: 'install iputils-ping' }
+const INSTALL_HINT: Record<string, string> = { ip: 'install iproute2', tc: 'install iproute2', sysctl: 'install procps', ping: 'install iputils-ping' }
 
 /** Runs a program, resolves with its stdout; rejects with a CommandError naming the command. */
 export function run(file: string, args: readonly string[], timeoutMs = COMMAND_TIMEOUT_MS): Promise<string> {
