@@ -282,7 +282,7 @@ export interface LinkLimit {
 /**
  * Every interface of namespace `ns` but `lo` sends at most `limit.mbit` (a token bucket, `tc tbf`, on its root),
  * so that traffic through the namespace meets a bottleneck as on a mesh, where the radio links, not the CPUs,
- * set the pace. `unlimitLinks` takes it off; deleting the namespace does too.
+ * set the pace, until the namespace is deleted.
  */
 export async function limitLinks(ns: string, limit: LinkLimit): Promise<void> {
   if (!(limit.mbit > 0) || !(limit.queueMs > 0)) throw new Error(`not a link limit: ${limit.mbit} Mbit/s, ${limit.queueMs} ms of queue`)
@@ -291,15 +291,6 @@ export async function limitLinks(ns: string, limit: LinkLimit): Promise<void> {
     // burst: enough for the kernel's timer granularity at this rate (rate / HZ, HZ up to 1000), and at least 32 KB.
     const burst = Math.max(32 * 1024, Math.ceil((limit.mbit * 1e6) / 8 / 250))
     await run('tc', ['-n', ns, 'qdisc', 'replace', 'dev', dev, 'root', 'tbf', 'rate', `${limit.mbit}mbit`, 'burst', String(burst), 'latency', `${limit.queueMs}ms`])
-  }
-}
-
-/** Takes `limitLinks`'s limit off every interface of namespace `ns`. */
-export async function unlimitLinks(ns: string): Promise<void> {
-  for (const dev of await listLinks(ns)) {
-    if (dev === 'lo') continue
-    // The interface is back to its default queueing discipline; one that had none set says so, which is fine.
-    await run('tc', ['-n', ns, 'qdisc', 'del', 'dev', dev, 'root']).catch(() => undefined)
   }
 }
 
