@@ -428,7 +428,8 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   ctx.progress(`build: first load ${size.firstLoad.gzip} B gzip, all ${size.total.gzip} B gzip`)
   const cleanup = new Cleanup()
   const connect = { app: [] as number[], library: [] as number[] }
-  const runs = (): Throughput => ({ raw: { rate: [], cpuPerMB: [], dropsPerMille: [] }, checked: { rate: [], cpuPerMB: [], dropsPerMille: [] }, app: { rate: [], cpuPerMB: [], dropsPerMille: [] } })
+  const kind = (): TransferRuns => ({ rate: [], cpuPerMB: [], dropsPerMille: [] })
+  const runs = (): Throughput => ({ raw: kind(), checked: kind(), app: kind() })
   /** On the mesh link (the targets), and with nothing but this machine's CPUs to limit them. */
   const onLink = runs()
   const unlimited = runs()
@@ -558,6 +559,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       // late and the kernel drops what does not fit (the connection's sockets had 128 KiB, by `ss -uamp`). Each
       // loss costs SCTP a retransmission and halves its congestion window: one cause of the spread from run to run.
       row({ section, name: 'UDP datagrams dropped at B (socket buffer full), per 1,000, app', unit: '‰', value: summarize(t.app.dropsPerMille), baseline: { name: 'raw file channel', value: summarize(t.raw.dropsPerMille) } }),
+      row({ section, name: 'UDP datagrams dropped at B (socket buffer full), per 1,000, raw + window + SHA-256s', unit: '‰', value: summarize(t.checked.dropsPerMille), baseline: { name: 'raw file channel', value: summarize(t.raw.dropsPerMille) } }),
     )
   }
   transferRows(`file transfer on a ${link.mbit} Mbit/s link, 2 pages behind 2 routers`, onLink, true)

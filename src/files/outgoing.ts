@@ -80,8 +80,10 @@ export class Outgoing extends Transfer implements OutgoingTransfer {
    */
   onAccept(window: number | undefined, ackEvery?: number): boolean {
     if (!this.unanswered) return false
-    if (window !== undefined) this.window = window
-    if (window !== undefined) this.ackEvery = ackEvery
+    if (window !== undefined) {
+      this.window = window
+      this.ackEvery = ackEvery
+    }
     this.phase = 'accepted'
     this.current = 'sending'
     return true

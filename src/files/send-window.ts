@@ -31,8 +31,9 @@ export class SendWindow {
   private readonly max: number
   private readonly target: number
   private current: number
-  /** The lowest round trip of this epoch and of the one before. */
-  private base = [Infinity, Infinity]
+  /** The lowest round trip of this epoch, and of the one before. */
+  private baseNow = Infinity
+  private basePrev = Infinity
   private epochStart = -Infinity
 
   constructor(options: SendWindowOptions) {
@@ -53,14 +54,15 @@ export class SendWindow {
   onAck(rttMs: number, ackedBytes: number, now: number): void {
     if (!(rttMs >= 0) || !(ackedBytes > 0)) return
     if (now - this.epochStart >= BASE_EPOCH_MS) {
-      this.base = [rttMs, this.base[0] as number]
+      this.basePrev = this.baseNow
+      this.baseNow = rttMs
       this.epochStart = now
-    } else if (rttMs < (this.base[0] as number)) {
-      this.base[0] = rttMs
+    } else if (rttMs < this.baseNow) {
+      this.baseNow = rttMs
     }
     // Each round trip as it is, unfiltered: LEDBAT's filter (the lowest of the last few) spans much of a window of
     // a few frames here, and showed no queue on a full link. One slow ack moves the window by less than a frame.
-    const queue = rttMs - Math.min(this.base[0] as number, this.base[1] as number)
+    const queue = rttMs - Math.min(this.baseNow, this.basePrev)
     const offTarget = Math.max(-1, (this.target - queue) / this.target)
     this.current += (GAIN * offTarget * ackedBytes * this.frame) / this.current
     this.current = Math.min(this.max, Math.max(this.min, this.current))
