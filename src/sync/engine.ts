@@ -216,11 +216,17 @@ export class SyncEngine {
     const author = this.options.replica.author
     for (const q of this.queues.values()) {
       const entries = new Map<string, object>()
+      const far = q.link.name
       for (const key of event.keys) {
         // Keys dropped by bleach have nothing to send: bleach is every node's own business.
         const entry = event.table.get(key)
         if (entry === undefined || event.sources?.get(key) === q.link.id) continue
-        if (leaf && (entry as Entry).author !== author) continue
+        const writer = (entry as Entry).author
+        if (leaf && writer !== author) continue
+        // The far end wrote this copy: it holds it or a newer one. A copy that came here another way (through
+        // the routers, or a third peer) would cost the link a whole exchange that changes nothing, and hold up
+        // the pushes queued behind it. Repairs still carry it, for a far end that lost its tables.
+        if (far !== undefined && writer === far) continue
         entries.set(key, entry)
       }
       if (entries.size === 0) continue

@@ -206,6 +206,31 @@ export function syncLinkSuite(name: string, setup: () => Promise<SyncLinkFixture
       assert.equal(await contents(a.node), await contents(c.node))
     })
 
+    it('what the far end wrote, reaching here another way, is not pushed back to it; a repair still brings it', { timeout: 60_000 }, async (t) => {
+      const h = await harness(t)
+      const [a, b] = [await h.node('A'), await h.node('B')]
+      const c = await h.connect(a, b)
+      await insert(a.node, { warm: 0 })
+      await until('B has the warm-up entry', async () => (await keys(b.node)).has('warm'))
+      await until('B knows who is at the far end', () => c.ba.name === 'A')
+      await sleep(100)
+      const before = c.ba.traffic.exchanges
+      // As if through the routers, or a third node: a copy A wrote (A has since lost it: it never had it here).
+      await b.node.replica.merge(REF.type, new Map([['byA', { data: 1, author: 'A', bleachTTL: 20 }]]))
+      await sleep(300)
+      assert.equal(c.ba.traffic.exchanges - before, 0, 'B pushed A nothing')
+      // Someone else's entry in the same way does go to A, alone.
+      await b.node.replica.merge(REF.type, new Map([['byZ', { data: 2, author: 'Z', bleachTTL: 20 }]]))
+      await until('A has the third node\'s entry', async () => (await keys(a.node)).has('byZ'))
+      await sleep(100)
+      assert.equal(c.ba.traffic.exchanges - before, 1, 'one push, with the third node\'s entry')
+      assert.equal((await keys(a.node)).has('byA'), false)
+      // A node that lost its tables gets its own entries back from the periodic repair.
+      await b.engine.syncNow(REF)
+      await until('A has its own entry back', async () => (await keys(a.node)).has('byA'))
+      assert.equal(await contents(a.node), await contents(b.node))
+    })
+
     it('a triangle converges and then goes quiet: nothing loops', { timeout: 60_000 }, async (t) => {
       const h = await harness(t)
       const [a, b, c] = [await h.node('A'), await h.node('B'), await h.node('C')]
