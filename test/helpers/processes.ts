@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { freePorts } from '../../bench/lib/ports.js'
 
 /** The built CLI: tests run the real `malla` binary, as a user would. */
 export const CLI = fileURLToPath(new URL('../../dist/node/cli/main.js', import.meta.url))
@@ -117,11 +117,11 @@ export async function post(url: string, body: string | Uint8Array, headers: Reco
   return { status: res.status, headers: res.headers, text: await res.text() }
 }
 
-/** A loopback TCP port nothing listens on right now (to start a daemon on a port it keeps, or to refuse). */
+/**
+ * A loopback TCP port nothing listens on right now (to start a daemon on a port it keeps, or to refuse), below the
+ * kernel's ephemeral range: a daemon restarted on it cannot find it taken by a client socket, such as its
+ * neighbour's reconnect to it, which the kernel may give that very port (a connection to itself) while it is down.
+ */
 export async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const port = (s.address() as { port: number }).port
-  await new Promise((resolve) => s.close(resolve))
-  return port
+  return (await freePorts(1))[0] as number
 }
