@@ -12,9 +12,10 @@
  *   splits the gap into what the SHA-256s cost and what the rest of the app does. Twice: on a link limited as a
  *   mesh's radios are (100 Mbit/s unless `--link-mbit` says otherwise; the targets are there), and with no limit,
  *   where this machine's 2 cores, shared by both ends, set the pace (what the app's work costs in CPU);
- * - chat round trips (a line written by A, echoed by B, seen by A) while idle and during a 200 MB transfer, on
- *   the link and with no limit;
- * - the receiving page's JS heap growth during the 200 MB transfer on the link (Chromium's `Runtime.getHeapUsage`).
+ * - chat round trips (a line written by A, echoed by B, seen by A) while idle and all through a 200 MB transfer,
+ *   on the link and with no limit;
+ * - the receiving page's JS heap growth during a 200 MB transfer on the link, with no chat going on (Chromium's
+ *   `Runtime.getHeapUsage`).
  *
  * Set-up: 2 malla daemons with their defaults, each in its own network namespace (bench/lib/netns.ts); one
  * Debian Chromium per namespace (headless), each person in a fresh browser context of its own, the app opened
@@ -43,6 +44,10 @@ const WEB = fileURLToPath(new URL('../dist/web/', import.meta.url))
 const ROOM = 'bench'
 const MB = 1024 * 1024
 const TARGETS = { connectMs: 2000, throughputRatio: 0.8, chatRatio: 2, heapMB: 64 } as const
+/** Chat round trips during one transfer, at most: a 200 MB transfer on a 2 Mbit/s link would give over 10,000. */
+const MAX_BUSY_TRIPS = 2000
+/** Fewer round trips than this make no p95 worth the name. */
+const MIN_TRIPS = 20
 
 type Win = {
   mallaSession: {
@@ -51,6 +56,8 @@ type Win = {
     files: { send(to: string, file: Blob & { name?: string }): Promise<void>; accept(key: string): void; dismiss(key: string): void; transfers: { value: Array<{ key: string; direction: string; state: string; size: number }>; subscribe(f: (v: Array<{ key: string; direction: string; state: string }>) => void): () => void } }
   }
 }
+/** Set in the sender's page while one of the bench's transfers runs: chat round trips "during a transfer" stop with it. */
+type Sending = { __benchSending?: boolean }
 type RawChannel = { send(d: string | Uint8Array): void; bufferedAmount: number; on(e: string, l: (...a: unknown[]) => void): () => void }
 type LibraryHash = { sha256Stream(): Promise<{ update(b: Uint8Array): void; hex(): string }> }
 type ReplicaLike = { on(e: 'change', l: (e: { type: string; keys: string[]; table: Map<string, { author: string; data: { x?: string } }> }) => void): () => void }
@@ -199,14 +206,20 @@ function sendFile(page: Page, to: string, mb: number): Promise<number> {
       const file = new File(Array.from({ length: mb }, () => block), 'bench.bin')
       const before = new Set(files.transfers.value.map((t) => t.key))
       const started = performance.now()
-      void files.send(to, file)
-      await new Promise<void>((resolve, reject) => {
-        const off = files.transfers.subscribe((list) => {
-          const mine = list.find((t) => !before.has(t.key) && t.direction === 'out')
-          if (mine?.state === 'done') queueMicrotask(() => (off(), resolve()))
-          else if (mine && (mine.state === 'failed' || mine.state === 'cancelled')) queueMicrotask(() => (off(), reject(new Error(`transfer ${mine.state}`))))
+      const w = globalThis as unknown as Sending
+      w.__benchSending = true
+      try {
+        void files.send(to, file)
+        await new Promise<void>((resolve, reject) => {
+          const off = files.transfers.subscribe((list) => {
+            const mine = list.find((t) => !before.has(t.key) && t.direction === 'out')
+            if (mine?.state === 'done') queueMicrotask(() => (off(), resolve()))
+            else if (mine && (mine.state === 'failed' || mine.state === 'cancelled')) queueMicrotask(() => (off(), reject(new Error(`transfer ${mine.state}`))))
+          })
         })
-      })
+      } finally {
+        w.__benchSending = false
+      }
       return (mb * 1024 * 1024) / ((performance.now() - started) / 1000) / 1e6
     },
     { to, mb },
@@ -272,24 +285,31 @@ async function sendRaw(sender: Page, receiver: Page, to: string, from: string, m
         })
       })
       const started = performance.now()
-      for (let sent = 0; sent < total; ) {
-        if (ch.bufferedAmount > 1024 * 1024) {
-          await new Promise<void>((resolve) => {
-            const off = ch.on('drain', () => (off(), resolve()))
-          })
-          continue
+      const w = globalThis as unknown as Sending
+      w.__benchSending = true
+      let theirs: string
+      try {
+        for (let sent = 0; sent < total; ) {
+          if (ch.bufferedAmount > 1024 * 1024) {
+            await new Promise<void>((resolve) => {
+              const off = ch.on('drain', () => (off(), resolve()))
+            })
+            continue
+          }
+          if (checks.window && sent > acked && sent - acked + frame.byteLength > checks.window) {
+            await new Promise<void>((resolve) => (wake = resolve))
+            continue
+          }
+          // Nobody's transfer has id 0xffffffff: the receiver's file transfers drop these frames, as they should.
+          frame.set([255, 255, 255, 255])
+          ch.send(frame)
+          hash?.update(frame.subarray(4))
+          sent += frame.byteLength
         }
-        if (checks.window && sent > acked && sent - acked + frame.byteLength > checks.window) {
-          await new Promise<void>((resolve) => (wake = resolve))
-          continue
-        }
-        // Nobody's transfer has id 0xffffffff: the receiver's file transfers drop these frames, as they should.
-        frame.set([255, 255, 255, 255])
-        ch.send(frame)
-        hash?.update(frame.subarray(4))
-        sent += frame.byteLength
+        theirs = await done
+      } finally {
+        w.__benchSending = false
       }
-      const theirs = await done
       if (hash && theirs !== hash.hex()) throw new Error(`the receiver's SHA-256 ${theirs} is not the sender's`)
       return total / ((performance.now() - started) / 1000) / 1e6
     },
@@ -331,14 +351,18 @@ async function echoChat(page: Page, from: string): Promise<void> {
   }, from)
 }
 
-/** `n` chat round trips from A, one every `gapMs`: ms from writing `ping-N` to seeing B's `pong-N`. */
-function chatRoundTrips(page: Page, to: string, n: number, gapMs: number, label: string): Promise<number[]> {
+/**
+ * Chat round trips from A, one every `gapMs`: ms from writing `ping-N` to seeing B's `pong-N`. `n` of them, or with
+ * `whileSending`, as many as fit (up to `n`) while A's page sends a file: only those that ended before it had sent it.
+ */
+function chatRoundTrips(page: Page, to: string, n: number, gapMs: number, label: string, whileSending = false): Promise<number[]> {
   return page.evaluate(
-    async ({ to, n, gapMs, label }) => {
+    async ({ to, n, gapMs, label, whileSending, MIN_TRIPS }) => {
       const s = (globalThis as unknown as Win).mallaSession
+      const sending = () => (globalThis as unknown as Sending).__benchSending === true
       const type = s.room.tables.get('chat') as string
       const out: number[] = []
-      for (let i = 0; i < n; i++) {
+      for (let i = 0; i < n && (!whileSending || sending()); i++) {
         const tag = `${label}${i}`
         const seen = new Promise<void>((resolve, reject) => {
           const timer = setTimeout(() => (off(), reject(new Error(`no pong-${tag} within 20 s`))), 20_000)
@@ -350,12 +374,14 @@ function chatRoundTrips(page: Page, to: string, n: number, gapMs: number, label:
         const started = performance.now()
         await s.chat.say(`ping-${tag}`)
         await seen
+        if (whileSending && !sending()) break
         out.push(performance.now() - started)
         await new Promise((r) => setTimeout(r, gapMs))
       }
+      if (out.length < MIN_TRIPS) throw new Error(`${label}: only ${out.length} chat round trips${whileSending ? ' while the file was sent' : ''}`)
       return out
     },
-    { to, n, gapMs, label },
+    { to, n, gapMs, label, whileSending, MIN_TRIPS },
   )
 }
 
@@ -401,8 +427,6 @@ interface ChatRuns {
   readonly busyRaw?: number[]
   /** The app's transfer's rate, with chat going on. */
   readonly appMBps: number
-  /** The receiver's JS heap during the app's transfer, when it was watched. */
-  readonly heap?: { readonly before: number; readonly peak: number }
 }
 
 /** `--link-mbit N`: the mesh link's rate; 100 unless said. */
@@ -423,7 +447,8 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   const throughputReps = quick ? 3 : 6
   const throughputMB = quick ? 50 : 100
   const heapMB = 200
-  const chatSamples = quick ? 20 : 100
+  /** Round trips idle; during a transfer, as many as fit while it runs (about 400 for 200 MB on the link). */
+  const chatSamples = quick ? 60 : 300
   const size = webSize(WEB)
   ctx.progress(`build: first load ${size.firstLoad.gzip} B gzip, all ${size.total.gzip} B gzip`)
   const cleanup = new Cleanup()
@@ -435,6 +460,8 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   const unlimited = runs()
   let hashMBps: number[] = []
   let chat: { onLink: ChatRuns; unlimited: ChatRuns } | undefined
+  /** B's JS heap during the app's transfer on the link, with nothing else going on, and that transfer's MB/s. */
+  let heap: { before: number; peak: number; rate: number } | undefined
   try {
     const chain = await startChain(cleanup, 1, 'webapp')
     const [r0, r1] = chain.urls as [string, string]
@@ -492,22 +519,20 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       }
     }
     /** Chat round trips idle, then during a `heapMB` transfer by the app (and, with `raw`, by the raw channel). */
-    const chatRuns = async (label: string, raw: boolean, heapWatch?: HeapWatch): Promise<ChatRuns> => {
+    const chatRuns = async (label: string, raw: boolean): Promise<ChatRuns> => {
       const idle = await chatRoundTrips(a.page, b.id, chatSamples, 50, `${label}-idle`)
-      await heapWatch?.start()
       const transfer = sendFile(a.page, b.id, heapMB)
       // Round trips while the file streams; they start once bytes flow.
       await sleep(500)
-      const busy = await chatRoundTrips(a.page, b.id, chatSamples, 50, `${label}-busy`)
+      const busy = await chatRoundTrips(a.page, b.id, MAX_BUSY_TRIPS, 50, `${label}-busy`, true)
       const appMBps = await transfer
-      const heap = heapWatch?.stop()
       await dismissAll([a.page, b.page])
-      const app = { idle, busy, appMBps, ...(heap ? { heap } : {}) }
+      const app = { idle, busy, appMBps }
       if (!raw) return app
       // The same during the raw channel's transfer: what sending that much does to chat, whatever sends it.
       const rawTransfer = sendRaw(a.page, b.page, b.id, a.id, heapMB)
       await sleep(500)
-      const busyRaw = await chatRoundTrips(a.page, b.id, chatSamples, 50, `${label}-raw`)
+      const busyRaw = await chatRoundTrips(a.page, b.id, MAX_BUSY_TRIPS, 50, `${label}-raw`, true)
       await rawTransfer
       return { ...app, busyRaw }
     }
@@ -524,13 +549,20 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     for (const ns of namespaces) await limitLinks(ns, link)
     ctx.progress(`every link of both namespaces limited to ${link.mbit} Mbit/s (tc tbf, ${link.queueMs} ms of queue)`)
     await transfers(onLink, `${link.mbit} Mbit/s link`)
-    const chatOnLink = await chatRuns('link', true, await heapWatch(b.page))
+    const chatOnLink = await chatRuns('link', true)
     chat = { onLink: chatOnLink, unlimited: chatUnlimited }
     ctx.progress(`chat on the link: p95 idle ${percentile(chatOnLink.idle, 95).toFixed(1)} ms, during a transfer ${percentile(chatOnLink.busy, 95).toFixed(1)} ms; ${heapMB} MB at ${chatOnLink.appMBps.toFixed(1)} MB/s`)
+    // The receiver's heap in a transfer of its own: chat lines make garbage of their own (each redraw of the
+    // chat reads its table), which would count in the peak.
+    const watch = await heapWatch(b.page)
+    await watch.start()
+    const alone = await sendFile(a.page, b.id, heapMB)
+    heap = { ...watch.stop(), rate: alone }
+    await dismissAll([a.page, b.page])
+    ctx.progress(`heap: ${((heap.peak - heap.before) / MB).toFixed(1)} MB more at its peak during ${heapMB} MB at ${alone.toFixed(1)} MB/s`)
   } finally {
     await cleanup.run()
   }
-  const heap = chat?.onLink.heap
   if (!chat || !heap) throw new Error('webapp: the run ended early')
   const kb = (n: number) => n / 1000
   const rows: BenchRow[] = [
@@ -573,10 +605,11 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   )
   const chatRows = (section: string, c: ChatRuns, target: boolean) => {
     const p95 = { idle: percentile(c.idle, 95), busy: percentile(c.busy, 95) }
-    rows.push(row({ section, name: `p95 during a ${heapMB} MB transfer`, unit: 'ms', value: p95.busy, baseline: { name: 'p95 idle', value: p95.idle } }))
-    if (c.busyRaw) rows.push(row({ section, name: `p95 during a ${heapMB} MB transfer`, unit: 'ms', value: p95.busy, baseline: { name: 'p95 during a raw-channel transfer', value: percentile(c.busyRaw, 95) } }))
+    // n: the round trips the figure is made of (idle: always `chatSamples`).
+    rows.push(row({ section, name: `p95 during a ${heapMB} MB transfer`, n: c.busy.length, unit: 'ms', value: p95.busy, baseline: { name: 'p95 idle', value: p95.idle } }))
+    if (c.busyRaw) rows.push(row({ section, name: `p95 during a ${heapMB} MB transfer`, n: c.busy.length, unit: 'ms', value: p95.busy, baseline: { name: `p95 during a raw-channel transfer (${c.busyRaw.length} round trips)`, value: percentile(c.busyRaw, 95) } }))
     rows.push(
-      row({ section, name: 'p95 during / p95 idle', unit: 'ratio', value: p95.busy / p95.idle, ...(target ? { target: TARGETS.chatRatio } : {}) }),
+      row({ section, name: 'p95 during / p95 idle', n: c.busy.length, unit: 'ratio', value: p95.busy / p95.idle, ...(target ? { target: TARGETS.chatRatio } : {}) }),
       row({ section, name: 'median during a transfer', unit: 'ms', value: summarize(c.busy), baseline: { name: 'idle', value: summarize(c.idle) } }),
     )
   }
@@ -584,7 +617,8 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   chatRows('chat round trip A → B → A, no link limit', chat.unlimited, false)
   rows.push(
     row({ section: `receiver during a ${heapMB} MB transfer`, name: 'JS heap growth (peak − before)', unit: 'MB', value: (heap.peak - heap.before) / MB, target: TARGETS.heapMB }),
-    row({ section: `receiver during a ${heapMB} MB transfer`, name: `transfer rate (${link.mbit} Mbit/s link, with chat going on)`, unit: 'MB/s', better: 'higher', value: chat.onLink.appMBps }),
+    // What a chat line every 50 ms (and its echo, through both routers as well) costs a transfer on these 2 cores.
+    row({ section: `receiver during a ${heapMB} MB transfer`, name: `transfer rate (${link.mbit} Mbit/s link) with chat going on`, unit: 'MB/s', better: 'higher', value: chat.onLink.appMBps, baseline: { name: 'alone (the heap\'s run)', value: heap.rate } }),
   )
   return {
     title: 'the web app: size, time to connect, file transfer, chat during a transfer, receiver memory',
@@ -596,7 +630,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       `The link: for the targets, every interface of both namespaces sends at most ${link.mbit} Mbit/s (tc tbf, ${link.queueMs} ms of queue; \`--link-mbit N\` changes the rate), as on a mesh, where the radio links set the pace (a good 5 GHz mesh link carries about this much; many carry less). With no limit, the only bottleneck is this machine's 2 cores, shared by both browsers, both ends' network processes and both SHA-256s: those rows say what the app's own work costs in CPU, not how it uses a link, and they have no target.`,
       'Throughput: A → B across the two routers, on the connection\'s file channel, raw, raw + window + SHA-256s and app runs taking turns; the raw baseline sends 64 KiB frames (the largest a file frame may be) keeping up to 1 MiB queued until B says it has every byte; "raw + window + SHA-256s" is the same loop kept within B\'s 256 KiB window (B acks each half) with both pages hashing every frame with the library\'s sha256Stream (B\'s hash must equal A\'s); the app (the library\'s defaults: 32 KiB frames, 1 MiB queued at most, within B\'s 256 KiB receive window, which B acks every frame, and no more in flight than keeps about 5 ms of queue by the acks\' round trips) adds the offer, accept, SHA-256 on both sides (WebAssembly) and Blob parts, until the sender hears the hash matched.',
       'CPU per MB: user and system time of every process in the two namespaces (both Chromiums: renderer, network service, browser process; both routers), from /proc, over each transfer, divided by the MB moved. "SHA-256 in a page, alone" hashes the run\'s file size in 64 KiB frames in B\'s page, then A\'s, then B\'s, with nothing else going on.',
-      `Chat: A writes a line to the room table, B echoes it when it arrives, A times the echo; 50 ms between round trips; idle, then during the app's ${heapMB} MB transfer, with no link limit and on the link; on the link also during ${heapMB} MB sent raw on the same channel (what sending that much does to chat, whatever sends it). Heap: CDP Runtime.getHeapUsage on B every 200 ms during the app's transfer on the link, after a forced GC before it.`,
+      `Chat: A writes a line to the room table, B echoes it when it arrives, A times the echo; 50 ms between round trips; ${chatSamples} idle, then during the app's ${heapMB} MB transfer as many as end before it does (the n column), with no link limit and on the link; on the link also during ${heapMB} MB sent raw on the same channel (what sending that much does to chat, whatever sends it). Heap: CDP Runtime.getHeapUsage on B every 200 ms during another ${heapMB} MB transfer by the app on the link, with no chat (chat lines make garbage of their own), after a forced GC before it.`,
     ],
   }
 }
