@@ -89,6 +89,20 @@ function rawEnd(channel: RtcChannel) {
   }
 }
 
+/**
+ * FileTransfers started on one end of a pair (`a`, the sender's; `b` with `on: 'b'`, the receiver's) and the other end
+ * driven by hand: what a peer that is not malla's, or is hostile, can send it.
+ */
+async function oneSideRaw(t: TestContext, options: Partial<FileTransfersOptions> & { readonly on?: 'a' | 'b' } = {}) {
+  const { on, ...rest } = options
+  const { a, b } = await openPair(t)
+  const [near, other] = on === 'b' ? [b, a] : [a, b]
+  const transfers = new FileTransfers({ ...rest, channel: near.fileChannel })
+  transfers.start()
+  t.after(() => transfers.stop())
+  return { a, b, transfers, far: rawEnd(other.fileChannel) }
+}
+
 /** A channel that notes, after each data frame it sends, how much is buffered, and whose frame it was. */
 function recording(channel: RtcChannel) {
   const seen = { maxBuffered: 0, ids: [] as number[], sizes: [] as number[] }
@@ -351,12 +365,8 @@ describe('FileTransfers', () => {
     })
 
     it('the receiver acks every frame its store takes, and says so in its accept', async (t) => {
-      const { a, b } = await openPair(t)
-      const receiver = new FileTransfers({ channel: b.fileChannel })
-      receiver.start()
-      t.after(() => receiver.stop())
+      const { transfers: receiver, far } = await oneSideRaw(t, { on: 'b' })
       receiver.on('offer', (incoming) => incoming.accept(memorySink()))
-      const far = rawEnd(a.fileChannel)
       const payload = CHUNK - 4
       const frames = 6
       far.send({ t: 'offer', id: 7, name: 'paced', size: frames * payload })
@@ -373,11 +383,7 @@ describe('FileTransfers', () => {
     })
 
     it('on a full link (acks later the more is in flight) the sender keeps about a frame in flight, not its whole window, when the receiver acks every frame', async (t) => {
-      const { a, b } = await openPair(t)
-      const sender = new FileTransfers({ channel: a.fileChannel })
-      sender.start()
-      t.after(() => sender.stop())
-      const far = rawEnd(b.fileChannel)
+      const { b, transfers: sender, far } = await oneSideRaw(t)
       const payload = CHUNK - 4
       /**
        * A link that gets one frame through every 20 ms: frames wait in its queue, and each is acked as it gets
@@ -497,11 +503,7 @@ describe('FileTransfers', () => {
     })
 
     it('keeps at most maxPendingOffers of its own offers unanswered; the others go out as those are answered', async (t) => {
-      const { a, b } = await openPair(t)
-      const sender = new FileTransfers({ channel: a.fileChannel, maxPendingOffers: 2 })
-      sender.start()
-      t.after(() => sender.stop())
-      const far = rawEnd(b.fileChannel)
+      const { transfers: sender, far } = await oneSideRaw(t, { maxPendingOffers: 2 })
       const outs = [1, 2, 3, 4].map((i) => sender.send(memorySource(randomBytes(10)), { name: `f${i}` }))
       await far.next({ t: 'offer', name: 'f2' })
       await sleep(10)
@@ -517,11 +519,7 @@ describe('FileTransfers', () => {
   describe('against a hostile peer', () => {
     /** A receiver on b's file channel that accepts every offer into a sink of its own, and a raw far end on a's. */
     async function receiverAndRaw(t: TestContext, options: Partial<FileTransfersOptions> = {}) {
-      const { a, b } = await openPair(t)
-      const receiver = new FileTransfers({ ...options, channel: b.fileChannel })
-      receiver.start()
-      t.after(() => receiver.stop())
-      const far = rawEnd(a.fileChannel)
+      const { transfers: receiver, far } = await oneSideRaw(t, { ...options, on: 'b' })
       const ends = new Map<number, TransferEnd>()
       const sinks = new Map<number, ReturnType<typeof memorySink>>()
       const offers: IncomingTransfer[] = []
@@ -571,11 +569,7 @@ describe('FileTransfers', () => {
     })
 
     it('a receiver that never acks holds up only its own transfer; false acks are ignored; an accept without a window streams unpaced', async (t) => {
-      const { a, b } = await openPair(t)
-      const sender = new FileTransfers({ channel: a.fileChannel })
-      sender.start()
-      t.after(() => sender.stop())
-      const far = rawEnd(b.fileChannel)
+      const { b, transfers: sender, far } = await oneSideRaw(t)
       let got = 0
       b.fileChannel.on('message', (m) => void (typeof m !== 'string' && (got += m.byteLength - 4)))
       const file = randomBytes(2 * MiB)
