@@ -215,7 +215,8 @@ export function syncLinkSuite(name: string, setup: () => Promise<SyncLinkFixture
       await until('B knows who is at the far end', () => c.ba.name === 'A')
       await sleep(100)
       const before = c.ba.traffic.exchanges
-      // As if through the routers, or a third node: a copy A wrote (A has since lost it: it never had it here).
+      // As if it came through the routers or a third node: a copy written by A, which A does not hold (as after A
+      // lost its tables).
       await b.node.replica.merge(REF.type, new Map([['byA', { data: 1, author: 'A', bleachTTL: 20 }]]))
       await sleep(300)
       assert.equal(c.ba.traffic.exchanges - before, 0, 'B pushed A nothing')
