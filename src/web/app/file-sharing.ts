@@ -23,8 +23,9 @@ const MAX_LISTED = 50
 /**
  * Files to and from people, each transfer on the connection's file channel (`peer.fileChannel`), so chat and
  * sync messages are not queued behind its frames on one channel; on the link they share, the sender keeps only
- * about 5 ms of file ahead of them once it is full (docs/protocol.md §16). A file arrives only once its receiver accepts it, and is kept as Blob parts
- * (`blobSink`), which the browser pages to disk: hundreds of MB do not sit in the page's memory.
+ * about 5 ms of file ahead of them once it is full (docs/protocol.md §16). A file arrives only once its receiver
+ * accepts it, and is kept as Blob parts (`blobSink`), which the browser pages to disk: hundreds of MB do not sit in
+ * the page's memory.
  */
 export class FileSharing {
   readonly transfers = signal<readonly TransferView[]>([])
